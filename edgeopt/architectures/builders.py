@@ -1,0 +1,80 @@
+"""tf_keras builders for the reference architectures (imported lazily: this module imports TF)."""
+from __future__ import annotations
+
+from ..tf import keras, tf
+
+K = keras()
+L = K.layers
+
+
+@K.utils.register_keras_serializable(package="edgeopt")
+class PositionEmbedding(L.Layer):
+    """Adds a learned position embedding to a (batch, seq, dim) tensor."""
+
+    def __init__(self, seq_len: int, dim: int, **kw):
+        super().__init__(**kw)
+        self.seq_len, self.dim = seq_len, dim
+
+    def build(self, input_shape):
+        self.pos = self.add_weight(name="pos", shape=(self.seq_len, self.dim),
+                                   initializer=K.initializers.RandomNormal(stddev=0.02))
+        super().build(input_shape)
+
+    def call(self, x):
+        return x + self.pos[None, :, :]
+
+    def get_config(self):
+        return {**super().get_config(), "seq_len": self.seq_len, "dim": self.dim}
+
+
+def _inputs(seq_len):
+    return K.Input(shape=(seq_len,), dtype="int32", name="tokens")
+
+
+def text_cnn(cfg, vocab_size, num_classes, seq_len):
+    tokens = _inputs(seq_len)
+    x = L.Embedding(vocab_size, cfg.embed_dim, name="embedding")(tokens)
+    branches = []
+    for k in cfg.kernel_sizes:
+        c = L.Conv1D(cfg.filters, k, padding="same", activation="relu", name=f"conv{k}")(x)
+        branches.append(L.GlobalMaxPooling1D(name=f"pool{k}")(c))
+    x = branches[0] if len(branches) == 1 else L.Concatenate(name="concat")(branches)
+    x = L.Dropout(cfg.dropout, name="dropout")(x)
+    if cfg.hidden:
+        x = L.Dense(cfg.hidden, activation="relu", name="hidden")(x)
+    logits = L.Dense(num_classes, name="logits")(x)
+    return K.Model(tokens, logits, name="text_cnn")
+
+
+def bilstm(cfg, vocab_size, num_classes, seq_len):
+    tokens = _inputs(seq_len)
+    x = L.Embedding(vocab_size, cfg.embed_dim, name="embedding")(tokens)
+    seq = cfg.pooling == "max"
+    x = L.Bidirectional(L.LSTM(cfg.units, return_sequences=seq), name="bilstm")(x)
+    if seq:
+        x = L.GlobalMaxPooling1D(name="pool")(x)
+    x = L.Dropout(cfg.dropout, name="dropout")(x)
+    logits = L.Dense(num_classes, name="logits")(x)
+    return K.Model(tokens, logits, name="bilstm")
+
+
+def transformer(cfg, vocab_size, num_classes, seq_len):
+    if cfg.embed_dim % cfg.num_heads:
+        raise ValueError("embed_dim must be divisible by num_heads")
+    tokens = _inputs(seq_len)
+    x = L.Embedding(vocab_size, cfg.embed_dim, name="embedding")(tokens)
+    x = PositionEmbedding(seq_len, cfg.embed_dim, name="position")(x)
+    # Padding mask (token id 0 = PAD) so attention ignores the padded tail.
+    not_pad = tf().not_equal(tokens, 0)  # (batch, seq) bool, a serializable TFOpLambda layer
+    mask = not_pad[:, None, :]  # (batch, 1, seq): every query attends only to real tokens
+    for i in range(cfg.num_layers):
+        a = L.MultiHeadAttention(cfg.num_heads, cfg.embed_dim // cfg.num_heads, dropout=cfg.dropout,
+                                 name=f"mha{i}")(x, x, attention_mask=mask)
+        x = L.LayerNormalization(epsilon=1e-6, name=f"ln{i}a")(x + L.Dropout(cfg.dropout, name=f"drop{i}a")(a))
+        f = L.Dense(cfg.ff_dim, activation="relu", name=f"ff{i}a")(x)
+        f = L.Dense(cfg.embed_dim, name=f"ff{i}b")(f)
+        x = L.LayerNormalization(epsilon=1e-6, name=f"ln{i}b")(x + L.Dropout(cfg.dropout, name=f"drop{i}b")(f))
+    x = L.GlobalAveragePooling1D(name="pool")(x, mask=not_pad)
+    x = L.Dropout(cfg.dropout, name="dropout")(x)
+    logits = L.Dense(num_classes, name="logits")(x)
+    return K.Model(tokens, logits, name="transformer")

@@ -1,0 +1,222 @@
+"""The `edgeopt` command. Thin: parse flags, call the API, print. `--help`, `targets`, `models` and `inspect`
+never import TensorFlow."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from . import __version__
+from .errors import EXIT_BUDGET, EdgeOptError
+
+
+def _handle_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except EdgeOptError as e:
+            if os.environ.get("EDGEOPT_DEBUG") == "1":
+                raise
+            click.echo(f"edgeopt: error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("edgeopt: interrupted; nothing half-written was left in place.", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def _dump(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgeopt")
+def main():
+    """edgeopt: build, compress, convert and validate text models for edge devices."""
+
+
+# ----------------------------------------------------------------------------------------------- build
+@main.command()
+@click.argument("model", default="banking77-cnn")
+@click.option("--target", "-t", "targets", multiple=True, default=("pixel-7",), show_default=True,
+              help="Target profile name or YAML path; repeat for several targets.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Build directory (default build/<model>/<target>; with several targets, OUT/<target>).")
+@click.option("--ptq", type=click.Choice(["float32", "dynamic", "int8", "float16"]), default=None,
+              help="Override the target's post-training quantization.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit without training.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest(s) (or the plan) as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@_handle_errors
+def build(model, targets, out, ptq, dry_run, as_json, quiet):
+    """Build MODEL (built-in name or ModelSpec YAML) for each --target.
+
+    Exit code 0 when every budget passes, 3 when any budget fails, 2 for bad input.
+    """
+    from .pipeline import build as run_build
+    from .pipeline import plan
+
+    p = plan(model, list(targets), out=out, ptq=ptq)
+    if dry_run:
+        _dump(p.to_dict()) if as_json else click.echo(p.describe())
+        return
+    results = run_build(p, quiet=quiet)
+    if as_json:
+        _dump([r.manifest for r in results] if len(results) > 1 else results[0].manifest)
+    elif not quiet:
+        for r in results:
+            m = r.manifest["metrics"]
+            click.echo(f"{r.manifest['target']}: {'PASSED' if r.passed else 'FAILED'} accuracy {m['accuracy']:.4f} "
+                       f"(float32 {m['baseline']['accuracy']:.4f}) size {m['size']['size_bytes']:,} B -> "
+                       f"{r.out_dir}/report.md")
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        for f in r.failures:
+            click.echo(f"edgeopt: budget failed for {r.manifest['target']}: {f}", err=True)
+    if failed:
+        sys.exit(EXIT_BUDGET)
+
+
+# --------------------------------------------------------------------------------------------- targets
+@main.group()
+def targets():
+    """List, show and check target profiles."""
+
+
+@targets.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def targets_list(as_json):
+    """List the built-in targets."""
+    from .registry import list_targets
+
+    ts = list_targets()
+    if as_json:
+        return _dump([t.model_dump(mode="json") for t in ts])
+    for t in ts:
+        click.echo(f"{t.name:<24} {t.device.arch:<7} {t.runtime.name}/{t.runtime.format} {t.quantization:<8} "
+                   f"{t.runtime.threads} threads  {t.description}")
+
+
+@targets.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def targets_show(name, as_json):
+    """Show one target (name or YAML path), fully resolved with defaults."""
+    import yaml
+
+    from .registry import load_target
+
+    t = load_target(name).model_dump(mode="json")
+    _dump(t) if as_json else click.echo(yaml.safe_dump(t, sort_keys=False, width=100).rstrip())
+
+
+@targets.command("check")
+@click.argument("file", type=click.Path())
+@_handle_errors
+def targets_check(file):
+    """Validate a target YAML file; exit 2 with the field and the fix if it is wrong."""
+    from .specs import load_target_file
+
+    t = load_target_file(file)
+    click.echo(f"{file}: OK (target {t.name}, {t.device.arch}, {t.quantization})")
+
+
+# ---------------------------------------------------------------------------------------------- models
+@main.group()
+def models():
+    """List and show reference model specs."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def models_list(as_json):
+    """List the built-in model specs."""
+    from .registry import list_models
+
+    ms = list_models()
+    if as_json:
+        return _dump([m.model_dump(mode="json") for m in ms])
+    for m in ms:
+        click.echo(f"{m.name:<24} {m.architecture.name:<12} {m.data.dataset or 'files':<10} {m.description}")
+
+
+@models.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def models_show(name, as_json):
+    """Show one model spec (name or YAML path), fully resolved with defaults."""
+    import yaml
+
+    from .registry import load_model_spec
+
+    m = load_model_spec(name).model_dump(mode="json")
+    _dump(m) if as_json else click.echo(yaml.safe_dump(m, sort_keys=False, width=100).rstrip())
+
+
+# ----------------------------------------------------------------------------------------------- bench
+@main.command()
+@click.argument("artifact", type=click.Path())
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--no-xnnpack", is_flag=True, help="Run with the builtin kernels only (XNNPACK off).")
+@click.option("--warmup", type=click.IntRange(0), default=50, show_default=True)
+@click.option("--iterations", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
+    """Latency of ARTIFACT (.tflite) at batch 1 on this machine: p50/p90/p99 after warm-up.
+
+    Inputs are token ids: random ids within the vocabulary of a tokenizer.json next to the artifact, else
+    all-<unk> ids.
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    from . import runtimes
+    from .data.tokenizer import WordTokenizer
+
+    sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, xnnpack=not no_xnnpack))
+    seq_len = sess.input_shape[1]
+    tok_dir = Path(artifact).parent
+    if (tok_dir / "tokenizer.json").is_file():
+        vocab = WordTokenizer.load(tok_dir).vocab_size
+        x = np.random.default_rng(0).integers(2, max(vocab, 3), size=(64, seq_len), dtype=np.int32)
+        inputs = f"random ids < {vocab} (tokenizer.json)"
+    else:
+        x = np.ones((64, seq_len), np.int32)
+        inputs = "all <unk> ids (no tokenizer.json beside the artifact)"
+    st = sess.benchmark(x, warmup=warmup, iterations=iterations).to_dict()
+    st.update(artifact=str(artifact), inputs=inputs)
+    if as_json:
+        return _dump(st)
+    click.echo(f"{artifact}: {st['runtime']}, threads {threads}, XNNPACK {'off' if no_xnnpack else 'on'} "
+               f"(applied: {'yes' if st['delegate_applied'] else 'no'})")
+    click.echo(f"  p50 {st['p50_ms']:.4f} ms  p90 {st['p90_ms']:.4f} ms  p99 {st['p99_ms']:.4f} ms  "
+               f"({iterations} iterations after {warmup} warm-up; {inputs})")
+    m = st["machine"]
+    click.echo(f"  machine: {m['arch']} {m['cpu']}, {m['cores']} cores")
+
+
+# --------------------------------------------------------------------------------------------- inspect
+@main.command()
+@click.argument("artifact", type=click.Path())
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def inspect(artifact, as_json):
+    """Ops, tensor dtypes and size of a .tflite file (no TensorFlow needed)."""
+    from .inspect import format_inspect, inspect_tflite
+
+    info = inspect_tflite(artifact)
+    _dump(info) if as_json else click.echo(format_inspect(info))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

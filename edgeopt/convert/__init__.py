@@ -1,0 +1,1 @@
+"""Conversion of a tf_keras model to a deployable file."""

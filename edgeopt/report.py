@@ -1,0 +1,73 @@
+"""report.md: what a person reads next to manifest.json (same numbers, no new ones)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def _latency_rows(rows: list, label: str) -> list[str]:
+    return [f"| {label} | {r['threads']} | {'on' if r['xnnpack'] else 'off'} | "
+            f"{'yes' if r['delegate_applied'] else 'no'} | {r['p50_ms']:.4f} | {r['p90_ms']:.4f} | {r['p99_ms']:.4f} | "
+            f"{r['iterations']} |" for r in rows]
+
+
+def render(m: dict) -> str:
+    met, bud = m["metrics"], m["budgets"]
+    mach = (met["latency"] or [{}])[0].get("machine", {})
+    deployed = next(a for a in m["artifacts"] if a.get("role") == "deployed")
+    lines = [
+        f"# edgeopt build: {m['model']} for {m['target']}",
+        "",
+        f"**Verdict: {'PASSED' if bud['passed'] else 'FAILED'}** — deployed `{deployed['path']}` "
+        f"({m['recipe']['convert']['quantization']}), accuracy {_pct(met['accuracy'])} on "
+        f"{met['test_examples']} test examples, drop {_pct(met['accuracy_drop'])} vs the float32 artifact.",
+        "",
+        "## Budgets",
+        "",
+        "| budget | limit | measured | result |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {c['name']} | {c['limit']} {c['unit']} | {c['value']} {c['unit']} | "
+              f"{'pass' if c['passed'] else '**FAIL**'} |" for c in bud["checks"]] or ["| (none) | | | |"]
+    lines += ["", "## Accuracy (measured by running each artifact over the test split)", "",
+              "| model | accuracy | argmax agreement vs Keras | max abs logit diff vs Keras |", "|---|---|---|---|",
+              f"| Keras (float32, before export) | {_pct(met['keras_accuracy'])} | | |",
+              f"| `{met['baseline']['artifact']}` (baseline) | {_pct(met['baseline']['accuracy'])} | "
+              f"{_pct(met['baseline']['parity_vs_keras']['argmax_agreement'])} | "
+              f"{met['baseline']['parity_vs_keras']['max_abs_diff']:.6f} |"]
+    if met["artifact"] != met["baseline"]["artifact"]:
+        lines.append(f"| `{met['artifact']}` (deployed) | {_pct(met['accuracy'])} | "
+                     f"{_pct(met['parity_vs_keras']['argmax_agreement'])} | "
+                     f"{met['parity_vs_keras']['max_abs_diff']:.6f} |")
+        pb = met["parity_vs_baseline"]
+        lines += ["", f"Deployed vs float32 artifact: argmax agreement {_pct(pb['argmax_agreement'])}, "
+                      f"max abs logit diff {pb['max_abs_diff']:.6f}."]
+    lines += ["", "## Artifacts", "", "| file | quantization | bytes | gzip bytes | sha256 |", "|---|---|---|---|---|"]
+    lines += [f"| `{a['path']}` | {a.get('quantization', '')} | {a['size_bytes']:,} | {a['gzip_bytes']:,} | "
+              f"`{a['sha256'][:16]}` |" for a in m["artifacts"]]
+    lines += ["", "## Latency (batch 1, per call: set input + invoke + read output)", "",
+              f"Measured on **this build machine**, not on the {m['target']} device: {mach.get('arch')} "
+              f"{mach.get('cpu')}, {mach.get('cores')} cores. XNNPACK 'applied' is read from the loaded graph.", "",
+              "| artifact | threads | XNNPACK | applied | p50 ms | p90 ms | p99 ms | iterations |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += _latency_rows(met["latency"], f"`{met['artifact']}`")
+    if met["artifact"] != met["baseline"]["artifact"]:
+        lines += _latency_rows(met["baseline"]["latency"], f"`{met['baseline']['artifact']}`")
+    tr, data = m["training"], m["data"]
+    lines += ["", "## Provenance", "",
+              f"- data: {data['dataset']} ({data['labels']} labels), sizes {data.get('sizes')}, split seed "
+              f"{data.get('split_seed')}",
+              f"- tokenizer: word, vocab {m['tokenizer']['vocab_size']}, seq_len {m['tokenizer']['seq_len']} "
+              f"(`tokenizer.json`, `vocab.txt`)",
+              f"- training: {tr['epochs_run']} epochs, best dev accuracy {_pct(tr['best_dev_accuracy'])} at epoch "
+              f"{tr['best_epoch']}, {tr['seconds']} s, seed {m['seed']}",
+              f"- edgeopt {m['edgeopt_version']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+              ""]
+    return "\n".join(lines)
+
+
+def write_report(path: Path, manifest: dict) -> None:
+    Path(path).write_text(render(manifest), encoding="utf-8")

@@ -1,0 +1,89 @@
+"""LiteRT (ai-edge-litert) Interpreter runtime, XNNPACK on or off, N threads. Does not import TensorFlow."""
+from __future__ import annotations
+
+from importlib import metadata
+
+import numpy as np
+
+from ..errors import ArtifactError, RuntimeFailure
+from .base import LatencyStats, RuntimeOptions, stats_from, time_calls
+
+
+class LiteRTSession:
+    runtime = "litert"
+
+    def __init__(self, path, options: RuntimeOptions):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        from ..inspect import read_tflite
+
+        read_tflite(path)  # clear error for a missing / non-TFLite / corrupt file before the C++ side sees it
+        self.path, self.options = str(path), options
+        kw = {} if options.xnnpack else {
+            "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+        try:
+            self.it = Interpreter(model_path=self.path, num_threads=options.threads, **kw)
+            self.it.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            msg = " ".join(str(e).split())[:300]
+            raise ArtifactError(f"{path}: LiteRT cannot load it ({msg}). Fix: re-export the model, or check that "
+                                f"this runtime supports its ops.") from None
+        self._in = self.it.get_input_details()[0]
+        self._out = self.it.get_output_details()[0]
+        self._batch = int(self._in["shape"][0])
+        self.version = metadata.version("ai-edge-litert")
+
+    @property
+    def delegate_applied(self) -> bool:
+        return any(op["op_name"] == "DELEGATE" for op in self.it._get_ops_details())
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(int(d) for d in self._in["shape"])
+
+    def _quant_in(self, x: np.ndarray) -> np.ndarray:
+        dt = self._in["dtype"]
+        if dt in (np.int8, np.uint8) and self._in["quantization"][0]:
+            scale, zp = self._in["quantization"]
+            x = np.clip(np.round(x / scale + zp), np.iinfo(dt).min, np.iinfo(dt).max)
+        return x.astype(dt)
+
+    def _dequant_out(self, y: np.ndarray) -> np.ndarray:
+        if y.dtype in (np.int8, np.uint8, np.int16) and self._out["quantization"][0]:
+            scale, zp = self._out["quantization"]
+            return (y.astype(np.float32) - zp) * scale
+        return y.astype(np.float32)
+
+    def run(self, tokens: np.ndarray) -> np.ndarray:
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2 or tokens.shape[1] != self.input_shape[1]:
+            raise RuntimeFailure(f"{self.path}: expected token ids of shape (N, {self.input_shape[1]}), got "
+                                 f"{tokens.shape}.")
+        b = self._batch
+        outs = []
+        for i in range(0, len(tokens), b):
+            chunk = tokens[i:i + b]
+            n = len(chunk)
+            if n < b:
+                chunk = np.concatenate([chunk, np.zeros((b - n, chunk.shape[1]), chunk.dtype)])
+            self.it.set_tensor(self._in["index"], self._quant_in(chunk))
+            self.it.invoke()
+            outs.append(self._dequant_out(self.it.get_tensor(self._out["index"]))[:n])
+        return np.concatenate(outs) if outs else np.zeros((0,) + tuple(self._out["shape"][1:]), np.float32)
+
+    def benchmark(self, tokens: np.ndarray, warmup: int = 20, iterations: int = 200) -> LatencyStats:
+        """Per-call latency of one batch: set input, invoke, read output (what an app pays per call)."""
+        b = self._batch
+        batches = [self._quant_in(np.asarray(tokens[i:i + b])) for i in range(0, len(tokens) - b + 1, b)]
+        if not batches:
+            raise RuntimeFailure("benchmark needs at least one input batch")
+        it, i_idx, o_idx = self.it, self._in["index"], self._out["index"]
+
+        def call(k):
+            it.set_tensor(i_idx, batches[k])
+            it.invoke()
+            it.get_tensor(o_idx)
+
+        times = time_calls(call, len(batches), warmup, iterations)
+        return stats_from(times, runtime=f"litert-interpreter {self.version}", options=self.options,
+                          delegate_applied=self.delegate_applied, warmup=warmup)

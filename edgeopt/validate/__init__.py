@@ -1,0 +1,1 @@
+"""Validators: each measures one thing about an artifact through the runtime protocol."""

@@ -1,0 +1,27 @@
+"""Budgets decide the verdict: every check has its limit, the measured value and pass/fail."""
+from __future__ import annotations
+
+
+def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms) -> dict:
+    checks = []
+
+    def add(name, limit, value, ok, unit):
+        checks.append({"name": name, "limit": limit, "value": value, "unit": unit, "passed": bool(ok)})
+
+    if budgets.max_accuracy_drop is not None:
+        add("max_accuracy_drop", budgets.max_accuracy_drop, round(accuracy_drop, 6),
+            accuracy_drop <= budgets.max_accuracy_drop + 1e-12, "fraction")
+    if budgets.min_accuracy is not None:
+        add("min_accuracy", budgets.min_accuracy, round(accuracy, 6), accuracy >= budgets.min_accuracy, "fraction")
+    if budgets.max_size_bytes is not None:
+        add("max_size_bytes", budgets.max_size_bytes, size_bytes, size_bytes <= budgets.max_size_bytes, "bytes")
+    if budgets.max_latency_p90_ms is not None:
+        ok = latency_p90_ms is not None and latency_p90_ms <= budgets.max_latency_p90_ms
+        add("max_latency_p90_ms", budgets.max_latency_p90_ms, latency_p90_ms, ok, "ms")
+    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+
+
+def failures(verdict: dict) -> list[str]:
+    return [f"{c['name']}: measured {c['value']} {c['unit']} > limit {c['limit']}" if c["name"].startswith("max")
+            else f"{c['name']}: measured {c['value']} {c['unit']} < limit {c['limit']}"
+            for c in verdict["checks"] if not c["passed"]]

@@ -1,0 +1,35 @@
+"""Latency over a grid of runtime options (threads x XNNPACK on/off), after warm-up, with percentiles."""
+from __future__ import annotations
+
+import sys
+
+from .. import runtimes
+from ..runtimes import RuntimeOptions
+
+
+def grid(target_threads: int, delegates) -> list[RuntimeOptions]:
+    """1 thread and the target's threads, each with XNNPACK on and off (on only if the target allows it)."""
+    threads = sorted({1, target_threads})
+    xnn = [True, False] if "xnnpack" in delegates else [False]
+    return [RuntimeOptions(threads=t, xnnpack=x) for t in threads for x in xnn]
+
+
+def measure(path, tokens, options_list, warmup: int = 20, iterations: int = 200, quiet: bool = False) -> list:
+    out = []
+    for opts in options_list:
+        sess = runtimes.load(path, opts)
+        st = sess.benchmark(tokens, warmup=warmup, iterations=iterations)
+        if not quiet:
+            print(f"  latency {path.name if hasattr(path, 'name') else path}: threads={opts.threads} "
+                  f"xnnpack={'on' if opts.xnnpack else 'off'} (applied: {st.delegate_applied}) "
+                  f"p50 {st.p50_ms:.4f} ms p90 {st.p90_ms:.4f} ms", file=sys.stderr, flush=True)
+        out.append(st)
+    return out
+
+
+def pick(stats: list, threads: int, xnnpack: bool):
+    """The row a latency budget is checked against: the target's thread count and delegate setting."""
+    for s in stats:
+        if s.threads == threads and s.xnnpack == xnnpack:
+            return s
+    return None

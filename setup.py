@@ -1,0 +1,48 @@
+"""edgeopt packaging.
+
+Dependencies are pinned exactly in requirements.lock and installed with ``pip install --no-deps -r
+requirements.lock`` (see README: tf-keras 2.21 declares a dependency on the full ``tensorflow`` package, which
+would pull the 2.4 GB CUDA build next to tensorflow-cpu). ``install_requires`` repeats the direct pins so that
+``pip show`` / ``pip check`` know what edgeopt needs.
+
+The built-in model specs and targets live at the top level (models/, targets/); build_py copies them into
+the package (edgeopt/builtin/) so they are found after a non-editable install.
+"""
+import shutil
+from pathlib import Path
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+
+
+class BuildPyWithBuiltins(build_py):
+    def run(self):
+        super().run()
+        for kind in ("models", "targets"):
+            dest = Path(self.build_lib) / "edgeopt" / "builtin" / kind
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in sorted((HERE / kind).glob("*.yaml")):
+                shutil.copy2(f, dest / f.name)
+
+
+setup(
+    name="edgeopt",
+    version="0.1.0",
+    description="Edge-deployment compiler for on-device NLP: compress, convert, validate on the artifact.",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["edgeopt", "edgeopt.*"]),
+    cmdclass={"build_py": BuildPyWithBuiltins},
+    install_requires=[
+        "tensorflow-cpu==2.21.0",
+        "tf-keras==2.21.0",
+        "tensorflow-model-optimization==0.8.1",
+        "ai-edge-litert==2.3.0",
+        "numpy==2.4.6",
+        "click==8.5.1",
+        "pydantic==2.14.3",
+        "PyYAML==6.0.3",
+    ],
+    entry_points={"console_scripts": ["edgeopt = edgeopt.cli:main"]},
+)
