@@ -44,27 +44,31 @@ def main():
 @click.argument("model", default="banking77-cnn")
 @click.option("--target", "-t", "targets", multiple=True, default=("pixel-7",), show_default=True,
               help="Target profile name or YAML path; repeat for several targets.")
-@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+@click.option("--out", "-o", default=None,
               help="Build directory (default build/<model>/<target>; with several targets, OUT/<target>).")
 @click.option("--ptq", type=click.Choice(["float32", "dynamic", "int8", "float16"]), default=None,
               help="Override the target's post-training quantization.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit without training.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest(s) (or the plan) as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--latency-warmup", type=click.IntRange(0), default=50, show_default=True,
+              help="Untimed calls before each latency measurement.")
+@click.option("--latency-iterations", type=click.IntRange(10), default=500, show_default=True,
+              help="Timed calls per latency configuration (percentiles are taken over these).")
 @_handle_errors
-def build(model, targets, out, ptq, dry_run, as_json, quiet):
+def build(model, targets, out, ptq, dry_run, as_json, quiet, latency_warmup, latency_iterations):
     """Build MODEL (built-in name or ModelSpec YAML) for each --target.
 
     Exit code 0 when every budget passes, 3 when any budget fails, 2 for bad input.
     """
+    from .pipeline import LatencySettings, plan
     from .pipeline import build as run_build
-    from .pipeline import plan
 
     p = plan(model, list(targets), out=out, ptq=ptq)
     if dry_run:
         _dump(p.to_dict()) if as_json else click.echo(p.describe())
         return
-    results = run_build(p, quiet=quiet)
+    results = run_build(p, quiet=quiet, latency=LatencySettings(latency_warmup, latency_iterations))
     if as_json:
         _dump([r.manifest for r in results] if len(results) > 1 else results[0].manifest)
     elif not quiet:

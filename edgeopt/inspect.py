@@ -64,7 +64,7 @@ def inspect_tflite(path) -> dict:
             info = {"index": k, "name": (t.Name() or b"").decode(errors="replace"),
                     "dtype": type_names.get(t.Type(), str(t.Type())).lower(),
                     "shape": t.ShapeAsNumpy().tolist() if t.ShapeLength() else [],
-                    "constant": nbytes > 0, "bytes": int(nbytes)}
+                    "constant": nbytes > 0, "bytes": int(nbytes), "variable": bool(t.IsVariable())}
             q = t.Quantization()
             if q is not None and q.ScaleLength():
                 info["quantized"] = {"scales": int(q.ScaleLength()), "axis": int(q.QuantizedDimension())}
@@ -85,6 +85,7 @@ def inspect_tflite(path) -> dict:
         "ops": [{"op": n, "version": v, "count": c} for (n, v), c in sorted(ops.items())],
         "weight_dtypes": dict(Counter(w["dtype"] for w in weights)),
         "weight_bytes": int(sum(w["bytes"] for w in weights)),
+        "variable_tensors": sum(t["variable"] for t in tensors),
         "tensors": tensors,
     }
 
@@ -98,4 +99,7 @@ def format_inspect(info: dict) -> str:
     lines += [f"  {o['op']:<32} v{o['version']:<3} x{o['count']}" for o in info["ops"]]
     lines.append("weights: " + ", ".join(f"{d} x{n}" for d, n in sorted(info["weight_dtypes"].items()))
                  + f" ({info['weight_bytes']:,} bytes)")
+    if info["variable_tensors"]:
+        lines.append(f"state: {info['variable_tensors']} variable tensors (recurrent state persists across invoke(); "
+                     f"call reset_all_variables() before each independent input)")
     return "\n".join(lines)

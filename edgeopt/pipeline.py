@@ -22,9 +22,13 @@ from .errors import OutputError
 from .registry import load_model_spec, load_target
 from .specs import QUANTIZATIONS, ModelSpec, Recipe, TargetProfile
 
-LATENCY_WARMUP = 50
-LATENCY_ITERATIONS = 500
 LATENCY_INPUTS = 64
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    warmup: int = 50
+    iterations: int = 500
 
 
 @dataclass(frozen=True)
@@ -77,13 +81,19 @@ class Plan:
 
 
 def _check_writable(out: Path) -> None:
+    """Fail before any training if ``out`` cannot be created: probe by really creating a directory there
+    (``os.access`` says yes to root even on read-only or special file systems)."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a directory. Fix: choose another --out.")
-    parent = out if out.exists() else out.parent
+    parent = out.parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: cannot write there ({parent} is not writable). Fix: choose a writable --out.")
+    if not parent.is_dir():
+        raise OutputError(f"{out}: cannot create it, {parent} is a file. Fix: choose another --out.")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".edgeopt-probe-"))
+    except OSError as e:
+        raise OutputError(f"{out}: cannot write in {parent} ({e.strerror}). Fix: choose a writable --out.") from None
 
 
 def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Optional[str] = None,
@@ -123,7 +133,7 @@ class BuildResult:
     failures: list = field(default_factory=list)
 
 
-def build(p: Plan, quiet: bool = False) -> list[BuildResult]:
+def build(p: Plan, quiet: bool = False, latency: LatencySettings = LatencySettings()) -> list[BuildResult]:
     from .convert.tflite import convert
     from .data import WordTokenizer, load_dataset
     from .passes.train import train
@@ -160,7 +170,7 @@ def build(p: Plan, quiet: bool = False) -> list[BuildResult]:
         tflite("float32", 0)
         tflite(tp.recipe.ptq, tp.recipe.representative_samples)
         ctx = dict(spec=spec, tp=tp, ds=ds, tok=tok, tr=tr, x_test=x_test, y_test=y_test, keras_logits=keras_logits,
-                   converted=converted, versions=versions(), t_start=t_start)
+                   converted=converted, versions=versions(), t_start=t_start, latency=latency)
         results.append(_build_target(ctx, quiet))
     return results
 
@@ -197,11 +207,13 @@ def _build_target(c: dict, quiet: bool) -> BuildResult:
         for mode, path in files.items():
             sess = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack="xnnpack" in target.runtime.delegates))
             logits = sess.run(c["x_test"])
+            stateful = sess.variable_tensors
             measured[mode] = {
                 "accuracy": round(acc_v.accuracy(logits, c["y_test"]), 6),
                 "parity_vs_keras": acc_v.parity(c["keras_logits"], logits),
                 "logits": logits,
-                "latency": lat_v.measure(path, bench_x, opts, LATENCY_WARMUP, LATENCY_ITERATIONS, quiet),
+                "latency": lat_v.measure(path, bench_x, opts, c["latency"].warmup, c["latency"].iterations,
+                                         quiet),
             }
         base, dep = measured["float32"], measured[recipe.ptq]
         drop = base["accuracy"] - dep["accuracy"]
@@ -214,7 +226,8 @@ def _build_target(c: dict, quiet: bool) -> BuildResult:
                               "role": "deployed" if path == deployed else "baseline", **s})
         dep_size = next(a for a in artifacts if a["path"] == deployed.name)
         verdict = bud_v.check(target.budgets, accuracy=dep["accuracy"], accuracy_drop=drop,
-                              size_bytes=dep_size["size_bytes"], latency_p90_ms=row.p90_ms if row else None)
+                              size_bytes=dep_size["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
+                              export_agreement=base["parity_vs_keras"]["argmax_agreement"])
         tr = c["tr"]
         manifest = {
             "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": c["versions"],
@@ -236,6 +249,7 @@ def _build_target(c: dict, quiet: bool) -> BuildResult:
                              "latency": [s.to_dict() for s in base["latency"]]},
                 "artifact": deployed.name, "accuracy": dep["accuracy"], "accuracy_drop": round(drop, 6),
                 "test_examples": len(ds.test),
+                "variable_tensors": stateful,
                 "parity_vs_keras": dep["parity_vs_keras"],
                 "parity_vs_baseline": acc_v.parity(base["logits"], dep["logits"]),
                 "size": {k: dep_size[k] for k in ("size_bytes", "gzip_bytes")},

@@ -45,6 +45,11 @@ def render(m: dict) -> str:
         pb = met["parity_vs_baseline"]
         lines += ["", f"Deployed vs float32 artifact: argmax agreement {_pct(pb['argmax_agreement'])}, "
                       f"max abs logit diff {pb['max_abs_diff']:.6f}."]
+    if met.get("variable_tensors"):
+        lines += ["", f"**Stateful graph:** the artifact has {met['variable_tensors']} variable tensors (recurrent state "
+                      "that persists across `invoke()`). Every number here was measured with "
+                      "`interpreter.reset_all_variables()` before each call; an app must do the same, or each "
+                      "input starts from the previous input's state."]
     lines += ["", "## Artifacts", "", "| file | quantization | bytes | gzip bytes | sha256 |", "|---|---|---|---|---|"]
     lines += [f"| `{a['path']}` | {a.get('quantization', '')} | {a['size_bytes']:,} | {a['gzip_bytes']:,} | "
               f"`{a['sha256'][:16]}` |" for a in m["artifacts"]]

@@ -123,6 +123,9 @@ class Budgets(_Frozen):
     max_size_bytes: Optional[int] = Field(default=None, gt=0)  # raw bytes of the deployed artifact
     max_latency_p90_ms: Optional[float] = Field(default=None, gt=0)  # target threads + delegates, this machine
     min_accuracy: Optional[float] = Field(default=None, ge=0, le=1)
+    # The float32 artifact must agree with the Keras model it was exported from (argmax over the test split);
+    # below this the export itself is broken, whatever the quantized artifact's accuracy drop says.
+    min_export_agreement: Optional[float] = Field(default=0.99, ge=0, le=1)
 
 
 class Recipe(_Frozen):

@@ -11,7 +11,9 @@ import os
 
 def tf():
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3: hide the C++ log lines (e.g. tf.data's "NodeDef mentions attribute use_unbounded_threadpool"), which read
+    # like failures but are not; real failures still raise Python exceptions. A user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as _tf
 
     return _tf

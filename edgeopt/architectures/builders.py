@@ -64,17 +64,20 @@ def transformer(cfg, vocab_size, num_classes, seq_len):
     tokens = _inputs(seq_len)
     x = L.Embedding(vocab_size, cfg.embed_dim, name="embedding")(tokens)
     x = PositionEmbedding(seq_len, cfg.embed_dim, name="position")(x)
-    # Padding mask (token id 0 = PAD) so attention ignores the padded tail.
-    not_pad = tf().not_equal(tokens, 0)  # (batch, seq) bool, a serializable TFOpLambda layer
-    mask = not_pad[:, None, :]  # (batch, 1, seq): every query attends only to real tokens
+    # No additive attention mask: Keras adds about -1e9 at masked keys, which sets the int8 scale of the score
+    # tensor and quantizes every real score to zero (int8 accuracy 0.22 vs float 0.87 on Banking77). Padding is
+    # handled by the masked mean below, which only averages real tokens.
+    T = tf()
     for i in range(cfg.num_layers):
         a = L.MultiHeadAttention(cfg.num_heads, cfg.embed_dim // cfg.num_heads, dropout=cfg.dropout,
-                                 name=f"mha{i}")(x, x, attention_mask=mask)
+                                 name=f"mha{i}")(x, x)
         x = L.LayerNormalization(epsilon=1e-6, name=f"ln{i}a")(x + L.Dropout(cfg.dropout, name=f"drop{i}a")(a))
         f = L.Dense(cfg.ff_dim, activation="relu", name=f"ff{i}a")(x)
         f = L.Dense(cfg.embed_dim, name=f"ff{i}b")(f)
         x = L.LayerNormalization(epsilon=1e-6, name=f"ln{i}b")(x + L.Dropout(cfg.dropout, name=f"drop{i}b")(f))
-    x = L.GlobalAveragePooling1D(name="pool")(x, mask=not_pad)
+    # Masked mean over real tokens; max(count, 1) keeps an all-padding (empty) input finite.
+    m = T.expand_dims(T.cast(T.not_equal(tokens, 0), "float32"), -1)
+    x = T.reduce_sum(x * m, axis=1) / T.maximum(T.reduce_sum(m, axis=1), 1.0)
     x = L.Dropout(cfg.dropout, name="dropout")(x)
     logits = L.Dense(num_classes, name="logits")(x)
     return K.Model(tokens, logits, name="transformer")

@@ -17,7 +17,11 @@ class LiteRTSession:
 
         from ..inspect import read_tflite
 
-        read_tflite(path)  # clear error for a missing / non-TFLite / corrupt file before the C++ side sees it
+        _, model, _ = read_tflite(path)  # clear error for a missing / non-TFLite / corrupt file before C++ sees it
+        sub = model.Subgraphs(0)
+        # Converted LSTMs keep their state in variable tensors that persist across invoke() calls; a stateless
+        # Keras model must start every call from zero state, so reset them before each call (an app must too).
+        self.variable_tensors = sum(bool(sub.Tensors(k).IsVariable()) for k in range(sub.TensorsLength()))
         self.path, self.options = str(path), options
         kw = {} if options.xnnpack else {
             "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
@@ -66,20 +70,24 @@ class LiteRTSession:
             n = len(chunk)
             if n < b:
                 chunk = np.concatenate([chunk, np.zeros((b - n, chunk.shape[1]), chunk.dtype)])
+            if self.variable_tensors:
+                self.it.reset_all_variables()
             self.it.set_tensor(self._in["index"], self._quant_in(chunk))
             self.it.invoke()
             outs.append(self._dequant_out(self.it.get_tensor(self._out["index"]))[:n])
         return np.concatenate(outs) if outs else np.zeros((0,) + tuple(self._out["shape"][1:]), np.float32)
 
     def benchmark(self, tokens: np.ndarray, warmup: int = 20, iterations: int = 200) -> LatencyStats:
-        """Per-call latency of one batch: set input, invoke, read output (what an app pays per call)."""
+        """Per-call latency of one batch: (reset state,) set input, invoke, read output: what an app pays."""
         b = self._batch
         batches = [self._quant_in(np.asarray(tokens[i:i + b])) for i in range(0, len(tokens) - b + 1, b)]
         if not batches:
             raise RuntimeFailure("benchmark needs at least one input batch")
-        it, i_idx, o_idx = self.it, self._in["index"], self._out["index"]
+        it, i_idx, o_idx, stateful = self.it, self._in["index"], self._out["index"], bool(self.variable_tensors)
 
         def call(k):
+            if stateful:
+                it.reset_all_variables()
             it.set_tensor(i_idx, batches[k])
             it.invoke()
             it.get_tensor(o_idx)

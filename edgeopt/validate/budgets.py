@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 
-def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms) -> dict:
+def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
+          export_agreement: float | None = None) -> dict:
     checks = []
 
     def add(name, limit, value, ok, unit):
@@ -13,6 +14,9 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
             accuracy_drop <= budgets.max_accuracy_drop + 1e-12, "fraction")
     if budgets.min_accuracy is not None:
         add("min_accuracy", budgets.min_accuracy, round(accuracy, 6), accuracy >= budgets.min_accuracy, "fraction")
+    if budgets.min_export_agreement is not None and export_agreement is not None:
+        add("min_export_agreement", budgets.min_export_agreement, round(export_agreement, 6),
+            export_agreement >= budgets.min_export_agreement, "fraction")
     if budgets.max_size_bytes is not None:
         add("max_size_bytes", budgets.max_size_bytes, size_bytes, size_bytes <= budgets.max_size_bytes, "bytes")
     if budgets.max_latency_p90_ms is not None:

@@ -1,0 +1,72 @@
+"""Shared fixtures. Tests use small seeded slices of the real datasets (EDGEOPT_DATA_PATH, default
+../shared/data beside the repository) and tiny models."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+
+if not os.environ.get("EDGEOPT_DATA_PATH") and DEFAULT_DATA.is_dir():
+    os.environ["EDGEOPT_DATA_PATH"] = str(DEFAULT_DATA)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains and converts real models (runs in CI too)")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Never read or write the user's real cache from a test."""
+    monkeypatch.setenv("EDGEOPT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def write_spec(path: Path, name: str, arch: str, params: dict, *, dataset="banking77", seq_len=24, limit=None,
+               epochs=3, learning_rate=0.001, **data_extra) -> Path:
+    spec = {"name": name, "data": {"dataset": dataset, **data_extra,
+                                   "limit": limit or {"train": 1500, "dev": 300, "test": 400}},
+            "tokenizer": {"seq_len": seq_len, "max_vocab": 3000},
+            "architecture": {"name": arch, "params": params},
+            "training": {"epochs": epochs, "batch_size": 32, "patience": 2, "seed": 7,
+                         "learning_rate": learning_rate}}
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+TINY = {
+    "text_cnn": {"embed_dim": 32, "filters": 32, "kernel_sizes": [2, 3], "dropout": 0.1},
+    "bilstm": {"embed_dim": 16, "units": 8},
+    "transformer": {"embed_dim": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 1},
+}
+
+ALL_TARGETS = ["pixel-7", "raspberry-pi-4", "raspberry-pi-zero-2w", "android-arm64-fp16"]
+FAST_LATENCY = ["--latency-warmup", "5", "--latency-iterations", "30"]
+
+
+def run_cli(args, **kw):
+    from click.testing import CliRunner
+
+    from edgeopt.cli import main
+
+    return CliRunner().invoke(main, args, catch_exceptions=False, **kw)
+
+
+@pytest.fixture(scope="session")
+def multi_build(tmp_path_factory):
+    """One tiny text_cnn build on a slice of Banking77 for every built-in target (int8, dynamic, float16)."""
+    d = tmp_path_factory.mktemp("multi")
+    spec = write_spec(d / "tiny-cnn.yaml", "tiny-cnn", "text_cnn", TINY["text_cnn"], epochs=6, learning_rate=0.005,
+                      limit={"train": 4000, "dev": 300, "test": 400})
+    out = d / "out"
+    args = ["build", str(spec), "--out", str(out), "--quiet", "--json", *FAST_LATENCY]
+    for t in ALL_TARGETS:
+        args += ["--target", t]
+    res = run_cli(args)
+    assert res.exit_code in (0, 3), res.output
+    manifests = {m["target"]: m for m in json.loads(res.stdout)}
+    return {"out": out, "manifests": manifests, "result": res, "spec": spec}

@@ -1,0 +1,114 @@
+import pytest
+import yaml
+
+from edgeopt.errors import SpecError
+from edgeopt.registry import builtin_names, load_model_spec, load_target
+from edgeopt.specs import load_model_spec_file, load_target_file
+
+
+def test_every_builtin_target_and_model_parses():
+    targets = builtin_names("targets")
+    assert {"pixel-7", "raspberry-pi-4", "raspberry-pi-zero-2w"} <= set(targets)
+    for n in targets:
+        t = load_target(n)
+        assert t.name == n and t.notes and t.device.qemu_cpu
+        assert t.quantization in ("float32", "dynamic", "int8", "float16")
+        assert t.budgets.max_accuracy_drop is not None and t.budgets.max_size_bytes and t.budgets.max_latency_p90_ms
+    models = builtin_names("models")
+    assert {"banking77-cnn", "banking77-bilstm", "banking77-transformer", "sst2-cnn", "smsspam-cnn"} <= set(models)
+    for n in models:
+        assert load_model_spec(n).name == n
+
+
+def _target_dict():
+    return yaml.safe_load(open(load_target("pixel-7").source))
+
+
+def _write(tmp_path, data, name="t.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def test_unknown_field_names_file_field_allowed_and_suggestion(tmp_path):
+    d = _target_dict()
+    d["budgets"]["max_latncy_p90_ms"] = d["budgets"].pop("max_latency_p90_ms")
+    p = _write(tmp_path, d)
+    with pytest.raises(SpecError) as e:
+        load_target_file(p)
+    msg = str(e.value)
+    assert str(p) in msg and "budgets.max_latncy_p90_ms" in msg
+    assert "max_latency_p90_ms" in msg and "Did you mean" in msg and "Fix" in msg
+    assert "\n" not in msg
+
+
+def test_unknown_top_level_field(tmp_path):
+    d = _target_dict()
+    d["budget"] = {}
+    with pytest.raises(SpecError, match=r"unknown field 'budget'.*Did you mean 'budgets'"):
+        load_target_file(_write(tmp_path, d))
+
+
+def test_bad_enum_value_lists_choices(tmp_path):
+    d = _target_dict()
+    d["quantization"] = "int4"
+    with pytest.raises(SpecError, match=r"field 'quantization'.*'float32'.*'int8'.*got 'int4'"):
+        load_target_file(_write(tmp_path, d))
+
+
+def test_wrong_type_and_missing_field(tmp_path):
+    d = _target_dict()
+    d["runtime"]["threads"] = "four"
+    with pytest.raises(SpecError, match=r"field 'runtime.threads'"):
+        load_target_file(_write(tmp_path, d))
+    d = _target_dict()
+    del d["device"]
+    with pytest.raises(SpecError, match=r"missing required field 'device'"):
+        load_target_file(_write(tmp_path, d))
+
+
+def test_notes_must_explain(tmp_path):
+    d = _target_dict()
+    d["notes"] = "fast"
+    with pytest.raises(SpecError, match="notes"):
+        load_target_file(_write(tmp_path, d))
+
+
+def test_invalid_yaml_and_non_mapping(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML at line"):
+        load_target_file(p)
+    p.write_text("- a\n- b\n")
+    with pytest.raises(SpecError, match="mapping"):
+        load_target_file(p)
+
+
+def test_model_spec_architecture_params_are_checked(tmp_path):
+    d = yaml.safe_load(open(load_model_spec("banking77-cnn").source))
+    d["architecture"]["params"]["filterz"] = 3
+    with pytest.raises(SpecError, match="filterz"):
+        load_model_spec_file(_write(tmp_path, d, "m.yaml"))
+    d["architecture"] = {"name": "text_cn"}
+    with pytest.raises(SpecError, match="unknown architecture 'text_cn'.*text_cnn"):
+        load_model_spec_file(_write(tmp_path, d, "m.yaml"))
+
+
+def test_data_needs_exactly_one_source(tmp_path):
+    d = yaml.safe_load(open(load_model_spec("banking77-cnn").source))
+    d["data"] = {"dev_fraction": 0.1}
+    with pytest.raises(SpecError, match="exactly one of 'dataset'"):
+        load_model_spec_file(_write(tmp_path, d, "m.yaml"))
+
+
+def test_relative_data_files_resolve_against_spec(tmp_path):
+    d = yaml.safe_load(open(load_model_spec("banking77-cnn").source))
+    d["data"] = {"files": {"train": "tr.csv", "test": "te.csv"}}
+    spec = load_model_spec_file(_write(tmp_path, d, "m.yaml"))
+    assert spec.data.files.train == str(tmp_path / "tr.csv")
+
+
+def test_specs_are_frozen():
+    t = load_target("pixel-7")
+    with pytest.raises(Exception):
+        t.quantization = "float32"
