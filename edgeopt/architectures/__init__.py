@@ -43,6 +43,13 @@ CONFIGS: dict[str, type[_Cfg]] = {
     "transformer": TransformerConfig,
 }
 
+# Keras layer classes with weights that each architecture contains (for planning passes without building it).
+LAYER_TYPES: dict[str, set[str]] = {
+    "text_cnn": {"Embedding", "Conv1D", "Dense"},
+    "bilstm": {"Embedding", "Bidirectional", "LSTM", "Dense"},
+    "transformer": {"Embedding", "MultiHeadAttention", "LayerNormalization", "Dense"},
+}
+
 # Recurrent layers convert to TFLite only with a static batch (TOOLCHAIN §3); the converter uses batch 1.
 NEEDS_FIXED_BATCH = {"bilstm"}
 

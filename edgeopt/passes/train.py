@@ -19,7 +19,7 @@ class TrainResult:
     history: dict
 
 
-def _progress_callback(total_epochs: int, quiet: bool):
+def _progress_callback(total_epochs: int, quiet: bool, label: str = "train"):
     K = keras()
 
     class Progress(K.callbacks.Callback):
@@ -30,8 +30,8 @@ def _progress_callback(total_epochs: int, quiet: bool):
             if quiet:
                 return
             logs = logs or {}
-            print(f"  train epoch {epoch + 1}/{total_epochs}: loss {logs.get('loss', 0):.4f} "
-                  f"acc {logs.get('accuracy', 0):.4f} dev_acc {logs.get('val_accuracy', 0):.4f} "
+            extra = "".join(f" {k} {logs[k]:.4f}" for k in ("accuracy", "val_accuracy") if k in logs)
+            print(f"  {label} epoch {epoch + 1}/{total_epochs}: loss {logs.get('loss', 0):.4f}{extra} "
                   f"({time.perf_counter() - self._t:.1f}s)", file=sys.stderr, flush=True)
 
     return Progress()

@@ -1,0 +1,30 @@
+"""The ``cluster`` pass: TFMOT weight clustering (k-means++, linear, density-based or random centroids),
+optionally sparsity-preserving after pruning, fine-tuned, then stripped and copied back by variable name."""
+from __future__ import annotations
+
+from ..recipe import CLUSTERABLE
+from ..tf import keras
+from .common import PassContext, copy_model, fine_tune, select_layers, to_base
+
+
+def cluster(model, ctx: PassContext, cfg):
+    K = keras()
+    import tensorflow_model_optimization as tfmot
+
+    ck = tfmot.clustering.keras
+    CI = ck.CentroidInitialization
+    init = {"kmeans++": CI.KMEANS_PLUS_PLUS, "linear": CI.LINEAR, "density": CI.DENSITY_BASED,
+            "random": CI.RANDOM}[cfg.init]
+    work = copy_model(model)
+    chosen = select_layers(work, cfg.layers, CLUSTERABLE)
+    kw = {"number_of_clusters": cfg.clusters, "cluster_centroids_init": init}
+    if cfg.preserve_sparsity:
+        kw["preserve_sparsity"] = True
+
+    def clone_fn(layer):
+        return ck.cluster_weights(layer, **kw) if layer.name in chosen else layer
+
+    wrapped = K.models.clone_model(work, clone_function=clone_fn)
+    fine_tune(wrapped, ctx, cfg, "cluster")
+    stripped = ck.strip_clustering(wrapped)
+    return to_base(stripped, ctx), {"layers": sorted(chosen)}

@@ -1,0 +1,106 @@
+"""Helpers shared by the passes: copying a model (passes never mutate their input), layer selection,
+fine-tuning with progress, and copying weights back into the plain architecture by variable name."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..tf import keras
+
+
+@dataclass(frozen=True)
+class PassContext:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_dev: np.ndarray
+    y_dev: np.ndarray
+    rebuild: Callable[[], object]  # a fresh, untrained model of the spec's architecture
+    seed: int
+    quiet: bool = False
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return max(1, math.ceil(len(self.x_train) / batch_size))
+
+
+def copy_model(model):
+    """An independent copy (same architecture, same weights)."""
+    K = keras()
+    m = K.models.clone_model(model)
+    m.set_weights(model.get_weights())
+    return m
+
+
+def layer_class(layer) -> str:
+    return type(layer).__name__.replace("Prunable", "")
+
+
+def select_layers(model, select, supported: set[str]) -> set[str]:
+    """Names of the layers a pass touches: supported types, filtered by ``select.types`` / ``select.names``."""
+    out = set()
+    for layer in model.layers:
+        cls = layer_class(layer)
+        if cls not in supported or not layer.weights:
+            continue
+        if select.types and cls not in select.types:
+            continue
+        if select.names and not re.fullmatch(select.names, layer.name):
+            continue
+        out.add(layer.name)
+    return out
+
+
+def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None, y_train=None):
+    from .train import _progress_callback
+
+    K = keras()
+    from ..tf import set_seed
+
+    set_seed(ctx.seed)
+    model.compile(optimizer=K.optimizers.Adam(cfg.learning_rate),
+                  loss=loss or K.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"] if loss is None else [])
+    val = (ctx.x_dev, ctx.y_dev) if loss is None else None
+    return model.fit(ctx.x_train, ctx.y_train if y_train is None else y_train, validation_data=val,
+                     epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0,
+                     callbacks=[*callbacks, _progress_callback(cfg.epochs, ctx.quiet, label)])
+
+
+def _norm(name: str) -> str:
+    name = name.split(":")[0]
+    return name.split("/", 1)[1] if "/" in name else name
+
+
+def copy_weights_by_name(src, dst) -> None:
+    """Copy every weight of ``src`` into the same-named layer of ``dst``, matching variables by shape and name
+    suffix rather than position: strip_clustering reorders MultiHeadAttention weights and leaves Dense/Conv
+    weights named bare 'kernel:0' (TOOLCHAIN §2)."""
+    by_name = {layer.name: layer for layer in src.layers}
+    for layer in dst.layers:
+        if not layer.weights:
+            continue
+        s = by_name.get(layer.name)
+        if s is None:
+            raise ValueError(f"layer {layer.name!r} not found in the pass output")
+        pool = list(zip([_norm(w.name) for w in s.weights], s.get_weights()))
+        values = []
+        for w in layer.weights:
+            n, shape = _norm(w.name), tuple(w.shape)
+            cands = [i for i, (_, v) in enumerate(pool) if v.shape == shape]
+            if len(cands) > 1:
+                named = [i for i in cands if pool[i][0].endswith(n) or n.endswith(pool[i][0])]
+                cands = named or cands
+            if not cands:
+                raise ValueError(f"no weight for {w.name} {shape} in {layer.name!r}")
+            values.append(pool.pop(cands[0])[1])
+        layer.set_weights(values)
+
+
+def to_base(model, ctx: PassContext):
+    """The plain architecture holding ``model``'s weights (after a strip step)."""
+    base = ctx.rebuild()
+    copy_weights_by_name(model, base)
+    return base

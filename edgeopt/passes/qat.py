@@ -1,0 +1,163 @@
+"""The ``qat`` pass and its collaborative forms: quantization-aware training ending in a full-int8 .tflite.
+
+TFMOT cannot quantize a token model whole (TOOLCHAIN §2): the Embedding must stay unannotated (its int32 input
+breaks FakeQuant), and Conv1D, LayerNormalization and MultiHeadAttention need quantize configs its registry
+lacks; they are here. LSTM/Bidirectional stay unannotated and get their int8 ranges from the converter's
+calibration. The planner picks the scheme: ``qat`` (default 8-bit), ``pqat`` (prune-preserving), ``cqat``
+(cluster-preserving) or ``pcqat`` (sparsity- and cluster-preserving). The schemes preserve structure only in
+the layers they wrap with their own quantizers (Dense); every other pruned or clustered layer is frozen during
+QAT, or fine-tuning would re-densify it (TOOLCHAIN §2: sparsity 0.50 -> 0.025).
+"""
+from __future__ import annotations
+
+from ..recipe import CLUSTERABLE, PRESERVED_BY_SCHEME, PRUNABLE
+from ..tf import keras
+from .common import PassContext, copy_model, fine_tune, layer_class
+
+
+def _tfmot():
+    keras()
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot
+
+
+def _configs():
+    tfmot = _tfmot()
+    qk = tfmot.quantization.keras
+    LVQ, MAQ = qk.quantizers.LastValueQuantizer, qk.quantizers.MovingAverageQuantizer
+    q = dict(num_bits=8, narrow_range=False, per_axis=False)
+
+    class Conv1DQuantizeConfig(qk.QuantizeConfig):
+        def get_weights_and_quantizers(self, layer):
+            return [(layer.kernel, LVQ(symmetric=True, **q))]
+
+        def get_activations_and_quantizers(self, layer):
+            return [(layer.activation, MAQ(symmetric=False, **q))]
+
+        def set_quantize_weights(self, layer, w):
+            layer.kernel = w[0]
+
+        def set_quantize_activations(self, layer, a):
+            layer.activation = a[0]
+
+        def get_output_quantizers(self, layer):
+            return []
+
+        def get_config(self):
+            return {}
+
+    class OutputQuantizeConfig(qk.QuantizeConfig):
+        """LayerNormalization: quantize only the output (its gamma/beta stay float in QAT)."""
+
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, w):
+            pass
+
+        def set_quantize_activations(self, layer, a):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [MAQ(symmetric=False, **q)]
+
+        def get_config(self):
+            return {}
+
+    class NoOpQuantizeConfig(OutputQuantizeConfig):
+        """MultiHeadAttention: an output quantizer fails (compute_output_shape needs value_shape); the converter
+        calibrates it instead."""
+
+        def get_output_quantizers(self, layer):
+            return []
+
+    return {"Conv1DQuantizeConfig": Conv1DQuantizeConfig, "OutputQuantizeConfig": OutputQuantizeConfig,
+            "NoOpQuantizeConfig": NoOpQuantizeConfig}
+
+
+def scheme(variant: str):
+    tfmot = _tfmot()
+    qk = tfmot.quantization.keras
+    comb = tfmot.experimental.combine
+    if variant == "qat":
+        return qk.default_8bit.Default8BitQuantizeScheme()
+    inner = (comb.Default8BitPrunePreserveQuantizeScheme() if variant == "pqat"
+             else comb.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=(variant == "pcqat")))
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as d8)
+
+    default = d8.Default8BitQuantizeRegistry()
+
+    class Registry:
+        """The collaborative registries claim every layer without trainable weights (e.g. the TFOpLambda
+        residual add before a LayerNorm), then ask the default registry, which raises for it. Claim only what
+        the default registry supports."""
+
+        def __init__(self, reg):
+            self.reg = reg
+
+        def supports(self, layer):
+            return default.supports(layer) and self.reg.supports(layer)
+
+        def get_quantize_config(self, layer):
+            return self.reg.get_quantize_config(layer)
+
+    class Scheme(qk.QuantizeScheme):
+        def get_layout_transformer(self):
+            return inner.get_layout_transformer()
+
+        def get_quantize_registry(self):
+            return Registry(inner.get_quantize_registry())
+
+    return Scheme()
+
+
+def quantize(model, variant: str):
+    """Annotate (a copy of) ``model`` layer by layer and apply the variant's scheme. No training."""
+    tfmot, K = _tfmot(), keras()
+    qk = tfmot.quantization.keras
+    cfgs = _configs()
+    per_class = {"Conv1D": cfgs["Conv1DQuantizeConfig"], "LayerNormalization": cfgs["OutputQuantizeConfig"],
+                 "MultiHeadAttention": cfgs["NoOpQuantizeConfig"]}
+    work = copy_model(model)
+
+    def annotate(layer):
+        cls = layer_class(layer)
+        if cls == "Dense":
+            return qk.quantize_annotate_layer(layer)
+        if cls in per_class:
+            return qk.quantize_annotate_layer(layer, per_class[cls]())
+        return layer
+
+    annotated = K.models.clone_model(work, clone_function=annotate)
+    from ..architectures.builders import PositionEmbedding
+
+    with qk.quantize_scope({**cfgs, "PositionEmbedding": PositionEmbedding}):
+        return qk.quantize_apply(annotated, scheme(variant))
+
+
+def frozen_layers(qmodel, variant: str) -> list[str]:
+    """Layers to freeze during collaborative QAT: pruned/clustered kinds the scheme does not preserve."""
+    if variant == "qat":
+        return []
+    out = []
+    for layer in qmodel.layers:
+        inner = getattr(layer, "layer", layer)
+        cls = layer_class(inner)
+        if cls in (PRUNABLE | CLUSTERABLE) and cls not in PRESERVED_BY_SCHEME and inner.weights:
+            out.append(layer.name)
+    return out
+
+
+def qat(model, ctx: PassContext, cfg, variant: str):
+    q = quantize(model, variant)
+    frozen = frozen_layers(q, variant)
+    for layer in q.layers:
+        if layer.name in frozen:
+            layer.trainable = False
+    fine_tune(q, ctx, cfg, variant)
+    return q, {"scheme": variant, "frozen": frozen}
