@@ -48,6 +48,20 @@ def main():
               help="Build directory (default build/<model>/<target>; with several targets, OUT/<target>).")
 @click.option("--ptq", type=click.Choice(["float32", "dynamic", "int8", "float16"]), default=None,
               help="Override the target's post-training quantization.")
+@click.option("--recipe", type=str, default=None, help="Recipe YAML (passes + ptq); overrides the target's recipe.")
+@click.option("--prune", "prune_sparsity", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Add magnitude pruning to this final sparsity (e.g. 0.75).")
+@click.option("--prune-schedule", type=click.Choice(["polynomial", "constant"]), default=None,
+              help="Pruning schedule (default polynomial).")
+@click.option("--prune-structure", type=click.Choice(["2:4"]), default=None,
+              help="Structured m-by-n sparsity (2 of every 4 consecutive weights zero).")
+@click.option("--cluster", "clusters", type=click.IntRange(2, 256), default=None,
+              help="Add weight clustering to N clusters per layer.")
+@click.option("--cluster-init", type=click.Choice(["kmeans++", "linear", "density", "random"]), default=None,
+              help="Centroid initialization (default kmeans++).")
+@click.option("--qat", is_flag=True, help="Add quantization-aware training (the planner picks PQAT/CQAT/PCQAT).")
+@click.option("--distill", "teacher", default=None, help="Train the student against this teacher ModelSpec.")
+@click.option("--no-cache", is_flag=True, help="Recompute every pass instead of reusing cached outputs.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit without training.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest(s) (or the plan) as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
@@ -56,7 +70,8 @@ def main():
 @click.option("--latency-iterations", type=click.IntRange(10), default=500, show_default=True,
               help="Timed calls per latency configuration (percentiles are taken over these).")
 @_handle_errors
-def build(model, targets, out, ptq, dry_run, as_json, quiet, latency_warmup, latency_iterations):
+def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
+          qat, teacher, no_cache, dry_run, as_json, quiet, latency_warmup, latency_iterations):
     """Build MODEL (built-in name or ModelSpec YAML) for each --target.
 
     Exit code 0 when every budget passes, 3 when any budget fails, 2 for bad input.
@@ -64,7 +79,27 @@ def build(model, targets, out, ptq, dry_run, as_json, quiet, latency_warmup, lat
     from .pipeline import LatencySettings, plan
     from .pipeline import build as run_build
 
-    p = plan(model, list(targets), out=out, ptq=ptq)
+    from .errors import InputError
+    from .recipe import ClusterConfig, DistillConfig, PruneConfig, QATConfig
+
+    if prune_schedule and prune_sparsity is None and not prune_structure:
+        raise InputError("--prune-schedule needs --prune SPARSITY. Fix: add --prune 0.5.")
+    if cluster_init and clusters is None:
+        raise InputError("--cluster-init needs --cluster N. Fix: add --cluster 16.")
+    passes = {}
+    if teacher:
+        passes["distill"] = DistillConfig(teacher=teacher)
+    if prune_sparsity is not None or prune_structure:
+        kw = {"sparsity": prune_sparsity or 0.5, "schedule": prune_schedule or "polynomial"}
+        if prune_structure:
+            kw["m_by_n"] = tuple(int(v) for v in prune_structure.split(":"))
+            kw["sparsity"] = kw["m_by_n"][0] / kw["m_by_n"][1]
+        passes["prune"] = PruneConfig(**kw)
+    if clusters is not None:
+        passes["cluster"] = ClusterConfig(clusters=clusters, init=cluster_init or "kmeans++")
+    if qat:
+        passes["qat"] = QATConfig()
+    p = plan(model, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache)
     if dry_run:
         _dump(p.to_dict()) if as_json else click.echo(p.describe())
         return

@@ -37,6 +37,43 @@ def read_tflite(path) -> "object":
     return S, model, buf
 
 
+_NP = {"float32": "float32", "float16": "float16", "int8": "int8", "uint8": "uint8", "int16": "int16",
+       "int32": "int32", "int64": "int64"}
+
+
+def weight_stats(values, shape, zero_point=None, axis: int = 0) -> dict:
+    """Zero fraction, unique values and the m:n pattern (along the last, input-channel axis) of one tensor.
+
+    For quantized tensors a real 0.0 is stored as the zero point, so "zero" means "equals its zero point"; with
+    per-channel quantization the unique count that proves clustering is per channel (``unique_per_channel_max``).
+    """
+    import numpy as np
+
+    v = np.asarray(values).reshape(shape) if shape else np.asarray(values)
+    zero = np.zeros_like(v)
+    if zero_point is not None and np.size(zero_point) > 0 and np.any(zero_point):
+        zp = np.asarray(zero_point)
+        if zp.size == 1:
+            zero = zero + zp.reshape(()).astype(v.dtype)
+        elif v.ndim and v.shape[axis] == zp.size:
+            bshape = [1] * v.ndim
+            bshape[axis] = zp.size
+            zero = zero + zp.reshape(bshape).astype(v.dtype)
+    is_zero = v == zero
+    out = {"zero_fraction": round(float(is_zero.mean()), 6) if v.size else 0.0, "unique_values": int(len(np.unique(v)))}
+    if zero_point is not None and np.size(zero_point) > 1 and v.ndim:
+        moved = np.moveaxis(v, axis, 0).reshape(v.shape[axis], -1)
+        out["unique_per_channel_max"] = int(max(len(np.unique(row)) for row in moved))
+    last = v.shape[-1] if v.ndim else 0
+    for n in (4, 8):
+        if v.ndim >= 2 and last % n == 0 and v.size >= n:
+            zeros = int(is_zero.reshape(-1, n).sum(axis=1).min())
+            if 2 * zeros >= n:  # a real N:M structure (e.g. 2:4), not the odd zero of unstructured sparsity
+                out["m_by_n"] = f"{zeros}:{n}"
+                break
+    return out
+
+
 def inspect_tflite(path) -> dict:
     p = Path(path)
     S, model, buf = read_tflite(p)
@@ -66,8 +103,17 @@ def inspect_tflite(path) -> dict:
                     "shape": t.ShapeAsNumpy().tolist() if t.ShapeLength() else [],
                     "constant": nbytes > 0, "bytes": int(nbytes), "variable": bool(t.IsVariable())}
             q = t.Quantization()
+            zp, axis = None, 0
             if q is not None and q.ScaleLength():
-                info["quantized"] = {"scales": int(q.ScaleLength()), "axis": int(q.QuantizedDimension())}
+                axis = int(q.QuantizedDimension())
+                info["quantized"] = {"scales": int(q.ScaleLength()), "axis": axis}
+                zp = q.ZeroPointAsNumpy() if q.ZeroPointLength() else None
+            if info["constant"] and info["dtype"] in _NP and b.DataLength() and len(info["shape"]) >= 2:
+                import numpy as np
+
+                arr = np.frombuffer(b.DataAsNumpy().tobytes(), dtype=_NP[info["dtype"]])
+                info.update(weight_stats(arr, info["shape"], zp if info["dtype"] in ("int8", "uint8", "int16") else None,
+                                         axis))
             tensors.append(info)
             if info["constant"]:
                 weights.append(info)
@@ -86,6 +132,9 @@ def inspect_tflite(path) -> dict:
         "weight_dtypes": dict(Counter(w["dtype"] for w in weights)),
         "weight_bytes": int(sum(w["bytes"] for w in weights)),
         "variable_tensors": sum(t["variable"] for t in tensors),
+        "weights": [{k: t[k] for k in ("name", "dtype", "shape", "zero_fraction", "unique_values",
+                                       "unique_per_channel_max", "m_by_n") if k in t}
+                    for t in tensors if "zero_fraction" in t],
         "tensors": tensors,
     }
 
@@ -99,7 +148,32 @@ def format_inspect(info: dict) -> str:
     lines += [f"  {o['op']:<32} v{o['version']:<3} x{o['count']}" for o in info["ops"]]
     lines.append("weights: " + ", ".join(f"{d} x{n}" for d, n in sorted(info["weight_dtypes"].items()))
                  + f" ({info['weight_bytes']:,} bytes)")
+    big = [w for w in info["weights"] if w["shape"] and _numel(w["shape"]) >= 256]
+    if big:
+        lines.append("weight tensors (>= 256 values): name, dtype, zeros, unique values (max per channel), m:n")
+        lines += [f"  {w['name'][:56]:<56} {w['dtype']:<8} {w['zero_fraction']:6.1%} {w['unique_values']:>7}"
+                  + (f" ({w['unique_per_channel_max']})" if "unique_per_channel_max" in w else "")
+                  + f" {w.get('m_by_n', '')}" for w in big]
     if info["variable_tensors"]:
         lines.append(f"state: {info['variable_tensors']} variable tensors (recurrent state persists across invoke(); "
                      f"call reset_all_variables() before each independent input)")
     return "\n".join(lines)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= max(int(d), 1)
+    return n
+
+
+def summarize_weights(info: dict, min_values: int = 256) -> dict:
+    """One line of proof for a pass: overall zero fraction and unique-value counts of the large weight tensors."""
+    big = [w for w in info["weights"] if _numel(w["shape"]) >= min_values]
+    total = sum(_numel(w["shape"]) for w in big)
+    zeros = sum(w["zero_fraction"] * _numel(w["shape"]) for w in big)
+    uniq = sorted(w.get("unique_per_channel_max", w["unique_values"]) for w in big)
+    return {"weight_tensors": len(big), "zero_fraction": round(zeros / total, 4) if total else 0.0,
+            "unique_values_median": uniq[len(uniq) // 2] if uniq else 0,
+            "unique_values_max": uniq[-1] if uniq else 0,
+            "m_by_n": sorted({w["m_by_n"] for w in big if "m_by_n" in w})}

@@ -1,7 +1,8 @@
-"""plan -> train -> convert -> validate on the artifact -> budgets -> build directory (written atomically).
+"""plan -> passes (cached) -> convert -> validate on the artifact -> budgets -> build directory (atomic).
 
-``plan()`` does every check that needs no computation (specs, targets, output locations) so a bad input fails
-before training starts. ``build()`` trains once per model and converts/validates once per target.
+``plan()`` does every check that needs no computation (specs, targets, recipe order, the model's layers against
+the passes, output locations), so bad input fails before any training. ``build()`` runs each target's pass
+chain, sharing (in memory and on disk) every prefix the targets have in common, then converts and validates.
 """
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from typing import Optional
 import numpy as np
 
 from . import __version__
-from .errors import OutputError
+from .errors import InputError, OutputError
+from .recipe import RecipeFile, Step, load_recipe_file, merge, resolve
 from .registry import load_model_spec, load_target
-from .specs import QUANTIZATIONS, ModelSpec, Recipe, TargetProfile
+from .specs import QUANTIZATIONS, ModelSpec, TargetProfile
 
 LATENCY_INPUTS = 64
+QAT_STEPS = ("qat", "pqat", "cqat", "pcqat")
 
 
 @dataclass(frozen=True)
@@ -34,20 +37,28 @@ class LatencySettings:
 @dataclass(frozen=True)
 class TargetPlan:
     target: TargetProfile
-    recipe: Recipe
+    steps: tuple[Step, ...]
+    ptq: str
     out_dir: Path
+    representative_samples: int
 
-    def steps(self) -> list[str]:
-        r = self.recipe
-        s = [f"convert float32 -> model_float32.tflite (baseline)"]
-        if r.ptq != "float32":
-            extra = f", representative dataset: {r.representative_samples} training texts" if r.ptq == "int8" else ""
-            s.append(f"convert {r.ptq} -> model_{r.ptq}.tflite (deployed{extra})")
+    @property
+    def pass_names(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+    def describe_steps(self) -> list[str]:
+        s = [st.describe() for st in self.steps]
+        qat = self.steps[-1].name in QAT_STEPS
+        extra = f", representative dataset: {self.representative_samples} training texts" if self.ptq == "int8" else ""
+        s.append(f"convert float32 -> model_float32.tflite (baseline: the uncompressed model)")
+        if self.ptq != "float32" or len(self.steps) > 1:
+            why = " (QAT model; int8 is forced)" if qat and self.target.quantization != "int8" else ""
+            s.append(f"convert {self.ptq} -> model_{self.ptq}.tflite (deployed{extra}){why}")
         thr = sorted({1, self.target.runtime.threads})
         s.append("validate on the artifacts: accuracy over the test split, parity with Keras, size raw/gzip, "
                  f"latency threads {thr} x XNNPACK on/off")
-        s.append("budgets: " + (", ".join(f"{k}={v}" for k, v in
-                                          self.target.budgets.model_dump(exclude_none=True).items()) or "none"))
+        s.append("budgets: " + ", ".join(f"{k}={v}" for k, v in
+                                         self.target.budgets.model_dump(exclude_none=True).items()))
         return s
 
 
@@ -55,28 +66,28 @@ class TargetPlan:
 class Plan:
     spec: ModelSpec
     targets: tuple[TargetPlan, ...]
+    use_cache: bool = True
+    teacher: Optional[ModelSpec] = None
 
     def to_dict(self) -> dict:
         s = self.spec
         return {"model": s.name, "source": s.source, "dataset": s.data.dataset or "files",
                 "architecture": s.architecture.model_dump(), "tokenizer": s.tokenizer.model_dump(),
-                "training": s.training.model_dump(),
-                "passes": ["train"],
-                "targets": [{"target": t.target.name, "out": str(t.out_dir), "recipe": t.recipe.model_dump(),
-                             "steps": t.steps()} for t in self.targets]}
+                "training": s.training.model_dump(), "cache": self.use_cache,
+                "targets": [{"target": t.target.name, "out": str(t.out_dir), "passes": t.pass_names, "ptq": t.ptq,
+                             "steps": t.describe_steps()} for t in self.targets]}
 
     def describe(self) -> str:
-        s = self.spec
-        tr = s.training
-        lines = [f"plan for model {s.name} ({s.architecture.name}, dataset {s.data.dataset or 'user files'})",
-                 f"  1. load data + fit word tokenizer (seq_len {s.tokenizer.seq_len}, max_vocab "
-                 f"{s.tokenizer.max_vocab})",
-                 f"  2. train: up to {tr.epochs} epochs, batch {tr.batch_size}, lr {tr.learning_rate}, early stop on "
-                 f"dev accuracy (patience {tr.patience}), seed {tr.seed}"]
+        s, tr = self.spec, self.spec.training
+        lines = [f"plan for model {s.name} ({s.architecture.name}, dataset {s.data.dataset or 'user files'})"
+                 + ("" if self.use_cache else ", cache off"),
+                 f"  data: word tokenizer (seq_len {s.tokenizer.seq_len}, max_vocab {s.tokenizer.max_vocab}); "
+                 f"training up to {tr.epochs} epochs, batch {tr.batch_size}, lr {tr.learning_rate}, early stop on dev "
+                 f"accuracy (patience {tr.patience}), seed {tr.seed}"]
         for t in self.targets:
-            lines.append(f"  target {t.target.name}: quantization {t.recipe.ptq}, runtime {t.target.runtime.name} "
+            lines.append(f"  target {t.target.name}: runtime {t.target.runtime.name}, "
                          f"{t.target.runtime.threads} threads, out {t.out_dir}")
-            lines += [f"     - {step}" for step in t.steps()]
+            lines += [f"    {i}. {step}" for i, step in enumerate(t.describe_steps(), 1)]
         return "\n".join(lines)
 
 
@@ -97,8 +108,9 @@ def _check_writable(out: Path) -> None:
 
 
 def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Optional[str] = None,
-         ptq: Optional[str] = None) -> Plan:
-    from .errors import InputError
+         ptq: Optional[str] = None, recipe: Optional[str] = None, passes: Optional[dict] = None,
+         use_cache: bool = True) -> Plan:
+    from .architectures import LAYER_TYPES
 
     spec = model if isinstance(model, ModelSpec) else load_model_spec(model)
     profiles = [t if isinstance(t, TargetProfile) else load_target(t) for t in targets]
@@ -109,15 +121,27 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
     names = [p.name for p in profiles]
     if len(set(names)) != len(names):
         raise InputError(f"target given twice: {names}. Fix: name each target once.")
+    recipe_file = load_recipe_file(recipe) if recipe else None
+    layer_types = LAYER_TYPES[spec.architecture.name]
+    teacher = None
     plans = []
     for p in profiles:
+        sources = [(f"target {p.name} recipe", p.recipe), (str(recipe), recipe_file)]
+        chain, chosen_ptq = merge(sources, passes or {}, ptq)
+        where = f"recipe for {spec.name} on {p.name}"
+        steps, final_ptq = resolve(chain, chosen_ptq or p.quantization, layer_types, where)
+        if steps[0].name == "distill" and teacher is None:
+            teacher = load_model_spec(steps[0].config.teacher)
+            if teacher.data.model_dump() != spec.data.model_dump():
+                raise InputError(f"distill: teacher {teacher.name} is trained on other data than {spec.name}. Fix: "
+                                 f"give a teacher spec with the same data section.")
         if out is None:
             d = Path("build") / spec.name / p.name
         else:
             d = Path(out) if len(profiles) == 1 else Path(out) / p.name
         _check_writable(d)
-        plans.append(TargetPlan(p, p.recipe(ptq), d))
-    return Plan(spec, tuple(plans))
+        plans.append(TargetPlan(p, tuple(steps), final_ptq, d, p.representative_samples))
+    return Plan(spec, tuple(plans), use_cache, teacher)
 
 
 def _log(quiet: bool, msg: str) -> None:
@@ -133,144 +157,297 @@ class BuildResult:
     failures: list = field(default_factory=list)
 
 
+class _Builder:
+    """State shared by the targets of one build: data, the pass-output memo, the disk cache, conversions."""
+
+    def __init__(self, p: Plan, quiet: bool, latency: LatencySettings):
+        from .cache import ArtifactCache
+        from .data import WordTokenizer, load_dataset
+        from .tf import versions
+
+        self.p, self.quiet, self.latency = p, quiet, latency
+        self.t_start = time.perf_counter()
+        spec = p.spec
+        _log(quiet, f"[edgeopt] loading dataset for {spec.name}")
+        self.ds = load_dataset(spec.data)
+        tk = spec.tokenizer
+        self.tok = WordTokenizer.fit(self.ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab,
+                                     min_freq=tk.min_freq, lowercase=tk.lowercase)
+        _log(quiet, f"[edgeopt] {self.ds.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / test "
+                    f"{len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
+        self.versions = {"edgeopt": __version__, **versions()}
+        self.cache = ArtifactCache(enabled=p.use_cache)
+        self.memo: dict[str, tuple] = {}
+        self.converted: dict[tuple, bytes] = {}
+        self.x_test, self.y_test = self.tok.encode_batch(self.ds.test.texts), np.asarray(self.ds.test.labels)
+        self.ctx = self._context(spec, self.tok)
+        # the root of every cache key: everything the trained weights depend on
+        self.root_key = self._root_key(spec, self.tok)
+
+    def _context(self, spec, tok):
+        from .architectures import build_model
+        from .passes.common import PassContext
+
+        cfg, n_cls = spec.architecture.config(), self.ds.num_classes
+        return PassContext(
+            x_train=tok.encode_batch(self.ds.train.texts), y_train=np.asarray(self.ds.train.labels, np.int32),
+            x_dev=tok.encode_batch(self.ds.dev.texts), y_dev=np.asarray(self.ds.dev.labels, np.int32),
+            rebuild=lambda: build_model(spec.architecture.name, cfg, vocab_size=tok.vocab_size, num_classes=n_cls,
+                                        seq_len=tok.seq_len),
+            seed=spec.training.seed, quiet=self.quiet)
+
+    def _root_key(self, spec, tok) -> str:
+        import hashlib
+
+        from .cache import canonical
+
+        prov = {k: v for k, v in self.ds.provenance.items() if k != "folder"}
+        blob = canonical({"spec": spec.model_dump(mode="json", exclude={"name", "description"}), "data": prov,
+                          "vocab": hashlib.sha256("\n".join(tok.vocab).encode()).hexdigest()})
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    # ----------------------------------------------------------------------------------------- passes
+    def run_steps(self, steps) -> tuple[object, list, str, Optional[str]]:
+        """Run (or fetch) each step; returns (final model, records, final key, key of the uncompressed model)."""
+        from .cache import key as cache_key
+
+        k, model, records, base_key = self.root_key, None, [], None
+        for st in steps:
+            if st.name.startswith("strip_"):
+                records.append({"step": st.name, "note": st.note})
+                continue
+            cfg = st.config.model_dump(mode="json") if st.config is not None else {}
+            k = cache_key(k, st.name, cfg, self.versions)
+            if k in self.memo:
+                model, meta = self.memo[k]
+                cached = "memory"
+            else:
+                got = self.cache.load(k, self._rebuild_for(st.name, model))
+                if got is not None:
+                    model, meta = got
+                    cached = "disk"
+                    _log(self.quiet, f"[edgeopt] {st.name}: cache hit ({k})")
+                else:
+                    _log(self.quiet, f"[edgeopt] {st.name}: running")
+                    t0 = time.perf_counter()
+                    model, meta = self._run_pass(st, model)
+                    meta["seconds"] = round(time.perf_counter() - t0, 1)
+                    if st.name not in QAT_STEPS:
+                        meta.update(self._measure_float(model, k))
+                    self.cache.save(k, model, meta)
+                    cached = False
+                self.memo[k] = (model, meta)
+            if st.name in ("train", "distill"):
+                base_key = k
+            records.append({"step": st.name, "note": st.note, "config": cfg, "cached": cached, "key": k, **meta})
+        return model, records, k, base_key
+
+    def _rebuild_for(self, step: str, parent):
+        """The structure a cached step's weights fit. QAT variants are rebuilt from the parent pass output: the
+        cluster-preserving schemes add variables only for layers that really are clustered."""
+        if step not in QAT_STEPS:
+            return self.ctx.rebuild
+
+        def rebuild():
+            from .passes.qat import quantize
+
+            return quantize(parent, step)
+
+        return rebuild
+
+    def _run_pass(self, st: Step, model):
+        from .passes import cluster, prune, qat, train
+
+        if st.name == "train":
+            r = train.train(self.p.spec, self.ds, self.tok, quiet=self.quiet)
+            return r.model, {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
+                             "best_dev_accuracy": round(r.best_dev_accuracy, 6)}
+        if st.name == "distill":
+            return self._distill(st.config)
+        if st.name == "prune":
+            return prune.prune(model, self.ctx, st.config)
+        if st.name == "cluster":
+            return cluster.cluster(model, self.ctx, st.config)
+        return qat.qat(model, self.ctx, st.config, st.name)
+
+    def _distill(self, cfg):
+        from .data import WordTokenizer
+        from .passes.distill import distill
+        from .recipe import Step
+
+        teacher = self.p.teacher
+        tk = teacher.tokenizer
+        t_tok = WordTokenizer.fit(self.ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab,
+                                  min_freq=tk.min_freq, lowercase=tk.lowercase)
+        sub = _Builder.__new__(_Builder)  # the teacher: same data, its own spec/tokenizer/cache keys
+        sub.__dict__.update(self.__dict__)
+        sub.p = Plan(teacher, (), self.p.use_cache)
+        sub.tok, sub.ctx = t_tok, self._context(teacher, t_tok)
+        sub.x_test = t_tok.encode_batch(self.ds.test.texts)
+        sub.root_key = self._root_key(teacher, t_tok)
+        _log(self.quiet, f"[edgeopt] distill: teacher {teacher.name}")
+        t_model, records, _, _ = sub.run_steps([Step("train")])
+        logits = t_model.predict(sub.ctx.x_train, batch_size=256, verbose=0)
+        model, meta = distill(self.ctx, self.p.spec.training, cfg, logits)
+        meta["teacher"] = {"name": teacher.name, "architecture": teacher.architecture.name,
+                           "accuracy_float32_tflite": records[0].get("accuracy"),
+                           "size_bytes_float32": records[0].get("size_bytes")}
+        return model, meta
+
+    # ------------------------------------------------------------------------------------ measuring
+    def convert(self, k: str, model, mode: str, n_rep: int) -> bytes:
+        if (k, mode) not in self.converted:
+            from .convert.tflite import convert
+
+            _log(self.quiet, f"[edgeopt] converting to TFLite {mode}")
+            rep = None
+            if mode == "int8":
+                rng = np.random.default_rng(self.p.spec.training.seed)
+                rep = self.ctx.x_train[rng.permutation(len(self.ctx.x_train))[:n_rep]]
+            self.converted[(k, mode)] = convert(model, mode, rep)
+        return self.converted[(k, mode)]
+
+    def artifact_metrics(self, data: bytes) -> dict:
+        """Accuracy over the test split, size and weight structure, read from an exported .tflite."""
+        from . import runtimes
+        from .inspect import inspect_tflite, summarize_weights
+        from .validate.accuracy import accuracy
+        from .validate.size import size_of_bytes
+
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "m.tflite"
+            path.write_bytes(data)
+            logits = runtimes.load(path).run(self.x_test)
+            info = inspect_tflite(path)
+        size = size_of_bytes(data)
+        return {"accuracy": round(accuracy(logits, self.y_test), 6), "size_bytes": size["size_bytes"],
+                "gzip_bytes": size["gzip_bytes"], "weights": summarize_weights(info)}
+
+    def _measure_float(self, model, k: str) -> dict:
+        return {"artifact": "float32 export", **self.artifact_metrics(self.convert(k, model, "float32", 0))}
+
+
 def build(p: Plan, quiet: bool = False, latency: LatencySettings = LatencySettings()) -> list[BuildResult]:
-    from .convert.tflite import convert
-    from .data import WordTokenizer, load_dataset
-    from .passes.train import train
-    from .tf import versions
-
-    spec = p.spec
-    t_start = time.perf_counter()
-    _log(quiet, f"[edgeopt] loading dataset for {spec.name}")
-    ds = load_dataset(spec.data)
-    tk = spec.tokenizer
-    tok = WordTokenizer.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
-                            lowercase=tk.lowercase)
-    _log(quiet, f"[edgeopt] {ds.name}: train {len(ds.train)} / dev {len(ds.dev)} / test {len(ds.test)}, "
-                f"{ds.num_classes} labels, vocab {tok.vocab_size}")
-    _log(quiet, f"[edgeopt] training {spec.architecture.name}")
-    tr = train(spec, ds, tok, quiet=quiet)
-    _log(quiet, f"[edgeopt] trained {tr.epochs_run} epochs in {tr.seconds:.1f}s; best dev accuracy "
-                f"{tr.best_dev_accuracy:.4f} (epoch {tr.best_epoch})")
-    x_test, y_test = tok.encode_batch(ds.test.texts), np.asarray(ds.test.labels)
-    keras_logits = tr.model.predict(x_test, batch_size=256, verbose=0)
-    rng = np.random.default_rng(spec.training.seed)
-    x_train = tok.encode_batch(ds.train.texts)
-    converted: dict[str, bytes] = {}
-
-    def tflite(mode: str, n_rep: int) -> bytes:
-        if mode not in converted:
-            _log(quiet, f"[edgeopt] converting to TFLite {mode}")
-            rep = x_train[rng.permutation(len(x_train))[:n_rep]] if mode == "int8" else None
-            converted[mode] = convert(tr.model, mode, rep)
-        return converted[mode]
-
-    results = []
-    for tp in p.targets:
-        tflite("float32", 0)
-        tflite(tp.recipe.ptq, tp.recipe.representative_samples)
-        ctx = dict(spec=spec, tp=tp, ds=ds, tok=tok, tr=tr, x_test=x_test, y_test=y_test, keras_logits=keras_logits,
-                   converted=converted, versions=versions(), t_start=t_start, latency=latency)
-        results.append(_build_target(ctx, quiet))
-    return results
+    b = _Builder(p, quiet, latency)
+    return [_build_target(b, tp) for tp in p.targets]
 
 
-def _build_target(c: dict, quiet: bool) -> BuildResult:
+def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
+    from . import runtimes
     from .report import write_report
     from .validate import accuracy as acc_v
     from .validate import budgets as bud_v
     from .validate import latency as lat_v
     from .validate.size import size_of_bytes
-    from . import runtimes
 
-    tp, spec, ds = c["tp"], c["spec"], c["ds"]
-    target, recipe, out = tp.target, tp.recipe, tp.out_dir
+    spec, ds, target, out = b.p.spec, b.ds, tp.target, tp.out_dir
+    model, records, k, base_key = b.run_steps(tp.steps)
+    base_model = b.memo[base_key][0]
+    baseline_bytes = b.convert(base_key, base_model, "float32", 0)
+    compressed = len(tp.steps) > 1
+    deployed_bytes = b.convert(k, model, tp.ptq, tp.representative_samples)
+    keras_logits = model.predict(b.x_test, batch_size=256, verbose=0)
+    base_keras_logits = keras_logits if base_model is model else base_model.predict(b.x_test, batch_size=256,
+                                                                                    verbose=0)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; a build directory is an ordinary directory
-        files = {"float32": staging / "model_float32.tflite"}
-        files["float32"].write_bytes(c["converted"]["float32"])
-        if recipe.ptq != "float32":
-            files[recipe.ptq] = staging / f"model_{recipe.ptq}.tflite"
-            files[recipe.ptq].write_bytes(c["converted"][recipe.ptq])
-        deployed = files[recipe.ptq]
-        tok_files = c["tok"].save(staging)
+        files = {"baseline": staging / "model_float32.tflite"}
+        files["baseline"].write_bytes(baseline_bytes)
+        if tp.ptq != "float32" or compressed:
+            name = f"model_{tp.ptq}.tflite" if tp.ptq != "float32" else "model_compressed_float32.tflite"
+            files["deployed"] = staging / name
+            files["deployed"].write_bytes(deployed_bytes)
+        else:
+            files["deployed"] = files["baseline"]
+        tok_files = b.tok.save(staging)
         (staging / "labels.txt").write_text("\n".join(ds.label_names) + "\n", encoding="utf-8")
 
-        _log(quiet, f"[edgeopt] {target.name}: validating {deployed.name} on {len(ds.test)} test examples")
+        _log(b.quiet, f"[edgeopt] {target.name}: validating {files['deployed'].name} on {len(ds.test)} test examples")
         measured = {}
-        bench_x = c["x_test"][:LATENCY_INPUTS]
+        bench_x = b.x_test[:LATENCY_INPUTS]
         opts = lat_v.grid(target.runtime.threads, target.runtime.delegates)
-        for mode, path in files.items():
-            sess = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack="xnnpack" in target.runtime.delegates))
-            logits = sess.run(c["x_test"])
-            stateful = sess.variable_tensors
-            measured[mode] = {
-                "accuracy": round(acc_v.accuracy(logits, c["y_test"]), 6),
-                "parity_vs_keras": acc_v.parity(c["keras_logits"], logits),
-                "logits": logits,
-                "latency": lat_v.measure(path, bench_x, opts, c["latency"].warmup, c["latency"].iterations,
-                                         quiet),
+        for role, path in files.items():
+            if role == "deployed" and path == files["baseline"]:
+                measured[role] = measured["baseline"]
+                continue
+            sess = runtimes.load(path, runtimes.RuntimeOptions(threads=1,
+                                                               xnnpack="xnnpack" in target.runtime.delegates))
+            logits = sess.run(b.x_test)
+            ref = base_keras_logits if role == "baseline" else keras_logits
+            measured[role] = {
+                "accuracy": round(acc_v.accuracy(logits, b.y_test), 6),
+                "parity_vs_keras": acc_v.parity(ref, logits), "logits": logits,
+                "variable_tensors": sess.variable_tensors,
+                "latency": lat_v.measure(path, bench_x, opts, b.latency.warmup, b.latency.iterations, b.quiet),
             }
-        base, dep = measured["float32"], measured[recipe.ptq]
+        base, dep = measured["baseline"], measured["deployed"]
         drop = base["accuracy"] - dep["accuracy"]
-        row = lat_v.pick(dep["latency"], target.runtime.threads,
-                         "xnnpack" in target.runtime.delegates)
+        row = lat_v.pick(dep["latency"], target.runtime.threads, "xnnpack" in target.runtime.delegates)
         artifacts = []
-        for mode, path in files.items():
-            s = size_of_bytes(path.read_bytes())
-            artifacts.append({"path": path.name, "format": "tflite", "quantization": mode,
-                              "role": "deployed" if path == deployed else "baseline", **s})
-        dep_size = next(a for a in artifacts if a["path"] == deployed.name)
+        for role, path in files.items():
+            if role == "deployed" and path == files["baseline"]:
+                artifacts[0]["role"] = "deployed"
+                continue
+            artifacts.append({"path": path.name, "format": "tflite",
+                              "quantization": "float32" if role == "baseline" else tp.ptq, "role": role,
+                              **size_of_bytes(path.read_bytes())})
+        dep_art = next(a for a in artifacts if a["role"] == "deployed")
+        if compressed:  # the convert step's record: the deployed artifact's structure, read back from the file
+            conv = b.artifact_metrics(deployed_bytes)
+            records.append({"step": "convert", "note": f"{tp.ptq} .tflite (deployed)", **conv})
         verdict = bud_v.check(target.budgets, accuracy=dep["accuracy"], accuracy_drop=drop,
-                              size_bytes=dep_size["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
+                              size_bytes=dep_art["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
                               export_agreement=base["parity_vs_keras"]["argmax_agreement"])
-        tr = c["tr"]
+        train_rec = next(r for r in records if r["step"] in ("train", "distill"))
         manifest = {
-            "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": c["versions"],
+            "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": b.versions,
             "seed": spec.training.seed,
-            "recipe": {"passes": list(recipe.passes), "convert": {"format": "tflite", "quantization": recipe.ptq,
-                       "representative_samples": recipe.representative_samples if recipe.ptq == "int8" else 0,
-                       "batch": 1}},
+            "recipe": {"passes": tp.pass_names, "steps": [st.describe() for st in tp.steps],
+                       "convert": {"format": "tflite", "quantization": tp.ptq, "batch": 1,
+                                   "representative_samples": tp.representative_samples if tp.ptq == "int8" else 0}},
+            "passes": records,
             "spec": spec.model_dump(mode="json"), "target_profile": target.model_dump(mode="json"),
             "data": {"dataset": ds.name, "labels": len(ds.label_names), **ds.provenance},
-            "tokenizer": c["tok"].config(),
-            "training": {"epochs_run": tr.epochs_run, "best_epoch": tr.best_epoch, "seconds": round(tr.seconds, 1),
-                         "best_dev_accuracy": round(tr.best_dev_accuracy, 6)},
+            "tokenizer": b.tok.config(),
+            "training": {k2: train_rec.get(k2) for k2 in ("epochs_run", "best_epoch", "best_dev_accuracy", "seconds")},
             "artifacts": artifacts + [{"path": f.name, "format": f.suffix.lstrip("."), **size_of_bytes(f.read_bytes())}
                                       for f in tok_files + [staging / "labels.txt"]],
             "metrics": {
-                "keras_accuracy": round(acc_v.accuracy(c["keras_logits"], c["y_test"]), 6),
-                "baseline": {"artifact": files["float32"].name, "accuracy": base["accuracy"],
+                "keras_accuracy": round(acc_v.accuracy(keras_logits, b.y_test), 6),
+                "baseline": {"artifact": files["baseline"].name, "accuracy": base["accuracy"],
                              "parity_vs_keras": base["parity_vs_keras"],
                              "latency": [s.to_dict() for s in base["latency"]]},
-                "artifact": deployed.name, "accuracy": dep["accuracy"], "accuracy_drop": round(drop, 6),
+                "artifact": files["deployed"].name, "accuracy": dep["accuracy"], "accuracy_drop": round(drop, 6),
                 "test_examples": len(ds.test),
-                "variable_tensors": stateful,
+                "variable_tensors": dep["variable_tensors"],
                 "parity_vs_keras": dep["parity_vs_keras"],
                 "parity_vs_baseline": acc_v.parity(base["logits"], dep["logits"]),
-                "size": {k: dep_size[k] for k in ("size_bytes", "gzip_bytes")},
+                "size": {k2: dep_art[k2] for k2 in ("size_bytes", "gzip_bytes")},
+                "size_ratio_vs_float32": {
+                    "raw": round(artifacts[0]["size_bytes"] / dep_art["size_bytes"], 3),
+                    "gzip": round(artifacts[0]["gzip_bytes"] / dep_art["gzip_bytes"], 3)},
                 "latency": [s.to_dict() for s in dep["latency"]],
                 "latency_budget_row": {"threads": target.runtime.threads,
                                        "xnnpack": "xnnpack" in target.runtime.delegates},
                 "latency_note": "measured on the build machine (see 'machine'), not on the target device",
             },
             "budgets": verdict,
-            "build_seconds": round(time.perf_counter() - c["t_start"], 1),
+            "build_seconds": round(time.perf_counter() - b.t_start, 1),
         }
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
         write_report(staging / "report.md", manifest)
         _replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     fails = bud_v.failures(verdict)
-    _log(quiet, f"[edgeopt] {target.name}: {deployed.name} accuracy {dep['accuracy']:.4f} (float32 "
-                f"{base['accuracy']:.4f}), {dep_size['size_bytes']:,} B; budgets "
-                f"{'PASSED' if verdict['passed'] else 'FAILED'} -> {out}")
+    _log(b.quiet, f"[edgeopt] {target.name}: {files['deployed'].name} accuracy {dep['accuracy']:.4f} (float32 "
+                  f"{base['accuracy']:.4f}), {dep_art['size_bytes']:,} B; budgets "
+                  f"{'PASSED' if verdict['passed'] else 'FAILED'} -> {out}")
     return BuildResult(out, manifest, verdict["passed"], fails)
 
 

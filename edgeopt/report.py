@@ -10,7 +10,7 @@ def _pct(x) -> str:
 
 def _latency_rows(rows: list, label: str) -> list[str]:
     return [f"| {label} | {r['threads']} | {'on' if r['xnnpack'] else 'off'} | "
-            f"{'yes' if r['delegate_applied'] else 'no'} | {r['p50_ms']:.4f} | {r['p90_ms']:.4f} | {r['p99_ms']:.4f} | "
+            f"{'yes' if r['delegate_applied'] else ('no (refused)' if r.get('delegate_error') else 'no')} | {r['p50_ms']:.4f} | {r['p90_ms']:.4f} | {r['p99_ms']:.4f} | "
             f"{r['iterations']} |" for r in rows]
 
 
@@ -50,6 +50,21 @@ def render(m: dict) -> str:
                       "that persists across `invoke()`). Every number here was measured with "
                       "`interpreter.reset_all_variables()` before each call; an app must do the same, or each "
                       "input starts from the previous input's state."]
+    passes = [r for r in m.get("passes", []) if "accuracy" in r]
+    if len(passes) > 1:
+        lines += ["", "## Passes (each measured on an exported .tflite: float32 after a weight-changing pass, the "
+                      "deployed file after convert/QAT)", "",
+                  "| step | accuracy | zero fraction | unique values (median / max) | m:n | bytes | gzip bytes | cached |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in passes:
+            w = r.get("weights", {})
+            lines.append(f"| {r['step']} | {_pct(r['accuracy'])} | {w.get('zero_fraction', 0):.1%} | "
+                         f"{w.get('unique_values_median', '')} / {w.get('unique_values_max', '')} | "
+                         f"{', '.join(w.get('m_by_n', [])) or ''} | {r['size_bytes']:,} | {r['gzip_bytes']:,} | "
+                         f"{r.get('cached') or 'no'} |")
+        steps = m["recipe"].get("steps", [])
+        if steps:
+            lines += ["", "Resolved recipe: " + " -> ".join(f"`{s}`" for s in steps)]
     lines += ["", "## Artifacts", "", "| file | quantization | bytes | gzip bytes | sha256 |", "|---|---|---|---|---|"]
     lines += [f"| `{a['path']}` | {a.get('quantization', '')} | {a['size_bytes']:,} | {a['gzip_bytes']:,} | "
               f"`{a['sha256'][:16]}` |" for a in m["artifacts"]]

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SpecError, suggest
+from .recipe import RecipeFile
 
 Quantization = Literal["float32", "dynamic", "int8", "float16"]
 QUANTIZATIONS = ("float32", "dynamic", "int8", "float16")
@@ -128,14 +129,6 @@ class Budgets(_Frozen):
     min_export_agreement: Optional[float] = Field(default=0.99, ge=0, le=1)
 
 
-class Recipe(_Frozen):
-    """The ordered passes, then one conversion. Issue 2 knows `train` and the PTQ conversion."""
-
-    passes: tuple[Literal["train"], ...] = ("train",)
-    ptq: Quantization = "float32"
-    representative_samples: int = Field(default=200, ge=1)
-
-
 class TargetProfile(_Frozen):
     name: str
     description: str = ""
@@ -144,6 +137,7 @@ class TargetProfile(_Frozen):
     quantization: Quantization
     representative_samples: int = Field(default=200, ge=1)
     budgets: Budgets = Budgets()
+    recipe: Optional[RecipeFile] = None  # default compression passes for this device (see edgeopt/recipe.py)
     notes: str
     source: Optional[str] = Field(default=None, exclude=True)
 
@@ -154,8 +148,12 @@ class TargetProfile(_Frozen):
             raise ValueError("say in a sentence or two why this profile's choices were made")
         return v
 
-    def recipe(self, ptq: Optional[str] = None) -> Recipe:
-        return Recipe(ptq=ptq or self.quantization, representative_samples=self.representative_samples)
+    @field_validator("recipe")
+    @classmethod
+    def _recipe_passes(cls, v):
+        if v is not None:
+            v.parsed()  # raises ValueError naming the pass and field
+        return v
 
 
 # ------------------------------------------------------------------------------------------ loading

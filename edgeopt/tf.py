@@ -16,6 +16,9 @@ def tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as _tf
 
+    # TF's Python warnings (e.g. "Gradients do not exist for variables ['logits/kernel:0']" during cluster-
+    # preserving QAT, where the scheme trains the centroids instead of the kernel) are expected here.
+    _tf.get_logger().setLevel("ERROR")
     return _tf
 
 

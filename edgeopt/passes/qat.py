@@ -134,6 +134,9 @@ def quantize(model, variant: str):
         return layer
 
     annotated = K.models.clone_model(work, clone_function=annotate)
+    # clone_model re-creates the layers it annotates with fresh weights (TOOLCHAIN §2): copy them back, or QAT
+    # starts the annotated layers from a random initialization (and a frozen one stays random).
+    annotated.set_weights(work.get_weights())
     from ..architectures.builders import PositionEmbedding
 
     with qk.quantize_scope({**cfgs, "PositionEmbedding": PositionEmbedding}):
@@ -153,11 +156,38 @@ def frozen_layers(qmodel, variant: str) -> list[str]:
     return out
 
 
+def freeze(qmodel, names) -> dict:
+    """Hold layers fixed through QAT fine-tuning; returns a snapshot for :func:`restore`.
+
+    ``trainable = False`` works for plain layers (the Embedding), but not inside TFMOT's QuantizeWrapper: the
+    wrapper keeps its own handles on the wrapped kernel and the optimizer still moves it. So the wrapped layers'
+    weights are snapshotted here and put back by :func:`restore` after fine-tuning (re-applied exactly)."""
+    snap = {}
+    for layer in qmodel.layers:
+        if layer.name in names:
+            layer.trainable = False
+            # the wrapper's variables minus the quantizer state (the wrapped layer no longer lists its kernel)
+            state = ("optimizer_step", "_min:0", "_max:0")
+            snap[layer.name] = [(v, v.numpy()) for v in layer.weights if not any(t in v.name for t in state)]
+    return snap
+
+
+def restore(qmodel, snap: dict) -> None:
+    for name, pairs in snap.items():
+        for v, value in pairs:
+            v.assign(value)
+        wrapper = qmodel.get_layer(name)
+        # The weight quantizers' ranges were computed from the moving kernel during fine-tuning: let each quantizer
+        # recompute its range from the restored kernel (its own rule; e.g. symmetric 8-bit is [-m, m*127/128], so
+        # the int8 filter's zero point is exactly 0, which the conv kernels require).
+        for weight, quantizer, qvars in getattr(wrapper, "_weight_vars", []):
+            quantizer(weight, True, qvars)
+
+
 def qat(model, ctx: PassContext, cfg, variant: str):
     q = quantize(model, variant)
     frozen = frozen_layers(q, variant)
-    for layer in q.layers:
-        if layer.name in frozen:
-            layer.trainable = False
+    snap = freeze(q, frozen)
     fine_tune(q, ctx, cfg, variant)
+    restore(q, snap)
     return q, {"scheme": variant, "frozen": frozen}

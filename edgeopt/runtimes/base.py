@@ -6,7 +6,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Callable, Protocol
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class LatencyStats:
     std_ms: float
     min_ms: float
     machine: dict
+    delegate_error: Optional[str] = None  # why a requested delegate was not applied (then builtin kernels ran)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,10 +85,11 @@ def time_calls(call: Callable[[int], None], n_inputs: int, warmup: int, iteratio
 
 
 def stats_from(times_ms: np.ndarray, *, runtime: str, options: RuntimeOptions, delegate_applied: bool,
-               warmup: int) -> LatencyStats:
+               warmup: int, delegate_error: Optional[str] = None) -> LatencyStats:
     p50, p90, p99 = np.percentile(times_ms, [50, 90, 99])
     return LatencyStats(runtime=runtime, threads=options.threads, xnnpack=options.xnnpack,
                         delegate_applied=delegate_applied, warmup=warmup, iterations=len(times_ms),
                         p50_ms=round(float(p50), 5), p90_ms=round(float(p90), 5), p99_ms=round(float(p99), 5),
                         mean_ms=round(float(times_ms.mean()), 5), std_ms=round(float(times_ms.std()), 5),
-                        min_ms=round(float(times_ms.min()), 5), machine=machine_info())
+                        min_ms=round(float(times_ms.min()), 5), machine=machine_info(),
+                        delegate_error=delegate_error)

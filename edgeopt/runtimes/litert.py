@@ -23,11 +23,24 @@ class LiteRTSession:
         # Keras model must start every call from zero state, so reset them before each call (an app must too).
         self.variable_tensors = sum(bool(sub.Tensors(k).IsVariable()) for k in range(sub.TensorsLength()))
         self.path, self.options = str(path), options
-        kw = {} if options.xnnpack else {
-            "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+        self.delegate_error = None
+        no_delegates = {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+
+        def load(kw):
+            it = Interpreter(model_path=self.path, num_threads=options.threads, **kw)
+            it.allocate_tensors()
+            return it
+
         try:
-            self.it = Interpreter(model_path=self.path, num_threads=options.threads, **kw)
-            self.it.allocate_tensors()
+            try:
+                self.it = load({} if options.xnnpack else no_delegates)
+            except (ValueError, RuntimeError) as e:
+                if not options.xnnpack or "delegate" not in str(e).lower():
+                    raise
+                # XNNPACK refused the graph (e.g. some sparse or asymmetric int8 models): run on the builtin
+                # kernels and say so, rather than fail the build. delegate_applied will read False.
+                self.delegate_error = " ".join(str(e).split())[:300]
+                self.it = load(no_delegates)
         except (ValueError, RuntimeError) as e:
             msg = " ".join(str(e).split())[:300]
             raise ArtifactError(f"{path}: LiteRT cannot load it ({msg}). Fix: re-export the model, or check that "
@@ -94,4 +107,4 @@ class LiteRTSession:
 
         times = time_calls(call, len(batches), warmup, iterations)
         return stats_from(times, runtime=f"litert-interpreter {self.version}", options=self.options,
-                          delegate_applied=self.delegate_applied, warmup=warmup)
+                          delegate_applied=self.delegate_applied, warmup=warmup, delegate_error=self.delegate_error)

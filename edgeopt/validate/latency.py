@@ -22,7 +22,9 @@ def measure(path, tokens, options_list, warmup: int = 20, iterations: int = 200,
         if not quiet:
             print(f"  latency {path.name if hasattr(path, 'name') else path}: threads={opts.threads} "
                   f"xnnpack={'on' if opts.xnnpack else 'off'} (applied: {st.delegate_applied}) "
-                  f"p50 {st.p50_ms:.4f} ms p90 {st.p90_ms:.4f} ms", file=sys.stderr, flush=True)
+                  f"p50 {st.p50_ms:.4f} ms p90 {st.p90_ms:.4f} ms"
+                  + (f" [XNNPACK refused: {st.delegate_error[:80]}]" if st.delegate_error else ""),
+                  file=sys.stderr, flush=True)
         out.append(st)
     return out
 
