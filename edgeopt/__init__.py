@@ -9,17 +9,21 @@ Public API (importing it does not import TensorFlow)::
 __version__ = "0.1.0"
 
 
-def plan(model, targets, out=None, ptq=None):
+def plan(model, targets, out=None, ptq=None, recipe=None, passes=None, use_cache=True):
+    """Resolve and check a build (no training): model/target names or paths, optional recipe file, pass configs
+    (``edgeopt.recipe.PruneConfig`` ...) keyed by pass name."""
     from .pipeline import plan as _plan
 
-    return _plan(model, list(targets), out=out, ptq=ptq)
+    return _plan(model, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=use_cache)
 
 
-def build(plan_or_model, targets=None, out=None, ptq=None, quiet=False):
-    from .pipeline import Plan, build as _build, plan as _plan
+def build(plan_or_model, targets=None, quiet=False, latency=None, **plan_kw):
+    """Run a plan (or plan ``plan_or_model`` for ``targets`` first); returns one BuildResult per target."""
+    from .pipeline import LatencySettings, Plan
+    from .pipeline import build as _build
 
-    p = plan_or_model if isinstance(plan_or_model, Plan) else _plan(plan_or_model, list(targets or []), out, ptq)
-    return _build(p, quiet=quiet)
+    p = plan_or_model if isinstance(plan_or_model, Plan) else plan(plan_or_model, targets or [], **plan_kw)
+    return _build(p, quiet=quiet, latency=latency or LatencySettings())
 
 
 def load_target(ref):

@@ -207,7 +207,8 @@ def parse_file(path: Path, model: type[BaseModel]):
     path = Path(path)
     data = _read_yaml(path)
     try:
-        return model.model_validate({**data, "source": str(path)})
+        extra = {"source": str(path)} if "source" in model.model_fields else {}
+        return model.model_validate({**data, **extra})
     except ValidationError as e:
         raise SpecError(_format_validation_error(str(path), model, e)) from None
 
