@@ -160,25 +160,30 @@ class BuildResult:
 class _Builder:
     """State shared by the targets of one build: data, the pass-output memo, the disk cache, conversions."""
 
-    def __init__(self, p: Plan, quiet: bool, latency: LatencySettings):
+    def __init__(self, p: Plan, quiet: bool, latency: LatencySettings, parent: Optional["_Builder"] = None):
+        """``parent``: share its data, cache, memo and conversions (a distillation teacher's builder)."""
         from .cache import ArtifactCache
         from .data import WordTokenizer, load_dataset
         from .tf import versions
 
         self.p, self.quiet, self.latency = p, quiet, latency
-        self.t_start = time.perf_counter()
         spec = p.spec
-        _log(quiet, f"[edgeopt] loading dataset for {spec.name}")
-        self.ds = load_dataset(spec.data)
+        if parent is None:
+            self.t_start = time.perf_counter()
+            _log(quiet, f"[edgeopt] loading dataset for {spec.name}")
+            self.ds = load_dataset(spec.data)
+            self.versions = {"edgeopt": __version__, **versions()}
+            self.cache = ArtifactCache(enabled=p.use_cache)
+            self.memo: dict[str, tuple] = {}
+            self.converted: dict[tuple, bytes] = {}
+        else:
+            for name in ("t_start", "ds", "versions", "cache", "memo", "converted"):
+                setattr(self, name, getattr(parent, name))
         tk = spec.tokenizer
         self.tok = WordTokenizer.fit(self.ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab,
                                      min_freq=tk.min_freq, lowercase=tk.lowercase)
-        _log(quiet, f"[edgeopt] {self.ds.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / test "
-                    f"{len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
-        self.versions = {"edgeopt": __version__, **versions()}
-        self.cache = ArtifactCache(enabled=p.use_cache)
-        self.memo: dict[str, tuple] = {}
-        self.converted: dict[tuple, bytes] = {}
+        _log(quiet, f"[edgeopt] {self.ds.name} for {spec.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / "
+                    f"test {len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
         self.x_test, self.y_test = self.tok.encode_batch(self.ds.test.texts), np.asarray(self.ds.test.labels)
         self.ctx = self._context(spec, self.tok)
         # the root of every cache key: everything the trained weights depend on
@@ -271,21 +276,13 @@ class _Builder:
         return qat.qat(model, self.ctx, st.config, st.name)
 
     def _distill(self, cfg):
-        from .data import WordTokenizer
         from .passes.distill import distill
         from .recipe import Step
 
         teacher = self.p.teacher
-        tk = teacher.tokenizer
-        t_tok = WordTokenizer.fit(self.ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab,
-                                  min_freq=tk.min_freq, lowercase=tk.lowercase)
-        sub = _Builder.__new__(_Builder)  # the teacher: same data, its own spec/tokenizer/cache keys
-        sub.__dict__.update(self.__dict__)
-        sub.p = Plan(teacher, (), self.p.use_cache)
-        sub.tok, sub.ctx = t_tok, self._context(teacher, t_tok)
-        sub.x_test = t_tok.encode_batch(self.ds.test.texts)
-        sub.root_key = self._root_key(teacher, t_tok)
         _log(self.quiet, f"[edgeopt] distill: teacher {teacher.name}")
+        # the teacher: same data, its own spec, tokenizer and cache keys (trained once, then cached)
+        sub = _Builder(Plan(teacher, (), self.p.use_cache), self.quiet, self.latency, parent=self)
         t_model, records, _, _ = sub.run_steps([Step("train")])
         logits = t_model.predict(sub.ctx.x_train, batch_size=256, verbose=0)
         model, meta = distill(self.ctx, self.p.spec.training, cfg, logits)
