@@ -62,6 +62,9 @@ def main():
 @click.option("--qat", is_flag=True, help="Add quantization-aware training (the planner picks PQAT/CQAT/PCQAT).")
 @click.option("--distill", "teacher", default=None, help="Train the student against this teacher ModelSpec.")
 @click.option("--no-cache", is_flag=True, help="Recompute every pass instead of reusing cached outputs.")
+@click.option("--format", "formats", type=click.Choice(["target", "both"]), default="target", show_default=True,
+              help="'both': also export the other format (TFLite/ONNX) from the same weights and report their "
+                   "agreement and accuracies side by side.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit without training.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest(s) (or the plan) as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
@@ -71,7 +74,7 @@ def main():
               help="Timed calls per latency configuration (percentiles are taken over these).")
 @_handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
-          qat, teacher, no_cache, dry_run, as_json, quiet, latency_warmup, latency_iterations):
+          qat, teacher, no_cache, formats, dry_run, as_json, quiet, latency_warmup, latency_iterations):
     """Build MODEL (built-in name or ModelSpec YAML) for each --target.
 
     Exit code 0 when every budget passes, 3 when any budget fails, 2 for bad input.
@@ -99,7 +102,8 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
         passes["cluster"] = ClusterConfig(clusters=clusters, init=cluster_init or "kmeans++")
     if qat:
         passes["qat"] = QATConfig()
-    p = plan(model, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache)
+    p = plan(model, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache,
+             formats=formats)
     if dry_run:
         _dump(p.to_dict()) if as_json else click.echo(p.describe())
         return
@@ -210,7 +214,7 @@ def models_show(name, as_json):
 @click.option("--json", "as_json", is_flag=True)
 @_handle_errors
 def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
-    """Latency of ARTIFACT (.tflite) at batch 1 on this machine: p50/p90/p99 after warm-up.
+    """Latency of ARTIFACT (.tflite or .onnx) at batch 1 on this machine: p50/p90/p99 after warm-up.
 
     Inputs are token ids: random ids within the vocabulary of a tokenizer.json next to the artifact, else
     all-<unk> ids.

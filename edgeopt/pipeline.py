@@ -41,6 +41,7 @@ class TargetPlan:
     ptq: str
     out_dir: Path
     representative_samples: int
+    cross_format: bool = False  # also export the other format from the same weights and compare
 
     @property
     def pass_names(self) -> list[str]:
@@ -50,13 +51,25 @@ class TargetPlan:
         s = [st.describe() for st in self.steps]
         qat = self.steps[-1].name in QAT_STEPS
         extra = f", representative dataset: {self.representative_samples} training texts" if self.ptq == "int8" else ""
-        s.append(f"convert float32 -> model_float32.tflite (baseline: the uncompressed model)")
+        fmt = self.target.runtime.format
+        how = (f"tf2onnx opset {self.target.onnx_settings.opset}" if fmt == "onnx" else "TFLite converter")
+        s.append(f"convert float32 -> model_float32.{fmt} ({how}; baseline: the uncompressed model)")
         if self.ptq != "float32" or len(self.steps) > 1:
             why = " (QAT model; int8 is forced)" if qat and self.target.quantization != "int8" else ""
-            s.append(f"convert {self.ptq} -> model_{self.ptq}.tflite (deployed{extra}){why}")
+            if fmt == "onnx" and self.ptq != "float32":
+                q = self.target.onnx_settings.quant
+                why += (f" (ONNX Runtime quantize_dynamic, weights {q.weight_type})" if self.ptq == "dynamic" else
+                        f" (ONNX Runtime quantize_static, {q.format}, {q.activation_type} activations x "
+                        f"{q.weight_type} weights)")
+            s.append(f"convert {self.ptq} -> model_{self.ptq}.{fmt} (deployed{extra}){why}")
         thr = sorted({1, self.target.runtime.threads})
+        grid = "XNNPACK on/off" if "xnnpack" in self.target.runtime.delegates else (
+            "ONNX Runtime CPU execution provider" if fmt == "onnx" else "builtin kernels")
         s.append("validate on the artifacts: accuracy over the test split, parity with Keras, size raw/gzip, "
-                 f"latency threads {thr} x XNNPACK on/off")
+                 f"latency threads {thr} x {grid}")
+        if self.cross_format:
+            other = "onnx" if fmt == "tflite" else "tflite"
+            s.append(f"cross-format: also export {other} from the same weights; compare accuracy and agreement")
         s.append("budgets: " + ", ".join(f"{k}={v}" for k, v in
                                          self.target.budgets.model_dump(exclude_none=True).items()))
         return s
@@ -109,7 +122,7 @@ def _check_writable(out: Path) -> None:
 
 def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Optional[str] = None,
          ptq: Optional[str] = None, recipe: Optional[str] = None, passes: Optional[dict] = None,
-         use_cache: bool = True) -> Plan:
+         use_cache: bool = True, formats: str = "target") -> Plan:
     from .architectures import LAYER_TYPES
 
     spec = model if isinstance(model, ModelSpec) else load_model_spec(model)
@@ -130,6 +143,13 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
         chain, chosen_ptq = merge(sources, passes or {}, ptq)
         where = f"recipe for {spec.name} on {p.name}"
         steps, final_ptq = resolve(chain, chosen_ptq or p.quantization, layer_types, where)
+        if p.runtime.format == "onnx":
+            if steps[-1].name in QAT_STEPS:
+                raise InputError(f"{where}: QAT ends in a TFLite int8 graph; {p.name} is an ONNX target. Fix: drop "
+                                 f"--qat and use --ptq int8 (ONNX Runtime static quantization) or dynamic.")
+            if final_ptq == "float16":
+                raise InputError(f"{where}: float16 is for TFLite targets; {p.name} is an ONNX target. Fix: use "
+                                 f"--ptq float32, dynamic or int8.")
         if steps[0].name == "distill" and teacher is None:
             teacher = load_model_spec(steps[0].config.teacher)
             if teacher.data.model_dump() != spec.data.model_dump():
@@ -139,8 +159,13 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
             d = Path("build") / spec.name / p.name
         else:
             d = Path(out) if len(profiles) == 1 else Path(out) / p.name
+        if formats not in ("target", "both"):
+            raise InputError(f"--format {formats!r}: choose 'target' (the target's format) or 'both'.")
+        if formats == "both" and steps[-1].name in QAT_STEPS:
+            raise InputError(f"{where}: --format both needs a recipe without QAT (a QAT graph exports to TFLite "
+                             f"only). Fix: drop --qat, or drop --format both.")
         _check_writable(d)
-        plans.append(TargetPlan(p, tuple(steps), final_ptq, d, p.representative_samples))
+        plans.append(TargetPlan(p, tuple(steps), final_ptq, d, p.representative_samples, formats == "both"))
     return Plan(spec, tuple(plans), use_cache, teacher)
 
 
@@ -292,33 +317,56 @@ class _Builder:
         return model, meta
 
     # ------------------------------------------------------------------------------------ measuring
-    def convert(self, k: str, model, mode: str, n_rep: int) -> bytes:
+    def representative(self, n: int) -> np.ndarray:
+        rng = np.random.default_rng(self.p.spec.training.seed)
+        return self.ctx.x_train[rng.permutation(len(self.ctx.x_train))[:n]]
+
+    def convert(self, k: str, model, mode: str, n_rep: int, target: Optional[TargetProfile] = None) -> bytes:
+        """The model as a file for ``target``'s format (TFLite when no target is given), memoized."""
+        fmt = target.runtime.format if target is not None else "tflite"
+        if fmt == "onnx":
+            ox = target.onnx_settings
+            ck = (k, "onnx", ox.opset, mode, ox.quant.model_dump_json() if mode != "float32" else "", n_rep)
+            if ck not in self.converted:
+                from .convert import onnx as onnx_conv
+
+                fkey = (k, "onnx", ox.opset, "float32", "", 0)
+                if fkey not in self.converted:
+                    _log(self.quiet, f"[edgeopt] converting to ONNX (tf2onnx, opset {ox.opset})")
+                    self.converted[fkey] = onnx_conv.to_onnx(model, ox.opset)
+                if mode != "float32":
+                    _log(self.quiet, f"[edgeopt] ONNX Runtime {mode} quantization")
+                    self.converted[ck] = onnx_conv.quantize(self.converted[fkey], mode, ox.quant,
+                                                            self.representative(n_rep) if mode == "int8" else None)
+            return self.converted[ck]
         if (k, mode) not in self.converted:
             from .convert.tflite import convert
 
             _log(self.quiet, f"[edgeopt] converting to TFLite {mode}")
-            rep = None
-            if mode == "int8":
-                rng = np.random.default_rng(self.p.spec.training.seed)
-                rep = self.ctx.x_train[rng.permutation(len(self.ctx.x_train))[:n_rep]]
-            self.converted[(k, mode)] = convert(model, mode, rep)
+            self.converted[(k, mode)] = convert(model, mode, self.representative(n_rep) if mode == "int8" else None)
         return self.converted[(k, mode)]
 
-    def artifact_metrics(self, data: bytes) -> dict:
-        """Accuracy over the test split, size and weight structure, read from an exported .tflite."""
+    def artifact_metrics(self, data: bytes, fmt: str = "tflite") -> dict:
+        """Accuracy over the test split, size and structure, read from an exported file."""
         from . import runtimes
-        from .inspect import inspect_tflite, summarize_weights
         from .validate.accuracy import accuracy
         from .validate.size import size_of_bytes
 
         with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "m.tflite"
+            path = Path(d) / f"m.{fmt}"
             path.write_bytes(data)
             logits = runtimes.load(path).run(self.x_test)
-            info = inspect_tflite(path)
+            if fmt == "tflite":
+                from .inspect import inspect_tflite, summarize_weights
+
+                structure = {"weights": summarize_weights(inspect_tflite(path))}
+            else:
+                from .convert.onnx import quantized_node_types
+
+                structure = {"quantized_nodes": quantized_node_types(path)}
         size = size_of_bytes(data)
         return {"accuracy": round(accuracy(logits, self.y_test), 6), "size_bytes": size["size_bytes"],
-                "gzip_bytes": size["gzip_bytes"], "weights": summarize_weights(info)}
+                "gzip_bytes": size["gzip_bytes"], **structure}
 
     def _measure_float(self, model, k: str) -> dict:
         return {"artifact": "float32 export", **self.artifact_metrics(self.convert(k, model, "float32", 0))}
@@ -338,11 +386,12 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
     from .validate.size import size_of_bytes
 
     spec, ds, target, out = b.p.spec, b.ds, tp.target, tp.out_dir
+    fmt = target.runtime.format
     model, records, k, base_key = b.run_steps(tp.steps)
     base_model = b.memo[base_key][0]
-    baseline_bytes = b.convert(base_key, base_model, "float32", 0)
+    baseline_bytes = b.convert(base_key, base_model, "float32", 0, target)
     compressed = len(tp.steps) > 1
-    deployed_bytes = b.convert(k, model, tp.ptq, tp.representative_samples)
+    deployed_bytes = b.convert(k, model, tp.ptq, tp.representative_samples, target)
     keras_logits = model.predict(b.x_test, batch_size=256, verbose=0)
     base_keras_logits = keras_logits if base_model is model else base_model.predict(b.x_test, batch_size=256,
                                                                                     verbose=0)
@@ -352,10 +401,10 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; a build directory is an ordinary directory
-        files = {"baseline": staging / "model_float32.tflite"}
+        files = {"baseline": staging / f"model_float32.{fmt}"}
         files["baseline"].write_bytes(baseline_bytes)
         if tp.ptq != "float32" or compressed:
-            name = f"model_{tp.ptq}.tflite" if tp.ptq != "float32" else "model_compressed_float32.tflite"
+            name = f"model_{tp.ptq}.{fmt}" if tp.ptq != "float32" else f"model_compressed_float32.{fmt}"
             files["deployed"] = staging / name
             files["deployed"].write_bytes(deployed_bytes)
         else:
@@ -389,13 +438,17 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
             if role == "deployed" and path == files["baseline"]:
                 artifacts[0]["role"] = "deployed"
                 continue
-            artifacts.append({"path": path.name, "format": "tflite",
+            artifacts.append({"path": path.name, "format": fmt,
                               "quantization": "float32" if role == "baseline" else tp.ptq, "role": role,
                               **size_of_bytes(path.read_bytes())})
         dep_art = next(a for a in artifacts if a["role"] == "deployed")
-        if compressed:  # the convert step's record: the deployed artifact's structure, read back from the file
-            conv = b.artifact_metrics(deployed_bytes)
-            records.append({"step": "convert", "note": f"{tp.ptq} .tflite (deployed)", **conv})
+        if compressed or fmt == "onnx":  # the convert step's record: the deployed file's structure, read back
+            conv = b.artifact_metrics(deployed_bytes, fmt)
+            records.append({"step": "convert", "note": f"{tp.ptq} .{fmt} (deployed)", **conv})
+        cross = _cross_format(b, tp, k, model, staging, dep["logits"]) if tp.cross_format else None
+        if cross:
+            artifacts.append({"path": cross["artifact"], "format": cross["format"], "quantization": cross["quantization"],
+                              "role": "cross_format", **{k2: cross[k2] for k2 in ("sha256", "size_bytes", "gzip_bytes")}})
         verdict = bud_v.check(target.budgets, accuracy=dep["accuracy"], accuracy_drop=drop,
                               size_bytes=dep_art["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
                               export_agreement=base["parity_vs_keras"]["argmax_agreement"])
@@ -404,8 +457,12 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
             "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": b.versions,
             "seed": spec.training.seed,
             "recipe": {"passes": tp.pass_names, "steps": [st.describe() for st in tp.steps],
-                       "convert": {"format": "tflite", "quantization": tp.ptq, "batch": 1,
-                                   "representative_samples": tp.representative_samples if tp.ptq == "int8" else 0}},
+                       "convert": {"format": fmt, "quantization": tp.ptq,
+                                   "batch": 1 if fmt == "tflite" else "dynamic",
+                                   "representative_samples": tp.representative_samples if tp.ptq == "int8" else 0,
+                                   **({"opset": target.onnx_settings.opset,
+                                       "ort_quantization": target.onnx_settings.quant.model_dump()}
+                                      if fmt == "onnx" else {})}},
             "passes": records,
             "spec": spec.model_dump(mode="json"), "target_profile": target.model_dump(mode="json"),
             "data": {"dataset": ds.name, "labels": len(ds.label_names), **ds.provenance},
@@ -431,6 +488,7 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                 "latency_budget_row": {"threads": target.runtime.threads,
                                        "xnnpack": "xnnpack" in target.runtime.delegates},
                 "latency_note": "measured on the build machine (see 'machine'), not on the target device",
+                **({"cross_format": cross} if cross else {}),
             },
             "budgets": verdict,
             "build_seconds": round(time.perf_counter() - b.t_start, 1),
@@ -446,6 +504,34 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                   f"{base['accuracy']:.4f}), {dep_art['size_bytes']:,} B; budgets "
                   f"{'PASSED' if verdict['passed'] else 'FAILED'} -> {out}")
     return BuildResult(out, manifest, verdict["passed"], fails)
+
+
+def _cross_format(b: _Builder, tp: TargetPlan, k: str, model, staging: Path, deployed_logits) -> dict:
+    """Export the other format from the same weights (same quantization where it exists there) and compare."""
+    from . import runtimes
+    from .specs import OnnxSpec, RuntimeSpec
+    from .validate.accuracy import accuracy, parity
+    from .validate.size import size_of_bytes
+
+    t = tp.target
+    if t.runtime.format == "tflite":
+        other = t.model_copy(update={"runtime": RuntimeSpec(name="onnxruntime", format="onnx", threads=1, delegates=()),
+                                     "onnx": OnnxSpec()})
+        mode = "float32" if tp.ptq == "float16" else tp.ptq  # ONNX has no float16 weight-only mode here
+    else:
+        other, mode = None, tp.ptq
+    fmt = "onnx" if other is not None else "tflite"
+    data = b.convert(k, model, mode, tp.representative_samples, other)
+    path = staging / f"model_{mode}.{fmt}"
+    path.write_bytes(data)
+    sess = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack=True))
+    logits = sess.run(b.x_test)
+    lat = sess.benchmark(b.x_test[:LATENCY_INPUTS], warmup=b.latency.warmup, iterations=b.latency.iterations)
+    return {"artifact": path.name, "format": fmt, "quantization": mode,
+            "accuracy": round(accuracy(logits, b.y_test), 6), **size_of_bytes(data),
+            "agreement_with_deployed": parity(deployed_logits, logits),
+            "latency_1_thread": {"runtime": lat.runtime, "p50_ms": lat.p50_ms, "p90_ms": lat.p90_ms,
+                                 "delegate_applied": lat.delegate_applied}}
 
 
 def _replace_dir(staging: Path, out: Path) -> None:

@@ -17,6 +17,7 @@ def _latency_rows(rows: list, label: str) -> list[str]:
 def render(m: dict) -> str:
     met, bud = m["metrics"], m["budgets"]
     mach = (met["latency"] or [{}])[0].get("machine", {})
+    rt = (met["latency"] or [{}])[0].get("runtime", "")
     deployed = next(a for a in m["artifacts"] if a.get("role") == "deployed")
     lines = [
         f"# edgeopt build: {m['model']} for {m['target']}",
@@ -50,7 +51,7 @@ def render(m: dict) -> str:
                       "that persists across `invoke()`). Every number here was measured with "
                       "`interpreter.reset_all_variables()` before each call; an app must do the same, or each "
                       "input starts from the previous input's state."]
-    passes = [r for r in m.get("passes", []) if "accuracy" in r]
+    passes = [r for r in m.get("passes", []) if "accuracy" in r and "weights" in r]
     if len(passes) > 1:
         lines += ["", "## Passes (each measured on an exported .tflite: float32 after a weight-changing pass, the "
                       "deployed file after convert/QAT)", "",
@@ -65,12 +66,28 @@ def render(m: dict) -> str:
         steps = m["recipe"].get("steps", [])
         if steps:
             lines += ["", "Resolved recipe: " + " -> ".join(f"`{s}`" for s in steps)]
+    cf = met.get("cross_format")
+    if cf:
+        ag = cf["agreement_with_deployed"]
+        lines += ["", "## Cross-format parity (same weights, both formats)", "",
+                  "| artifact | format | quantization | accuracy | bytes | p50 ms (1 thread) |", "|---|---|---|---|---|---|",
+                  f"| `{met['artifact']}` (deployed) | {m['recipe']['convert']['format']} | "
+                  f"{m['recipe']['convert']['quantization']} | {_pct(met['accuracy'])} | {met['size']['size_bytes']:,} | "
+                  f"{next((r['p50_ms'] for r in met['latency'] if r['threads'] == 1), float('nan')):.4f} |",
+                  f"| `{cf['artifact']}` | {cf['format']} | {cf['quantization']} | {_pct(cf['accuracy'])} | "
+                  f"{cf['size_bytes']:,} | {cf['latency_1_thread']['p50_ms']:.4f} |", "",
+                  f"Agreement between the two: argmax {_pct(ag['argmax_agreement'])}, max abs logit difference "
+                  f"{ag['max_abs_diff']:.6f} over {ag['examples']} test examples."]
     lines += ["", "## Artifacts", "", "| file | quantization | bytes | gzip bytes | sha256 |", "|---|---|---|---|---|"]
     lines += [f"| `{a['path']}` | {a.get('quantization', '')} | {a['size_bytes']:,} | {a['gzip_bytes']:,} | "
               f"`{a['sha256'][:16]}` |" for a in m["artifacts"]]
+    qn = next((r.get("quantized_nodes") for r in m.get("passes", []) if r.get("quantized_nodes")), None)
+    if qn:
+        lines += ["", "Quantized ONNX nodes in the deployed file: " + ", ".join(f"{k} x{v}" for k, v in sorted(qn.items()))]
     lines += ["", "## Latency (batch 1, per call: set input + invoke + read output)", "",
               f"Measured on **this build machine**, not on the {m['target']} device: {mach.get('arch')} "
-              f"{mach.get('cpu')}, {mach.get('cores')} cores. XNNPACK 'applied' is read from the loaded graph.", "",
+              f"{mach.get('cpu')}, {mach.get('cores')} cores; runtime {rt}. XNNPACK 'applied' is read from the "
+              f"loaded graph.", "",
               "| artifact | threads | XNNPACK | applied | p50 ms | p90 ms | p99 ms | iterations |",
               "|---|---|---|---|---|---|---|---|"]
     lines += _latency_rows(met["latency"], f"`{met['artifact']}`")

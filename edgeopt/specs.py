@@ -113,10 +113,41 @@ class DeviceSpec(_Frozen):
 
 
 class RuntimeSpec(_Frozen):
-    name: Literal["litert"] = "litert"
-    format: Literal["tflite"] = "tflite"
-    threads: int = Field(default=1, ge=1, le=64)
+    name: Literal["litert", "onnxruntime"] = "litert"
+    format: Literal["tflite", "onnx"] = "tflite"
+    threads: int = Field(default=1, ge=1, le=64)  # LiteRT num_threads / ORT intra_op_num_threads
     delegates: tuple[Literal["xnnpack"], ...] = ("xnnpack",)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        want = {"litert": "tflite", "onnxruntime": "onnx"}[self.name]
+        if self.format != want:
+            raise ValueError(f"runtime {self.name} runs {want} files, not {self.format}")
+        if self.name == "onnxruntime" and self.delegates:
+            raise ValueError("onnxruntime takes no delegates (the CPU execution provider is used); set delegates: []")
+        return self
+
+
+class OnnxQuant(_Frozen):
+    """ONNX Runtime quantization preset (quantize_dynamic / quantize_static)."""
+
+    weight_type: Literal["QInt8", "QUInt8"] = "QInt8"
+    activation_type: Literal["QInt8", "QUInt8"] = "QUInt8"
+    format: Literal["QDQ", "QOperator"] = "QDQ"  # static only
+    per_channel: bool = False
+    reduce_range: bool = False  # 7-bit weights: avoids saturation in VPMADDUBSW on AVX2/AVX-512 without VNNI
+
+
+class OnnxSpec(_Frozen):
+    opset: int = Field(default=17, ge=13)
+    quant: OnnxQuant = OnnxQuant()
+
+    @field_validator("opset")
+    @classmethod
+    def _tf2onnx_opsets(cls, v):
+        if v > 18:
+            raise ValueError("tf2onnx 1.17 supports opsets 13 to 18 (19 fails: 'Opset 19 is not supported yet')")
+        return v
 
 
 class Budgets(_Frozen):
@@ -138,8 +169,23 @@ class TargetProfile(_Frozen):
     representative_samples: int = Field(default=200, ge=1)
     budgets: Budgets = Budgets()
     recipe: Optional[RecipeFile] = None  # default compression passes for this device (see edgeopt/recipe.py)
+    onnx: Optional[OnnxSpec] = None  # ONNX targets: opset and ONNX Runtime quantization preset
     notes: str
     source: Optional[str] = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _format_fits(self):
+        if self.runtime.format == "onnx":
+            if self.quantization == "float16":
+                raise ValueError("ONNX targets take quantization float32, dynamic (ORT quantize_dynamic) or int8 "
+                                 "(ORT quantize_static); float16 is for TFLite targets")
+        elif self.onnx is not None:
+            raise ValueError("an 'onnx' section needs runtime onnxruntime / format onnx")
+        return self
+
+    @property
+    def onnx_settings(self) -> "OnnxSpec":
+        return self.onnx or OnnxSpec()
 
     @field_validator("notes")
     @classmethod

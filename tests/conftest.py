@@ -44,7 +44,8 @@ TINY = {
     "transformer": {"embed_dim": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 1},
 }
 
-ALL_TARGETS = ["pixel-7", "raspberry-pi-4", "raspberry-pi-zero-2w", "android-arm64-fp16"]
+ALL_TARGETS = ["pixel-7", "raspberry-pi-4", "raspberry-pi-zero-2w", "android-arm64-fp16", "x86-avx2-server",
+               "jetson-orin-nano-cpu"]
 FAST_LATENCY = ["--latency-warmup", "5", "--latency-iterations", "30"]
 
 
@@ -58,7 +59,8 @@ def run_cli(args, **kw):
 
 @pytest.fixture(scope="session")
 def multi_build(tmp_path_factory):
-    """One tiny text_cnn build on a slice of Banking77 for every built-in target (int8, dynamic, float16)."""
+    """One tiny text_cnn build on a slice of Banking77 for every built-in target: TFLite int8, dynamic, float16 and
+    ONNX static int8 and dynamic."""
     d = tmp_path_factory.mktemp("multi")
     spec = write_spec(d / "tiny-cnn.yaml", "tiny-cnn", "text_cnn", TINY["text_cnn"], epochs=6, learning_rate=0.005,
                       limit={"train": 4000, "dev": 300, "test": 400})

@@ -19,10 +19,12 @@ def test_multi_target_build_directories_and_manifest(multi_build):
     assert sorted(manifests) == sorted(ALL_TARGETS)
     for target, m in manifests.items():
         d = out / target
-        q = load_target(target).quantization
+        t = load_target(target)
+        q, fmt = t.quantization, t.runtime.format
         files = {p.name for p in d.iterdir()}
-        assert {"model_float32.tflite", f"model_{q}.tflite", "tokenizer.json", "vocab.txt", "labels.txt",
+        assert {f"model_float32.{fmt}", f"model_{q}.{fmt}", "tokenizer.json", "vocab.txt", "labels.txt",
                 "manifest.json", "report.md"} <= files
+        assert m["recipe"]["convert"]["format"] == fmt
         assert json.loads((d / "manifest.json").read_text()) == m
         for key in ("model", "target", "edgeopt_version", "versions", "seed", "recipe", "artifacts", "metrics",
                     "budgets"):
@@ -46,8 +48,15 @@ def test_multi_target_build_directories_and_manifest(multi_build):
         assert m["budgets"]["checks"] and m["budgets"]["passed"] == all(c["passed"] for c in m["budgets"]["checks"])
         assert "Verdict" in (d / "report.md").read_text()
         assert (d / "labels.txt").read_text().count("\n") == 77
-    # one training run served every target: all baselines are the same file
-    assert len({m["artifacts"][0]["sha256"] for m in manifests.values()}) == 1
+    # one training run served every target: all baselines of a format are the same file
+    assert len({m["artifacts"][0]["sha256"] for m in manifests.values() if m["recipe"]["convert"]["format"] ==
+                "tflite"}) == 1
+    onnx = manifests["x86-avx2-server"]
+    assert onnx["metrics"]["latency"][0]["runtime"].startswith("onnxruntime") and \
+        "CPUExecutionProvider" in onnx["metrics"]["latency"][0]["runtime"]
+    assert onnx["recipe"]["convert"]["opset"] == 17 and onnx["recipe"]["convert"]["ort_quantization"]["format"] == "QDQ"
+    assert {"QuantizeLinear", "DequantizeLinear"} <= set(onnx["passes"][-1]["quantized_nodes"])
+    assert {r["threads"] for r in manifests["jetson-orin-nano-cpu"]["metrics"]["latency"]} == {1, 2}
     assert multi_build["result"].exit_code == (0 if all(m["budgets"]["passed"] for m in manifests.values()) else 3)
 
 

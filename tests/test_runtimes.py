@@ -9,7 +9,26 @@ from edgeopt.errors import ArtifactError, RuntimeFailure
 @pytest.fixture(scope="module")
 def artifacts(multi_build):
     out = multi_build["out"]
-    return {"float32": out / "pixel-7" / "model_float32.tflite", "int8": out / "pixel-7" / "model_int8.tflite"}
+    return {"float32": out / "pixel-7" / "model_float32.tflite", "int8": out / "pixel-7" / "model_int8.tflite",
+            "onnx-float32": out / "x86-avx2-server" / "model_float32.onnx",
+            "onnx-int8": out / "x86-avx2-server" / "model_int8.onnx"}
+
+
+@pytest.mark.parametrize("name", ["float32", "int8", "onnx-float32", "onnx-int8"])
+def test_protocol_conformance_same_assertions_for_every_runtime(artifacts, name):
+    """LiteRT and ONNX Runtime sessions answer the same protocol with the same behaviour."""
+    sess = runtimes.load(artifacts[name], runtimes.RuntimeOptions(threads=2, xnnpack=True))
+    seq = sess.input_shape[1]
+    x = np.random.default_rng(3).integers(2, 50, size=(9, seq), dtype=np.int32)
+    y = sess.run(x)
+    assert y.shape == (9, 77) and y.dtype == np.float32 and np.isfinite(y).all()
+    np.testing.assert_array_equal(sess.run(x[:1]), y[:1])  # per-example results do not depend on the batch
+    assert sess.run(x[:0]).shape == (0, 77)
+    st = sess.benchmark(x, warmup=2, iterations=20)
+    assert st.threads == 2 and st.iterations == 20 and 0 < st.p50_ms <= st.p90_ms <= st.p99_ms
+    assert isinstance(st.delegate_applied, bool) and st.machine["cores"]
+    with pytest.raises(RuntimeFailure):
+        sess.run(np.zeros((2, seq + 1), np.int32))
 
 
 @pytest.mark.parametrize("mode", ["float32", "int8"])

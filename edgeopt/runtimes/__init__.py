@@ -14,7 +14,11 @@ def load(path, options: RuntimeOptions | None = None) -> Session:
         from .litert import LiteRTSession
 
         return LiteRTSession(path, options)
-    raise ArtifactError(f"{path}: no runtime for '{suffix}' files. Fix: give a .tflite file.")
+    if suffix == ".onnx":
+        from .onnxrt import OnnxRuntimeSession
+
+        return OnnxRuntimeSession(path, options)
+    raise ArtifactError(f"{path}: no runtime for '{suffix}' files. Fix: give a .tflite or .onnx file.")
 
 
 __all__ = ["LatencyStats", "RuntimeOptions", "Session", "machine_info", "load"]

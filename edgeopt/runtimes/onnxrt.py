@@ -1,0 +1,68 @@
+"""ONNX Runtime session on the CPU execution provider, N intra-op threads."""
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ArtifactError, RuntimeFailure
+from .base import LatencyStats, RuntimeOptions, stats_from, time_calls
+
+
+class OnnxRuntimeSession:
+    runtime = "onnxruntime"
+    variable_tensors = 0  # ONNX recurrent ops are stateless between runs
+    delegate_error = None
+
+    def __init__(self, path, options: RuntimeOptions):
+        import onnxruntime as ort
+
+        p = Path(path)
+        if not p.is_file():
+            raise ArtifactError(f"{p}: file not found. Fix: check the path.")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = options.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            self.sess = ort.InferenceSession(str(p), sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            msg = " ".join(str(e).split())[:300]
+            raise ArtifactError(f"{p}: ONNX Runtime cannot load it ({msg}). Fix: re-export the model.") from None
+        self.path, self.options = str(p), options
+        self._in = self.sess.get_inputs()[0]
+        self.provider = self.sess.get_providers()[0]
+        self.version = metadata.version("onnxruntime")
+
+    @property
+    def delegate_applied(self) -> bool:
+        return False  # no delegate: the execution provider is recorded instead
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(d if isinstance(d, int) else -1 for d in self._in.shape)
+
+    def run(self, tokens: np.ndarray) -> np.ndarray:
+        tokens = np.asarray(tokens, np.int32)
+        seq = self._in.shape[1]
+        if tokens.ndim != 2 or (isinstance(seq, int) and tokens.shape[1] != seq):
+            raise RuntimeFailure(f"{self.path}: expected token ids of shape (N, {seq}), got {tokens.shape}.")
+        if len(tokens) == 0:
+            return np.zeros((0, self.sess.get_outputs()[0].shape[1]), np.float32)
+        outs = [self.sess.run(None, {self._in.name: tokens[i:i + 256]})[0] for i in range(0, len(tokens), 256)]
+        return np.concatenate(outs).astype(np.float32)
+
+    def benchmark(self, tokens: np.ndarray, warmup: int = 20, iterations: int = 200) -> LatencyStats:
+        rows = [np.asarray(tokens[i:i + 1], np.int32) for i in range(len(tokens))]
+        if not rows:
+            raise RuntimeFailure("benchmark needs at least one input")
+        sess, name = self.sess, self._in.name
+
+        def call(k):
+            sess.run(None, {name: rows[k]})
+
+        times = time_calls(call, len(rows), warmup, iterations)
+        return stats_from(times, runtime=f"onnxruntime {self.version} ({self.provider})",
+                          options=RuntimeOptions(self.options.threads, xnnpack=False),
+                          delegate_applied=False, warmup=warmup)
