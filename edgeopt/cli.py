@@ -248,6 +248,47 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
     click.echo(f"  machine: {m['arch']} {m['cpu']}, {m['cores']} cores")
 
 
+# ---------------------------------------------------------------------------------------------- verify
+@main.command()
+@click.argument("build_dir", metavar="BUILD", type=click.Path())
+@click.option("--baseline", required=True, type=click.Path(), help="Baseline JSON to compare with (or to write).")
+@click.option("--update", is_flag=True, help="Write BUILD's re-measured numbers as the new baseline, on purpose.")
+@click.option("--iterations", type=click.IntRange(10), default=300, show_default=True,
+              help="Timed calls for the latency re-measurement.")
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def verify(build_dir, baseline, update, iterations, as_json):
+    """Regression gate: re-measure BUILD's artifact and compare with a baseline.
+
+    Accuracy (absolute tolerance), size (relative), p50 latency (relative plus a noise margin from the measured
+    spread; only on the baseline's machine). Exit 0 within bounds, 3 with a per-metric table when not.
+    """
+    import json as _json
+    from pathlib import Path
+
+    from .validate import regression as reg
+
+    current = reg.measure(Path(build_dir), iterations=iterations)
+    if update:
+        path = Path(baseline)
+        old = reg.load_baseline(path)["tolerances"] if path.is_file() else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(_json.dumps(reg.make_baseline(current, old), indent=2) + "\n")
+        tmp.replace(path)
+        click.echo(f"baseline written: {path} (accuracy {current['accuracy']}, {current['size_bytes']:,} B, "
+                   f"p50 {current['latency']['p50_ms']} ms)")
+        return
+    result = reg.compare(current, reg.load_baseline(Path(baseline)))
+    if as_json:
+        _dump({"current": current, **result})
+    else:
+        click.echo(reg.format_table(result))
+        click.echo(f"verify {current['model']} on {current['target']}: {'PASSED' if result['passed'] else 'FAILED'}")
+    if not result["passed"]:
+        sys.exit(EXIT_BUDGET)
+
+
 # --------------------------------------------------------------------------------------------- inspect
 @main.command()
 @click.argument("artifact", type=click.Path())

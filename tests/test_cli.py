@@ -8,7 +8,7 @@ from conftest import run_cli
 from edgeopt.cli import main
 
 COMMANDS = [[], ["build"], ["targets"], ["targets", "list"], ["targets", "show"], ["targets", "check"],
-            ["models"], ["models", "list"], ["models", "show"], ["bench"], ["inspect"]]
+            ["models"], ["models", "list"], ["models", "show"], ["bench"], ["inspect"], ["verify"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "edgeopt")

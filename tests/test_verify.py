@@ -1,0 +1,86 @@
+"""`edgeopt verify`: the regression gate re-measures the artifact and compares it with a baseline."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def build_copy(multi_build, tmp_path):
+    d = tmp_path / "build"
+    shutil.copytree(multi_build["out"] / "x86-avx2-server", d)
+    return d
+
+
+def _verify(build, baseline, *extra):
+    return run_cli(["verify", str(build), "--baseline", str(baseline), "--iterations", "30", *extra])
+
+
+def test_update_then_verify_passes(build_copy, tmp_path):
+    bl = tmp_path / "baseline.json"
+    r = _verify(build_copy, bl, "--update")
+    assert r.exit_code == 0 and "baseline written" in r.output
+    b = json.loads(bl.read_text())
+    assert b["model"] == "tiny-cnn" and b["target"] == "x86-avx2-server" and b["tolerances"]["accuracy_abs"] == 0.005
+    r = _verify(build_copy, bl, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["passed"] and {c["metric"] for c in out["checks"]} >= {"accuracy", "size_bytes", "latency_p50_ms"}
+
+
+def test_broken_artifact_is_caught(build_copy, tmp_path):
+    """Changed weights in the deployed file: verify re-measures it and fails on accuracy (exit 3)."""
+    import onnx
+    from onnx import numpy_helper
+
+    bl = tmp_path / "baseline.json"
+    assert _verify(build_copy, bl, "--update").exit_code == 0
+    path = build_copy / "model_int8.onnx"
+    m = onnx.load(str(path))
+    rng = np.random.default_rng(0)
+    for init in m.graph.initializer:
+        a = numpy_helper.to_array(init)
+        if a.dtype == np.int8 and a.size > 1000:  # the quantized weights: scramble them
+            init.CopyFrom(numpy_helper.from_array(rng.permutation(a.ravel()).reshape(a.shape), init.name))
+    onnx.save(m, str(path))
+    r = _verify(build_copy, bl)
+    assert r.exit_code == 3, r.output
+    assert "accuracy" in r.output and "FAIL" in r.output and "artifact_sha256" in r.output
+
+
+def test_impossible_baseline_fails_and_other_machine_skips_latency(build_copy, tmp_path):
+    bl = tmp_path / "baseline.json"
+    assert _verify(build_copy, bl, "--update").exit_code == 0
+    b = json.loads(bl.read_text())
+    b["accuracy"] = 1.0
+    b["machine"] = {**b["machine"], "cpu": "Some Other CPU"}
+    bl.write_text(json.dumps(b))
+    r = _verify(build_copy, bl, "--json")
+    assert r.exit_code == 3
+    checks = {c["metric"]: c for c in json.loads(r.stdout)["checks"]}
+    assert not checks["accuracy"]["passed"] and checks["accuracy"]["limit"] == ">= 0.995"
+    assert checks["latency_p50_ms"]["passed"] and "another machine" in checks["latency_p50_ms"]["note"]
+
+
+def test_latency_regression_beyond_margin_fails(build_copy, tmp_path):
+    bl = tmp_path / "baseline.json"
+    assert _verify(build_copy, bl, "--update").exit_code == 0
+    b = json.loads(bl.read_text())
+    b["latency"].update(p50_ms=b["latency"]["p50_ms"] / 10, p90_ms=b["latency"]["p50_ms"] / 10)
+    bl.write_text(json.dumps(b))
+    r = _verify(build_copy, bl)
+    assert r.exit_code == 3 and "latency_p50_ms" in r.output
+
+
+def test_missing_baseline_and_mismatched_build(build_copy, tmp_path, multi_build):
+    r = _verify(build_copy, tmp_path / "none.json")
+    assert r.exit_code == 2 and "--update" in r.stderr
+    bl = tmp_path / "baseline.json"
+    assert _verify(build_copy, bl, "--update").exit_code == 0
+    r = _verify(multi_build["out"] / "pixel-7", bl)
+    assert r.exit_code == 2 and "matching baseline" in r.stderr
