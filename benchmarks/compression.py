@@ -10,14 +10,12 @@ Pass outputs are cached (~/.cache/edgeopt/artifacts), so each model is trained o
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import edgeopt
+from _common import parse_args, write_results
 from edgeopt.pipeline import LatencySettings
 from edgeopt.recipe import ClusterConfig, DistillConfig, PruneConfig, QATConfig
 
@@ -92,16 +90,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--models", nargs="+", default=MODELS)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = ap.parse_args()
+    args = parse_args(MODELS, __doc__)
     rows = run(args.models, LatencySettings(warmup=20, iterations=200))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "compression.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out / "compression.md").write_text(markdown(rows))
-    print(markdown(rows))
+    write_results(args.out, "compression", rows, markdown(rows))
 
 
 if __name__ == "__main__":

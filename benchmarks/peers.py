@@ -10,8 +10,6 @@ benchmarks/results/peers.{json,md}; latency ratios are to edgeopt's x86-avx2-ser
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 import time
@@ -20,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import edgeopt
+from _common import parse_args, write_results
 from edgeopt import runtimes
 from edgeopt.convert import onnx as ox
 from edgeopt.pipeline import LatencySettings, Plan, _Builder
@@ -27,7 +26,6 @@ from edgeopt.recipe import Step
 from edgeopt.runtimes.base import machine_info, time_calls
 from edgeopt.specs import OnnxQuant
 from edgeopt.validate.accuracy import accuracy
-from edgeopt.validate.size import size_of_bytes
 
 MODELS = ["banking77-cnn", "banking77-bilstm", "banking77-transformer"]
 WARMUP, ITERS, N_INPUTS = 50, 500, 64
@@ -118,10 +116,7 @@ def markdown(rows) -> str:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--models", nargs="+", default=MODELS)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = ap.parse_args()
+    args = parse_args(MODELS, __doc__)
     from edgeopt.tf import tf
 
     T = tf()  # one thread for Keras too, set before TensorFlow initializes
@@ -135,11 +130,7 @@ def main():
             for r in got:
                 print(f"{name:<22} {r['name']:<48} acc {r['accuracy']:.4f} p50 {r['p50_ms']:.4f} ms",
                       file=sys.stderr, flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "peers.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
-    (out / "peers.md").write_text(markdown(rows))
-    print(markdown(rows))
+    write_results(args.out, "peers", rows, markdown(rows))
 
 
 if __name__ == "__main__":

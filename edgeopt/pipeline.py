@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError, OutputError
-from .recipe import RecipeFile, Step, load_recipe_file, merge, resolve
+from .recipe import Step, load_recipe_file, merge, resolve
 from .registry import load_model_spec, load_target
 from .specs import QUANTIZATIONS, ModelSpec, TargetProfile
 

@@ -49,6 +49,15 @@ ALL_TARGETS = ["pixel-7", "raspberry-pi-4", "raspberry-pi-zero-2w", "android-arm
 FAST_LATENCY = ["--latency-warmup", "5", "--latency-iterations", "30"]
 
 
+def assert_no_tensorflow(code: str) -> None:
+    """Run ``code`` in a fresh interpreter and fail if it imported TensorFlow."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", code + "\nimport sys; assert 'tensorflow' not in sys.modules, "
+                    "'tensorflow imported'"], check=True)
+
+
 def run_cli(args, **kw):
     from click.testing import CliRunner
 

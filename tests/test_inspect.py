@@ -1,7 +1,6 @@
-import subprocess
-import sys
-
 import pytest
+
+from conftest import assert_no_tensorflow
 
 from edgeopt.errors import ArtifactError
 from edgeopt.inspect import format_inspect, inspect_tflite
@@ -45,7 +44,6 @@ def test_not_tflite_and_corrupt(tmp_path, multi_build):
 
 def test_inspect_cli_does_not_import_tensorflow(multi_build):
     path = multi_build["out"] / "pixel-7" / "model_int8.tflite"
-    code = ("import sys; from click.testing import CliRunner; from edgeopt.cli import main; "
-            f"r = CliRunner().invoke(main, ['inspect', {str(path)!r}, '--json']); assert r.exit_code == 0, r.output; "
-            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    assert_no_tensorflow("from click.testing import CliRunner; from edgeopt.cli import main; "
+                         f"r = CliRunner().invoke(main, ['inspect', {str(path)!r}, '--json']); "
+                         "assert r.exit_code == 0, r.output")

@@ -1,11 +1,9 @@
 """The planner: order, collaborative variants, strip steps, layer checks; all before any training, no TF."""
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import assert_no_tensorflow, run_cli
 from edgeopt.errors import SpecError
 from edgeopt.recipe import (ClusterConfig, PruneConfig, QATConfig, RecipeFile, load_recipe_file, merge, resolve)
 
@@ -108,10 +106,7 @@ def test_cli_dry_run_shows_resolved_plan_and_rejects_bad_order(tmp_path):
 
 
 def test_planner_does_not_import_tensorflow():
-    code = ("import sys; from edgeopt.pipeline import plan; "
-            "p = plan('banking77-bilstm', ['pixel-7'], passes={}); "
-            "from edgeopt.recipe import PruneConfig, QATConfig; "
-            "p = plan('banking77-cnn', ['pixel-7'], passes={'prune': PruneConfig(), 'qat': QATConfig()}); "
-            "assert [s.name for s in p.targets[0].steps][-1] == 'pqat'; "
-            "assert 'tensorflow' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    assert_no_tensorflow("from edgeopt.pipeline import plan; from edgeopt.recipe import PruneConfig, QATConfig; "
+                         "p = plan('banking77-bilstm', ['pixel-7'], passes={}); "
+                         "p = plan('banking77-cnn', ['pixel-7'], passes={'prune': PruneConfig(), 'qat': QATConfig()}); "
+                         "assert [s.name for s in p.targets[0].steps][-1] == 'pqat'")

@@ -1,8 +1,7 @@
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+
+from conftest import assert_no_tensorflow
 
 from edgeopt.data import WordTokenizer, load_dataset
 from edgeopt.errors import ArtifactError
@@ -52,6 +51,4 @@ def test_load_rejects_non_tokenizer(tmp_path):
 
 
 def test_tokenizer_imports_without_tensorflow():
-    code = ("import sys; from edgeopt.data.tokenizer import WordTokenizer; "
-            "WordTokenizer.fit(['a b'], 4).encode('a'); assert 'tensorflow' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    assert_no_tensorflow("from edgeopt.data.tokenizer import WordTokenizer; WordTokenizer.fit(['a b'], 4).encode('a')")
