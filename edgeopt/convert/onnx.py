@@ -60,7 +60,13 @@ def quantize(onnx_bytes: bytes, mode: str, preset, calibration: np.ndarray | Non
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic,
                                           quantize_static)
 
+    import logging
+
     qt = {"QInt8": QuantType.QInt8, "QUInt8": QuantType.QUInt8}
+    root = logging.getLogger()
+    level = root.level
+    # ORT's quantizer logs a root-logger WARNING for every int64 shape tensor it (rightly) leaves alone
+    root.setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "model.onnx", Path(d) / "model.quant.onnx"
         src.write_bytes(onnx_bytes)
@@ -88,6 +94,7 @@ def quantize(onnx_bytes: bytes, mode: str, preset, calibration: np.ndarray | Non
             msg = " ".join(str(e).split())[:300]
             raise ConversionError(f"ONNX Runtime {mode} quantization failed: {msg}.") from None
         finally:
+            root.setLevel(level)
             for f in Path(d).glob("*-opt.onnx"):
                 os.unlink(f)
         return dst.read_bytes()
