@@ -1,4 +1,5 @@
-"""Typed, frozen specs parsed once from YAML: ModelSpec, TargetProfile, Recipe, Budgets.
+"""Typed, frozen specs parsed once from YAML: ModelSpec, TargetProfile (with its OnnxSpec), Budgets. Recipes and
+pass configs live in recipe.py.
 
 Every model has ``extra="forbid"``: an unknown or mistyped key is an error that names the file, the field,
 the allowed keys and the fix. Nothing here imports TensorFlow.
