@@ -324,6 +324,7 @@ class _Builder:
     def convert(self, k: str, model, mode: str, n_rep: int, target: Optional[TargetProfile] = None) -> bytes:
         """The model as a file for ``target``'s format (TFLite when no target is given), memoized."""
         fmt = target.runtime.format if target is not None else "tflite"
+        n_rep = n_rep if mode == "int8" else 0  # only int8 calibrates: part of the memo key there alone
         if fmt == "onnx":
             ox = target.onnx_settings
             ck = (k, "onnx", ox.opset, mode, ox.quant.model_dump_json() if mode != "float32" else "", n_rep)
@@ -339,12 +340,13 @@ class _Builder:
                     self.converted[ck] = onnx_conv.quantize(self.converted[fkey], mode, ox.quant,
                                                             self.representative(n_rep) if mode == "int8" else None)
             return self.converted[ck]
-        if (k, mode) not in self.converted:
+        ck = (k, "tflite", mode, n_rep)
+        if ck not in self.converted:
             from .convert.tflite import convert
 
             _log(self.quiet, f"[edgeopt] converting to TFLite {mode}")
-            self.converted[(k, mode)] = convert(model, mode, self.representative(n_rep) if mode == "int8" else None)
-        return self.converted[(k, mode)]
+            self.converted[ck] = convert(model, mode, self.representative(n_rep) if mode == "int8" else None)
+        return self.converted[ck]
 
     def artifact_metrics(self, data: bytes, fmt: str = "tflite") -> dict:
         """Accuracy over the test split, size and structure, read from an exported file."""
@@ -356,20 +358,24 @@ class _Builder:
             path = Path(d) / f"m.{fmt}"
             path.write_bytes(data)
             logits = runtimes.load(path).run(self.x_test)
-            if fmt == "tflite":
-                from .inspect import inspect_tflite, summarize_weights
-
-                structure = {"weights": summarize_weights(inspect_tflite(path))}
-            else:
-                from .convert.onnx import quantized_node_types
-
-                structure = {"quantized_nodes": quantized_node_types(path)}
+            structure = structure_of(path)
         size = size_of_bytes(data)
         return {"accuracy": round(accuracy(logits, self.y_test), 6), "size_bytes": size["size_bytes"],
                 "gzip_bytes": size["gzip_bytes"], **structure}
 
     def _measure_float(self, model, k: str) -> dict:
         return {"artifact": "float32 export", **self.artifact_metrics(self.convert(k, model, "float32", 0))}
+
+
+def structure_of(path: Path) -> dict:
+    """What compression left in a file: weight sparsity/clusters (.tflite) or quantized node types (.onnx)."""
+    if path.suffix == ".tflite":
+        from .inspect import inspect_tflite, summarize_weights
+
+        return {"weights": summarize_weights(inspect_tflite(path))}
+    from .convert.onnx import quantized_node_types
+
+    return {"quantized_nodes": quantized_node_types(path)}
 
 
 def build(p: Plan, quiet: bool = False, latency: LatencySettings = LatencySettings()) -> list[BuildResult]:
@@ -442,9 +448,10 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                               "quantization": "float32" if role == "baseline" else tp.ptq, "role": role,
                               **size_of_bytes(path.read_bytes())})
         dep_art = next(a for a in artifacts if a["role"] == "deployed")
-        if compressed or fmt == "onnx":  # the convert step's record: the deployed file's structure, read back
-            conv = b.artifact_metrics(deployed_bytes, fmt)
-            records.append({"step": "convert", "note": f"{tp.ptq} .{fmt} (deployed)", **conv})
+        if compressed or fmt == "onnx":  # the convert step's record: the deployed file, measured above, and its
+            records.append({"step": "convert", "note": f"{tp.ptq} .{fmt} (deployed)",  # structure read back
+                            "accuracy": dep["accuracy"], "size_bytes": dep_art["size_bytes"],
+                            "gzip_bytes": dep_art["gzip_bytes"], **structure_of(files["deployed"])})
         cross = _cross_format(b, tp, k, model, staging, dep["logits"]) if tp.cross_format else None
         if cross:
             artifacts.append({"path": cross["artifact"], "format": cross["format"], "quantization": cross["quantization"],
