@@ -277,7 +277,7 @@ def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = H
 
     ``encoder_factory``: for tests, to observe that a cached run never builds the encoder."""
     from .. import __version__
-    from ..tf import keras, set_seed, tf, versions
+    from ..tf import keras, set_seed, versions
 
     folder = model_dir()
     weights_sha = _sha256(folder / "model.safetensors")
@@ -315,7 +315,7 @@ def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = H
         if use_cache:
             _save_dir(root, "emb-" + emb_key, arrays, emb_meta)
 
-    K, T = keras(), tf()
+    K = keras()
     set_seed(head.seed)
     y = {n: np.asarray(s.labels, np.int32) for n, s in splits.items()}
     inp = K.Input((arrays["train"].shape[1],), name="sentence_embedding")
