@@ -9,13 +9,14 @@ Public API (importing it does not import TensorFlow)::
 __version__ = "0.1.0"
 
 
-def plan(model, targets, out=None, ptq=None, recipe=None, passes=None, use_cache=True, formats="target"):
+def plan(model, targets, out=None, ptq=None, recipe=None, passes=None, use_cache=True, formats="target",
+         emulate=False):
     """Resolve and check a build (no training): model/target names or paths, optional recipe file, pass configs
     (``edgeopt.recipe.PruneConfig`` ...) keyed by pass name."""
     from .pipeline import plan as _plan
 
     return _plan(model, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=use_cache,
-                 formats=formats)
+                 formats=formats, emulate=emulate)
 
 
 def build(plan_or_model, targets=None, quiet=False, latency=None, **plan_kw):

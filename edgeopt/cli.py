@@ -65,6 +65,10 @@ def main():
 @click.option("--format", "formats", type=click.Choice(["target", "both"]), default="target", show_default=True,
               help="'both': also export the other format (TFLite/ONNX) from the same weights and report their "
                    "agreement and accuracies side by side.")
+@click.option("--emulate", is_flag=True,
+              help="Also run each arm64 target's deployed artifact under qemu on its CPU model(s): load, XNNPACK, "
+                   "accuracy and parity with the host; a failure fails the build (exit 3). Needs `edgeopt emulator "
+                   "setup`.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit without training.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest(s) (or the plan) as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
@@ -74,7 +78,7 @@ def main():
               help="Timed calls per latency configuration (percentiles are taken over these).")
 @_handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
-          qat, teacher, no_cache, formats, dry_run, as_json, quiet, latency_warmup, latency_iterations):
+          qat, teacher, no_cache, formats, emulate, dry_run, as_json, quiet, latency_warmup, latency_iterations):
     """Build MODEL (built-in name or ModelSpec YAML) for each --target.
 
     Exit code 0 when every budget passes, 3 when any budget fails, 2 for bad input.
@@ -103,7 +107,7 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
     if qat:
         passes["qat"] = QATConfig()
     p = plan(model, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache,
-             formats=formats)
+             formats=formats, emulate=emulate)
     if dry_run:
         _dump(p.to_dict()) if as_json else click.echo(p.describe())
         return
@@ -116,6 +120,10 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
             click.echo(f"{r.manifest['target']}: {'PASSED' if r.passed else 'FAILED'} accuracy {m['accuracy']:.4f} "
                        f"(float32 {m['baseline']['accuracy']:.4f}) size {m['size']['size_bytes']:,} B -> "
                        f"{r.out_dir}/report.md")
+            if "emulator" in r.manifest:
+                from .emulator.validate import format_table as emu_table
+
+                click.echo(emu_table(r.manifest["emulator"]))
     failed = [r for r in results if not r.passed]
     for r in failed:
         for f in r.failures:
@@ -255,9 +263,12 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
 @click.option("--update", is_flag=True, help="Write BUILD's re-measured numbers as the new baseline, on purpose.")
 @click.option("--iterations", type=click.IntRange(10), default=300, show_default=True,
               help="Timed calls for the latency re-measurement.")
+@click.option("--emulate/--no-emulate", default=None,
+              help="Re-run the artifact on the emulated CPU(s) and gate parity too (default: when the baseline has "
+                   "emulator results, or, with --update, when the build was made with --emulate).")
 @click.option("--json", "as_json", is_flag=True)
 @_handle_errors
-def verify(build_dir, baseline, update, iterations, as_json):
+def verify(build_dir, baseline, update, iterations, emulate, as_json):
     """Regression gate: re-measure BUILD's artifact and compare with a baseline.
 
     Accuracy (absolute tolerance), size (relative), p50 latency (relative plus a noise margin from the measured
@@ -268,7 +279,10 @@ def verify(build_dir, baseline, update, iterations, as_json):
 
     from .validate import regression as reg
 
-    current = reg.measure(Path(build_dir), iterations=iterations)
+    base = None if update else reg.load_baseline(Path(baseline))
+    if emulate is None:
+        emulate = ("emulator" in base) if base is not None else reg.built_with_emulator(Path(build_dir))
+    current = reg.measure(Path(build_dir), iterations=iterations, emulate=emulate)
     if update:
         path = Path(baseline)
         old = reg.load_baseline(path)["tolerances"] if path.is_file() else None
@@ -277,9 +291,11 @@ def verify(build_dir, baseline, update, iterations, as_json):
         tmp.write_text(_json.dumps(reg.make_baseline(current, old), indent=2) + "\n")
         tmp.replace(path)
         click.echo(f"baseline written: {path} (accuracy {current['accuracy']}, {current['size_bytes']:,} B, "
-                   f"p50 {current['latency']['p50_ms']} ms)")
+                   f"p50 {current['latency']['p50_ms']} ms"
+                   + (f", emulated on {', '.join(c['cpu'] for c in current['emulator']['cpus'])})"
+                      if "emulator" in current else ")"))
         return
-    result = reg.compare(current, reg.load_baseline(Path(baseline)))
+    result = reg.compare(current, base)
     if as_json:
         _dump({"current": current, **result})
     else:
@@ -287,6 +303,98 @@ def verify(build_dir, baseline, update, iterations, as_json):
         click.echo(f"verify {current['model']} on {current['target']}: {'PASSED' if result['passed'] else 'FAILED'}")
     if not result["passed"]:
         sys.exit(EXIT_BUDGET)
+
+
+# -------------------------------------------------------------------------------------------- validate
+@main.command()
+@click.argument("artifact", type=click.Path())
+@click.option("--model", "-m", "model", required=True, help="The ModelSpec it was built from (its data and tokenizer).")
+@click.option("--target", "-t", "target", required=True, help="The target profile (runtime, threads, CPU model).")
+@click.option("--emulate", is_flag=True, help="Run it under qemu on the target's arm64 CPU model(s) and compare "
+                                                "with the host.")
+@click.option("--cpu", "cpus", multiple=True, help="qemu CPU model(s) instead of the target's (repeatable).")
+@click.option("--sample", type=click.IntRange(1), default=None,
+              help="Test examples to run (default: the target's emulator.sample, else the whole test split).")
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def validate(artifact, model, target, emulate, cpus, sample, as_json):
+    """Validate ARTIFACT (.tflite/.onnx) on the test split: on the host, or with --emulate on emulated CPUs.
+
+    Exit 0 when it loads, the delegate applies as on the host and outputs match within tolerance; 3 if not.
+    """
+    from pathlib import Path
+
+    from .errors import InputError
+    from .registry import load_model_spec, load_target
+
+    spec, tgt = load_model_spec(model), load_target(target)
+    if not Path(artifact).is_file():
+        raise InputError(f"{artifact}: file not found. Fix: give the .tflite/.onnx a build wrote.")
+    if (cpus or sample) and not emulate:
+        raise InputError("--cpu/--sample apply to emulated validation. Fix: add --emulate.")
+    from .pipeline import tokenized_test
+
+    x, y = tokenized_test(spec)
+    if emulate:
+        from .emulator.validate import format_table, validate_for_target
+
+        res = validate_for_target(Path(artifact), x, y, tgt, spec.training.seed, cpus=list(cpus) or None,
+                                  sample=sample, quiet=as_json)
+        _dump(res) if as_json else click.echo(format_table(res) + f"\n({res['note']})")
+        if not res["passed"]:
+            sys.exit(EXIT_BUDGET)
+        return
+    from . import runtimes
+    from .validate.accuracy import accuracy
+
+    sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=tgt.runtime.threads,
+                                                           xnnpack="xnnpack" in tgt.runtime.delegates))
+    res = {"artifact": artifact, "runtime": sess.runtime, "examples": int(len(x)),
+           "accuracy": round(accuracy(sess.run(x), y), 6), "delegate_applied": sess.delegate_applied,
+           "machine": runtimes.machine_info()}
+    _dump(res) if as_json else click.echo(f"{artifact}: accuracy {res['accuracy']:.4f} on {res['examples']} test "
+                                          f"examples ({sess.runtime} on this host, XNNPACK "
+                                          f"{'applied' if res['delegate_applied'] else 'not applied'})")
+
+
+@main.group()
+def emulator():
+    """The emulated arm64 devices (qemu-user): set up, list."""
+
+
+@emulator.command("setup")
+@click.option("--arch", default="arm64", show_default=True, help="Emulated architecture.")
+@click.option("--force", is_flag=True, help="Rebuild even when it is already set up.")
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def emulator_setup(arch, force, as_json):
+    """Build the emulated device environment into the user cache (idempotent)."""
+    from .emulator import env
+
+    st = env.setup(arch, quiet=as_json, force=force)
+    if as_json:
+        _dump(st)
+    else:
+        click.echo(f"emulator {arch}: {'set up' if st['changed'] else 'already set up'} at {st['root']} "
+                   f"(qemu {st['qemu_version']}); CPU models: {', '.join(c['cpu'] for c in st['cpus'])}")
+
+
+@emulator.command("list")
+@click.option("--arch", default="arm64", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def emulator_list(arch, as_json):
+    """The emulated CPU models and whether the environment is ready."""
+    from .emulator import env
+
+    st = env.status(arch)
+    if as_json:
+        _dump(st)
+        return
+    click.echo(f"emulator {arch}: {'ready' if st['ready'] else 'NOT ready: ' + '; '.join(st['problems'])} "
+               f"({st['root']}; qemu {st['qemu_version'] or 'missing'})")
+    for c in st["cpus"]:
+        click.echo(f"  {c['cpu']:<12} CPU part {c['cpu_part']}  {'ready' if c['ready'] else 'not ready'}  {c['like']}")
 
 
 # --------------------------------------------------------------------------------------------- inspect

@@ -42,6 +42,7 @@ class TargetPlan:
     out_dir: Path
     representative_samples: int
     cross_format: bool = False  # also export the other format from the same weights and compare
+    emulate: tuple[str, ...] = ()  # qemu CPU models to validate the deployed artifact on (build --emulate)
 
     @property
     def pass_names(self) -> list[str]:
@@ -88,7 +89,7 @@ class Plan:
                 "architecture": s.architecture.model_dump(), "tokenizer": s.tokenizer.model_dump(),
                 "training": s.training.model_dump(), "cache": self.use_cache,
                 "targets": [{"target": t.target.name, "out": str(t.out_dir), "passes": t.pass_names, "ptq": t.ptq,
-                             "steps": t.describe_steps()} for t in self.targets]}
+                             "steps": t.describe_steps(), "emulate": list(t.emulate)} for t in self.targets]}
 
     def describe(self) -> str:
         s, tr = self.spec, self.spec.training
@@ -101,6 +102,8 @@ class Plan:
             lines.append(f"  target {t.target.name}: runtime {t.target.runtime.name}, "
                          f"{t.target.runtime.threads} threads, out {t.out_dir}")
             lines += [f"    {i}. {step}" for i, step in enumerate(t.describe_steps(), 1)]
+            if t.emulate:
+                lines.append(f"    then: emulated validation on qemu {', '.join(t.emulate)}")
         return "\n".join(lines)
 
 
@@ -122,7 +125,7 @@ def _check_writable(out: Path) -> None:
 
 def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Optional[str] = None,
          ptq: Optional[str] = None, recipe: Optional[str] = None, passes: Optional[dict] = None,
-         use_cache: bool = True, formats: str = "target") -> Plan:
+         use_cache: bool = True, formats: str = "target", emulate: bool = False) -> Plan:
     from .architectures import LAYER_TYPES
 
     spec = model if isinstance(model, ModelSpec) else load_model_spec(model)
@@ -171,8 +174,34 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
             raise InputError(f"{where}: --format both needs a recipe without QAT (a QAT graph exports to TFLite "
                              f"only). Fix: drop --qat, or drop --format both.")
         _check_writable(d)
-        plans.append(TargetPlan(p, tuple(steps), final_ptq, d, p.representative_samples, formats == "both"))
+        emu = ()
+        if emulate and p.device.arch == "arm64":
+            from .emulator.validate import cpus_for
+
+            emu = tuple(cpus_for(p))
+        plans.append(TargetPlan(p, tuple(steps), final_ptq, d, p.representative_samples, formats == "both", emu))
+    if any(t.emulate for t in plans):
+        from .emulator.validate import require_ready
+
+        require_ready()  # before any training: the fix (emulator setup) is the user's
     return Plan(spec, tuple(plans), use_cache, teacher)
+
+
+def fit_tokenizer(spec: ModelSpec, ds):
+    """The spec's word tokenizer fitted on the training texts (deterministic: the same vocabulary every build)."""
+    from .data import WordTokenizer
+
+    tk = spec.tokenizer
+    return WordTokenizer.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
+                             lowercase=tk.lowercase)
+
+
+def tokenized_test(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(token ids, labels) of the spec's test split, encoded as a build of it encodes them."""
+    from .data import load_dataset
+
+    ds = load_dataset(spec.data)
+    return fit_tokenizer(spec, ds).encode_batch(ds.test.texts), np.asarray(ds.test.labels)
 
 
 def _log(quiet: bool, msg: str) -> None:
@@ -194,7 +223,7 @@ class _Builder:
     def __init__(self, p: Plan, quiet: bool, latency: LatencySettings, parent: Optional["_Builder"] = None):
         """``parent``: share its data, cache, memo and conversions (a distillation teacher's builder)."""
         from .cache import ArtifactCache
-        from .data import WordTokenizer, load_dataset
+        from .data import load_dataset
         from .tf import versions
 
         self.p, self.quiet, self.latency = p, quiet, latency
@@ -210,9 +239,7 @@ class _Builder:
         else:
             for name in ("t_start", "ds", "versions", "cache", "memo", "converted"):
                 setattr(self, name, getattr(parent, name))
-        tk = spec.tokenizer
-        self.tok = WordTokenizer.fit(self.ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab,
-                                     min_freq=tk.min_freq, lowercase=tk.lowercase)
+        self.tok = fit_tokenizer(spec, self.ds)
         _log(quiet, f"[edgeopt] {self.ds.name} for {spec.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / "
                     f"test {len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
         self.x_test, self.y_test = self.tok.encode_batch(self.ds.test.texts), np.asarray(self.ds.test.labels)
@@ -471,9 +498,15 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
         if cross:
             artifacts.append({"path": cross["artifact"], "format": cross["format"], "quantization": cross["quantization"],
                               "role": "cross_format", **{k2: cross[k2] for k2 in ("sha256", "size_bytes", "gzip_bytes")}})
+        emulated = None
+        if tp.emulate:
+            from .emulator.validate import validate_for_target
+
+            emulated = validate_for_target(files["deployed"], b.x_test, b.y_test, target, spec.training.seed,
+                                           cpus=list(tp.emulate), quiet=b.quiet)
         verdict = bud_v.check(target.budgets, accuracy=dep["accuracy"], accuracy_drop=drop,
                               size_bytes=dep_art["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
-                              export_agreement=base["parity_vs_keras"]["argmax_agreement"])
+                              export_agreement=base["parity_vs_keras"]["argmax_agreement"], emulated=emulated)
         train_rec = next(r for r in records if r["step"] in ("train", "distill"))
         manifest = {
             "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": b.versions,
@@ -512,6 +545,7 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                 "latency_note": "measured on the build machine (see 'machine'), not on the target device",
                 **({"cross_format": cross} if cross else {}),
             },
+            **({"emulator": emulated} if emulated else {}),
             "budgets": verdict,
             "build_seconds": round(time.perf_counter() - b.t_start, 1),
         }

@@ -108,9 +108,18 @@ class ModelSpec(_Frozen):
 class DeviceSpec(_Frozen):
     arch: Literal["arm64", "armv7", "x86_64"]
     cpu: str
-    qemu_cpu: Optional[str] = None  # the qemu CPU model that emulates it (emulator issue)
+    qemu_cpu: Optional[str] = None  # the qemu CPU model that emulates it (edgeopt emulator list)
     cores: int = Field(ge=1)
     memory_mb: int = Field(ge=1)
+
+    @field_validator("qemu_cpu")
+    @classmethod
+    def _known_cpu(cls, v):
+        from .emulator.env import CPU_MODELS
+
+        if v is not None and v not in CPU_MODELS:
+            raise ValueError(f"unknown qemu CPU model {v!r}; edgeopt emulates {', '.join(CPU_MODELS)}")
+        return v
 
 
 class RuntimeSpec(_Frozen):
@@ -161,6 +170,24 @@ class Budgets(_Frozen):
     min_export_agreement: Optional[float] = Field(default=0.99, ge=0, le=1)
 
 
+class EmulatorSpec(_Frozen):
+    """Emulated validation (``--emulate``): the CPU models to run on besides ``device.qemu_cpu`` and the
+    test-split sample to run there (None: the whole split)."""
+
+    cpus: tuple[str, ...] = ()
+    sample: Optional[int] = Field(default=None, ge=1)
+
+    @field_validator("cpus")
+    @classmethod
+    def _known(cls, v):
+        from .emulator.env import CPU_MODELS
+
+        bad = [c for c in v if c not in CPU_MODELS]
+        if bad:
+            raise ValueError(f"unknown qemu CPU model(s) {bad}; edgeopt emulates {', '.join(CPU_MODELS)}")
+        return v
+
+
 class TargetProfile(_Frozen):
     name: str
     description: str = ""
@@ -171,6 +198,7 @@ class TargetProfile(_Frozen):
     budgets: Budgets = Budgets()
     recipe: Optional[RecipeFile] = None  # default compression passes for this device (see edgeopt/recipe.py)
     onnx: Optional[OnnxSpec] = None  # ONNX targets: opset and ONNX Runtime quantization preset
+    emulator: EmulatorSpec = EmulatorSpec()
     notes: str
     source: Optional[str] = Field(default=None, exclude=True)
 

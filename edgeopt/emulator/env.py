@@ -1,7 +1,7 @@
 """The emulated arm64 device environment: qemu-user, a Debian arm64 Python 3.11 sysroot, the aarch64 wheels of
 the runtimes, and one ``/proc/cpuinfo`` per emulated CPU model.
 
-Layout under ``$EDGEOPT_CACHE_DIR/emulator/arm64`` (default ``~/.cache/edgeopt/emulator/arm64``)::
+Layout under ``$EDGEOPT_EMULATOR_DIR/arm64``, by default ``~/.cache/edgeopt/emulator/arm64``::
 
     sysroot/            Debian bookworm arm64 packages unpacked with dpkg -x (python3.11 and its libraries)
     site/               aarch64 wheels (pip install --target --platform ... --no-deps, exact pins)
@@ -80,7 +80,8 @@ def root(arch: str = "arm64") -> Path:
 
     if arch not in ARCHES:
         raise InputError(f"--arch {arch!r}: the emulator supports {', '.join(ARCHES)}. Fix: use --arch arm64.")
-    return cache_dir() / "emulator" / arch
+    base = os.environ.get("EDGEOPT_EMULATOR_DIR")  # to share one environment between caches (CI, tests)
+    return (Path(base) if base else cache_dir() / "emulator") / arch
 
 
 def qemu_binary() -> Optional[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
-          export_agreement: float | None = None) -> dict:
+          export_agreement: float | None = None, emulated: dict | None = None) -> dict:
     checks = []
 
     def add(name, limit, value, ok, unit):
@@ -22,10 +22,19 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
     if budgets.max_latency_p90_ms is not None:
         ok = latency_p90_ms is not None and latency_p90_ms <= budgets.max_latency_p90_ms
         add("max_latency_p90_ms", budgets.max_latency_p90_ms, latency_p90_ms, ok, "ms")
+    if emulated is not None:  # build --emulate: the artifact must load, take XNNPACK and match the host per CPU
+        for c in emulated["cpus"]:
+            p = c["parity"]
+            value = ("did not load: " + (c["load_error"] or "")[:120]) if not c["loaded"] else (
+                f"XNNPACK {'applied' if c['delegate_applied'] else 'NOT applied'}, "
+                + (f"{p['max_steps']} quantization steps" if "max_steps" in p else f"max |d| {p.get('max_abs_diff')}"))
+            add(f"emulator_{c['cpu']}", "loads, delegate as on the host, parity " + p.get("limit", ""), value,
+                c["passed"], "")
     return {"passed": all(c["passed"] for c in checks), "checks": checks}
 
 
 def failures(verdict: dict) -> list[str]:
-    return [f"{c['name']}: measured {c['value']} {c['unit']} > limit {c['limit']}" if c["name"].startswith("max")
+    return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith("emulator_")
+            else f"{c['name']}: measured {c['value']} {c['unit']} > limit {c['limit']}" if c["name"].startswith("max")
             else f"{c['name']}: measured {c['value']} {c['unit']} < limit {c['limit']}"
             for c in verdict["checks"] if not c["passed"]]

@@ -5,6 +5,9 @@
 accuracy may not fall by more than ``accuracy_abs``; size may not grow by more than ``size_rel``; p50 latency may not
 exceed ``baseline * (1 + latency_rel)`` plus a noise margin, the baseline's and this run's p90-p50 spread together
 (so noisy machines do not fail builds). Latency is compared only on the machine the baseline was taken on.
+With emulator results in the baseline (or ``--emulate``), the artifact is also re-run under qemu on each CPU model:
+it must load, take XNNPACK when the baseline did, match the host within the parity bound (int8: 1 quantization
+step), and keep its emulated accuracy within ``accuracy_abs``.
 """
 from __future__ import annotations
 
@@ -29,7 +32,11 @@ def _manifest(build: Path) -> tuple[Path, dict]:
         raise InputError(f"{path}: unreadable manifest ({e}). Fix: rebuild.") from None
 
 
-def measure(build: Path, iterations: int = 300, warmup: int = 50) -> dict:
+def built_with_emulator(build: Path) -> bool:
+    return "emulator" in _manifest(Path(build))[1]
+
+
+def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool = False) -> dict:
     """Re-measure a build's deployed artifact: sha256, size, test-split accuracy, latency at the budget setting."""
     import numpy as np
 
@@ -51,13 +58,25 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50) -> dict:
     x = tok.encode_batch(ds.test.texts)
     acc = accuracy(sess.run(x), np.asarray(ds.test.labels))
     st = sess.benchmark(x[:64], warmup=warmup, iterations=iterations)
+    emulated = None
+    if emulate:
+        from ..emulator.validate import cpus_for, validate_for_target
+        from ..specs import TargetProfile
+
+        target = TargetProfile.model_validate(m["target_profile"])
+        cpus = [c["cpu"] for c in m["emulator"]["cpus"]] if "emulator" in m else cpus_for(target)
+        res = validate_for_target(art, x, np.asarray(ds.test.labels), target, m["seed"], cpus=cpus, quiet=True)
+        emulated = {"sample": res["sample"], "cpus": [
+            {k: c[k] for k in ("cpu", "loaded", "delegate_applied", "accuracy", "parity", "load_error")}
+            for c in res["cpus"]]}
     return {"model": m["model"], "target": m["target"], "artifact": art.name, "sha256": size["sha256"],
             "manifest_sha256": next((a["sha256"] for a in m["artifacts"] if a["path"] == art.name), None),
             "accuracy": round(acc, 6), "size_bytes": size["size_bytes"], "gzip_bytes": size["gzip_bytes"],
             "latency": {"threads": st.threads, "xnnpack": st.xnnpack, "delegate_applied": st.delegate_applied,
                         "p50_ms": st.p50_ms, "p90_ms": st.p90_ms, "runtime": st.runtime},
             "machine": {k: st.machine[k] for k in ("arch", "cpu", "cores", "isa_flags")},
-            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **({"emulator": emulated} if emulated else {})}
 
 
 def make_baseline(current: dict, tolerances: Optional[dict] = None) -> dict:
@@ -107,6 +126,27 @@ def compare(current: dict, baseline: dict) -> dict:
             f"skipped: the baseline was measured on {why}")
     add("delegate_applied", bl.get("delegate_applied"), cl.get("delegate_applied"), "same",
         bl.get("delegate_applied") == cl.get("delegate_applied") or not same_setting)
+    if "emulator" in baseline:
+        cur = {c["cpu"]: c for c in (current.get("emulator") or {}).get("cpus", [])}
+        for bc in baseline["emulator"]["cpus"]:
+            cc = cur.get(bc["cpu"])
+            name = f"emulator {bc['cpu']}"
+            if cc is None:
+                add(name, "run", "not run", "re-run under qemu", False, "verify --emulate needs `edgeopt emulator setup`")
+                continue
+            add(f"{name}: loads, XNNPACK", f"{bc['loaded']}, {bc['delegate_applied']}",
+                f"{cc['loaded']}, {cc['delegate_applied']}", "same",
+                (cc["loaded"] or not bc["loaded"]) and cc["delegate_applied"] == bc["delegate_applied"],
+                (cc.get("load_error") or "")[:120])
+            p = cc["parity"]
+            par = p.get("max_steps", p.get("max_abs_diff"))
+            bp = bc["parity"].get("max_steps", bc["parity"].get("max_abs_diff"))
+            add(f"{name}: parity with host", bp, par, p.get("limit", "-"), p.get("passed", False),
+                "quantization steps" if "max_steps" in p else "max |guest - host|")
+            if bc.get("accuracy") is not None:
+                lo_e = round(bc["accuracy"] - tol["accuracy_abs"], 6)
+                add(f"{name}: accuracy", bc["accuracy"], cc.get("accuracy"), f">= {lo_e}",
+                    cc.get("accuracy") is not None and cc["accuracy"] >= lo_e)
     if current.get("manifest_sha256") and current["sha256"] != current["manifest_sha256"]:
         checks.append({"metric": "artifact_sha256", "baseline": current["manifest_sha256"][:12],
                        "current": current["sha256"][:12], "limit": "info", "passed": True,

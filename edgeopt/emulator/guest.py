@@ -1,0 +1,70 @@
+"""Runs INSIDE the emulated arm64 Python (qemu-user): loads one artifact with edgeopt's own runtime session (the
+same protocol as on the host: LiteRT interpreter with XNNPACK on/off and N threads, or ONNX Runtime's CPU EP),
+runs the given token ids, and writes the outputs and what it saw. Imports only numpy, the runtimes and
+edgeopt.runtimes / edgeopt.inspect / edgeopt.errors (no TensorFlow, no pydantic: the guest has neither).
+
+    python3.11 -m edgeopt.emulator.guest REQUEST.json
+
+REQUEST: {"artifact", "runtime": "litert"|"onnxruntime", "threads", "xnnpack", "inputs": .npy, "outputs": .npy,
+"result": .json}
+"""
+from __future__ import annotations
+
+import json
+import platform
+import re
+import sys
+import time
+
+
+def _rejected_ops(message: str) -> list[str]:
+    """Op names a runtime's load error says it has no kernel for."""
+    ops = re.findall(r"(?:builtin opcode|custom op(?:eration)?)\s*'?([A-Za-z0-9_]+)'?", message)
+    ops += re.findall(r"Could not find an implementation for (\w+)\(\d+\)", message)
+    return sorted(set(ops))
+
+
+def main(request_path: str) -> int:
+    import numpy as np
+
+    from edgeopt.runtimes.base import RuntimeOptions
+
+    req = json.loads(open(request_path).read())
+    res = {"machine": platform.machine(), "python": platform.python_version(), "loaded": False,
+           "load_error": None, "rejected_ops": [], "delegate_applied": False, "delegate_error": None}
+    opts = RuntimeOptions(threads=int(req["threads"]), xnnpack=bool(req["xnnpack"]))
+    t0 = time.perf_counter()
+    try:
+        if req["runtime"] == "litert":
+            from edgeopt.runtimes.litert import LiteRTSession as Session
+        else:
+            from edgeopt.runtimes.onnxrt import OnnxRuntimeSession as Session
+        sess = Session(req["artifact"], opts)
+    except Exception as e:  # what the runtime said, for the host to report
+        res["load_error"] = " ".join(str(e).split())[:500]
+        res["rejected_ops"] = _rejected_ops(str(e))
+        open(req["result"], "w").write(json.dumps(res))
+        return 0
+    res["loaded"] = True
+    res["runtime_version"] = sess.version
+    res["delegate_applied"] = bool(sess.delegate_applied)
+    res["delegate_error"] = sess.delegate_error
+    if req["runtime"] == "litert":
+        ops = [op["op_name"] for op in sess.it._get_ops_details()]
+        res["ops_after_delegation"] = {name: ops.count(name) for name in sorted(set(ops))}
+        res["output_quantization"] = [float(v) for v in sess._out["quantization"]]
+    else:
+        res["providers"] = sess.sess.get_providers()
+    res["load_seconds"] = round(time.perf_counter() - t0, 2)
+    x = np.load(req["inputs"])
+    t1 = time.perf_counter()
+    y = sess.run(x)
+    res["emulated_wall_seconds"] = round(time.perf_counter() - t1, 2)  # qemu time: NOT device latency
+    res["examples"] = int(len(x))
+    np.save(req["outputs"], y.astype(np.float32))
+    open(req["result"], "w").write(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
