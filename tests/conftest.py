@@ -18,6 +18,8 @@ if not os.environ.get("EDGEOPT_DATA_PATH") and DEFAULT_DATA.is_dir():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains and converts real models (runs in CI too)")
+    config.addinivalue_line("markers", "emulator: runs artifacts under qemu-user arm64 (CI installs qemu-user-static; "
+                                       "a session fixture runs `edgeopt emulator setup` into a temporary directory)")
 
 
 @pytest.fixture(autouse=True)

