@@ -93,6 +93,22 @@ def render(m: dict) -> str:
     lines += _latency_rows(met["latency"], f"`{met['artifact']}`")
     if met["artifact"] != met["baseline"]["artifact"]:
         lines += _latency_rows(met["baseline"]["latency"], f"`{met['baseline']['artifact']}`")
+    emu = m.get("emulator")
+    if emu:
+        smp = emu["sample"]
+        lines += ["", "## Emulated arm64 runs (qemu-user)", "",
+                  f"{smp['examples']} of {smp['of']} test examples (seed {smp['seed']}), {emu['runtime']}, "
+                  f"{emu['threads']} threads. Parity is against this machine's run of the same file on the same "
+                  f"inputs. Emulated time is not device latency and is not reported here.", "",
+                  "| qemu CPU | loads | XNNPACK applied | rejected ops | accuracy | parity | limit | result |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for c in emu["cpus"]:
+            p = c["parity"]
+            val = f"{p['max_steps']} steps" if "max_steps" in p else f"max abs {p.get('max_abs_diff')}"
+            acc = _pct(c["accuracy"]) if c["accuracy"] is not None else "-"
+            lines.append(f"| {c['cpu']} | {'yes' if c['loaded'] else 'NO'} | {'yes' if c['delegate_applied'] else 'no'} "
+                         f"| {', '.join(c['rejected_ops']) or '-'} | {acc} | {val} | {p.get('limit', '-')} | "
+                         f"{'pass' if c['passed'] else 'FAIL'} |")
     tr, data = m["training"], m["data"]
     lines += ["", "## Provenance", "",
               f"- data: {data['dataset']} ({data['labels']} labels), sizes {data.get('sizes')}, split seed "

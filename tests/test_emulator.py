@@ -178,6 +178,8 @@ def test_build_emulate_then_verify_catches_a_broken_artifact(emulator_root, tmp_
     assert [c["cpu"] for c in emu["cpus"]] == ["cortex-a53"] and emu["sample"]["examples"] == 300
     assert emu["cpus"][0]["loaded"] and emu["cpus"][0]["delegate_applied"] and emu["cpus"][0]["parity"]["passed"]
     assert any(c["name"] == "emulator_cortex-a53" and c["passed"] for c in m["budgets"]["checks"])
+    report = (out / "report.md").read_text()
+    assert "## Emulated arm64 runs (qemu-user)" in report and "| cortex-a53 | yes | yes |" in report
     base = tmp_path / "baseline.json"
     assert run_cli(["verify", str(out), "--baseline", str(base), "--update", "--iterations", "30"]).exit_code == 0
     assert "emulator" in json.loads(base.read_text())

@@ -148,9 +148,9 @@ def parity(host: np.ndarray, guest: np.ndarray, scale: Optional[float], hybrid: 
            "max_diff_vs_row_range": float(f"{row_rel:.3g}"), "argmax_agreement": round(agree, 6),
            "rows_differing_over_1e-3": int((diff.max(1) > 1e-3).sum()) if diff.size else 0}
     if hybrid:
-        return {**out, "limit": f"max|d| <= {HYBRID_RANGE:g} x the host row's range, argmax >= {HYBRID_ARGMAX:g}",
+        return {**out, "limit": f"max abs diff <= {HYBRID_RANGE:g} x the host row's range, argmax >= {HYBRID_ARGMAX:g}",
                 "passed": row_rel <= HYBRID_RANGE and agree >= HYBRID_ARGMAX}
-    return {**out, "limit": f"|d| <= {FLOAT_ATOL:g} + {FLOAT_RTOL:g}*|host|",
+    return {**out, "limit": f"abs diff <= {FLOAT_ATOL:g} + {FLOAT_RTOL:g} x abs(host)",
             "passed": bool(np.all(diff <= FLOAT_ATOL + FLOAT_RTOL * np.abs(host)))}
 
 
