@@ -232,7 +232,9 @@ class _Builder:
             self.t_start = time.perf_counter()
             _log(quiet, f"[edgeopt] loading dataset for {spec.name}")
             self.ds = load_dataset(spec.data)
-            self.versions = {"edgeopt": __version__, **versions()}
+            from .passes import PASS_IMPL_VERSION
+
+            self.versions = {"edgeopt": __version__, "passes": PASS_IMPL_VERSION, **versions()}
             self.cache = ArtifactCache(enabled=p.use_cache)
             self.memo: dict[str, tuple] = {}
             self.converted: dict[tuple, bytes] = {}

@@ -151,3 +151,20 @@ def test_frozen_layers_are_bit_identical_after_collaborative_qat():
     k = pruned.get_layer("conv2").kernel.numpy()
     got = [w.numpy() for w in q.get_layer("quant_conv2").weights if w.name.endswith("kernel:0")][0]
     np.testing.assert_array_equal(got, k)
+
+
+def test_bilstm_keeps_sparsity_and_clusters_through_pcqat_into_int8():
+    """The Bidirectional stays unannotated by QAT; it must be frozen, or fine-tuning undoes prune + cluster (it
+    did: Bidirectional's own ``.layer`` is an unbuilt template, which hid its weights from the freeze list)."""
+    ctx = ctx_for("bilstm")
+    pruned, _ = P.prune(ctx.rebuild(), ctx, PruneConfig(sparsity=0.5, epochs=1))
+    clustered, _ = C.cluster(pruned, ctx, ClusterConfig(clusters=8, epochs=1, preserve_sparsity=True))
+    q, info = Q.qat(clustered, ctx, QATConfig(epochs=1, learning_rate=1e-2), "pcqat")
+    assert {"embedding", "bilstm"} <= set(info["frozen"])
+    got = tflite_weights(q, "int8", ctx.x_train[:50])
+    # the converter splits each LSTM kernel into 4 per-gate int8 tensors ([units, in] and [units, units])
+    gates = [w for w in got["weights"] if len(w["shape"]) == 2 and w["shape"][0] == TINY["bilstm"]["units"]]
+    assert len(gates) == 16, [w["shape"] for w in got["weights"]]
+    zeros = np.average([w["zero_fraction"] for w in gates], weights=[np.prod(w["shape"]) for w in gates])
+    assert zeros > 0.45, zeros
+    assert max(w["unique_values"] for w in gates) <= 9  # 8 centroids + the preserved zero, per gate tensor

@@ -1,1 +1,5 @@
 """Compression/training passes. Each takes a tf_keras model and returns a new one (never mutates its input)."""
+
+# Part of every cache key: bump when a pass's behaviour changes, so cached outputs of the old code are not reused.
+# 2: collaborative QAT freezes a pruned/clustered Bidirectional (before, it kept training and lost its structure).
+PASS_IMPL_VERSION = 2

@@ -149,7 +149,9 @@ def frozen_layers(qmodel, variant: str) -> list[str]:
         return []
     out = []
     for layer in qmodel.layers:
-        inner = getattr(layer, "layer", layer)
+        # the layer a QuantizeWrapper wraps; not Bidirectional's own ``.layer`` (an unbuilt template without
+        # weights: taking it left pruned/clustered BiLSTMs training freely through QAT, losing their structure)
+        inner = layer.layer if type(layer).__name__.startswith("QuantizeWrapper") else layer
         cls = layer_class(inner)
         if cls in (PRUNABLE | CLUSTERABLE) and cls not in PRESERVED_BY_SCHEME and inner.weights:
             out.append(layer.name)
