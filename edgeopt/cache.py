@@ -47,16 +47,23 @@ class ArtifactCache:
     def save(self, k: str, model, meta: dict) -> None:
         if not self.enabled:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{k}."))
-        try:
-            import numpy as np
+        write_entry(self.root, k, {"weights.npz": {f"w{i}": w for i, w in enumerate(model.get_weights())}}, meta)
 
-            np.savez(tmp / "weights.npz", **{f"w{i}": w for i, w in enumerate(model.get_weights())})
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
-            final = self.root / k
-            if final.exists():
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+def write_entry(root: Path, k: str, arrays: dict[str, dict], meta: dict) -> None:
+    """Write ``root/k``: each ``arrays`` item as an .npz file of named arrays, plus ``meta.json``. Written to a
+    temporary directory and renamed into place, so a reader never sees half an entry."""
+    import numpy as np
+
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{k}."))
+    try:
+        for name, named in arrays.items():
+            np.savez(tmp / name, **named)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+        final = root / k
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

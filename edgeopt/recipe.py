@@ -83,6 +83,9 @@ class QATConfig(FineTune):
 
 class DistillConfig(_Frozen):
     teacher: str  # a ModelSpec name/path (trained first, cached), or all-MiniLM-L6-v2
+    temperature: float = Field(default=4.0, gt=0)
+    alpha: float = Field(default=0.5, ge=0, le=1)  # weight of the soft (teacher) loss; 1 - alpha on the labels
+    epochs: Optional[int] = Field(default=None, ge=1)  # default: the student spec's training epochs
 
     @field_validator("teacher")
     @classmethod
@@ -90,9 +93,6 @@ class DistillConfig(_Frozen):
         from .teachers.minilm import NAME, is_minilm
 
         return NAME if is_minilm(v) else v
-    temperature: float = Field(default=4.0, gt=0)
-    alpha: float = Field(default=0.5, ge=0, le=1)  # weight of the soft (teacher) loss; 1 - alpha on the labels
-    epochs: Optional[int] = Field(default=None, ge=1)  # default: the student spec's training epochs
 
 
 PASS_CONFIGS: dict[str, type[BaseModel]] = {"distill": DistillConfig, "prune": PruneConfig, "cluster": ClusterConfig,

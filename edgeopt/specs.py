@@ -105,6 +105,14 @@ class ModelSpec(_Frozen):
 
 
 # ------------------------------------------------------------------------------------- TargetProfile
+def _check_cpu_models(names) -> None:
+    from .emulator.env import CPU_MODELS
+
+    bad = [c for c in names if c not in CPU_MODELS]
+    if bad:
+        raise ValueError(f"unknown qemu CPU model(s) {bad}; edgeopt emulates {', '.join(CPU_MODELS)}")
+
+
 class DeviceSpec(_Frozen):
     arch: Literal["arm64", "armv7", "x86_64"]
     cpu: str
@@ -115,10 +123,8 @@ class DeviceSpec(_Frozen):
     @field_validator("qemu_cpu")
     @classmethod
     def _known_cpu(cls, v):
-        from .emulator.env import CPU_MODELS
-
-        if v is not None and v not in CPU_MODELS:
-            raise ValueError(f"unknown qemu CPU model {v!r}; edgeopt emulates {', '.join(CPU_MODELS)}")
+        if v is not None:
+            _check_cpu_models([v])
         return v
 
 
@@ -180,11 +186,7 @@ class EmulatorSpec(_Frozen):
     @field_validator("cpus")
     @classmethod
     def _known(cls, v):
-        from .emulator.env import CPU_MODELS
-
-        bad = [c for c in v if c not in CPU_MODELS]
-        if bad:
-            raise ValueError(f"unknown qemu CPU model(s) {bad}; edgeopt emulates {', '.join(CPU_MODELS)}")
+        _check_cpu_models(v)
         return v
 
 

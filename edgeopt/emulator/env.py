@@ -141,12 +141,16 @@ def status(arch: str = "arm64") -> dict:
             "setup_seconds": info.get("setup_seconds") if info else None}
 
 
-def check_cpuinfo(r: Path, cpu: str) -> Path:
-    """The -L root for ``cpu``, after checking its /proc/cpuinfo names the same CPU part as ``-cpu cpu``."""
+def require_cpu_model(cpu: str) -> CpuModel:
     if cpu not in CPU_MODELS:
         raise InputError(f"qemu CPU model {cpu!r} is not one edgeopt emulates. Fix: use one of "
                          f"{', '.join(CPU_MODELS)} (edgeopt emulator list).")
-    want = CPU_MODELS[cpu]
+    return CPU_MODELS[cpu]
+
+
+def check_cpuinfo(r: Path, cpu: str) -> Path:
+    """The -L root for ``cpu``, after checking its /proc/cpuinfo names the same CPU part as ``-cpu cpu``."""
+    want = require_cpu_model(cpu)
     f = r / "cpus" / cpu / "proc" / "cpuinfo"
     if not f.is_file():
         raise EmulatorError(f"{f} is missing: XNNPACK would fail to parse cpuinfo and silently turn off. Fix: "

@@ -30,7 +30,7 @@ from typing import Optional
 
 import numpy as np
 
-from .env import CPU_MODELS, EmulatorError, guest_python, status
+from .env import CPU_MODELS, EmulatorError, guest_python, require_cpu_model, status
 
 FLOAT_ATOL, FLOAT_RTOL = 1e-4, 1e-3
 HYBRID_RANGE, HYBRID_ARGMAX = 0.10, 0.99
@@ -168,9 +168,7 @@ def validate(artifact: Path, tokens: np.ndarray, labels: np.ndarray, cpus: list[
 
     r = require_ready(arch)
     for c in cpus:
-        if c not in CPU_MODELS:
-            raise EmulatorError(f"qemu CPU model {c!r} is not one edgeopt emulates. Fix: use one of "
-                                f"{', '.join(CPU_MODELS)}.")
+        require_cpu_model(c)  # all of them, before the host run
     artifact = Path(artifact)
     sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, xnnpack=xnnpack))
     host = sess.run(tokens)

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,17 +238,9 @@ def _texts_hash(*splits) -> str:
 
 
 def _save_dir(root: Path, k: str, arrays: dict, meta: dict) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{k}."))
-    try:
-        np.savez(tmp / "arrays.npz", **arrays)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        final = root / k
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    from ..cache import write_entry
+
+    write_entry(root, k, {"arrays.npz": arrays}, meta)
 
 
 def _load_dir(root: Path, k: str):
