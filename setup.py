@@ -47,5 +47,5 @@ setup(
         "safetensors==0.8.0",
         "tokenizers==0.23.3",
     ],
-    entry_points={"console_scripts": ["edgeopt = edgeopt.cli:main"]},
+    entry_points={"console_scripts": ["edgeopt = edgeopt.cli:entry"]},
 )

@@ -12,6 +12,8 @@ import click
 from . import __version__
 from .errors import EXIT_BUDGET, EdgeOptError
 
+MAX_ITER = 1_000_000  # timed calls: more than enough for any percentile; larger counts only exhaust memory
+
 
 def _handle_errors(fn):
     @functools.wraps(fn)
@@ -27,6 +29,57 @@ def _handle_errors(fn):
             click.echo("edgeopt: interrupted; nothing half-written was left in place.", err=True)
             sys.exit(130)
     return wrapper
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # the same clean-up as Ctrl-C: staging directories removed, nothing half-written
+
+
+def _quiet_native_logs() -> None:
+    """Send what native code (TensorFlow's C++ logging, the TFLite converter, XNNPACK's INFO lines) writes to file
+    descriptor 2 to a temporary file, while Python's sys.stderr (edgeopt's progress and errors) keeps the terminal.
+    The captured lines are shown when edgeopt fails with an internal error. EDGEOPT_DEBUG=1 leaves fd 2 alone."""
+    import atexit
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        keep = os.dup(2)
+        log = tempfile.TemporaryFile(prefix="edgeopt-native-")
+        os.dup2(log.fileno(), 2)
+    except OSError:
+        return
+    sys.stderr = open(keep, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+    _NATIVE_LOG.append(log)
+    atexit.register(log.close)
+
+
+_NATIVE_LOG: list = []
+
+
+def native_log_tail(lines: int = 20) -> str:
+    if not _NATIVE_LOG:
+        return ""
+    f = _NATIVE_LOG[0]
+    f.flush()
+    f.seek(0)
+    return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def entry():
+    """The `edgeopt` console script: SIGTERM handled like Ctrl-C, native log lines off the terminal."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if os.environ.get("EDGEOPT_DEBUG") != "1":
+        _quiet_native_logs()
+    try:
+        main()
+    except Exception:
+        tail = native_log_tail()
+        if tail:
+            print(f"native log (last lines):\n{tail}", file=sys.stderr)
+        raise
 
 
 def _dump(obj) -> None:
@@ -69,30 +122,51 @@ def main():
               help="Also run each arm64 target's deployed artifact under qemu on its CPU model(s): load, XNNPACK, "
                    "accuracy and parity with the host; a failure fails the build (exit 3). Needs `edgeopt emulator "
                    "setup`.")
+@click.option("--force", is_flag=True,
+              help="Replace --out even when it is not an edgeopt build (it is deleted). Never the current directory, "
+                   "a directory holding it, home or /.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit without training.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest(s) (or the plan) as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-@click.option("--latency-warmup", type=click.IntRange(0), default=50, show_default=True,
+@click.option("--latency-warmup", type=click.IntRange(0, MAX_ITER), default=50, show_default=True,
               help="Untimed calls before each latency measurement.")
-@click.option("--latency-iterations", type=click.IntRange(10), default=500, show_default=True,
+@click.option("--latency-iterations", type=click.IntRange(10, MAX_ITER), default=500, show_default=True,
               help="Timed calls per latency configuration (percentiles are taken over these).")
 @_handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
-          qat, teacher, no_cache, formats, emulate, dry_run, as_json, quiet, latency_warmup, latency_iterations):
+          qat, teacher, no_cache, formats, emulate, force, dry_run, as_json, quiet, latency_warmup,
+          latency_iterations):
     """Build MODEL (built-in name or ModelSpec YAML) for each --target.
 
     Exit code 0 when every budget passes, 3 when any budget fails, 2 for bad input.
     """
-    from .pipeline import LatencySettings, plan
-    from .pipeline import build as run_build
-
     from .errors import InputError
-    from .recipe import ClusterConfig, DistillConfig, PruneConfig, QATConfig
+    from .pipeline import plan
 
+    import math
+
+    from pydantic import ValidationError
+
+    if prune_sparsity is not None and not math.isfinite(prune_sparsity):
+        raise InputError(f"--prune {prune_sparsity}: not a number. Fix: give a sparsity between 0 and 1, e.g. 0.75.")
     if prune_schedule and prune_sparsity is None and not prune_structure:
         raise InputError("--prune-schedule needs --prune SPARSITY. Fix: add --prune 0.5.")
     if cluster_init and clusters is None:
         raise InputError("--cluster-init needs --cluster N. Fix: add --cluster 16.")
+    try:
+        passes = _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init, qat)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise InputError(f"command-line pass setting '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}. Fix: "
+                         f"correct the flag.") from None
+    p = plan(model, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache,
+             formats=formats, emulate=emulate, force=force)
+    _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations)
+
+
+def _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init, qat) -> dict:
+    from .recipe import ClusterConfig, DistillConfig, PruneConfig, QATConfig
+
     passes = {}
     if teacher:
         passes["distill"] = DistillConfig(teacher=teacher)
@@ -106,8 +180,13 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
         passes["cluster"] = ClusterConfig(clusters=clusters, init=cluster_init or "kmeans++")
     if qat:
         passes["qat"] = QATConfig()
-    p = plan(model, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache,
-             formats=formats, emulate=emulate)
+    return passes
+
+
+def _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations):
+    from .pipeline import LatencySettings
+    from .pipeline import build as run_build
+
     if dry_run:
         _dump(p.to_dict()) if as_json else click.echo(p.describe())
         return
@@ -217,8 +296,8 @@ def models_show(name, as_json):
 @click.argument("artifact", type=click.Path())
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--no-xnnpack", is_flag=True, help="Run with the builtin kernels only (XNNPACK off).")
-@click.option("--warmup", type=click.IntRange(0), default=50, show_default=True)
-@click.option("--iterations", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--warmup", type=click.IntRange(0, MAX_ITER), default=50, show_default=True)
+@click.option("--iterations", type=click.IntRange(1, MAX_ITER), default=500, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @_handle_errors
 def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
@@ -261,7 +340,7 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
 @click.argument("build_dir", metavar="BUILD", type=click.Path())
 @click.option("--baseline", required=True, type=click.Path(), help="Baseline JSON to compare with (or to write).")
 @click.option("--update", is_flag=True, help="Write BUILD's re-measured numbers as the new baseline, on purpose.")
-@click.option("--iterations", type=click.IntRange(10), default=300, show_default=True,
+@click.option("--iterations", type=click.IntRange(10, MAX_ITER), default=300, show_default=True,
               help="Timed calls for the latency re-measurement.")
 @click.option("--emulate/--no-emulate", default=None,
               help="Re-run the artifact on the emulated CPU(s) and gate parity too (default: when the baseline has "
@@ -274,22 +353,20 @@ def verify(build_dir, baseline, update, iterations, emulate, as_json):
     Accuracy (absolute tolerance), size (relative), p50 latency (relative plus a noise margin from the measured
     spread; only on the baseline's machine). Exit 0 within bounds, 3 with a per-metric table when not.
     """
-    import json as _json
     from pathlib import Path
 
     from .validate import regression as reg
 
+    from .manifest import write_json_atomic
+
     base = None if update else reg.load_baseline(Path(baseline))
+    old = reg.existing_tolerances(Path(baseline)) if update else None  # refuses a file edgeopt did not write
     if emulate is None:
-        emulate = ("emulator" in base) if base is not None else reg.built_with_emulator(Path(build_dir))
+        emulate = (base.emulator is not None) if base is not None else reg.built_with_emulator(Path(build_dir))
     current = reg.measure(Path(build_dir), iterations=iterations, emulate=emulate)
     if update:
         path = Path(baseline)
-        old = reg.load_baseline(path)["tolerances"] if path.is_file() else None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(_json.dumps(reg.make_baseline(current, old), indent=2) + "\n")
-        tmp.replace(path)
+        write_json_atomic(path, reg.make_baseline(current, old))
         click.echo(f"baseline written: {path} (accuracy {current['accuracy']}, {current['size_bytes']:,} B, "
                    f"p50 {current['latency']['p50_ms']} ms"
                    + (f", emulated on {', '.join(c['cpu'] for c in current['emulator']['cpus'])})"
@@ -332,9 +409,9 @@ def validate(artifact, model, target, emulate, cpus, sample, as_json):
         raise InputError(f"{artifact}: file not found. Fix: give the .tflite/.onnx a build wrote.")
     if (cpus or sample) and not emulate:
         raise InputError("--cpu/--sample apply to emulated validation. Fix: add --emulate.")
-    from .pipeline import tokenized_test
+    from .pipeline import validation_data
 
-    x, y = tokenized_test(spec)
+    x, y, n_classes = validation_data(spec, Path(artifact))
     if emulate:
         from .emulator.validate import format_table, validate_for_target
 
@@ -349,8 +426,12 @@ def validate(artifact, model, target, emulate, cpus, sample, as_json):
 
     sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=tgt.runtime.threads,
                                                            xnnpack="xnnpack" in tgt.runtime.delegates))
+    from .validate.regression import check_outputs
+
+    logits = sess.run(x)
+    check_outputs(artifact, logits, n_classes)
     res = {"artifact": artifact, "runtime": sess.runtime, "examples": int(len(x)),
-           "accuracy": round(accuracy(sess.run(x), y), 6), "delegate_applied": sess.delegate_applied,
+           "accuracy": round(accuracy(logits, y), 6), "delegate_applied": sess.delegate_applied,
            "machine": runtimes.machine_info()}
     _dump(res) if as_json else click.echo(f"{artifact}: accuracy {res['accuracy']:.4f} on {res['examples']} test "
                                           f"examples ({sess.runtime} on this host, XNNPACK "

@@ -16,16 +16,16 @@ def _names(cls) -> dict[int, str]:
     return {v: k for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, int)}
 
 
+MAX_TFLITE_BYTES = 2 << 30  # a flatbuffer cannot be larger than 2 GiB
+
+
 def read_tflite(path) -> "object":
     from ai_edge_litert import schema_py_generated as S
 
+    from .specs import read_capped
+
     p = Path(path)
-    try:
-        buf = p.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactError(f"{p}: file not found. Fix: check the path.") from None
-    except OSError as e:
-        raise ArtifactError(f"{p}: cannot read it ({e.strerror}).") from None
+    buf = read_capped(p, MAX_TFLITE_BYTES, ".tflite file", ArtifactError)
     if len(buf) < 8 or buf[4:8] != b"TFL3":
         raise ArtifactError(f"{p}: not a TFLite flatbuffer (no 'TFL3' identifier). Fix: give a .tflite file "
                             f"produced by the converter.")

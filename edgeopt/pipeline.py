@@ -6,6 +6,7 @@ chain, sharing (in memory and on disk) every prefix the targets have in common, 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ class TargetPlan:
     representative_samples: int
     cross_format: bool = False  # also export the other format from the same weights and compare
     emulate: tuple[str, ...] = ()  # qemu CPU models to validate the deployed artifact on (build --emulate)
+    force: bool = False  # replace out_dir even when it is not an edgeopt build (build --force)
 
     @property
     def pass_names(self) -> list[str]:
@@ -107,6 +109,56 @@ class Plan:
         return "\n".join(lines)
 
 
+STAGING_MARKER = ".edgeopt-staging"
+
+
+def is_edgeopt_build(d: Path) -> bool:
+    """True when ``d`` is a directory that `edgeopt build` wrote and nobody added to: its manifest.json is an
+    edgeopt manifest and every entry in it is a file that manifest lists (or report.md)."""
+    from .specs import read_capped
+
+    try:
+        data = json.loads(read_capped(d / "manifest.json", 64 << 20, "manifest"))
+        listed = {a["path"] for a in data["artifacts"]} | {"manifest.json", "report.md"}
+        if not isinstance(data.get("edgeopt_version"), str):
+            return False
+        return all(e.name in listed and e.is_file() and not e.is_symlink() for e in d.iterdir())
+    except (InputError, ValueError, KeyError, TypeError, OSError, RecursionError):
+        return False
+
+
+def _protected(out: Path) -> Optional[str]:
+    """Why ``out`` may never be replaced, even with --force: it is (or holds) the working directory, home or /."""
+    try:
+        r, cwd = out.resolve(), Path.cwd().resolve()
+    except OSError:
+        return None
+    if r == cwd or r in cwd.parents:
+        return "it is the current directory or one that holds it"
+    if r == Path.home().resolve() or r == Path(r.anchor):
+        return "it is your home directory or the file system root"
+    return None
+
+
+def check_out_dir(out: Path, force: bool = False) -> None:
+    """Refuse to replace anything but a new or empty directory or an edgeopt build (``force``: any directory,
+    except the working directory, its parents, home and /). A build replaces its output directory whole."""
+    why = _protected(out)
+    if why:
+        raise OutputError(f"--out {out}: {why}; a build replaces its output directory whole. Fix: give a new "
+                          f"directory, e.g. --out build/{out.name or 'out'}.")
+    if out.is_symlink():
+        raise OutputError(f"{out}: is a symbolic link; edgeopt will not replace it. Fix: choose another --out.")
+    if not out.is_dir():
+        return  # absent (a file there is refused by _check_writable)
+    entries = list(out.iterdir())
+    if not entries or force or is_edgeopt_build(out):
+        return
+    names = ", ".join(repr(e.name) for e in sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
+    raise OutputError(f"{out}: exists and is not an edgeopt build (it holds {names}); a build replaces its output "
+                      f"directory whole. Fix: choose a new --out, or add --force to replace it.")
+
+
 def _check_writable(out: Path) -> None:
     """Fail before any training if ``out`` cannot be created: probe by really creating a directory there
     (``os.access`` says yes to root even on read-only or special file systems)."""
@@ -125,8 +177,11 @@ def _check_writable(out: Path) -> None:
 
 def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Optional[str] = None,
          ptq: Optional[str] = None, recipe: Optional[str] = None, passes: Optional[dict] = None,
-         use_cache: bool = True, formats: str = "target", emulate: bool = False) -> Plan:
+         use_cache: bool = True, formats: str = "target", emulate: bool = False, force: bool = False) -> Plan:
     from .architectures import LAYER_TYPES
+
+    if out is not None and not str(out).strip():
+        raise InputError("--out is empty. Fix: give a directory, e.g. --out build/my-model.")
 
     spec = model if isinstance(model, ModelSpec) else load_model_spec(model)
     profiles = [t if isinstance(t, TargetProfile) else load_target(t) for t in targets]
@@ -174,12 +229,14 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
             raise InputError(f"{where}: --format both needs a recipe without QAT (a QAT graph exports to TFLite "
                              f"only). Fix: drop --qat, or drop --format both.")
         _check_writable(d)
+        check_out_dir(d, force)
         emu = ()
         if emulate and p.device.arch == "arm64":
             from .emulator.validate import cpus_for
 
             emu = tuple(cpus_for(p))
-        plans.append(TargetPlan(p, tuple(steps), final_ptq, d, p.representative_samples, formats == "both", emu))
+        plans.append(TargetPlan(p, tuple(steps), final_ptq, d, p.representative_samples, formats == "both", emu,
+                                force))
     if any(t.emulate for t in plans):
         from .emulator.validate import require_ready
 
@@ -202,6 +259,32 @@ def tokenized_test(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
 
     ds = load_dataset(spec.data)
     return fit_tokenizer(spec, ds).encode_batch(ds.test.texts), np.asarray(ds.test.labels)
+
+
+def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """(token ids, labels, number of classes) of the spec's test split, after checking that the artifact was built
+    for this spec: the ``labels.txt`` and ``tokenizer.json`` beside it (when there) must be the spec's own, so an
+    artifact is never scored against another dataset's labels or fed another vocabulary's ids."""
+    from .data import WordTokenizer, load_dataset
+    from .specs import read_text_capped
+
+    ds = load_dataset(spec.data)
+    tok = fit_tokenizer(spec, ds)
+    d = Path(artifact).parent
+    fix = f"Fix: validate {Path(artifact).name} with the spec it was built from (see its manifest.json)."
+    if (d / "labels.txt").is_file():
+        labels = read_text_capped(d / "labels.txt", 16 << 20, "labels file", InputError).splitlines()
+        if tuple(labels) != tuple(ds.label_names):
+            raise InputError(f"{d / 'labels.txt'}: the artifact was built for {len(labels)} labels "
+                             f"({', '.join(labels[:3])}, ...), not {spec.name}'s {ds.num_classes} "
+                             f"({', '.join(ds.label_names[:3])}, ...). {fix}")
+    if (d / "tokenizer.json").is_file():
+        own = WordTokenizer.load(d)
+        if own.vocab != tok.vocab or own.seq_len != tok.seq_len or own.lowercase != tok.lowercase:
+            raise InputError(f"{d / 'tokenizer.json'}: the artifact was built with another tokenizer (vocabulary "
+                             f"{own.vocab_size}, seq_len {own.seq_len}) than {spec.name} gives (vocabulary "
+                             f"{tok.vocab_size}, seq_len {tok.seq_len}). {fix}")
+    return tok.encode_batch(ds.test.texts), np.asarray(ds.test.labels), ds.num_classes
 
 
 def _log(quiet: bool, msg: str) -> None:
@@ -435,6 +518,8 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
     from .validate import latency as lat_v
     from .validate.size import size_of_bytes
 
+    from .manifest import encode_correct, examples_sha256
+
     spec, ds, target, out = b.p.spec, b.ds, tp.target, tp.out_dir
     fmt = target.runtime.format
     model, records, k, base_key = b.run_steps(tp.steps)
@@ -446,7 +531,10 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
     base_keras_logits = keras_logits if base_model is model else base_model.predict(b.x_test, batch_size=256,
                                                                                     verbose=0)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    with dir_lock(out.parent, b.quiet):
+        clean_stale(out)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-{os.getpid()}-"))
+        (staging / STAGING_MARKER).touch()
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -474,7 +562,13 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                                                                xnnpack="xnnpack" in target.runtime.delegates))
             logits = sess.run(b.x_test)
             ref = base_keras_logits if role == "baseline" else keras_logits
+            if logits.ndim != 2 or logits.shape[1] != ds.num_classes:
+                from .errors import ConversionError
+
+                raise ConversionError(f"{path.name}: the exported model outputs {logits.shape[1:]} per example, not "
+                                      f"{ds.num_classes} class scores. Fix: check the model's output layer.")
             measured[role] = {
+                "finite": bool(np.isfinite(logits).all()),
                 "accuracy": round(acc_v.accuracy(logits, b.y_test), 6),
                 "parity_vs_keras": acc_v.parity(ref, logits), "logits": logits,
                 "variable_tensors": sess.variable_tensors,
@@ -506,9 +600,13 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
 
             emulated = validate_for_target(files["deployed"], b.x_test, b.y_test, target, spec.training.seed,
                                            cpus=list(tp.emulate), quiet=b.quiet)
+        keras_finite = bool(np.isfinite(keras_logits).all() and np.isfinite(base_keras_logits).all())
+        finite = {"keras model": keras_finite, files["baseline"].name: base["finite"],
+                  files["deployed"].name: dep["finite"]}
         verdict = bud_v.check(target.budgets, accuracy=dep["accuracy"], accuracy_drop=drop,
                               size_bytes=dep_art["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
-                              export_agreement=base["parity_vs_keras"]["argmax_agreement"], emulated=emulated)
+                              export_agreement=base["parity_vs_keras"]["argmax_agreement"], emulated=emulated,
+                              finite=finite)
         train_rec = next(r for r in records if r["step"] in ("train", "distill"))
         manifest = {
             "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": b.versions,
@@ -534,6 +632,9 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                              "latency": [s.to_dict() for s in base["latency"]]},
                 "artifact": files["deployed"].name, "accuracy": dep["accuracy"], "accuracy_drop": round(drop, 6),
                 "test_examples": len(ds.test),
+                "finite_outputs": all(finite.values()),
+                "correct": encode_correct(dep["logits"].argmax(1) == b.y_test),
+                "examples_sha256": examples_sha256(b.x_test, b.y_test),
                 "variable_tensors": dep["variable_tensors"],
                 "parity_vs_keras": dep["parity_vs_keras"],
                 "parity_vs_baseline": acc_v.parity(base["logits"], dep["logits"]),
@@ -551,9 +652,14 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
             "budgets": verdict,
             "build_seconds": round(time.perf_counter() - b.t_start, 1),
         }
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        from .manifest import dump_manifest
+
+        manifest = dump_manifest(staging / "manifest.json", manifest)
         write_report(staging / "report.md", manifest)
-        _replace_dir(staging, out)
+        (staging / STAGING_MARKER).unlink()
+        with dir_lock(out.parent, b.quiet):
+            check_out_dir(out, tp.force)  # again: it may have changed while this build ran
+            _replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -590,6 +696,53 @@ def _cross_format(b: _Builder, tp: TargetPlan, k: str, model, staging: Path, dep
             "agreement_with_deployed": parity(deployed_logits, logits),
             "latency_1_thread": {"runtime": lat.runtime, "p50_ms": lat.p50_ms, "p90_ms": lat.p90_ms,
                                  "delegate_applied": lat.delegate_applied}}
+
+
+@contextlib.contextmanager
+def dir_lock(d: Path, quiet: bool = True):
+    """An exclusive flock on directory ``d`` itself (no lock file is left behind): serializes the replace of a build
+    and the clean-up of stale staging directories between edgeopt processes writing in the same place. A second
+    process waits, and says what it waits for."""
+    import fcntl
+
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log(quiet, f"[edgeopt] waiting: another edgeopt process is writing a build in {d}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(out: Path) -> list[Path]:
+    """Remove what killed builds of ``out`` left beside it: staging directories (``.NAME.tmp-PID-*``, still
+    carrying edgeopt's marker file) and moved-aside old builds (``.NAME.old-PID``) whose process is gone."""
+    import re
+
+    pat = re.compile(rf"^\.{re.escape(out.name)}\.(tmp|old)-(\d+)(-.*)?$")
+    removed = []
+    for e in out.parent.iterdir():
+        m = pat.match(e.name)
+        if not m or not e.is_dir() or e.is_symlink() or _pid_alive(int(m.group(2))):
+            continue
+        ours = (e / STAGING_MARKER).is_file() if m.group(1) == "tmp" else is_edgeopt_build(e)
+        if ours:
+            shutil.rmtree(e, ignore_errors=True)
+            removed.append(e)
+    return removed
 
 
 def _replace_dir(staging: Path, out: Path) -> None:

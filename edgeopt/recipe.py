@@ -12,15 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .errors import SpecError, suggest
+from .schema import Frozen as _Frozen
 
 Quantization = Literal["float32", "dynamic", "int8", "float16"]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class LayerSelect(_Frozen):

@@ -8,6 +8,10 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
+def _f6(x) -> str:
+    return "n/a" if x is None else f"{x:.6f}"
+
+
 def _latency_rows(rows: list, label: str) -> list[str]:
     return [f"| {label} | {r['threads']} | {'on' if r['xnnpack'] else 'off'} | "
             f"{'yes' if r['delegate_applied'] else ('no (refused)' if r.get('delegate_error') else 'no')} | {r['p50_ms']:.4f} | {r['p90_ms']:.4f} | {r['p99_ms']:.4f} | "
@@ -38,14 +42,14 @@ def render(m: dict) -> str:
               f"| Keras (float32, before export) | {_pct(met['keras_accuracy'])} | | |",
               f"| `{met['baseline']['artifact']}` (baseline) | {_pct(met['baseline']['accuracy'])} | "
               f"{_pct(met['baseline']['parity_vs_keras']['argmax_agreement'])} | "
-              f"{met['baseline']['parity_vs_keras']['max_abs_diff']:.6f} |"]
+              f"{_f6(met['baseline']['parity_vs_keras']['max_abs_diff'])} |"]
     if met["artifact"] != met["baseline"]["artifact"]:
         lines.append(f"| `{met['artifact']}` (deployed) | {_pct(met['accuracy'])} | "
                      f"{_pct(met['parity_vs_keras']['argmax_agreement'])} | "
-                     f"{met['parity_vs_keras']['max_abs_diff']:.6f} |")
+                     f"{_f6(met['parity_vs_keras']['max_abs_diff'])} |")
         pb = met["parity_vs_baseline"]
         lines += ["", f"Deployed vs float32 artifact: argmax agreement {_pct(pb['argmax_agreement'])}, "
-                      f"max abs logit diff {pb['max_abs_diff']:.6f}."]
+                      f"max abs logit diff {_f6(pb['max_abs_diff'])}."]
     if met.get("variable_tensors"):
         lines += ["", f"**Stateful graph:** the artifact has {met['variable_tensors']} variable tensors (recurrent state "
                       "that persists across `invoke()`). Every number here was measured with "

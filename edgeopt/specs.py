@@ -10,17 +10,31 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import SpecError, suggest
 from .recipe import RecipeFile
+from .schema import Frozen
+
+# A model's or target's name becomes a path component (build/<model>/<target>): no separators, no '..', not empty.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit (it names the build folder)"
+MAX_SPEC_BYTES = 1 << 20  # a spec/target/recipe YAML larger than 1 MiB is not a hand-written config
 
 Quantization = Literal["float32", "dynamic", "int8", "float16"]
 QUANTIZATIONS = ("float32", "dynamic", "int8", "float16")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Frozen = Frozen
+
+
+def _check_name(v: str) -> str:
+    import re
+
+    if not re.match(NAME_PATTERN, v):
+        raise ValueError(f"{v!r} is not a valid name: use {NAME_RULE}")
+    return v
 
 
 # ----------------------------------------------------------------------------------------- ModelSpec
@@ -56,11 +70,21 @@ class DataSpec(_Frozen):
             raise ValueError("give exactly one of 'dataset' (a built-in name) or 'files' (your CSV/JSONL files)")
         return self
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v):
+        from .data.datasets import BUILTIN_DATASETS
+
+        if v is not None and v not in BUILTIN_DATASETS:
+            raise ValueError(f"unknown dataset {v!r}; built-in datasets: {', '.join(BUILTIN_DATASETS)}."
+                             f"{suggest(v, BUILTIN_DATASETS)} Or give 'files:' with your own CSV/JSONL")
+        return v
+
 
 class TokenizerSpec(_Frozen):
     kind: Literal["word"] = "word"
     lowercase: bool = True
-    max_vocab: int = Field(default=20000, ge=10)
+    max_vocab: int = Field(default=20000, ge=10, le=1_000_000)
     min_freq: int = Field(default=1, ge=1)
     seq_len: int = Field(default=32, ge=1, le=4096)
 
@@ -76,7 +100,23 @@ class ArchitectureSpec(_Frozen):
         if self.name not in CONFIGS:
             raise ValueError(f"unknown architecture {self.name!r}; choose one of {sorted(CONFIGS)}"
                              + suggest(self.name, CONFIGS))
-        CONFIGS[self.name].model_validate(self.params)  # raises with the field name
+        cfg = CONFIGS[self.name]
+        try:
+            cfg.model_validate(self.params)
+        except ValidationError as e:  # report it at architecture.params.<key>, with that config's own keys
+            err = e.errors()[0]
+            loc = ".".join(["architecture", "params", *(str(p) for p in err["loc"])])
+            allowed = sorted(cfg.model_fields)
+            if err["type"] == "extra_forbidden":
+                bad = str(err["loc"][-1])
+                msg = (f"unknown field '{loc}' for architecture {self.name}.{suggest(bad, allowed)} Allowed here: "
+                       f"{', '.join(allowed)}. Fix: rename or remove it.")
+            else:
+                got = err.get("input")
+                got_s = "" if isinstance(got, (dict, list, tuple)) or err["loc"] == () else f" (got {got!r})"
+                msg = (f"field '{loc}': {err['msg'].removeprefix('Value error, ')}{got_s}. Fix: correct it "
+                       f"(see `edgeopt models show banking77-cnn` for a working example).")
+            raise PydanticCustomError("edgeopt_located", msg) from None
         return self
 
     def config(self):
@@ -97,6 +137,8 @@ class ModelSpec(_Frozen):
     name: str
     description: str = ""
     task: Literal["text_classification"] = "text_classification"
+
+    _name = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
     data: DataSpec
     tokenizer: TokenizerSpec = TokenizerSpec()
     architecture: ArchitectureSpec
@@ -192,6 +234,8 @@ class EmulatorSpec(_Frozen):
 
 class TargetProfile(_Frozen):
     name: str
+
+    _name = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
     description: str = ""
     device: DeviceSpec
     runtime: RuntimeSpec = RuntimeSpec()
@@ -229,8 +273,24 @@ class TargetProfile(_Frozen):
     @classmethod
     def _recipe_passes(cls, v):
         if v is not None:
-            v.parsed()  # raises ValueError naming the pass and field
+            from .recipe import check_order
+
+            names = [n for n, _ in v.parsed()]  # raises ValueError naming the pass and field
+            try:
+                check_order(names, "recipe")  # the same order rule `build` applies
+            except SpecError as e:
+                raise ValueError(str(e).removeprefix("recipe: ").split(" Fix:")[0].rstrip(".")) from None
         return v
+
+    @model_validator(mode="after")
+    def _recipe_fits_format(self):
+        if self.recipe is not None and self.runtime.format == "onnx":
+            if any(n == "qat" for n, _ in self.recipe.parsed()):
+                raise ValueError("a qat pass ends in a TFLite int8 graph; this is an ONNX target (use ptq: int8, "
+                                 "ONNX Runtime static quantization, instead)")
+            if self.recipe.ptq == "float16":
+                raise ValueError("recipe.ptq float16 is for TFLite targets; ONNX targets take float32, dynamic or int8")
+        return self
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -256,25 +316,83 @@ def _format_validation_error(path: str, model: type[BaseModel], err: ValidationE
                 f"Fix: rename or remove it.")
     if kind == "missing":
         return f"{path}: missing required field '{loc}'. Fix: add it."
+    if kind == "edgeopt_located":  # the message names its own location (architecture.params.*)
+        return f"{path}: {first['msg']}"
     msg = first["msg"].removeprefix("Value error, ")
     got = first.get("input")
     got_s = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
     return f"{path}: field '{loc}': {msg}{got_s}. Fix: correct '{loc}' in that file."
 
 
-def _read_yaml(path: Path) -> dict:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with a key given twice (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            k = self.construct_object(key_node, deep=True)
+            if isinstance(k, (str, int, float, bool)) and k in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {k!r}", key_node.start_mark)
+            seen.add(k) if isinstance(k, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep)
+
+
+def regular_file(path, what: str, error=SpecError) -> Path:
+    """``path`` if it is an existing regular file, else a one-line ``error`` (directories, devices, FIFOs)."""
+    import stat
+
+    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        st = path.stat()
     except FileNotFoundError:
-        raise SpecError(f"{path}: file not found. Fix: check the path.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"{path}: cannot read it ({e}). Fix: give a readable UTF-8 YAML file.") from None
+        raise error(f"{path}: file not found. Fix: check the path.") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read it ({e.strerror}). Fix: check the path and permissions.") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{path}: is a directory, not a {what}. Fix: give the file itself.")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{path}: not a regular file. Fix: give a {what}.")
+    return path
+
+
+def read_capped(path: Path, limit: int, what: str, error=SpecError) -> bytes:
+    """The bytes of a regular file no larger than ``limit`` bytes, or a one-line ``error``. Devices, FIFOs and
+    directories are refused before reading (``/dev/zero`` would never end)."""
+    path = regular_file(path, what, error)
     try:
-        data = yaml.safe_load(text)
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as e:
+        raise error(f"{path}: cannot read it ({e.strerror}). Fix: check the path and permissions.") from None
+    if len(raw) > limit:
+        raise error(f"{path}: larger than {limit:,} bytes; not a {what}. Fix: give the right file.")
+    return raw
+
+
+def read_text_capped(path: Path, limit: int, what: str, error=SpecError) -> str:
+    """:func:`read_capped`, decoded as UTF-8."""
+    raw = read_capped(path, limit, what, error)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.start}); not a {what}. Fix: give a UTF-8 {what}.") from None
+
+
+def _read_yaml(path: Path) -> dict:
+    text = read_text_capped(path, MAX_SPEC_BYTES, "YAML file")
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{path}: not valid YAML{where}. Fix: correct the syntax.") from None
+        problem = getattr(e, "problem", None)
+        what = f" ({problem})" if problem and "duplicate key" in problem else ""
+        raise SpecError(f"{path}: not valid YAML{where}{what}. Fix: correct the syntax"
+                        + (", giving each key once." if what else ".")) from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a config file. Fix: give a spec, target or recipe "
+                        f"YAML.") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of fields at the top level. Fix: see `edgeopt targets show`.")
     return data
@@ -288,6 +406,9 @@ def parse_file(path: Path, model: type[BaseModel]):
         return model.model_validate({**data, **extra})
     except ValidationError as e:
         raise SpecError(_format_validation_error(str(path), model, e)) from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a config file. Fix: give a spec, target or recipe "
+                        f"YAML.") from None
 
 
 def load_model_spec_file(path) -> ModelSpec:

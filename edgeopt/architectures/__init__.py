@@ -7,34 +7,58 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import Field, StrictInt, model_validator
+
+from ..schema import Frozen
+
+# Upper bounds: an edge text model far past these cannot be trained on a build machine or shipped to a device;
+# without them `embed_dim: 1e9` validates and then fails (or exhausts memory) deep inside TensorFlow.
+MAX_WIDTH = 4096
+MAX_LAYERS = 48
+Width = Annotated[StrictInt, Field(ge=1, le=MAX_WIDTH)]
 
 
-class _Cfg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Cfg(Frozen):
+    pass
 
 
 class TextCNNConfig(_Cfg):
-    embed_dim: int = Field(default=128, ge=2)
-    filters: int = Field(default=128, ge=1)
-    kernel_sizes: tuple[int, ...] = (2, 3, 4)
-    hidden: int = Field(default=0, ge=0)  # optional Dense layer before the classifier
+    embed_dim: Annotated[StrictInt, Field(ge=2, le=MAX_WIDTH)] = 128
+    filters: Width = 128
+    kernel_sizes: Annotated[tuple[Annotated[StrictInt, Field(ge=1, le=64)], ...], Field(min_length=1, max_length=8)] \
+        = (2, 3, 4)
+    hidden: Annotated[StrictInt, Field(ge=0, le=MAX_WIDTH)] = 0  # optional Dense layer before the classifier
     dropout: float = Field(default=0.3, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if len(set(self.kernel_sizes)) != len(self.kernel_sizes):
+            raise ValueError(f"kernel_sizes {list(self.kernel_sizes)} repeats a size (each names one Conv1D branch)")
+        return self
 
 
 class BiLSTMConfig(_Cfg):
-    embed_dim: int = Field(default=128, ge=2)
-    units: int = Field(default=64, ge=1)
+    embed_dim: Annotated[StrictInt, Field(ge=2, le=MAX_WIDTH)] = 128
+    units: Width = 64
     pooling: Literal["max", "last"] = "max"
     dropout: float = Field(default=0.3, ge=0, lt=1)
 
 
 class TransformerConfig(_Cfg):
-    embed_dim: int = Field(default=64, ge=2)
-    num_heads: int = Field(default=4, ge=1)
-    ff_dim: int = Field(default=128, ge=1)
-    num_layers: int = Field(default=2, ge=1)
+    embed_dim: Annotated[StrictInt, Field(ge=2, le=MAX_WIDTH)] = 64
+    num_heads: Annotated[StrictInt, Field(ge=1, le=64)] = 4
+    ff_dim: Width = 128
+    num_layers: Annotated[StrictInt, Field(ge=1, le=MAX_LAYERS)] = 2
     dropout: float = Field(default=0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads} (each head "
+                             f"gets embed_dim / num_heads dimensions)")
+        return self
 
 
 CONFIGS: dict[str, type[_Cfg]] = {

@@ -80,10 +80,20 @@ class WordTokenizer:
     @classmethod
     def load(cls, directory) -> "WordTokenizer":
         path = Path(directory) / "tokenizer.json"
+        from ..specs import read_text_capped
+
         try:
-            cfg = json.loads(path.read_text(encoding="utf-8"))
+            cfg = json.loads(read_text_capped(path, 256 << 20, "tokenizer.json", ArtifactError))
+            if not isinstance(cfg, dict):
+                raise ValueError(f"expected a JSON object, got {type(cfg).__name__}")
             if cfg.get("type") != "word" or cfg.get("pattern") != PATTERN:
                 raise ValueError("not an edgeopt word tokenizer")
-            return cls(cfg["vocab"], cfg["seq_len"], cfg["lowercase"])
-        except (OSError, ValueError, KeyError) as e:
+            vocab, seq_len, lower = cfg["vocab"], cfg["seq_len"], cfg["lowercase"]
+            if (not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab)
+                    or not isinstance(seq_len, int) or isinstance(seq_len, bool) or not 1 <= seq_len <= 4096
+                    or not isinstance(lower, bool)):
+                raise ValueError("'vocab' must be a list of strings, 'seq_len' an integer 1..4096, 'lowercase' a "
+                                 "boolean")
+            return cls(vocab, seq_len, lower)
+        except (ValueError, KeyError, RecursionError) as e:
             raise ArtifactError(f"{path}: cannot load the tokenizer ({e}). Fix: point at a build directory.") from None

@@ -164,6 +164,7 @@ def validate(artifact: Path, tokens: np.ndarray, labels: np.ndarray, cpus: list[
              hybrid: bool = False, quiet: bool = False, arch: str = "arm64") -> dict:
     """Run ``artifact`` on the host and on each emulated CPU; the per-CPU table and an overall verdict."""
     from .. import runtimes
+    from ..manifest import encode_correct
     from ..validate.accuracy import accuracy
 
     r = require_ready(arch)
@@ -188,6 +189,7 @@ def validate(artifact: Path, tokens: np.ndarray, labels: np.ndarray, cpus: list[
                "emulated_wall_seconds": res.get("emulated_wall_seconds"), "process_seconds": res.get("process_seconds")}
         if guest is not None and len(guest) == len(host):
             row["accuracy"] = round(accuracy(guest, labels), 6)
+            row["correct"] = encode_correct(np.asarray(guest).argmax(1) == np.asarray(labels))
             row["parity"] = parity(host, guest, scale, hybrid)
         else:
             row["accuracy"], row["parity"] = None, {"passed": False, "kind": "not run"}
@@ -226,6 +228,7 @@ def validate_for_target(artifact: Path, tokens: np.ndarray, labels: np.ndarray, 
     """Emulated validation with the target's runtime settings (threads, XNNPACK) on its CPU model(s), over
     ``sample`` (default: the target's emulator.sample, else the whole test split)."""
     from ..errors import InputError
+    from ..manifest import examples_sha256
 
     chosen = cpus_for(target, cpus)
     if not chosen:
@@ -245,6 +248,7 @@ def validate_for_target(artifact: Path, tokens: np.ndarray, labels: np.ndarray, 
                    "xnnpack" in target.runtime.delegates, hybrid=_is_hybrid(artifact, target), quiet=quiet)
     res["sample"] = {"examples": int(len(idx)), "of": int(len(tokens)), "seed": seed,
                      "whole_split": bool(len(idx) == len(tokens))}
+    res["examples_sha256"] = examples_sha256(tokens[idx], np.asarray(labels)[idx])
     res["validation_seconds"] = round(time.perf_counter() - t0, 1)
     return res
 

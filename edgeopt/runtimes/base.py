@@ -71,6 +71,39 @@ def machine_info() -> dict:
             "kind": "host"}
 
 
+def check_token_model(path, inputs: list[tuple], outputs: list[tuple]) -> None:
+    """Refuse, in one line, a model that is not an edgeopt text model: one integer token-id input of shape
+    (batch, seq_len) and one output of shape (batch, classes). ``inputs``/``outputs``: (name, shape, dtype) with -1
+    (or None) for a dynamic dimension."""
+    from ..errors import ArtifactError
+
+    fix = "Fix: give a text model with one int32 token-id input [batch, seq_len] (as `edgeopt build` exports)."
+    if len(inputs) != 1:
+        raise ArtifactError(f"{path}: has {len(inputs)} inputs; edgeopt runs token-id models with exactly one. {fix}")
+    name, shape, dtype = inputs[0]
+    if len(shape) != 2:
+        raise ArtifactError(f"{path}: input {name!r} has rank {len(shape)} (shape {list(shape)}); token ids are "
+                            f"rank 2. {fix}")
+    if dtype.kind not in "iu":
+        raise ArtifactError(f"{path}: input {name!r} is {dtype}, not integer token ids. {fix}")
+    if not isinstance(shape[1], int) or shape[1] < 1:
+        raise ArtifactError(f"{path}: input {name!r} has a dynamic sequence length ({shape[1]}); edgeopt pads to a "
+                            f"fixed seq_len. Fix: export with a fixed sequence length.")
+    if len(outputs) < 1 or len(outputs[0][1]) != 2:
+        got = [list(o[1]) for o in outputs]
+        raise ArtifactError(f"{path}: outputs {got}; a text classifier has one [batch, classes] output. {fix}")
+
+
+def raise_invoke_error(path, err: Exception):
+    from ..errors import ArtifactError
+
+    msg = " ".join(str(err).split())[:200]
+    hint = (" The token ids are outside this artifact's vocabulary: it was built with another tokenizer. Fix: "
+            "validate with the spec it was built from." if "out of bounds" in msg or "index" in msg.lower() else
+            " Fix: re-export the model.")
+    raise ArtifactError(f"{path}: the runtime failed on it ({msg}).{hint}") from None
+
+
 def time_calls(call: Callable[[int], None], n_inputs: int, warmup: int, iterations: int) -> np.ndarray:
     """Run ``call(i)`` ``warmup`` times untimed, then ``iterations`` times timed; returns ms per call."""
     for i in range(warmup):

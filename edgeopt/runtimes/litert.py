@@ -6,7 +6,7 @@ from importlib import metadata
 import numpy as np
 
 from ..errors import ArtifactError, RuntimeFailure
-from .base import LatencyStats, RuntimeOptions, stats_from, time_calls
+from .base import LatencyStats, RuntimeOptions, check_token_model, raise_invoke_error, stats_from, time_calls
 
 
 class LiteRTSession:
@@ -18,10 +18,14 @@ class LiteRTSession:
         from ..inspect import read_tflite
 
         _, model, _ = read_tflite(path)  # clear error for a missing / non-TFLite / corrupt file before C++ sees it
-        sub = model.Subgraphs(0)
-        # Converted LSTMs keep their state in variable tensors that persist across invoke() calls; a stateless
-        # Keras model must start every call from zero state, so reset them before each call (an app must too).
-        self.variable_tensors = sum(bool(sub.Tensors(k).IsVariable()) for k in range(sub.TensorsLength()))
+        try:
+            sub = model.Subgraphs(0)
+            # Converted LSTMs keep their state in variable tensors that persist across invoke() calls; a stateless
+            # Keras model must start every call from zero state, so reset them before each call (an app must too).
+            self.variable_tensors = sum(bool(sub.Tensors(k).IsVariable()) for k in range(sub.TensorsLength()))
+        except Exception as e:  # a damaged flatbuffer: offsets past the end (struct.error), bad numbers (TypeError)
+            raise ArtifactError(f"{path}: corrupt TFLite flatbuffer ({type(e).__name__} while reading its tensors). "
+                                f"Fix: re-export the model.") from None
         self.path, self.options = str(path), options
         self.delegate_error = None
         no_delegates = {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
@@ -41,12 +45,14 @@ class LiteRTSession:
                 # kernels and say so, rather than fail the build. delegate_applied will read False.
                 self.delegate_error = " ".join(str(e).split())[:300]
                 self.it = load(no_delegates)
-        except (ValueError, RuntimeError) as e:
+        except Exception as e:  # the C++ verifier's refusal arrives as ValueError/RuntimeError, or worse
             msg = " ".join(str(e).split())[:300]
             raise ArtifactError(f"{path}: LiteRT cannot load it ({msg}). Fix: re-export the model, or check that "
                                 f"this runtime supports its ops.") from None
-        self._in = self.it.get_input_details()[0]
-        self._out = self.it.get_output_details()[0]
+        ins, outs = self.it.get_input_details(), self.it.get_output_details()
+        check_token_model(path, [(d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"])) for d in ins],
+                          [(d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"])) for d in outs])
+        self._in, self._out = ins[0], outs[0]
         self._batch = int(self._in["shape"][0])
         self.version = metadata.version("ai-edge-litert")
 
@@ -86,7 +92,10 @@ class LiteRTSession:
             if self.variable_tensors:
                 self.it.reset_all_variables()
             self.it.set_tensor(self._in["index"], self._quant_in(chunk))
-            self.it.invoke()
+            try:
+                self.it.invoke()
+            except RuntimeError as e:  # e.g. "gather index out of bounds": ids from another vocabulary
+                raise_invoke_error(self.path, e)
             outs.append(self._dequant_out(self.it.get_tensor(self._out["index"]))[:n])
         return np.concatenate(outs) if outs else np.zeros((0,) + tuple(self._out["shape"][1:]), np.float32)
 

@@ -244,12 +244,13 @@ def _save_dir(root: Path, k: str, arrays: dict, meta: dict) -> None:
 
 
 def _load_dir(root: Path, k: str):
-    d = root / k
-    if not (d / "arrays.npz").is_file() or not (d / "meta.json").is_file():
+    from ..cache import read_entry
+
+    got = read_entry(root, k, ("arrays.npz",))  # verified: checksums, loads, finite; a damaged entry is recomputed
+    if got is None:
         return None
-    with np.load(d / "arrays.npz") as z:
-        arrays = {n: z[n] for n in z.files}
-    return arrays, json.loads((d / "meta.json").read_text())
+    arrays, meta = got
+    return arrays["arrays.npz"], {k2: v for k2, v in meta.items() if not k2.startswith("_")}
 
 
 def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = HeadSettings(),

@@ -5,14 +5,25 @@ import numpy as np
 
 
 def accuracy(logits: np.ndarray, labels) -> float:
+    """Top-1 accuracy; a row with a non-finite score counts as wrong (argmax over NaN would pick class 0)."""
     labels = np.asarray(labels)
-    return float((np.argmax(logits, axis=1) == labels).mean()) if len(labels) else float("nan")
+    if not len(labels):
+        return float("nan")
+    logits = np.asarray(logits)
+    ok = np.isfinite(logits).all(axis=1)
+    return float(((np.argmax(logits, axis=1) == labels) & ok).mean())
 
 
 def parity(reference: np.ndarray, logits: np.ndarray) -> dict:
-    """Agreement of two models' outputs on the same inputs: argmax agreement and logit differences."""
+    """Agreement of two models' outputs on the same inputs, over the rows where both are finite: argmax agreement
+    and logit differences (None when no row could be compared)."""
     ref, got = np.asarray(reference, np.float32), np.asarray(logits, np.float32)
+    ok = np.isfinite(ref).all(axis=1) & np.isfinite(got).all(axis=1)
+    if not ok.any():
+        return {"argmax_agreement": None, "max_abs_diff": None, "mean_abs_diff": None, "examples": 0,
+                "non_finite_rows": int(len(ref))}
+    ref, got = ref[ok], got[ok]
     diff = np.abs(ref - got)
-    return {"argmax_agreement": round(float((ref.argmax(1) == got.argmax(1)).mean()), 6),
+    return {"argmax_agreement": round(float((ref.argmax(1) == got.argmax(1)).mean() * ok.mean()), 6),
             "max_abs_diff": round(float(diff.max()), 6), "mean_abs_diff": round(float(diff.mean()), 6),
-            "examples": int(len(ref))}
+            "examples": int(ok.sum()), "non_finite_rows": int((~ok).sum())}

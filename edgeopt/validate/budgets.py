@@ -3,20 +3,28 @@ from __future__ import annotations
 
 
 def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
-          export_agreement: float | None = None, emulated: dict | None = None) -> dict:
+          export_agreement: float | None = None, emulated: dict | None = None, finite: dict | None = None) -> dict:
+    """Every budget with its limit, value and verdict. Not a budget but always checked: every output is finite
+    (a diverged model outputs NaN, and argmax over NaN picks class 0, which can pass an accuracy budget)."""
     checks = []
 
     def add(name, limit, value, ok, unit):
         checks.append({"name": name, "limit": limit, "value": value, "unit": unit, "passed": bool(ok)})
+
+    if finite is not None:
+        bad = [k for k, ok in finite.items() if not ok]
+        add("finite_outputs", "all finite", "non-finite (NaN/inf) outputs from " + ", ".join(bad) if bad else
+            "all finite", not bad, "")
 
     if budgets.max_accuracy_drop is not None:
         add("max_accuracy_drop", budgets.max_accuracy_drop, round(accuracy_drop, 6),
             accuracy_drop <= budgets.max_accuracy_drop + 1e-12, "fraction")
     if budgets.min_accuracy is not None:
         add("min_accuracy", budgets.min_accuracy, round(accuracy, 6), accuracy >= budgets.min_accuracy, "fraction")
-    if budgets.min_export_agreement is not None and export_agreement is not None:
-        add("min_export_agreement", budgets.min_export_agreement, round(export_agreement, 6),
-            export_agreement >= budgets.min_export_agreement, "fraction")
+    if budgets.min_export_agreement is not None:  # None: nothing could be compared, which is no pass
+        add("min_export_agreement", budgets.min_export_agreement,
+            None if export_agreement is None else round(export_agreement, 6),
+            export_agreement is not None and export_agreement >= budgets.min_export_agreement, "fraction")
     if budgets.max_size_bytes is not None:
         add("max_size_bytes", budgets.max_size_bytes, size_bytes, size_bytes <= budgets.max_size_bytes, "bytes")
     if budgets.max_latency_p90_ms is not None:
@@ -34,7 +42,8 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
 
 
 def failures(verdict: dict) -> list[str]:
-    return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith("emulator_")
+    return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith(("emulator_", "finite"))
+            else f"{c['name']}: nothing was compared (non-finite outputs)" if c["value"] is None
             else f"{c['name']}: measured {c['value']} {c['unit']} > limit {c['limit']}" if c["name"].startswith("max")
             else f"{c['name']}: measured {c['value']} {c['unit']} < limit {c['limit']}"
             for c in verdict["checks"] if not c["passed"]]

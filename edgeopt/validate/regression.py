@@ -2,76 +2,109 @@
 
 ``verify`` does not trust the build's manifest: it re-hashes the deployed artifact, re-runs it over the test split
 (with the shipped tokenizer) and re-times it at the target's budget setting. Then, against the baseline:
-accuracy may not fall by more than ``accuracy_abs``; size may not grow by more than ``size_rel``; p50 latency may not
-exceed ``baseline * (1 + latency_rel)`` plus a noise margin, the baseline's and this run's p90-p50 spread together
-(so noisy machines do not fail builds). Latency is compared only on the machine the baseline was taken on.
-With emulator results in the baseline (or ``--emulate``), the artifact is also re-run under qemu on each CPU model:
-it must load, take XNNPACK when the baseline did, match the host within the parity bound (int8: 1 quantization
-step), and keep its emulated accuracy within ``accuracy_abs``.
+
+- **accuracy** is gated by a one-sided significance test, not a fixed tolerance: the baseline stores which test
+  examples its artifact got right, so when the examples are the same (their hash matches) the test is the exact
+  McNemar test on the pairs that disagree (scipy ``binomtest``: of the examples exactly one of the two artifacts
+  gets right, are significantly more the baseline's?). Re-training on another machine flips a few percent of
+  examples both ways and is not a regression; losing examples without gaining others is. When the examples
+  differ it falls back to Fisher's exact test on the two accuracies. A check fails when p < ``accuracy_alpha``
+  (0.001 by default: at most one false alarm in a thousand checks of an unchanged model). The same artifact on the
+  same runtime flips no example, so any loss of a dozen examples or more fails.
+- **size** may not grow by more than ``size_rel``;
+- **p50 latency** may not exceed ``baseline * (1 + latency_rel)`` plus a noise margin, the baseline's and this run's
+  p90-p50 spread together; compared only on the machine the baseline was taken on;
+- with emulator results in the baseline (or ``--emulate``), the artifact is re-run under qemu on each CPU model:
+  it must load, take XNNPACK when the baseline did, match the host within the parity bound (int8: 1 quantization
+  step), and pass the same accuracy test on the emulated sample.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from ..errors import ArtifactError, InputError
+from ..manifest import (Baseline, Tolerances, decode_correct, encode_correct, examples_sha256, load_baseline,
+                        load_manifest)
 
-DEFAULT_TOLERANCES = {"accuracy_abs": 0.005, "size_rel": 0.02, "latency_rel": 0.25}
-FORMAT_VERSION = 1
+__all__ = ["measure", "make_baseline", "load_baseline", "compare", "format_table", "accuracy_test",
+           "built_with_emulator"]
 
 
-def _manifest(build: Path) -> tuple[Path, dict]:
-    path = build / "manifest.json" if build.is_dir() else build
-    try:
-        return path.parent, json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no manifest.json. Fix: give a build directory made by `edgeopt build`.") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: unreadable manifest ({e}). Fix: rebuild.") from None
+def _manifest_path(build: Path) -> Path:
+    build = Path(build)
+    return build / "manifest.json" if build.is_dir() else build
 
 
 def built_with_emulator(build: Path) -> bool:
-    return "emulator" in _manifest(Path(build))[1]
+    return load_manifest(_manifest_path(build)).emulator is not None
+
+
+def accuracy_test(base_correct: Optional[np.ndarray], cur_correct: Optional[np.ndarray], base_acc: float,
+                  cur_acc: float, n_base: int, n_cur: int, alpha: float) -> dict:
+    """One-sided test that the current artifact is less accurate than the baseline's. Paired (exact McNemar)
+    when both per-example records are given for the same examples, else Fisher's exact test."""
+    from scipy.stats import binomtest, fisher_exact
+
+    if base_correct is not None and cur_correct is not None and len(base_correct) == len(cur_correct):
+        lost = int((base_correct & ~cur_correct).sum())  # right before, wrong now
+        gained = int((~base_correct & cur_correct).sum())
+        p = binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue if lost + gained else 1.0
+        how = f"paired McNemar: {lost} examples lost, {gained} gained"
+    else:
+        kb, kc = round(base_acc * n_base), round(cur_acc * n_cur)
+        p = float(fisher_exact([[kb, n_base - kb], [kc, n_cur - kc]], alternative="greater").pvalue)
+        how = f"Fisher exact, unpaired ({n_base} vs {n_cur} examples)"
+    return {"p_value": float(p), "passed": bool(p >= alpha), "limit": f"p >= {alpha:g}", "note": how}
 
 
 def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool = False) -> dict:
-    """Re-measure a build's deployed artifact: sha256, size, test-split accuracy, latency at the budget setting."""
-    import numpy as np
-
+    """Re-measure a build's deployed artifact: sha256, size, test-split accuracy and per-example correctness,
+    latency at the budget setting, and (``emulate``) the emulated runs."""
     from .. import runtimes
     from ..data import WordTokenizer, load_dataset
     from ..specs import DataSpec
-    from .accuracy import accuracy
     from .size import size_of
 
-    d, m = _manifest(Path(build))
-    art = d / m["metrics"]["artifact"]
+    mpath = _manifest_path(build)
+    m = load_manifest(mpath)
+    d = mpath.parent
+    art = d / m.metrics.artifact
     if not art.is_file():
         raise ArtifactError(f"{art}: the deployed artifact is missing. Fix: rebuild.")
     size = size_of(art)
-    ds = load_dataset(DataSpec.model_validate(m["spec"]["data"]))
+    try:
+        data_spec = DataSpec.model_validate(m.spec.get("data"))
+    except Exception:
+        raise InputError(f"{mpath}: manifest field 'spec.data' is not a data section. Fix: rebuild.") from None
+    ds = load_dataset(data_spec)
     tok = WordTokenizer.load(d)
-    row = m["metrics"]["latency_budget_row"]
-    sess = runtimes.load(art, runtimes.RuntimeOptions(threads=row["threads"], xnnpack=row["xnnpack"]))
-    x = tok.encode_batch(ds.test.texts)
-    acc = accuracy(sess.run(x), np.asarray(ds.test.labels))
+    row = m.metrics.latency_budget_row
+    sess = runtimes.load(art, runtimes.RuntimeOptions(threads=row.threads, xnnpack=row.xnnpack))
+    x, y = tok.encode_batch(ds.test.texts), np.asarray(ds.test.labels)
+    logits = sess.run(x)
+    check_outputs(art, logits, len(ds.label_names))
+    correct = logits.argmax(1) == y
     st = sess.benchmark(x[:64], warmup=warmup, iterations=iterations)
     emulated = None
     if emulate:
         from ..emulator.validate import cpus_for, validate_for_target
         from ..specs import TargetProfile
 
-        target = TargetProfile.model_validate(m["target_profile"])
-        cpus = [c["cpu"] for c in m["emulator"]["cpus"]] if "emulator" in m else cpus_for(target)
-        res = validate_for_target(art, x, np.asarray(ds.test.labels), target, m["seed"], cpus=cpus, quiet=True)
-        emulated = {"sample": res["sample"], "cpus": [
-            {k: c[k] for k in ("cpu", "loaded", "delegate_applied", "accuracy", "parity", "load_error")}
+        target = TargetProfile.model_validate(m.target_profile)
+        cpus = [c["cpu"] for c in m.emulator["cpus"]] if m.emulator else cpus_for(target)
+        res = validate_for_target(art, x, y, target, m.seed, cpus=cpus, quiet=True)
+        emulated = {"sample": res["sample"], "examples_sha256": res["examples_sha256"], "cpus": [
+            {k: c.get(k) for k in ("cpu", "loaded", "delegate_applied", "accuracy", "parity", "load_error", "correct")}
             for c in res["cpus"]]}
-    return {"model": m["model"], "target": m["target"], "artifact": art.name, "sha256": size["sha256"],
-            "manifest_sha256": next((a["sha256"] for a in m["artifacts"] if a["path"] == art.name), None),
-            "accuracy": round(acc, 6), "size_bytes": size["size_bytes"], "gzip_bytes": size["gzip_bytes"],
+    return {"model": m.model, "target": m.target, "artifact": art.name, "sha256": size["sha256"],
+            "manifest_sha256": next((a.sha256 for a in m.artifacts if a.path == art.name), None),
+            "accuracy": round(float(correct.mean()), 6), "test_examples": int(len(y)),
+            "correct": encode_correct(correct), "examples_sha256": examples_sha256(x, y),
+            "size_bytes": size["size_bytes"], "gzip_bytes": size["gzip_bytes"],
             "latency": {"threads": st.threads, "xnnpack": st.xnnpack, "delegate_applied": st.delegate_applied,
                         "p50_ms": st.p50_ms, "p90_ms": st.p90_ms, "runtime": st.runtime},
             "machine": {k: st.machine[k] for k in ("arch", "cpu", "cores", "isa_flags")},
@@ -79,74 +112,105 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
             **({"emulator": emulated} if emulated else {})}
 
 
-def make_baseline(current: dict, tolerances: Optional[dict] = None) -> dict:
-    return {"format_version": FORMAT_VERSION, **current, "tolerances": {**DEFAULT_TOLERANCES, **(tolerances or {})}}
+def check_outputs(path, logits: np.ndarray, num_classes: int) -> None:
+    """The artifact's output must be one score per class of this dataset."""
+    if logits.ndim != 2 or logits.shape[1] != num_classes:
+        raise ArtifactError(f"{path}: outputs {logits.shape[1] if logits.ndim == 2 else logits.shape} scores per "
+                            f"example, but the dataset has {num_classes} labels: it was built for other data. Fix: "
+                            f"use the spec the artifact was built from.")
 
 
-def load_baseline(path: Path) -> dict:
+def existing_tolerances(path: Path) -> Optional[Tolerances]:
+    """The tolerances of the baseline at ``path`` (so ``--update`` keeps a deliberate choice), None when there is
+    none; a file there that is not an edgeopt baseline is refused (edgeopt overwrites only what it wrote)."""
+    from ..manifest import _read_json
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    fix = "choose another --baseline path."
+    data = _read_json(path, "baseline", fix)
+    if not isinstance(data, dict) or not {"format_version", "model", "target", "tolerances"} <= set(data):
+        raise InputError(f"{path}: exists and is not an edgeopt baseline; edgeopt will not overwrite it. Fix: {fix}")
+    old = data["tolerances"] if isinstance(data["tolerances"], dict) else {}
+    keep = {k: v for k, v in old.items() if k in Tolerances.model_fields}  # format 1's accuracy_abs is gone
     try:
-        b = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: baseline not found. Fix: create it on purpose with `edgeopt verify BUILD "
-                         f"--baseline {path} --update`.") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: unreadable baseline ({e}). Fix: regenerate it with --update.") from None
-    missing = [k for k in ("model", "target", "accuracy", "size_bytes", "latency", "tolerances") if k not in b]
-    if missing:
-        raise InputError(f"{path}: baseline lacks {missing}. Fix: regenerate it with --update.")
-    return b
+        return Tolerances.model_validate(keep)
+    except Exception:
+        return None
 
 
-def compare(current: dict, baseline: dict) -> dict:
-    tol = {**DEFAULT_TOLERANCES, **baseline["tolerances"]}
+def make_baseline(current: dict, tolerances: Optional[Tolerances] = None) -> dict:
+    b = Baseline.model_validate({**current, "tolerances": (tolerances or Tolerances()).model_dump()})
+    return b.model_dump(mode="json")
+
+
+def compare(current: dict, baseline: Baseline) -> dict:
+    tol = baseline.tolerances
     checks = []
 
     def add(name, base, cur, limit, ok, note=""):
         checks.append({"metric": name, "baseline": base, "current": cur, "limit": limit, "passed": bool(ok),
                        "note": note})
 
-    if (current["model"], current["target"]) != (baseline["model"], baseline["target"]):
-        raise InputError(f"baseline is for {baseline['model']} on {baseline['target']}, the build is "
+    if (current["model"], current["target"]) != (baseline.model, baseline.target):
+        raise InputError(f"baseline is for {baseline.model} on {baseline.target}, the build is "
                          f"{current['model']} on {current['target']}. Fix: give the matching baseline.")
-    lo = round(baseline["accuracy"] - tol["accuracy_abs"], 6)
-    add("accuracy", baseline["accuracy"], current["accuracy"], f">= {lo}", current["accuracy"] >= lo)
-    hi = int(baseline["size_bytes"] * (1 + tol["size_rel"]))
-    add("size_bytes", baseline["size_bytes"], current["size_bytes"], f"<= {hi}", current["size_bytes"] <= hi)
-    bl, cl = baseline["latency"], current["latency"]
-    same_machine = baseline.get("machine") == current.get("machine")
-    same_setting = (bl["threads"], bl["xnnpack"]) == (cl["threads"], cl["xnnpack"])
+    same = current["examples_sha256"] == baseline.examples_sha256
+    t = accuracy_test(decode_correct(baseline.correct, baseline.test_examples) if same else None,
+                      decode_correct(current["correct"], current["test_examples"]) if same else None,
+                      baseline.accuracy, current["accuracy"], baseline.test_examples, current["test_examples"],
+                      tol.accuracy_alpha)
+    add("accuracy", baseline.accuracy, current["accuracy"], t["limit"], t["passed"],
+        f"{t['note']}; p = {t['p_value']:.3g}")
+    hi = int(baseline.size_bytes * (1 + tol.size_rel))
+    add("size_bytes", baseline.size_bytes, current["size_bytes"], f"<= {hi}", current["size_bytes"] <= hi)
+    bl, cl = baseline.latency, current["latency"]
+    same_machine = baseline.machine == current.get("machine")
+    same_setting = (bl.threads, bl.xnnpack) == (cl["threads"], cl["xnnpack"])
     if same_machine and same_setting:
-        margin = (bl["p90_ms"] - bl["p50_ms"]) + (cl["p90_ms"] - cl["p50_ms"])
-        allowed = round(bl["p50_ms"] * (1 + tol["latency_rel"]) + margin, 5)
-        add("latency_p50_ms", bl["p50_ms"], cl["p50_ms"], f"<= {allowed}", cl["p50_ms"] <= allowed,
-            f"+{tol['latency_rel']:.0%} and a noise margin of {margin:.4f} ms (p90-p50 spreads)")
+        margin = (bl.p90_ms - bl.p50_ms) + (cl["p90_ms"] - cl["p50_ms"])
+        allowed = round(bl.p50_ms * (1 + tol.latency_rel) + margin, 5)
+        add("latency_p50_ms", bl.p50_ms, cl["p50_ms"], f"<= {allowed}", cl["p50_ms"] <= allowed,
+            f"+{tol.latency_rel:.0%} and a noise margin of {margin:.4f} ms (p90-p50 spreads)")
     else:
         why = "another machine" if not same_machine else "another thread/XNNPACK setting"
-        add("latency_p50_ms", bl["p50_ms"], cl["p50_ms"], "not compared", True,
+        add("latency_p50_ms", bl.p50_ms, cl["p50_ms"], "not compared", True,
             f"skipped: the baseline was measured on {why}")
-    add("delegate_applied", bl.get("delegate_applied"), cl.get("delegate_applied"), "same",
-        bl.get("delegate_applied") == cl.get("delegate_applied") or not same_setting)
-    if "emulator" in baseline:
-        cur = {c["cpu"]: c for c in (current.get("emulator") or {}).get("cpus", [])}
-        for bc in baseline["emulator"]["cpus"]:
-            cc = cur.get(bc["cpu"])
-            name = f"emulator {bc['cpu']}"
+    add("delegate_applied", bl.delegate_applied, cl.get("delegate_applied"), "same",
+        bl.delegate_applied == cl.get("delegate_applied") or not same_setting)
+    if baseline.emulator is not None:
+        be = baseline.emulator
+        ce = current.get("emulator") or {}
+        cur = {c["cpu"]: c for c in ce.get("cpus", [])}
+        paired = be.examples_sha256 is not None and be.examples_sha256 == ce.get("examples_sha256")
+        n_e = be.sample.examples
+        for bc in be.cpus:
+            cc = cur.get(bc.cpu)
+            name = f"emulator {bc.cpu}"
             if cc is None:
                 add(name, "run", "not run", "re-run under qemu", False, "verify --emulate needs `edgeopt emulator setup`")
                 continue
-            add(f"{name}: loads, XNNPACK", f"{bc['loaded']}, {bc['delegate_applied']}",
+            add(f"{name}: loads, XNNPACK", f"{bc.loaded}, {bc.delegate_applied}",
                 f"{cc['loaded']}, {cc['delegate_applied']}", "same",
-                (cc["loaded"] or not bc["loaded"]) and cc["delegate_applied"] == bc["delegate_applied"],
+                (cc["loaded"] or not bc.loaded) and cc["delegate_applied"] == bc.delegate_applied,
                 (cc.get("load_error") or "")[:120])
             p = cc["parity"]
             par = p.get("max_steps", p.get("max_abs_diff"))
-            bp = bc["parity"].get("max_steps", bc["parity"].get("max_abs_diff"))
+            bp = bc.parity.get("max_steps", bc.parity.get("max_abs_diff"))
             add(f"{name}: parity with host", bp, par, p.get("limit", "-"), p.get("passed", False),
                 "quantization steps" if "max_steps" in p else "max |guest - host|")
-            if bc.get("accuracy") is not None:
-                lo_e = round(bc["accuracy"] - tol["accuracy_abs"], 6)
-                add(f"{name}: accuracy", bc["accuracy"], cc.get("accuracy"), f">= {lo_e}",
-                    cc.get("accuracy") is not None and cc["accuracy"] >= lo_e)
+            if bc.accuracy is not None:
+                if cc.get("accuracy") is None:
+                    add(f"{name}: accuracy", bc.accuracy, None, "measured", False, "no emulated result")
+                    continue
+                pair = paired and bc.correct and cc.get("correct")
+                te = accuracy_test(decode_correct(bc.correct, n_e) if pair else None,
+                                   decode_correct(cc["correct"], n_e) if pair else None,
+                                   bc.accuracy, cc["accuracy"], n_e, ce.get("sample", {}).get("examples", n_e),
+                                   tol.accuracy_alpha)
+                add(f"{name}: accuracy", bc.accuracy, cc["accuracy"], te["limit"], te["passed"],
+                    f"{te['note']}; p = {te['p_value']:.3g}")
     if current.get("manifest_sha256") and current["sha256"] != current["manifest_sha256"]:
         checks.append({"metric": "artifact_sha256", "baseline": current["manifest_sha256"][:12],
                        "current": current["sha256"][:12], "limit": "info", "passed": True,
