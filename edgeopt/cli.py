@@ -86,7 +86,21 @@ def _dump(obj) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Usage errors (a bad flag value, a missing argument) in the one-line form every other error has."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            if os.environ.get("EDGEOPT_DEBUG") == "1":
+                raise
+            cmd = e.ctx.command_path if e.ctx is not None else ctx.command_path
+            click.echo(f"edgeopt: error: {' '.join(e.format_message().split())} Fix: see `{cmd} --help`.", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgeopt")
 def main():
     """edgeopt: build, compress, convert and validate text models for edge devices."""
@@ -212,7 +226,7 @@ def _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations):
 
 
 # --------------------------------------------------------------------------------------------- targets
-@main.group()
+@main.group(cls=_Group)
 def targets():
     """List, show and check target profiles."""
 
@@ -258,7 +272,7 @@ def targets_check(file):
 
 
 # ---------------------------------------------------------------------------------------------- models
-@main.group()
+@main.group(cls=_Group)
 def models():
     """List and show reference model specs."""
 
@@ -438,7 +452,7 @@ def validate(artifact, model, target, emulate, cpus, sample, as_json):
                                           f"{'applied' if res['delegate_applied'] else 'not applied'})")
 
 
-@main.group()
+@main.group(cls=_Group)
 def emulator():
     """The emulated arm64 devices (qemu-user): set up, list."""
 

@@ -201,6 +201,8 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
         chain, chosen_ptq = merge(sources, passes or {}, ptq)
         where = f"recipe for {spec.name} on {p.name}"
         steps, final_ptq = resolve(chain, chosen_ptq or p.quantization, layer_types, where)
+        if p.runtime.format == "onnx" or formats == "both":
+            require_onnx_stack()
         if p.runtime.format == "onnx":
             if steps[-1].name in QAT_STEPS:
                 raise InputError(f"{where}: QAT ends in a TFLite int8 graph; {p.name} is an ONNX target. Fix: drop "
@@ -244,13 +246,34 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
     return Plan(spec, tuple(plans), use_cache, teacher)
 
 
+ONNX_PINS = {"tf2onnx": "tf2onnx==1.17.0", "onnx": "onnx==1.23.2", "onnxruntime": "onnxruntime==1.31.1"}
+
+
+def require_onnx_stack(modules=tuple(ONNX_PINS)) -> None:
+    """Fail in one line, before any training, when the ONNX tools a target needs are not installed (a partial or
+    hand-made environment); ``pip install .`` installs them."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(f"ONNX targets need {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
+                         f"installed. Fix: pip install {' '.join(ONNX_PINS[m] for m in missing)} (or reinstall "
+                         f"edgeopt: pip install --no-deps -r requirements.lock).")
+
+
 def fit_tokenizer(spec: ModelSpec, ds):
     """The spec's word tokenizer fitted on the training texts (deterministic: the same vocabulary every build)."""
     from .data import WordTokenizer
 
+    from .errors import DataError
+
     tk = spec.tokenizer
-    return WordTokenizer.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
-                             lowercase=tk.lowercase)
+    tok = WordTokenizer.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
+                            lowercase=tk.lowercase)
+    if tok.vocab_size <= 2:
+        raise DataError(f"dataset {ds.name!r}: the training texts hold no token (min_freq {tk.min_freq}); nothing "
+                        f"can be learned. Fix: give training texts with words in them.")
+    return tok
 
 
 def tokenized_test(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -494,6 +517,10 @@ class _Builder:
         return {"artifact": "float32 export", **self.artifact_metrics(self.convert(k, model, "float32", 0))}
 
 
+def _or_nan(x):
+    return float("nan") if x is None else x
+
+
 def structure_of(path: Path) -> dict:
     """What compression left in a file: weight sparsity/clusters (.tflite) or quantized node types (.onnx)."""
     if path.suffix == ".tflite":
@@ -605,7 +632,7 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                   files["deployed"].name: dep["finite"]}
         verdict = bud_v.check(target.budgets, accuracy=dep["accuracy"], accuracy_drop=drop,
                               size_bytes=dep_art["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
-                              export_agreement=base["parity_vs_keras"]["argmax_agreement"], emulated=emulated,
+                              export_agreement=_or_nan(base["parity_vs_keras"]["argmax_agreement"]), emulated=emulated,
                               finite=finite)
         train_rec = next(r for r in records if r["step"] in ("train", "distill"))
         manifest = {

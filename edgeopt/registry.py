@@ -34,6 +34,10 @@ def _looks_like_path(ref: str) -> bool:
 def _resolve(ref: str, kind: str) -> Path:
     if _looks_like_path(ref):
         p = Path(ref)
+        if p.exists() and not p.is_file():
+            from .specs import regular_file
+
+            regular_file(p, "YAML file")  # raises: a directory or a device
         if not p.is_file():
             raise NotFoundError(f"{ref}: file not found. Fix: check the path, or give a built-in {kind[:-1]} name "
                                 f"({', '.join(builtin_names(kind))}).")

@@ -67,8 +67,8 @@ def test_emulate_before_setup_fails_before_training(tmp_path, monkeypatch):
 
 
 def test_guest_wheels_are_the_locked_versions():
-    lock = {ln.split("==")[0].lower().replace("_", "-"): ln.split("==")[1]
-            for ln in (REPO / "requirements.lock").read_text().splitlines() if "==" in ln and not ln.startswith("#")}
+    lock = {ln.split("==")[0].lower().replace("_", "-"): ln.split("==")[1].split()[0]
+            for ln in (REPO / "requirements.lock").read_text().splitlines() if "==" in ln and not ln.startswith(("#", " "))}
     for pin in env.GUEST_WHEELS:
         name, version = pin.split("==")
         assert lock[name.lower().replace("_", "-")] == version, pin

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import random
@@ -210,8 +211,8 @@ def _read_table(path: Path, fmt: Optional[str], text_col: str, label_col: str) -
     rows: list[dict] = []
     if fmt == "csv":
         delim = "\t" if path.suffix.lower() == ".tsv" else ","
-        try:
-            reader = csv.DictReader(raw.splitlines(), delimiter=delim)
+        try:  # the csv module splits records itself, so a quoted field keeps its newlines
+            reader = csv.DictReader(io.StringIO(raw, newline=""), delimiter=delim)
             columns = reader.fieldnames or []
             rows = list(reader)
         except csv.Error as e:
@@ -241,6 +242,8 @@ def _read_table(path: Path, fmt: Optional[str], text_col: str, label_col: str) -
         t, y = r.get(text_col), r.get(label_col)
         if t is None or y is None or str(y).strip() == "":
             raise DataError(f"{path}: row {n} has no {text_col!r} or no {label_col!r} value. Fix: fill or drop it.")
+        if not str(t).strip():
+            raise DataError(f"{path}: row {n} has an empty {text_col!r}. Fix: drop the row or give it its text.")
         texts.append(str(t))
         labels.append(str(y).strip())
     return texts, labels
@@ -335,5 +338,9 @@ def load_dataset(data_spec) -> Dataset:
     for k in ("train", "dev", "test"):
         if len(splits[k]) == 0:
             raise DataError(f"dataset {name!r}: the {k} split is empty. Fix: give it examples.")
+    if len(set(splits["train"].labels)) < 2:
+        raise DataError(f"dataset {name!r}: the training split has {len(set(splits['train'].labels))} class "
+                        f"({', '.join(names[:2])}); a classifier needs at least two. Fix: give examples of every "
+                        f"class.")
     prov["sizes"] = {k: len(splits[k]) for k in ("train", "dev", "test")}
     return Dataset(name, tuple(names), splits["train"], splits["dev"], splits["test"], prov)

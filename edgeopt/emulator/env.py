@@ -36,9 +36,21 @@ APT_EXTRA = ("libstdc++6",)
 APT_SKIP = re.compile(r"^(debconf|perl.*|libperl.*|dpkg|install-info|base-files|debianutils|libc-bin|tzdata|"
                       r"media-types|mime-support|readline-common|sensible-utils)$")
 # the guest's Python packages: exact pins (the same versions as requirements.lock; a test keeps them equal)
-GUEST_WHEELS = ("numpy==2.4.6", "ai-edge-litert==2.3.0", "onnxruntime==1.31.1", "flatbuffers==25.12.19",
-                "protobuf==7.36.2", "ml_dtypes==0.6.0", "packaging==26.3", "typing_extensions==4.16.0",
-                "backports.strenum==1.2.8", "tqdm==4.70.1")
+# the guest's Python packages: exact pins (the same versions as requirements.lock; a test keeps them equal), each
+# with the SHA-256 of its aarch64 (or pure-Python) wheels on PyPI: pip installs them in --require-hashes mode
+GUEST_HASHES = {
+    "numpy==2.4.6": ("0ab0a9c4ffb1a6d95ef519fe4247dba8eb6b18ad93999f76b7f657039acabd47", "c2d37ab77531417474168eb79d6d80b14f821a966818505d03013d0833edb7a8",),
+    "ai-edge-litert==2.3.0": ("853fc608f96da87bd5f3458465dfb9abbf18d5ae6b94eceacead407146f175ae",),
+    "onnxruntime==1.31.1": ("da05378364c44d4407e463982d2bf8d5e4cfea873283757e48beeb41df97b7f3",),
+    "flatbuffers==25.12.19": ("7634f50c427838bb021c2d66a3d1168e9d199b0607e6329399f04846d42e20b4",),
+    "protobuf==7.36.2": ("bdb3a345d48db958e6ce1f18e508beb0cc981d64f24088427549c866cd039f1e", "e11e1f0180583a2af89db6a2ecd9e8dc40aa6d2988ca175bfd0e6d12ea72d74e",),
+    "ml_dtypes==0.6.0": ("7728c0420ec1c338564fc8b01015ff2d58567e70f17fedce5a0a7c0308c0d5b9",),
+    "packaging==26.3": ("d7193f7c8e4e93f444fde0262bf90af30e16fa0ad0ad44cb553c87339b23cd1c",),
+    "typing_extensions==4.16.0": ("481caa481374e813c1b176ada14e97f1f67a4539ce9cfeb3f350d78d6370c2e8",),
+    "backports.strenum==1.2.8": ("fc297cb26971f7d5e15a478a06a78575197f81daea47975771b1aae996dcccf4",),
+    "tqdm==4.70.1": ("c293e525e6fef9c20e8728fd4612df02a0aa31bb5fe91ecd93e123b1b7bffa73",),
+}
+GUEST_WHEELS = tuple(GUEST_HASHES)
 PLATFORMS = ("manylinux_2_27_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
 QEMU_INSTALL = "apt-get update && apt-get install -y qemu-user-static"
 LAYOUT_VERSION = 1
@@ -245,9 +257,13 @@ def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict
                                 f"{len(pkgs)}). Fix: check EDGEOPT_DEBIAN_MIRROR points at a Debian mirror.")
         _log(quiet, f"[edgeopt] emulator {arch}: aarch64 wheels {' '.join(GUEST_WHEELS[:3])} ...")
         plat = [a for p in PLATFORMS for a in ("--platform", p)]
-        _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(work / "site"), *plat,
-              "--python-version", "3.11", "--only-binary=:all:", "--no-compile", *GUEST_WHEELS],
-             "pip install of the aarch64 wheels")
+        reqs = work / "guest-requirements.txt"
+        reqs.write_text("".join(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in hs) + "\n"
+                                for pin, hs in GUEST_HASHES.items()))
+        _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--require-hashes", "--target",
+              str(work / "site"), *plat, "--python-version", "3.11", "--only-binary=:all:", "--no-compile",
+              "-r", str(reqs)], "pip install of the aarch64 wheels")
+        reqs.unlink()
         shutil.rmtree(apt, ignore_errors=True)
         shutil.rmtree(debs, ignore_errors=True)
         # move into place: sysroot and site first, then per-CPU roots pointing at the final sysroot

@@ -15,7 +15,10 @@ def load(path, options: RuntimeOptions | None = None) -> Session:
 
         return LiteRTSession(path, options)
     if suffix == ".onnx":
+        from ..pipeline import require_onnx_stack
         from .onnxrt import OnnxRuntimeSession
+
+        require_onnx_stack(("onnxruntime",))
 
         return OnnxRuntimeSession(path, options)
     raise ArtifactError(f"{path}: no runtime for '{suffix}' files. Fix: give a .tflite or .onnx file.")

@@ -1,6 +1,8 @@
 """Budgets decide the verdict: every check has its limit, the measured value and pass/fail."""
 from __future__ import annotations
 
+import math
+
 
 def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
           export_agreement: float | None = None, emulated: dict | None = None, finite: dict | None = None) -> dict:
@@ -21,10 +23,10 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
             accuracy_drop <= budgets.max_accuracy_drop + 1e-12, "fraction")
     if budgets.min_accuracy is not None:
         add("min_accuracy", budgets.min_accuracy, round(accuracy, 6), accuracy >= budgets.min_accuracy, "fraction")
-    if budgets.min_export_agreement is not None:  # None: nothing could be compared, which is no pass
-        add("min_export_agreement", budgets.min_export_agreement,
-            None if export_agreement is None else round(export_agreement, 6),
-            export_agreement is not None and export_agreement >= budgets.min_export_agreement, "fraction")
+    if budgets.min_export_agreement is not None and export_agreement is not None:
+        compared = math.isfinite(export_agreement)  # NaN: nothing could be compared, which is no pass
+        add("min_export_agreement", budgets.min_export_agreement, round(export_agreement, 6) if compared else None,
+            compared and export_agreement >= budgets.min_export_agreement, "fraction")
     if budgets.max_size_bytes is not None:
         add("max_size_bytes", budgets.max_size_bytes, size_bytes, size_bytes <= budgets.max_size_bytes, "bytes")
     if budgets.max_latency_p90_ms is not None:

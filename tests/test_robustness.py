@@ -1,0 +1,554 @@
+"""Bad input never ends in a traceback, nothing a user owns is deleted, a wrong build never passes.
+
+Each case: the input, the exit code, the one-line message, and that nothing was written or deleted.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import FAST_LATENCY, REPO, TINY, run_cli, write_spec
+
+EDGEOPT = str(Path(sys.executable).parent / "edgeopt")
+
+
+def one_line_error(r, code=2) -> str:
+    assert r.exit_code == code, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("edgeopt: error: "), r.stderr
+    assert "Traceback" not in r.output
+    return lines[0]
+
+
+def tree(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def spec(tmp_path):
+    return write_spec(tmp_path / "tiny.yaml", "tiny", "text_cnn", TINY["text_cnn"], epochs=2,
+                      limit={"train": 1200, "dev": 200, "test": 300}, learning_rate=0.005)
+
+
+def _target(tmp_path, edit, name="t.yaml") -> Path:
+    d = yaml.safe_load((REPO / "targets" / "pixel-7.yaml").read_text())
+    edit(d)
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+# ------------------------------------------------------------------------------------------- data loss
+def test_out_that_is_not_a_build_is_refused_and_left_alone(spec, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "f").write_text("x")
+    before = tree(d)
+    for extra in ([], ["--dry-run"]):
+        msg = one_line_error(run_cli(["build", str(spec), "-t", "pixel-7", "--out", str(d), "-q", *extra]))
+        assert "is not an edgeopt build" in msg and "--force" in msg
+    assert tree(d) == before
+
+
+@pytest.mark.parametrize("out,why", [(".", "current directory"), ("", "--out is empty"), ("..", "current directory")])
+def test_out_dot_empty_and_parent_fail_before_training(spec, tmp_path, monkeypatch, out, why):
+    monkeypatch.chdir(tmp_path)
+    t0 = time.perf_counter()
+    msg = one_line_error(run_cli(["build", str(spec), "-t", "pixel-7", "--out", out, "-q", "--force"]))
+    assert why in msg and time.perf_counter() - t0 < 20  # refused at plan time, not after training
+
+
+@pytest.mark.parametrize("name", ["../../../victim", "/tmp/abs", "", "a/b", ".hidden", "-x"])
+def test_names_that_are_not_path_components_are_refused(tmp_path, name):
+    t = _target(tmp_path, lambda d: d.update(name=name))
+    msg = one_line_error(run_cli(["targets", "check", str(t)]))
+    assert "field 'name'" in msg and "not a valid name" in msg
+    s = write_spec(tmp_path / "m.yaml", "ok", "text_cnn", TINY["text_cnn"])
+    d = yaml.safe_load(s.read_text())
+    d["name"] = name
+    s.write_text(yaml.safe_dump(d))
+    for cmd in (["models", "show", str(s)], ["build", str(s), "-t", "pixel-7", "--dry-run"]):
+        assert "not a valid name" in one_line_error(run_cli(cmd))
+
+
+@pytest.mark.slow
+def test_rebuild_replaces_a_build_but_not_what_a_user_added(spec, tmp_path):
+    out = tmp_path / "b"
+    args = ["build", str(spec), "-t", "pixel-7", "--out", str(out), "-q", *FAST_LATENCY]
+    assert run_cli(args).exit_code == 0
+    assert run_cli(args).exit_code == 0  # an edgeopt build: replaced
+    (out / "notes.txt").write_text("mine")
+    assert "not an edgeopt build" in one_line_error(run_cli(args))
+    assert (out / "notes.txt").read_text() == "mine"
+    assert run_cli(args + ["--force"]).exit_code == 0  # replaced on purpose
+    assert not (out / "notes.txt").exists() and (out / "manifest.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".b.")]
+
+
+# ----------------------------------------------------------------------------------- spec catalogue
+SPEC_CASES = {
+    "kernel_sizes empty": ({"kernel_sizes": []}, "architecture.params.kernel_sizes"),
+    "kernel_sizes zero": ({"kernel_sizes": [0]}, "architecture.params.kernel_sizes.0"),
+    "embed_dim huge": ({"embed_dim": 1e9}, "architecture.params.embed_dim"),
+    "unknown param": ({"filterz": 8}, "unknown field 'architecture.params.filterz'"),
+}
+
+
+@pytest.mark.parametrize("case", list(SPEC_CASES))
+def test_architecture_params_that_cannot_be_built(tmp_path, case):
+    params, want = SPEC_CASES[case]
+    s = write_spec(tmp_path / "m.yaml", "m", "text_cnn", {**TINY["text_cnn"], **params})
+    msg = one_line_error(run_cli(["build", str(s), "-t", "pixel-7", "--dry-run"]))
+    assert want in msg and str(s) in msg
+    if case == "unknown param":
+        assert "Did you mean 'filters'" in msg and "kernel_sizes" in msg and "architecture text_cnn" in msg
+
+
+def test_heads_must_divide_embed_dim(tmp_path):
+    s = write_spec(tmp_path / "m.yaml", "m", "transformer", {**TINY["transformer"], "embed_dim": 18, "num_heads": 4})
+    assert "not divisible by num_heads" in one_line_error(run_cli(["build", str(s), "-t", "pixel-7", "--dry-run"]))
+
+
+def test_unknown_dataset_fails_the_dry_run(tmp_path):
+    s = write_spec(tmp_path / "m.yaml", "m", "text_cnn", TINY["text_cnn"], dataset="banking76")
+    msg = one_line_error(run_cli(["build", str(s), "-t", "pixel-7", "--dry-run"]))
+    assert "unknown dataset 'banking76'" in msg and "banking77" in msg
+
+
+TARGET_CASES = {
+    "duplicate key": (None, "duplicate key 'quantization'"),
+    "bool budget": (lambda d: d["budgets"].update(max_size_bytes=True), "expected a number, got the boolean"),
+    "nan budget": (lambda d: d["budgets"].update(max_latency_p90_ms=float("nan")), "budgets.max_latency_p90_ms"),
+    "recipe order": (lambda d: d.update(recipe={"passes": [{"qat": {}}, {"prune": {"sparsity": 0.5}}]}),
+                     "'prune' cannot come after 'qat'"),
+    "deep nesting": ("deep", "nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("case", list(TARGET_CASES))
+def test_target_catalogue(tmp_path, case):
+    edit, want = TARGET_CASES[case]
+    if edit is None:
+        p = tmp_path / "t.yaml"
+        p.write_text((REPO / "targets" / "pixel-7.yaml").read_text() + "quantization: float32\n")
+    elif edit == "deep":
+        p = tmp_path / "t.yaml"
+        p.write_text("a: " + "[" * 20000 + "]" * 20000 + "\n")
+    else:
+        p = _target(tmp_path, edit)
+    assert want in one_line_error(run_cli(["targets", "check", str(p)]))
+
+
+@pytest.mark.parametrize("cmd", [["targets", "check"], ["inspect"], ["bench"], ["models", "show"]])
+def test_devices_and_directories_are_not_read(tmp_path, cmd):
+    for path in ("/dev/zero", str(tmp_path)):
+        msg = one_line_error(run_cli(cmd + [path]))
+        assert "not a regular file" in msg or "is a directory" in msg or "no runtime for" in msg
+
+
+def test_flag_values(spec, tmp_path):
+    assert "not a number" in one_line_error(run_cli(["build", str(spec), "--prune", "nan", "--dry-run"]))
+    p = tmp_path / "m.tflite"
+    p.write_bytes(b"x")
+    msg = one_line_error(run_cli(["bench", str(p), "--iterations", str(10 ** 23)]))
+    assert "--iterations" in msg and "1000000" in msg and "--help" in msg
+
+
+# ------------------------------------------------------------------------------------- bad data
+def _files_spec(tmp_path, train: str, test: str) -> Path:
+    (tmp_path / "train.csv").write_text(train)
+    (tmp_path / "test.csv").write_text(test)
+    s = write_spec(tmp_path / "m.yaml", "m", "text_cnn", TINY["text_cnn"], dataset=None)
+    d = yaml.safe_load(s.read_text())
+    d["data"] = {"files": {"train": "train.csv", "test": "test.csv"}}
+    s.write_text(yaml.safe_dump(d))
+    return s
+
+
+def test_quoted_newlines_stay_inside_the_field(tmp_path):
+    from edgeopt.data.datasets import _read_table
+
+    p = tmp_path / "a.csv"
+    p.write_text('text,label\n"One\nof\nbest",pos\n"bad, sad",neg\n')
+    assert _read_table(p, None, "text", "label") == (["One\nof\nbest", "bad, sad"], ["pos", "neg"])
+
+
+@pytest.mark.parametrize("train,want", [
+    ("text,label\n" + "".join(f"text {i},a\n" for i in range(30)), "needs at least two"),
+    ("text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(30)) + ",a\n", "has an empty 'text'"),
+    ("text,label\n" + "".join(f"\" \",{'ab'[i % 2]}\n" for i in range(30)), "has an empty 'text'"),
+])
+def test_degenerate_datasets_are_refused(tmp_path, train, want):
+    s = _files_spec(tmp_path, train, "text,label\nx,a\n")
+    out = tmp_path / "o"
+    assert want in one_line_error(run_cli(["build", str(s), "-t", "pixel-7", "--out", str(out), "-q"]))
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------------- non-token ONNX
+def _onnx(path: Path, kind: str) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    if kind == "no input":
+        node = helper.make_node("Constant", [], ["y"], value=helper.make_tensor("v", TensorProto.FLOAT, [1, 2], [0, 1]))
+        g = helper.make_graph([node], "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    else:
+        shape, dtype = {"dynamic seq": (["N", "S"], TensorProto.INT32), "float input": ([1, 8], TensorProto.FLOAT),
+                        "rank 1": ([8], TensorProto.INT32)}[kind]
+        nodes = [helper.make_node("Cast", ["x"], ["f"], to=TensorProto.FLOAT), helper.make_node("Identity", ["f"], ["y"])]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", dtype, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind,want", [("dynamic seq", "dynamic sequence length"), ("float input", "not integer"),
+                                       ("rank 1", "rank 1"), ("no input", "has 0 inputs")])
+def test_bench_refuses_onnx_models_that_are_not_token_models(tmp_path, kind, want):
+    p = _onnx(tmp_path / "m.onnx", kind)
+    assert want in one_line_error(run_cli(["bench", str(p), "--iterations", "5"]))
+
+
+# --------------------------------------------------------------------------- artifacts (slow fixture)
+def _damage(data: bytes, how: str) -> bytes:
+    b = bytearray(data)
+    if how == "truncated":
+        return bytes(b[: len(b) // 3])
+    if how == "header only":
+        return bytes(b[:16])
+    if how == "root offset":
+        b[0:4] = (len(b) * 4).to_bytes(4, "little")
+        return bytes(b)
+    if how == "tables scrambled":
+        rng = np.random.default_rng(3)
+        for i in rng.integers(8, 2048, 64):
+            b[int(i)] ^= 0xFF
+        return bytes(b)
+    raise ValueError(how)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["truncated", "header only", "root offset", "tables scrambled"])
+def test_damaged_tflite_for_bench_validate_verify(multi_build, tmp_path, how):
+    d = tmp_path / "b"
+    shutil.copytree(multi_build["out"] / "pixel-7", d)
+    bl = tmp_path / "bl.json"
+    assert run_cli(["verify", str(d), "--baseline", str(bl), "--update", "--iterations", "10"]).exit_code == 0
+    art = d / "model_int8.tflite"
+    art.write_bytes(_damage(art.read_bytes(), how))
+    for cmd in (["bench", str(art), "--iterations", "5"],
+                ["validate", str(art), "-m", str(multi_build["spec"]), "-t", "pixel-7"],
+                ["verify", str(d), "--baseline", str(bl), "--iterations", "10"]):
+        r = run_cli(cmd)
+        if r.exit_code != 2:  # a damage the runtime tolerates must then be caught by what it measures
+            assert cmd[0] == "verify" and r.exit_code == 3, r.output
+        else:
+            assert str(art) in one_line_error(r)
+
+
+@pytest.fixture
+def verified(multi_build, tmp_path):
+    d = tmp_path / "b"
+    shutil.copytree(multi_build["out"] / "pixel-7", d)
+    bl = tmp_path / "bl.json"
+    assert run_cli(["verify", str(d), "--baseline", str(bl), "--update", "--iterations", "10"]).exit_code == 0
+    return d, bl
+
+
+BASELINE_EDITS = {
+    "not json": (lambda b: "{", "not a strict JSON baseline"),
+    "a list": (lambda b: "[1, 2]", "baseline field"),
+    "no latency": (lambda b: json.dumps({k: v for k, v in b.items() if k != "latency"}), "field 'latency'"),
+    "threads missing": (lambda b: json.dumps({**b, "latency": {k: v for k, v in b["latency"].items()
+                                                               if k != "threads"}}), "latency.threads"),
+    "accuracy text": (lambda b: json.dumps({**b, "accuracy": "high"}), "field 'accuracy'"),
+    "NaN": (lambda b: json.dumps({**b, "accuracy": float("nan")}), "not a strict JSON baseline"),
+    "format 1": (lambda b: json.dumps({**b, "format_version": 1}), "format_version 1"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(BASELINE_EDITS))
+def test_malformed_baseline(verified, case):
+    d, bl = verified
+    edit, want = BASELINE_EDITS[case]
+    bl.write_text(edit(json.loads(bl.read_text())))
+    msg = one_line_error(run_cli(["verify", str(d), "--baseline", str(bl), "--iterations", "10"]))
+    assert want in msg and str(bl) in msg and "--update" in msg
+
+
+MANIFEST_EDITS = {
+    "no metrics": (lambda m: m.pop("metrics"), "field 'metrics'"),
+    "no threads": (lambda m: m["metrics"]["latency_budget_row"].pop("threads"), "metrics.latency_budget_row.threads"),
+    "artifact number": (lambda m: m["metrics"].update(artifact=3), "metrics.artifact"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(MANIFEST_EDITS))
+def test_malformed_manifest(verified, case):
+    d, bl = verified
+    edit, want = MANIFEST_EDITS[case]
+    m = json.loads((d / "manifest.json").read_text())
+    edit(m)
+    (d / "manifest.json").write_text(json.dumps(m))
+    msg = one_line_error(run_cli(["verify", str(d), "--baseline", str(bl), "--iterations", "10"]))
+    assert want in msg and "manifest.json" in msg
+
+
+@pytest.mark.slow
+def test_baseline_path_under_a_file_and_foreign_json(verified, tmp_path):
+    d, _ = verified
+    (tmp_path / "file").write_text("x")
+    msg = one_line_error(run_cli(["verify", str(d), "--baseline", str(tmp_path / "file" / "bl.json"), "--update",
+                                  "--iterations", "10"]))
+    assert "cannot write" in msg
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"my": "data"}')
+    assert "not an edgeopt baseline" in one_line_error(
+        run_cli(["verify", str(d), "--baseline", str(mine), "--update", "--iterations", "10"]))
+    assert mine.read_text() == '{"my": "data"}'
+
+
+@pytest.mark.slow
+def test_tokenizer_json_that_is_not_an_object(multi_build, tmp_path):
+    d = tmp_path / "b"
+    shutil.copytree(multi_build["out"] / "pixel-7", d)
+    (d / "tokenizer.json").write_text("[1, 2, 3]")
+    msg = one_line_error(run_cli(["bench", str(d / "model_int8.tflite"), "--iterations", "5"]))
+    assert "tokenizer.json" in msg and "JSON object" in msg
+
+
+@pytest.mark.slow
+def test_validate_against_another_spec(multi_build, tmp_path):
+    art = multi_build["out"] / "pixel-7" / "model_int8.tflite"
+    other_vocab = write_spec(tmp_path / "v.yaml", "v", "text_cnn", TINY["text_cnn"],
+                             limit={"train": 9000, "dev": 300, "test": 400})
+    other_data = write_spec(tmp_path / "s.yaml", "s", "text_cnn", TINY["text_cnn"], dataset="smsspam",
+                            limit={"train": 2000, "dev": 200, "test": 300})
+    assert "another tokenizer" in one_line_error(run_cli(["validate", str(art), "-m", str(other_vocab), "-t", "pixel-7"]))
+    msg = one_line_error(run_cli(["validate", str(art), "-m", str(other_data), "-t", "pixel-7"]))
+    assert "labels" in msg and "ham" in msg
+    # the bare file, with nothing beside it: the runtime's refusal and the output width are caught
+    alone = tmp_path / "alone" / "model.tflite"
+    alone.parent.mkdir()
+    shutil.copy(art, alone)
+    assert "outside this artifact's vocabulary" in one_line_error(
+        run_cli(["validate", str(alone), "-m", "banking77-cnn", "-t", "pixel-7"]))
+    assert "it was built for other data" in one_line_error(
+        run_cli(["validate", str(alone), "-m", str(other_data), "-t", "pixel-7"]))
+
+
+# ------------------------------------------------------------------------------ fuzzing (subprocess)
+FUZZ_WORKER = r'''
+import json, sys, traceback
+from click.testing import CliRunner
+from edgeopt.cli import main
+out, spec, mutants = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+res = []
+for path, target in mutants:
+    for cmd in (["inspect", path], ["bench", path, "--iterations", "3", "--warmup", "0"],
+                ["validate", path, "-m", spec, "-t", target]):
+        if cmd[0] == "inspect" and path.endswith(".onnx"):
+            continue
+        open(out + ".cur", "w").write(" ".join(cmd))
+        r = CliRunner().invoke(main, cmd)
+        exc = None if r.exception is None or isinstance(r.exception, SystemExit) else \
+            "".join(traceback.format_exception(r.exception))[-600:]
+        res.append({"cmd": cmd, "exit": r.exit_code, "exc": exc, "stderr": r.stderr[-400:]})
+json.dump(res, open(out, "w"))
+'''
+
+
+def _mutants(src: bytes, n: int, seed: int) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        b = bytearray(src)
+        kind = i % 4
+        if kind == 0:  # flip a few bytes
+            for j in rng.integers(0, len(b), int(rng.integers(1, 9))):
+                b[int(j)] = int(rng.integers(0, 256))
+        elif kind == 1:  # truncate
+            b = b[: int(rng.integers(0, len(b)))]
+        elif kind == 2:  # overwrite a window with noise
+            at, w = int(rng.integers(0, len(b))), int(rng.integers(4, 64))
+            b[at:at + w] = rng.integers(0, 256, len(b[at:at + w])).astype(np.uint8).tobytes()
+        else:  # flip bytes in the first kilobyte (headers, vtables, offsets)
+            for j in rng.integers(0, min(1024, len(b)), int(rng.integers(1, 5))):
+                b[int(j)] ^= 1 << int(rng.integers(0, 8))
+        out.append(bytes(b))
+    return out
+
+
+@pytest.mark.slow
+def test_fuzzed_artifacts_never_crash(multi_build, tmp_path):
+    """200 seeded mutants each of a .tflite and an .onnx through inspect, bench and validate, in a separate
+    process: no traceback, no signal, no hang; every failure is a one-line exit 2 (or a measured exit 0/3)."""
+    mutants = []
+    for src, target in ((multi_build["out"] / "pixel-7" / "model_int8.tflite", "pixel-7"),
+                        (multi_build["out"] / "x86-avx2-server" / "model_int8.onnx", "x86-avx2-server")):
+        d = tmp_path / target
+        d.mkdir()
+        for i, data in enumerate(_mutants(src.read_bytes(), 200, seed=11)):
+            p = d / f"m{i:03d}{src.suffix}"
+            p.write_bytes(data)
+            mutants.append((str(p), target))
+    out = tmp_path / "res.json"
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    try:
+        p = subprocess.run([sys.executable, "-c", FUZZ_WORKER, str(out), str(multi_build["spec"]),
+                            json.dumps(mutants)], env=env, capture_output=True, text=True, timeout=1200)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"hang on: {Path(str(out) + '.cur').read_text()}")
+    assert p.returncode == 0, f"worker died ({p.returncode}) on: {Path(str(out) + '.cur').read_text()}\n{p.stderr[-2000:]}"
+    res = json.loads(out.read_text())
+    assert len(res) == 200 * 3 + 200 * 2
+    bad = [r for r in res if r["exc"] or r["exit"] not in (0, 2, 3)]
+    assert not bad, bad[:3]
+    for r in res:
+        if r["exit"] == 2:
+            lines = [ln for ln in r["stderr"].splitlines() if ln.strip()]
+            assert len(lines) == 1 and lines[0].startswith("edgeopt: error: "), r
+    assert sum(r["exit"] == 2 for r in res) > 300  # most mutants are refused, not silently run
+
+
+# ------------------------------------------------------------------------------ wrong builds never pass
+@pytest.mark.slow
+def test_diverged_training_fails_the_build_and_the_manifest_is_strict_json(tmp_path):
+    s = write_spec(tmp_path / "m.yaml", "m", "text_cnn", TINY["text_cnn"], epochs=1, learning_rate=1e30,
+                   limit={"train": 600, "dev": 100, "test": 200})
+    out = tmp_path / "o"
+    r = run_cli(["build", str(s), "-t", "pixel-7", "--out", str(out), "-q", *FAST_LATENCY])
+    assert r.exit_code == 3 and "finite_outputs" in r.stderr
+    text = (out / "manifest.json").read_text()
+    m = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    checks = {c["name"]: c for c in m["budgets"]["checks"]}
+    assert not checks["finite_outputs"]["passed"] and not checks["min_export_agreement"]["passed"]
+    assert checks["min_export_agreement"]["value"] is None
+
+
+# ----------------------------------------------------------------------------------- cache poisoning
+def test_damaged_cache_entries_are_discarded(tmp_path, capsys):
+    from edgeopt.cache import ArtifactCache
+    from edgeopt.tf import keras
+
+    K = keras()
+
+    def make():
+        return K.Sequential([K.Input((4,)), K.layers.Dense(3)])
+
+    m = make()
+    cache = ArtifactCache(root=tmp_path)
+    damage = {
+        "truncated": lambda p: p.write_bytes(p.read_bytes()[:40]),
+        "empty": lambda p: p.write_bytes(b""),
+        "nan weights": lambda p: np.savez(p, w0=np.full((4, 3), np.nan, np.float32), w1=np.zeros(3, np.float32)),
+        "random weights": lambda p: np.savez(p, w0=np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32),
+                                             w1=np.zeros(3, np.float32)),
+        "removed": lambda p: p.unlink(),
+    }
+    for i, (what, fn) in enumerate(damage.items()):
+        k = f"k{i}"
+        cache.save(k, m, {"accuracy": 0.5})
+        assert cache.load(k, make) is not None
+        fn(tmp_path / k / "weights.npz")
+        assert cache.load(k, make) is None, what
+        err = capsys.readouterr().err
+        assert f"cache entry {tmp_path / k} is damaged" in err and "recomputing" in err and len(err.splitlines()) == 1
+        assert not (tmp_path / k).exists()  # removed, so the next save writes a fresh entry
+        cache.save(k, m, {"accuracy": 0.5})
+        assert cache.load(k, make) is not None
+    # a concurrent writer of the same key: the entry already there is kept
+    from edgeopt.cache import write_entry
+
+    write_entry(tmp_path, "k0", {"weights.npz": {"w0": np.ones(1)}}, {})
+    assert cache.load("k0", make) is not None
+
+
+@pytest.mark.slow
+def test_a_poisoned_cache_does_not_reach_the_build(spec, tmp_path):
+    out = tmp_path / "o"
+    args = ["build", str(spec), "-t", "pixel-7", "--out", str(out), "-q", "--json", *FAST_LATENCY]
+    first = json.loads(run_cli(args).stdout)
+    entries = list((Path(os.environ["EDGEOPT_CACHE_DIR"]) / "artifacts").glob("*/weights.npz"))
+    assert len(entries) == 1
+    with np.load(entries[0]) as z:
+        arrays = {k: np.random.default_rng(1).normal(size=z[k].shape).astype(z[k].dtype) for k in z.files}
+    np.savez(entries[0], **arrays)
+    r = run_cli(args)
+    assert "is damaged" in r.stderr
+    again = json.loads(r.stdout)
+    # retrained, not the random weights: the same machine and seed give the same accuracy
+    assert abs(again["metrics"]["accuracy"] - first["metrics"]["accuracy"]) < 0.02
+
+
+# ---------------------------------------------------------------------- interruptions and concurrency
+def _staging(parent: Path, name: str) -> list[Path]:
+    return [p for p in parent.iterdir() if p.name.startswith(f".{name}.tmp-")]
+
+
+def _start_build(spec, out, env):
+    return subprocess.Popen([EDGEOPT, "build", str(spec), "-t", "pixel-7", "--out", str(out), "-q",
+                             "--latency-warmup", "5", "--latency-iterations", "200000"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_staging(proc, parent, name, limit=240):
+    t0 = time.time()
+    while time.time() - t0 < limit and proc.poll() is None:
+        if _staging(parent, name):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+def test_sigterm_cleans_up_and_sigkill_leftovers_are_removed_by_the_next_build(spec, tmp_path):
+    env = {**os.environ}
+    out = tmp_path / "o"
+    p = _start_build(spec, out, env)
+    assert _wait_for_staging(p, tmp_path, "o"), p.communicate()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "interrupted" in err, err
+    assert not _staging(tmp_path, "o") and not out.exists()
+    p = _start_build(spec, out, env)
+    assert _wait_for_staging(p, tmp_path, "o")
+    p.kill()
+    p.wait()
+    assert _staging(tmp_path, "o")  # SIGKILL cannot clean up ...
+    r = run_cli(["build", str(spec), "-t", "pixel-7", "--out", str(out), "-q", *FAST_LATENCY])
+    assert r.exit_code == 0 and not _staging(tmp_path, "o")  # ... the next build of the same --out does
+
+
+@pytest.mark.slow
+def test_two_concurrent_builds_of_one_out_sharing_one_cache(spec, tmp_path):
+    out = tmp_path / "o"
+    cmd = [EDGEOPT, "build", str(spec), "-t", "pixel-7", "--out", str(out), "-q", *FAST_LATENCY]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["model"] == "tiny" and not [p for p in tmp_path.iterdir() if p.name.startswith(".o.")]
+
+
+@pytest.mark.slow
+def test_quiet_means_quiet(spec, tmp_path):
+    p = subprocess.run([EDGEOPT, "build", str(spec), "-t", "pixel-7", "--out", str(tmp_path / "o"), "-q",
+                        *FAST_LATENCY], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0 and p.stderr == "" and p.stdout == "", p.stderr
+    p = subprocess.run([EDGEOPT, "bench", str(tmp_path / "o" / "model_int8.tflite"), "--iterations", "5"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and "XNNPACK delegate" not in p.stderr and p.stderr == ""
