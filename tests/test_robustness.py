@@ -345,9 +345,9 @@ def test_validate_against_another_spec(multi_build, tmp_path):
     alone.parent.mkdir()
     shutil.copy(art, alone)
     assert "outside this artifact's vocabulary" in one_line_error(
-        run_cli(["validate", str(alone), "-m", "banking77-cnn", "-t", "pixel-7"]))
-    assert "it was built for other data" in one_line_error(
-        run_cli(["validate", str(alone), "-m", str(other_data), "-t", "pixel-7"]))
+        run_cli(["validate", str(alone), "-m", str(other_vocab), "-t", "pixel-7"]))
+    msg = one_line_error(run_cli(["validate", str(alone), "-m", str(other_data), "-t", "pixel-7"]))
+    assert "it was built for other data" in msg or "built with another tokenizer" in msg
 
 
 # ------------------------------------------------------------------------------ fuzzing (subprocess)
@@ -366,7 +366,7 @@ for path, target in mutants:
         r = CliRunner().invoke(main, cmd)
         exc = None if r.exception is None or isinstance(r.exception, SystemExit) else \
             "".join(traceback.format_exception(r.exception))[-600:]
-        res.append({"cmd": cmd, "exit": r.exit_code, "exc": exc, "stderr": r.stderr[-400:]})
+        res.append({"cmd": cmd, "exit": r.exit_code, "exc": exc, "stderr": r.stderr})
 json.dump(res, open(out, "w"))
 '''
 

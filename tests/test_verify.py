@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
+from edgeopt.manifest import encode_correct
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def test_update_then_verify_passes(build_copy, tmp_path):
     r = _verify(build_copy, bl, "--update")
     assert r.exit_code == 0 and "baseline written" in r.output
     b = json.loads(bl.read_text())
-    assert b["model"] == "tiny-cnn" and b["target"] == "x86-avx2-server" and b["tolerances"]["accuracy_abs"] == 0.005
+    assert b["model"] == "tiny-cnn" and b["target"] == "x86-avx2-server" and b["tolerances"]["accuracy_alpha"] == 0.001
     r = _verify(build_copy, bl, "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
@@ -57,13 +58,15 @@ def test_impossible_baseline_fails_and_other_machine_skips_latency(build_copy, t
     bl = tmp_path / "baseline.json"
     assert _verify(build_copy, bl, "--update").exit_code == 0
     b = json.loads(bl.read_text())
-    b["accuracy"] = 1.0
+    b["accuracy"] = 1.0  # a baseline that got every example right: this artifact lost all it gets wrong
+    b["correct"] = encode_correct(np.ones(b["test_examples"], bool))
     b["machine"] = {**b["machine"], "cpu": "Some Other CPU"}
     bl.write_text(json.dumps(b))
     r = _verify(build_copy, bl, "--json")
     assert r.exit_code == 3
     checks = {c["metric"]: c for c in json.loads(r.stdout)["checks"]}
-    assert not checks["accuracy"]["passed"] and checks["accuracy"]["limit"] == ">= 0.995"
+    assert not checks["accuracy"]["passed"] and checks["accuracy"]["limit"] == "p >= 0.001"
+    assert "paired McNemar" in checks["accuracy"]["note"] and "0 gained" in checks["accuracy"]["note"]
     assert checks["latency_p50_ms"]["passed"] and "another machine" in checks["latency_p50_ms"]["note"]
 
 
@@ -84,3 +87,13 @@ def test_missing_baseline_and_mismatched_build(build_copy, tmp_path, multi_build
     assert _verify(build_copy, bl, "--update").exit_code == 0
     r = _verify(multi_build["out"] / "pixel-7", bl)
     assert r.exit_code == 2 and "matching baseline" in r.stderr
+
+
+def test_an_edited_baseline_accuracy_is_refused(build_copy, tmp_path):
+    bl = tmp_path / "baseline.json"
+    assert _verify(build_copy, bl, "--update").exit_code == 0
+    b = json.loads(bl.read_text())
+    b["accuracy"] = 1.0  # without its per-example record: not a baseline edgeopt wrote
+    bl.write_text(json.dumps(b))
+    r = _verify(build_copy, bl)
+    assert r.exit_code == 2 and "does not match its per-example record" in r.stderr

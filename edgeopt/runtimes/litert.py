@@ -49,7 +49,12 @@ class LiteRTSession:
             msg = " ".join(str(e).split())[:300]
             raise ArtifactError(f"{path}: LiteRT cannot load it ({msg}). Fix: re-export the model, or check that "
                                 f"this runtime supports its ops.") from None
-        ins, outs = self.it.get_input_details(), self.it.get_output_details()
+        try:  # the details decode names and types from the file: a damaged one fails here, not mid-measurement
+            ins, outs = self.it.get_input_details(), self.it.get_output_details()
+            self._delegate_applied = any(op["op_name"] == "DELEGATE" for op in self.it._get_ops_details())
+        except Exception as e:
+            raise ArtifactError(f"{path}: corrupt TFLite model ({type(e).__name__} reading its tensors and ops). "
+                                f"Fix: re-export the model.") from None
         check_token_model(path, [(d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"])) for d in ins],
                           [(d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"])) for d in outs])
         self._in, self._out = ins[0], outs[0]
@@ -58,7 +63,7 @@ class LiteRTSession:
 
     @property
     def delegate_applied(self) -> bool:
-        return any(op["op_name"] == "DELEGATE" for op in self.it._get_ops_details())
+        return self._delegate_applied  # read from the loaded graph at load time
 
     @property
     def input_shape(self) -> tuple:
@@ -80,8 +85,9 @@ class LiteRTSession:
     def run(self, tokens: np.ndarray) -> np.ndarray:
         tokens = np.asarray(tokens)
         if tokens.ndim != 2 or tokens.shape[1] != self.input_shape[1]:
-            raise RuntimeFailure(f"{self.path}: expected token ids of shape (N, {self.input_shape[1]}), got "
-                                 f"{tokens.shape}.")
+            raise ArtifactError(f"{self.path}: takes token ids of shape (N, {self.input_shape[1]}), was given "
+                                f"{tokens.shape}: it was built with another tokenizer (seq_len). Fix: use the spec it "
+                                f"was built from.")
         b = self._batch
         outs = []
         for i in range(0, len(tokens), b):

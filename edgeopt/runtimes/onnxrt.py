@@ -60,7 +60,8 @@ class OnnxRuntimeSession:
         tokens = np.asarray(tokens)
         seq = self._in.shape[1]
         if tokens.ndim != 2 or (isinstance(seq, int) and tokens.shape[1] != seq):
-            raise RuntimeFailure(f"{self.path}: expected token ids of shape (N, {seq}), got {tokens.shape}.")
+            raise ArtifactError(f"{self.path}: takes token ids of shape (N, {seq}), was given {tokens.shape}: it was "
+                                f"built with another tokenizer (seq_len). Fix: use the spec it was built from.")
         if len(tokens) == 0:
             return np.zeros((0, self.sess.get_outputs()[0].shape[1]), np.float32)
         tokens = tokens.astype(self._dtype)

@@ -61,7 +61,8 @@ def accuracy_test(base_correct: Optional[np.ndarray], cur_correct: Optional[np.n
     return {"p_value": float(p), "passed": bool(p >= alpha), "limit": f"p >= {alpha:g}", "note": how}
 
 
-def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool = False) -> dict:
+def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool = False,
+            sample_seed: Optional[int] = None) -> dict:
     """Re-measure a build's deployed artifact: sha256, size, test-split accuracy and per-example correctness,
     latency at the budget setting, and (``emulate``) the emulated runs."""
     from .. import runtimes
@@ -96,7 +97,10 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
 
         target = TargetProfile.model_validate(m.target_profile)
         cpus = [c["cpu"] for c in m.emulator["cpus"]] if m.emulator else cpus_for(target)
-        res = validate_for_target(art, x, y, target, m.seed, cpus=cpus, quiet=True)
+        # the baseline's emulated sample (its seed), so that the same examples are compared pairwise
+        seed = m.seed if sample_seed is None else sample_seed
+        n = m.emulator["sample"]["examples"] if m.emulator else None
+        res = validate_for_target(art, x, y, target, seed, cpus=cpus, sample=n, quiet=True)
         emulated = {"sample": res["sample"], "examples_sha256": res["examples_sha256"], "cpus": [
             {k: c.get(k) for k in ("cpu", "loaded", "delegate_applied", "accuracy", "parity", "load_error", "correct")}
             for c in res["cpus"]]}
@@ -157,6 +161,13 @@ def compare(current: dict, baseline: Baseline) -> dict:
         raise InputError(f"baseline is for {baseline.model} on {baseline.target}, the build is "
                          f"{current['model']} on {current['target']}. Fix: give the matching baseline.")
     same = current["examples_sha256"] == baseline.examples_sha256
+    try:
+        recorded = decode_correct(baseline.correct, baseline.test_examples)
+    except ValueError as e:
+        raise InputError(f"baseline field 'correct': {e}. Fix: regenerate it with --update.") from None
+    if abs(float(recorded.mean()) - baseline.accuracy) > 1e-6:
+        raise InputError(f"baseline accuracy {baseline.accuracy} does not match its per-example record "
+                         f"({recorded.mean():.6f}): it was edited. Fix: regenerate it with --update.")
     t = accuracy_test(decode_correct(baseline.correct, baseline.test_examples) if same else None,
                       decode_correct(current["correct"], current["test_examples"]) if same else None,
                       baseline.accuracy, current["accuracy"], baseline.test_examples, current["test_examples"],
