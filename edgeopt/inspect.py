@@ -22,7 +22,7 @@ MAX_TFLITE_BYTES = 2 << 30  # a flatbuffer cannot be larger than 2 GiB
 def read_tflite(path) -> "object":
     from ai_edge_litert import schema_py_generated as S
 
-    from .specs import read_capped
+    from .files import read_capped
 
     p = Path(path)
     buf = read_capped(p, MAX_TFLITE_BYTES, ".tflite file", ArtifactError)

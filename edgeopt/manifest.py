@@ -188,7 +188,7 @@ def _first_error(path: Path, e: ValidationError, what: str, fix: str) -> InputEr
 
 
 def _read_json(path: Path, what: str, fix: str):
-    from .specs import read_capped
+    from .files import read_capped
 
     raw = read_capped(path, MAX_JSON_BYTES, what, InputError)
     try:
@@ -236,7 +236,7 @@ def load_manifest(path: Path) -> Manifest:
 
 def load_baseline(path: Path) -> Baseline:
     fix = f"regenerate it on purpose with `edgeopt verify BUILD --baseline {path} --update`."
-    from .specs import regular_file
+    from .files import regular_file
 
     try:
         regular_file(path, "baseline JSON", InputError)

@@ -115,7 +115,7 @@ STAGING_MARKER = ".edgeopt-staging"
 def is_edgeopt_build(d: Path) -> bool:
     """True when ``d`` is a directory that `edgeopt build` wrote and nobody added to: its manifest.json is an
     edgeopt manifest and every entry in it is a file that manifest lists (or report.md)."""
-    from .specs import read_capped
+    from .files import read_capped
 
     try:
         data = json.loads(read_capped(d / "manifest.json", 64 << 20, "manifest"))
@@ -202,6 +202,8 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
         where = f"recipe for {spec.name} on {p.name}"
         steps, final_ptq = resolve(chain, chosen_ptq or p.quantization, layer_types, where)
         if p.runtime.format == "onnx" or formats == "both":
+            from .runtimes import require_onnx_stack
+
             require_onnx_stack()
         if p.runtime.format == "onnx":
             if steps[-1].name in QAT_STEPS:
@@ -246,21 +248,6 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
     return Plan(spec, tuple(plans), use_cache, teacher)
 
 
-ONNX_PINS = {"tf2onnx": "tf2onnx==1.17.0", "onnx": "onnx==1.23.2", "onnxruntime": "onnxruntime==1.31.1"}
-
-
-def require_onnx_stack(modules=tuple(ONNX_PINS)) -> None:
-    """Fail in one line, before any training, when the ONNX tools a target needs are not installed (a partial or
-    hand-made environment); ``pip install .`` installs them."""
-    import importlib.util
-
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise InputError(f"ONNX targets need {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
-                         f"installed. Fix: pip install {' '.join(ONNX_PINS[m] for m in missing)} (or reinstall "
-                         f"edgeopt: pip install --no-deps -r requirements.lock).")
-
-
 def fit_tokenizer(spec: ModelSpec, ds):
     """The spec's word tokenizer fitted on the training texts (deterministic: the same vocabulary every build)."""
     from .data import WordTokenizer
@@ -289,7 +276,7 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
     for this spec: the ``labels.txt`` and ``tokenizer.json`` beside it (when there) must be the spec's own, so an
     artifact is never scored against another dataset's labels or fed another vocabulary's ids."""
     from .data import WordTokenizer, load_dataset
-    from .specs import read_text_capped
+    from .files import read_text_capped
 
     ds = load_dataset(spec.data)
     tok = fit_tokenizer(spec, ds)

@@ -35,7 +35,7 @@ def _resolve(ref: str, kind: str) -> Path:
     if _looks_like_path(ref):
         p = Path(ref)
         if p.exists() and not p.is_file():
-            from .specs import regular_file
+            from .files import regular_file
 
             regular_file(p, "YAML file")  # raises: a directory or a device
         if not p.is_file():

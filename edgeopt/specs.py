@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from .errors import SpecError, suggest
 from .recipe import RecipeFile
+from .files import read_capped, read_text_capped, regular_file  # noqa: F401 (re-exported)
 from .schema import Frozen
 
 # A model's or target's name becomes a path component (build/<model>/<target>): no separators, no '..', not empty.
@@ -336,47 +337,6 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     None, None, f"duplicate key {k!r}", key_node.start_mark)
             seen.add(k) if isinstance(k, (str, int, float, bool)) else None
         return super().construct_mapping(node, deep)
-
-
-def regular_file(path, what: str, error=SpecError) -> Path:
-    """``path`` if it is an existing regular file, else a one-line ``error`` (directories, devices, FIFOs)."""
-    import stat
-
-    path = Path(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise error(f"{path}: file not found. Fix: check the path.") from None
-    except OSError as e:
-        raise error(f"{path}: cannot read it ({e.strerror}). Fix: check the path and permissions.") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise error(f"{path}: is a directory, not a {what}. Fix: give the file itself.")
-    if not stat.S_ISREG(st.st_mode):
-        raise error(f"{path}: not a regular file. Fix: give a {what}.")
-    return path
-
-
-def read_capped(path: Path, limit: int, what: str, error=SpecError) -> bytes:
-    """The bytes of a regular file no larger than ``limit`` bytes, or a one-line ``error``. Devices, FIFOs and
-    directories are refused before reading (``/dev/zero`` would never end)."""
-    path = regular_file(path, what, error)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(limit + 1)
-    except OSError as e:
-        raise error(f"{path}: cannot read it ({e.strerror}). Fix: check the path and permissions.") from None
-    if len(raw) > limit:
-        raise error(f"{path}: larger than {limit:,} bytes; not a {what}. Fix: give the right file.")
-    return raw
-
-
-def read_text_capped(path: Path, limit: int, what: str, error=SpecError) -> str:
-    """:func:`read_capped`, decoded as UTF-8."""
-    raw = read_capped(path, limit, what, error)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise error(f"{path}: not UTF-8 text (byte {e.start}); not a {what}. Fix: give a UTF-8 {what}.") from None
 
 
 def _read_yaml(path: Path) -> dict:

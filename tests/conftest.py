@@ -83,3 +83,11 @@ def multi_build(tmp_path_factory):
     assert res.exit_code in (0, 3), res.output
     manifests = {m["target"]: m for m in json.loads(res.stdout)}
     return {"out": out, "manifests": manifests, "result": res, "spec": spec}
+
+
+def loosen_latency(baseline: Path, rel: float = 20.0) -> None:
+    """Tests gate correctness, not timing (benchmarks/ do that): a sub-0.1 ms latency re-measured over a few dozen
+    calls on a 2-core machine is noise, so the baselines tests compare against allow it."""
+    b = json.loads(baseline.read_text())
+    b["tolerances"]["latency_rel"] = rel
+    baseline.write_text(json.dumps(b))

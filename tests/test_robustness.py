@@ -552,3 +552,37 @@ def test_quiet_means_quiet(spec, tmp_path):
     p = subprocess.run([EDGEOPT, "bench", str(tmp_path / "o" / "model_int8.tflite"), "--iterations", "5"],
                        capture_output=True, text=True)
     assert p.returncode == 0 and "XNNPACK delegate" not in p.stderr and p.stderr == ""
+
+
+def test_missing_onnx_tools_are_named_before_training(spec, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real(name, *a))
+    msg = one_line_error(run_cli(["build", str(spec), "-t", "x86-avx2-server", "--dry-run"]))
+    assert "tf2onnx" in msg and "pip install tf2onnx==1.17.0" in msg
+    assert run_cli(["build", str(spec), "-t", "pixel-7", "--dry-run"]).exit_code == 0  # TFLite targets unaffected
+
+
+def test_setup_requires_every_runtime_of_the_built_in_targets():
+    """`pip install .` must give an edgeopt whose every built-in target works: the ONNX tools are requirements,
+    pinned as in the lock."""
+    import re
+
+    setup = (REPO / "setup.py").read_text()
+    lock = {m.group(1).lower(): m.group(2) for m in
+            re.finditer(r"^([A-Za-z0-9_.\-]+)==([^\s\\]+)", (REPO / "requirements.lock").read_text(), re.M)}
+    for pkg in ("tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "scipy"):
+        assert f'"{pkg}=={lock[pkg]}"' in setup, pkg
+    assert all("--hash=sha256:" in block for block in
+               re.split(r"\n(?=[A-Za-z])", (REPO / "requirements.lock").read_text().split("\n\n")[-1])
+               if re.match(r"^[A-Za-z]", block))
+
+
+def test_the_runtimes_import_what_the_emulated_guest_has():
+    """The arm64 guest has numpy and the runtimes only: the sessions (and the file checks they use) must not pull
+    yaml, pydantic, click or TensorFlow."""
+    code = ("import sys, edgeopt.runtimes.litert, edgeopt.runtimes.onnxrt, edgeopt.inspect, edgeopt.emulator.guest; "
+            "bad = [m for m in ('yaml', 'pydantic', 'click', 'tensorflow') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

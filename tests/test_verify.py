@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import loosen_latency, run_cli
 from edgeopt.manifest import encode_correct
 
 pytestmark = pytest.mark.slow
@@ -28,6 +28,7 @@ def test_update_then_verify_passes(build_copy, tmp_path):
     assert r.exit_code == 0 and "baseline written" in r.output
     b = json.loads(bl.read_text())
     assert b["model"] == "tiny-cnn" and b["target"] == "x86-avx2-server" and b["tolerances"]["accuracy_alpha"] == 0.001
+    loosen_latency(bl)
     r = _verify(build_copy, bl, "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
@@ -97,3 +98,25 @@ def test_an_edited_baseline_accuracy_is_refused(build_copy, tmp_path):
     bl.write_text(json.dumps(b))
     r = _verify(build_copy, bl)
     assert r.exit_code == 2 and "does not match its per-example record" in r.stderr
+
+
+def test_retraining_with_another_seed_is_no_regression(multi_build, tmp_path):
+    """The gate's purpose: a re-trained model (here another seed, a larger change than another machine) differs on
+    some examples both ways and passes; the same build with a weight tensor scrambled fails."""
+    import yaml
+
+    from conftest import FAST_LATENCY
+
+    bl = tmp_path / "baseline.json"
+    assert _verify(multi_build["out"] / "pixel-7", bl, "--update").exit_code == 0
+    loosen_latency(bl)
+    spec = yaml.safe_load(multi_build["spec"].read_text())
+    spec["training"]["seed"] = 8
+    s = tmp_path / "tiny-cnn.yaml"
+    s.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "retrained"
+    assert run_cli(["build", str(s), "-t", "pixel-7", "--out", str(out), "-q", *FAST_LATENCY]).exit_code == 0
+    r = _verify(out, bl, "--json")
+    assert r.exit_code == 0, r.output
+    acc = next(c for c in json.loads(r.stdout)["checks"] if c["metric"] == "accuracy")
+    assert "paired McNemar" in acc["note"] and "gained" in acc["note"]

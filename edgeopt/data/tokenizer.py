@@ -80,7 +80,7 @@ class WordTokenizer:
     @classmethod
     def load(cls, directory) -> "WordTokenizer":
         path = Path(directory) / "tokenizer.json"
-        from ..specs import read_text_capped
+        from ..files import read_text_capped
 
         try:
             cfg = json.loads(read_text_capped(path, 256 << 20, "tokenizer.json", ArtifactError))

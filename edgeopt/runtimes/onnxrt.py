@@ -18,9 +18,9 @@ class OnnxRuntimeSession:
     def __init__(self, path, options: RuntimeOptions):
         import onnxruntime as ort
 
-        p = Path(path)
-        if not p.is_file():
-            raise ArtifactError(f"{p}: file not found. Fix: check the path.")
+        from ..files import regular_file
+
+        p = regular_file(path, ".onnx file", ArtifactError)
         so = ort.SessionOptions()
         so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1
