@@ -377,7 +377,7 @@ def verify(build_dir, baseline, update, iterations, emulate, as_json):
     old = reg.existing_tolerances(Path(baseline)) if update else None  # refuses a file edgeopt did not write
     if emulate is None:
         emulate = (base.emulator is not None) if base is not None else reg.built_with_emulator(Path(build_dir))
-    seed = base.emulator.sample.model_extra.get("seed") if base is not None and base.emulator is not None else None
+    seed = base.emulator.sample.seed if base is not None and base.emulator is not None else None
     current = reg.measure(Path(build_dir), iterations=iterations, emulate=emulate, sample_seed=seed)
     if update:
         path = Path(baseline)

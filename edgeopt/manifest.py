@@ -103,6 +103,17 @@ class DataSection(_Open):
     dataset: str
 
 
+class _CpuRow(_Open):
+    cpu: str
+
+
+class BuildEmulator(_Open):
+    """``build --emulate``'s runs (the report's table reads the rest)."""
+
+    sample: "EmulatedSample"
+    cpus: list[_CpuRow]
+
+
 class Manifest(_Closed):
     model: str
     target: str
@@ -118,7 +129,7 @@ class Manifest(_Closed):
     training: dict[str, Any]
     artifacts: list[ArtifactRecord]
     metrics: Metrics
-    emulator: Optional[dict[str, Any]] = None
+    emulator: Optional[BuildEmulator] = None
     budgets: dict[str, Any]
     build_seconds: float
 
@@ -144,6 +155,7 @@ class EmulatedRun(_Closed):
 
 class EmulatedSample(_Open):
     examples: int = Field(ge=1)
+    seed: Optional[int] = None
 
 
 class EmulatedRuns(_Closed):
@@ -220,7 +232,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
 def dump_manifest(path: Path, data: dict) -> dict:
     """Validate ``data`` as a Manifest and write it; returns what was written (as read back)."""
     m = Manifest.model_validate(strict(data))
-    out = m.model_dump(mode="json")
+    out = m.model_dump(mode="json", exclude={"emulator"} if m.emulator is None else None)
     write_json_atomic(path, out)
     return out
 
@@ -253,3 +265,7 @@ def load_baseline(path: Path) -> Baseline:
         return Baseline.model_validate(data)
     except ValidationError as e:
         raise _first_error(path, e, "baseline", fix) from None
+
+
+BuildEmulator.model_rebuild()
+Manifest.model_rebuild()

@@ -96,10 +96,10 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
         from ..specs import TargetProfile
 
         target = TargetProfile.model_validate(m.target_profile)
-        cpus = [c["cpu"] for c in m.emulator["cpus"]] if m.emulator else cpus_for(target)
+        cpus = [c.cpu for c in m.emulator.cpus] if m.emulator else cpus_for(target)
         # the baseline's emulated sample (its seed), so that the same examples are compared pairwise
         seed = m.seed if sample_seed is None else sample_seed
-        n = m.emulator["sample"]["examples"] if m.emulator else None
+        n = m.emulator.sample.examples if m.emulator else None
         res = validate_for_target(art, x, y, target, seed, cpus=cpus, sample=n, quiet=True)
         emulated = {"sample": res["sample"], "examples_sha256": res["examples_sha256"], "cpus": [
             {k: c.get(k) for k in ("cpu", "loaded", "delegate_applied", "accuracy", "parity", "load_error", "correct")}
