@@ -364,14 +364,14 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
 def verify(build_dir, baseline, update, iterations, emulate, as_json):
     """Regression gate: re-measure BUILD's artifact and compare with a baseline.
 
-    Accuracy (absolute tolerance), size (relative), p50 latency (relative plus a noise margin from the measured
-    spread; only on the baseline's machine). Exit 0 within bounds, 3 with a per-metric table when not.
+    Accuracy by an exact one-sided test on the examples (paired McNemar when they are the same, else Fisher;
+    fails at p < accuracy_alpha, 0.001), size (relative), p50 latency (relative plus a noise margin from the
+    measured spread; only on the baseline's machine). Exit 0 within bounds, 3 with a per-metric table when not.
     """
     from pathlib import Path
 
-    from .validate import regression as reg
-
     from .manifest import write_json_atomic
+    from .validate import regression as reg
 
     base = None if update else reg.load_baseline(Path(baseline))
     old = reg.existing_tolerances(Path(baseline)) if update else None  # refuses a file edgeopt did not write
