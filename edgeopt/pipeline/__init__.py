@@ -1,0 +1,18 @@
+"""plan -> passes (cached) -> convert -> validate on the artifact -> budgets -> build directory (atomic).
+
+``plan()`` does every check that needs no computation (specs, targets, recipe order, the model's layers against
+the passes, output locations), so bad input fails before any training. ``build()`` runs each target's pass
+chain, sharing (in memory and on disk) every prefix the targets have in common, then converts and validates.
+
+The package follows the data flow: ``plan`` (checks, the plan), ``builder`` (data, passes, conversions),
+``target`` (one target's validation, manifest and report), ``outdir`` (the build directory on disk).
+"""
+from .builder import BuildResult, _Builder, structure_of
+from .outdir import STAGING_MARKER, check_out_dir, clean_stale, dir_lock, is_edgeopt_build
+from .plan import (LATENCY_INPUTS, QAT_STEPS, LatencySettings, Plan, TargetPlan, fit_tokenizer, plan, tokenized_test,
+                   validation_data)
+from .target import build
+
+__all__ = ["BuildResult", "LATENCY_INPUTS", "LatencySettings", "Plan", "QAT_STEPS", "STAGING_MARKER", "TargetPlan",
+           "build", "check_out_dir", "clean_stale", "dir_lock", "fit_tokenizer", "is_edgeopt_build", "plan",
+           "structure_of", "tokenized_test", "validation_data", "_Builder"]

@@ -1,0 +1,233 @@
+"""State shared by the targets of one build: data, tokenizer, the pass chain (memoized in memory, cached on disk),
+conversions (memoized), and what an exported file measures.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .. import __version__
+from ..recipe import Step
+from ..specs import TargetProfile
+from .plan import QAT_STEPS, LatencySettings, Plan, _log, fit_tokenizer
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    manifest: dict
+    passed: bool
+    failures: list = field(default_factory=list)
+
+
+class _Builder:
+    """State shared by the targets of one build: data, the pass-output memo, the disk cache, conversions."""
+
+    def __init__(self, p: Plan, quiet: bool, latency: LatencySettings, parent: Optional["_Builder"] = None):
+        """``parent``: share its data, cache, memo and conversions (a distillation teacher's builder)."""
+        from ..cache import ArtifactCache
+        from ..data import load_dataset
+        from ..tf import versions
+
+        self.p, self.quiet, self.latency = p, quiet, latency
+        spec = p.spec
+        if parent is None:
+            self.t_start = time.perf_counter()
+            _log(quiet, f"[edgeopt] loading dataset for {spec.name}")
+            self.ds = load_dataset(spec.data)
+            from ..passes import PASS_IMPL_VERSION
+
+            self.versions = {"edgeopt": __version__, "passes": PASS_IMPL_VERSION, **versions()}
+            self.cache = ArtifactCache(enabled=p.use_cache)
+            self.memo: dict[str, tuple] = {}
+            self.converted: dict[tuple, bytes] = {}
+        else:
+            for name in ("t_start", "ds", "versions", "cache", "memo", "converted"):
+                setattr(self, name, getattr(parent, name))
+        self.tok = fit_tokenizer(spec, self.ds)
+        _log(quiet, f"[edgeopt] {self.ds.name} for {spec.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / "
+                    f"test {len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
+        self.x_test, self.y_test = self.tok.encode_batch(self.ds.test.texts), np.asarray(self.ds.test.labels)
+        self.ctx = self._context(spec, self.tok)
+        # the root of every cache key: everything the trained weights depend on
+        self.root_key = self._root_key(spec, self.tok)
+
+    def _context(self, spec, tok):
+        from ..architectures import build_model
+        from ..passes.common import PassContext
+
+        cfg, n_cls = spec.architecture.config(), self.ds.num_classes
+        return PassContext(
+            x_train=tok.encode_batch(self.ds.train.texts), y_train=np.asarray(self.ds.train.labels, np.int32),
+            x_dev=tok.encode_batch(self.ds.dev.texts), y_dev=np.asarray(self.ds.dev.labels, np.int32),
+            rebuild=lambda: build_model(spec.architecture.name, cfg, vocab_size=tok.vocab_size, num_classes=n_cls,
+                                        seq_len=tok.seq_len),
+            seed=spec.training.seed, quiet=self.quiet)
+
+    def _root_key(self, spec, tok) -> str:
+        import hashlib
+
+        from ..cache import canonical
+
+        prov = {k: v for k, v in self.ds.provenance.items() if k != "folder"}
+        blob = canonical({"spec": spec.model_dump(mode="json", exclude={"name", "description"}), "data": prov,
+                          "vocab": hashlib.sha256("\n".join(tok.vocab).encode()).hexdigest()})
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    # ----------------------------------------------------------------------------------------- passes
+    def run_steps(self, steps) -> tuple[object, list, str, Optional[str]]:
+        """Run (or fetch) each step; returns (final model, records, final key, key of the uncompressed model)."""
+        from ..cache import key as cache_key
+
+        k, model, records, base_key = self.root_key, None, [], None
+        for st in steps:
+            if st.name.startswith("strip_"):
+                records.append({"step": st.name, "note": st.note})
+                continue
+            cfg = st.config.model_dump(mode="json") if st.config is not None else {}
+            k = cache_key(k, st.name, cfg, self.versions)
+            if k in self.memo:
+                model, meta = self.memo[k]
+                cached = "memory"
+            else:
+                got = self.cache.load(k, self._rebuild_for(st.name, model))
+                if got is not None:
+                    model, meta = got
+                    cached = "disk"
+                    _log(self.quiet, f"[edgeopt] {st.name}: cache hit ({k})")
+                else:
+                    _log(self.quiet, f"[edgeopt] {st.name}: running")
+                    t0 = time.perf_counter()
+                    model, meta = self._run_pass(st, model)
+                    meta["seconds"] = round(time.perf_counter() - t0, 1)
+                    if st.name not in QAT_STEPS:
+                        meta.update(self._measure_float(model, k))
+                    self.cache.save(k, model, meta)
+                    cached = False
+                self.memo[k] = (model, meta)
+            if st.name in ("train", "distill"):
+                base_key = k
+            records.append({"step": st.name, "note": st.note, "config": cfg, "cached": cached, "key": k, **meta})
+        return model, records, k, base_key
+
+    def _rebuild_for(self, step: str, parent):
+        """The structure a cached step's weights fit. QAT variants are rebuilt from the parent pass output: the
+        cluster-preserving schemes add variables only for layers that really are clustered."""
+        if step not in QAT_STEPS:
+            return self.ctx.rebuild
+
+        def rebuild():
+            from ..passes.qat import quantize
+
+            return quantize(parent, step)
+
+        return rebuild
+
+    def _run_pass(self, st: Step, model):
+        from ..passes import cluster, prune, qat, train
+
+        if st.name == "train":
+            r = train.train(self.p.spec, self.ds, self.tok, quiet=self.quiet)
+            return r.model, {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
+                             "best_dev_accuracy": round(r.best_dev_accuracy, 6)}
+        if st.name == "distill":
+            return self._distill(st.config)
+        if st.name == "prune":
+            return prune.prune(model, self.ctx, st.config)
+        if st.name == "cluster":
+            return cluster.cluster(model, self.ctx, st.config)
+        return qat.qat(model, self.ctx, st.config, st.name)
+
+    def _distill(self, cfg):
+        from ..passes.distill import distill
+        from ..recipe import Step
+
+        teacher = self.p.teacher
+        _log(self.quiet, f"[edgeopt] distill: teacher {teacher.name}")
+        if not hasattr(teacher, "data"):  # all-MiniLM-L6-v2: frozen encoder + linear head, on the raw texts
+            from ..teachers.minilm import teacher_logits
+
+            logits, t_meta = teacher_logits(self.ds, self.cache.root.parent, self.p.use_cache, teacher.head,
+                                            quiet=self.quiet)
+            model, meta = distill(self.ctx, self.p.spec.training, cfg, logits)
+            meta["teacher"] = {"name": teacher.name, "architecture": teacher.architecture.name,
+                               "accuracy_keras": t_meta["accuracy_test"], **t_meta}
+            return model, meta
+        # the teacher: same data, its own spec, tokenizer and cache keys (trained once, then cached)
+        sub = _Builder(Plan(teacher, (), self.p.use_cache), self.quiet, self.latency, parent=self)
+        t_model, records, _, _ = sub.run_steps([Step("train")])
+        logits = t_model.predict(sub.ctx.x_train, batch_size=256, verbose=0)
+        model, meta = distill(self.ctx, self.p.spec.training, cfg, logits)
+        meta["teacher"] = {"name": teacher.name, "architecture": teacher.architecture.name,
+                           "accuracy_float32_tflite": records[0].get("accuracy"),
+                           "size_bytes_float32": records[0].get("size_bytes")}
+        return model, meta
+
+    # ------------------------------------------------------------------------------------ measuring
+    def representative(self, n: int) -> np.ndarray:
+        rng = np.random.default_rng(self.p.spec.training.seed)
+        return self.ctx.x_train[rng.permutation(len(self.ctx.x_train))[:n]]
+
+    def convert(self, k: str, model, mode: str, n_rep: int, target: Optional[TargetProfile] = None) -> bytes:
+        """The model as a file for ``target``'s format (TFLite when no target is given), memoized."""
+        fmt = target.runtime.format if target is not None else "tflite"
+        n_rep = n_rep if mode == "int8" else 0  # only int8 calibrates: part of the memo key there alone
+        if fmt == "onnx":
+            ox = target.onnx_settings
+            ck = (k, "onnx", ox.opset, mode, ox.quant.model_dump_json() if mode != "float32" else "", n_rep)
+            if ck not in self.converted:
+                from ..convert import onnx as onnx_conv
+
+                fkey = (k, "onnx", ox.opset, "float32", "", 0)
+                if fkey not in self.converted:
+                    _log(self.quiet, f"[edgeopt] converting to ONNX (tf2onnx, opset {ox.opset})")
+                    self.converted[fkey] = onnx_conv.to_onnx(model, ox.opset)
+                if mode != "float32":
+                    _log(self.quiet, f"[edgeopt] ONNX Runtime {mode} quantization")
+                    self.converted[ck] = onnx_conv.quantize(self.converted[fkey], mode, ox.quant,
+                                                            self.representative(n_rep) if mode == "int8" else None)
+            return self.converted[ck]
+        ck = (k, "tflite", mode, n_rep)
+        if ck not in self.converted:
+            from ..convert.tflite import convert
+
+            _log(self.quiet, f"[edgeopt] converting to TFLite {mode}")
+            self.converted[ck] = convert(model, mode, self.representative(n_rep) if mode == "int8" else None)
+        return self.converted[ck]
+
+    def artifact_metrics(self, data: bytes, fmt: str = "tflite") -> dict:
+        """Accuracy over the test split, size and structure, read from an exported file."""
+        from .. import runtimes
+        from ..validate.accuracy import accuracy
+        from ..validate.size import size_of_bytes
+
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / f"m.{fmt}"
+            path.write_bytes(data)
+            logits = runtimes.load(path).run(self.x_test)
+            structure = structure_of(path)
+        size = size_of_bytes(data)
+        return {"accuracy": round(accuracy(logits, self.y_test), 6), "size_bytes": size["size_bytes"],
+                "gzip_bytes": size["gzip_bytes"], **structure}
+
+    def _measure_float(self, model, k: str) -> dict:
+        return {"artifact": "float32 export", **self.artifact_metrics(self.convert(k, model, "float32", 0))}
+
+
+def _or_nan(x):
+    return float("nan") if x is None else x
+
+
+def structure_of(path: Path) -> dict:
+    """What compression left in a file: weight sparsity/clusters (.tflite) or quantized node types (.onnx)."""
+    if path.suffix == ".tflite":
+        from ..inspect import inspect_tflite, summarize_weights
+
+        return {"weights": summarize_weights(inspect_tflite(path))}
+    from ..convert.onnx import quantized_node_types
+
+    return {"quantized_nodes": quantized_node_types(path)}
