@@ -154,12 +154,12 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
 
     Exit code 0 when every budget passes, 3 when any budget fails, 2 for bad input.
     """
-    from .errors import InputError
-    from .pipeline import plan
-
     import math
 
     from pydantic import ValidationError
+
+    from .errors import InputError
+    from .pipeline import plan
 
     if prune_sparsity is not None and not math.isfinite(prune_sparsity):
         raise InputError(f"--prune {prune_sparsity}: not a number. Fix: give a sparsity between 0 and 1, e.g. 0.75.")
