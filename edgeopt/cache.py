@@ -53,25 +53,25 @@ def read_entry(root: Path, k: str, names: tuple[str, ...]) -> Optional[tuple[dic
         try:
             meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError) as e:
-            raise BadEntry(f"meta.json unreadable ({type(e).__name__})") from None
+            raise BadEntry(f"is damaged (meta.json unreadable ({type(e).__name__}))") from None
         files = meta.get("_files") if isinstance(meta, dict) else None
         if meta.get("_format") != FORMAT or not isinstance(files, dict):
-            raise BadEntry("older")
+            raise BadEntry("is from an older edgeopt (no checksums)")
         out = {}
         for name in names:
             path = d / name
             if not path.is_file():
-                raise BadEntry(f"{name} is missing")
+                raise BadEntry(f"is damaged ({name} is missing)")
             if sha256_file(path) != files.get(name):
-                raise BadEntry(f"{name} does not match its checksum (truncated or replaced)")
+                raise BadEntry(f"is damaged ({name} does not match its checksum (truncated or replaced))")
             try:
                 with np.load(path, allow_pickle=False) as z:
                     arrays = {n: z[n] for n in z.files}
             except Exception as e:
-                raise BadEntry(f"{name} does not load ({type(e).__name__})") from None
+                raise BadEntry(f"is damaged ({name} does not load ({type(e).__name__}))") from None
             for n, a in arrays.items():
                 if a.dtype.kind == "f" and not np.isfinite(a).all():
-                    raise BadEntry(f"{name}:{n} holds non-finite values")
+                    raise BadEntry(f"is damaged ({name}:{n} holds non-finite values)")
             out[name] = arrays
         return out, meta
     except BadEntry as e:
@@ -79,8 +79,8 @@ def read_entry(root: Path, k: str, names: tuple[str, ...]) -> Optional[tuple[dic
         return None
 
 
-def discard(root: Path, k: str, why: str) -> None:
-    state = "is from an older edgeopt" if "older" in why else f"is damaged ({why})"
+def discard(root: Path, k: str, state: str) -> None:
+    """Report in one line (``state``: what is wrong with it) and remove an entry, so that it is recomputed."""
     print(f"[edgeopt] cache entry {root / k} {state}; discarded, recomputing", file=sys.stderr, flush=True)
     gone = root / f".{k}.bad-{os.getpid()}"
     try:
@@ -111,7 +111,7 @@ class ArtifactCache:
         except KeyError:
             weights = None
         if weights is None or [tuple(w.shape) for w in weights] != shapes:
-            discard(self.root, k, "weights.npz does not fit the model's weights")
+            discard(self.root, k, "is damaged (weights.npz does not fit the model's weights)")
             return None
         model.set_weights(weights)
         return model, {k2: v for k2, v in meta.items() if not k2.startswith("_")}

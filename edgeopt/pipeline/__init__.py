@@ -9,10 +9,9 @@ The package follows the data flow: ``plan`` (checks, the plan), ``builder`` (dat
 """
 from .builder import BuildResult, _Builder, structure_of
 from .outdir import STAGING_MARKER, check_out_dir, clean_stale, dir_lock, is_edgeopt_build
-from .plan import (LATENCY_INPUTS, QAT_STEPS, LatencySettings, Plan, TargetPlan, fit_tokenizer, plan, tokenized_test,
-                   validation_data)
+from .plan import (LATENCY_INPUTS, QAT_STEPS, LatencySettings, Plan, TargetPlan, fit_tokenizer, plan, validation_data)
 from .target import build
 
 __all__ = ["BuildResult", "LATENCY_INPUTS", "LatencySettings", "Plan", "QAT_STEPS", "STAGING_MARKER", "TargetPlan",
            "build", "check_out_dir", "clean_stale", "dir_lock", "fit_tokenizer", "is_edgeopt_build", "plan",
-           "structure_of", "tokenized_test", "validation_data", "_Builder"]
+           "structure_of", "validation_data", "_Builder"]

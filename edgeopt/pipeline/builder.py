@@ -218,10 +218,6 @@ class _Builder:
         return {"artifact": "float32 export", **self.artifact_metrics(self.convert(k, model, "float32", 0))}
 
 
-def _or_nan(x):
-    return float("nan") if x is None else x
-
-
 def structure_of(path: Path) -> dict:
     """What compression left in a file: weight sparsity/clusters (.tflite) or quantized node types (.onnx)."""
     if path.suffix == ".tflite":

@@ -206,14 +206,6 @@ def fit_tokenizer(spec: ModelSpec, ds):
     return tok
 
 
-def tokenized_test(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(token ids, labels) of the spec's test split, encoded as a build of it encodes them."""
-    from ..data import load_dataset
-
-    ds = load_dataset(spec.data)
-    return fit_tokenizer(spec, ds).encode_batch(ds.test.texts), np.asarray(ds.test.labels)
-
-
 def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """(token ids, labels, number of classes) of the spec's test split, after checking that the artifact was built
     for this spec: the ``labels.txt`` and ``tokenizer.json`` beside it (when there) must be the spec's own, so an

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from .builder import BuildResult, _Builder, _or_nan, structure_of
+from .builder import BuildResult, _Builder, structure_of
 from .outdir import STAGING_MARKER, _replace_dir, check_out_dir, clean_stale, dir_lock
 from .plan import LATENCY_INPUTS, LatencySettings, Plan, TargetPlan, _log
 
@@ -179,6 +179,10 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                   f"{base['accuracy']:.4f}), {dep_art['size_bytes']:,} B; budgets "
                   f"{'PASSED' if verdict['passed'] else 'FAILED'} -> {out}")
     return BuildResult(out, manifest, verdict["passed"], fails)
+
+
+def _or_nan(x):
+    return float("nan") if x is None else x
 
 
 def _cross_format(b: _Builder, tp: TargetPlan, k: str, model, staging: Path, deployed_logits) -> dict:

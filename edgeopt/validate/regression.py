@@ -127,13 +127,13 @@ def check_outputs(path, logits: np.ndarray, num_classes: int) -> None:
 def existing_tolerances(path: Path) -> Optional[Tolerances]:
     """The tolerances of the baseline at ``path`` (so ``--update`` keeps a deliberate choice), None when there is
     none; a file there that is not an edgeopt baseline is refused (edgeopt overwrites only what it wrote)."""
-    from ..manifest import _read_json
+    from ..manifest import read_json
 
     path = Path(path)
     if not path.exists():
         return None
     fix = "choose another --baseline path."
-    data = _read_json(path, "baseline", fix)
+    data = read_json(path, "baseline", fix)
     if not isinstance(data, dict) or not {"format_version", "model", "target", "tolerances"} <= set(data):
         raise InputError(f"{path}: exists and is not an edgeopt baseline; edgeopt will not overwrite it. Fix: {fix}")
     old = data["tolerances"] if isinstance(data["tolerances"], dict) else {}
@@ -168,7 +168,7 @@ def compare(current: dict, baseline: Baseline) -> dict:
     if abs(float(recorded.mean()) - baseline.accuracy) > 1e-6:
         raise InputError(f"baseline accuracy {baseline.accuracy} does not match its per-example record "
                          f"({recorded.mean():.6f}): it was edited. Fix: regenerate it with --update.")
-    t = accuracy_test(decode_correct(baseline.correct, baseline.test_examples) if same else None,
+    t = accuracy_test(recorded if same else None,
                       decode_correct(current["correct"], current["test_examples"]) if same else None,
                       baseline.accuracy, current["accuracy"], baseline.test_examples, current["test_examples"],
                       tol.accuracy_alpha)
