@@ -136,6 +136,19 @@ def main():
               help="Also run each arm64 target's deployed artifact under qemu on its CPU model(s): load, XNNPACK, "
                    "accuracy and parity with the host; a failure fails the build (exit 3). Needs `edgeopt emulator "
                    "setup`.")
+@click.option("--fallback", "fallback", multiple=True, type=click.Choice(["float32", "dynamic", "int8", "float16"]),
+              help="Quantization to deploy instead when the converter fails or crashes (repeatable, tried in order; "
+                   "replaces the target's fallback list).")
+@click.option("--data", "data", default=None,
+              help="With MODEL a model file: the data (a built-in dataset name, or a data YAML with a 'data:' section).")
+@click.option("--vocab", "vocab", default=None, type=click.Path(),
+              help="With MODEL a model file: the vocabulary it was trained with (one token a line).")
+@click.option("--hf-tokenizer", "hf_tokenizer", default=None, type=click.Path(),
+              help="With MODEL a model file: the Hugging Face tokenizers JSON it was trained with.")
+@click.option("--fit", is_flag=True, help="With MODEL a model file: train it on the data first (from its weights).")
+@click.option("--trust-model-code", is_flag=True,
+              help="Allow Lambda layers in a model file (their Python code runs when it is loaded).")
+@click.option("--custom-module", default=None, help="Module defining the custom Keras layers a model file uses.")
 @click.option("--force", is_flag=True,
               help="Replace --out even when it is not an edgeopt build (it is deleted). Never the current directory, "
                    "a directory holding it, home or /.")
@@ -148,9 +161,10 @@ def main():
               help="Timed calls per latency configuration (percentiles are taken over these).")
 @_handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
-          qat, teacher, no_cache, formats, emulate, force, dry_run, as_json, quiet, latency_warmup,
-          latency_iterations):
-    """Build MODEL (built-in name or ModelSpec YAML) for each --target.
+          qat, teacher, no_cache, formats, emulate, fallback, data, vocab, hf_tokenizer, fit, trust_model_code,
+          custom_module, force, dry_run, as_json, quiet, latency_warmup, latency_iterations):
+    """Build MODEL for each --target. MODEL: a built-in name, a ModelSpec YAML, or a Keras model file (.keras,
+    .h5, a SavedModel directory) with --data.
 
     Exit code 0 when every budget passes, 3 when any budget fails, 2 for bad input.
     """
@@ -173,8 +187,12 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
         err = e.errors()[0]
         raise InputError(f"command-line pass setting '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}. Fix: "
                          f"correct the flag.") from None
-    p = plan(model, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache,
-             formats=formats, emulate=emulate, force=force)
+    from .registry import model_from_args
+
+    spec = model_from_args(model, data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
+                           trust_model_code=trust_model_code, custom_module=custom_module)
+    p = plan(spec, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache,
+             formats=formats, emulate=emulate, force=force, fallback=fallback)
     _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations)
 
 
@@ -288,7 +306,7 @@ def models_list(as_json):
     if as_json:
         return _dump([m.model_dump(mode="json") for m in ms])
     for m in ms:
-        click.echo(f"{m.name:<24} {m.architecture.name:<12} {m.data.dataset or 'files':<10} {m.description}")
+        click.echo(f"{m.name:<24} {m.model_label:<12} {m.data.dataset or 'files':<10} {m.description}")
 
 
 @models.command("show")
@@ -460,6 +478,19 @@ def emulator():
 
 @emulator.command("setup")
 @click.option("--arch", default="arm64", show_default=True, help="Emulated architecture.")
+@click.option("--fallback", "fallback", multiple=True, type=click.Choice(["float32", "dynamic", "int8", "float16"]),
+              help="Quantization to deploy instead when the converter fails or crashes (repeatable, tried in order; "
+                   "replaces the target's fallback list).")
+@click.option("--data", "data", default=None,
+              help="With MODEL a model file: the data (a built-in dataset name, or a data YAML with a 'data:' section).")
+@click.option("--vocab", "vocab", default=None, type=click.Path(),
+              help="With MODEL a model file: the vocabulary it was trained with (one token a line).")
+@click.option("--hf-tokenizer", "hf_tokenizer", default=None, type=click.Path(),
+              help="With MODEL a model file: the Hugging Face tokenizers JSON it was trained with.")
+@click.option("--fit", is_flag=True, help="With MODEL a model file: train it on the data first (from its weights).")
+@click.option("--trust-model-code", is_flag=True,
+              help="Allow Lambda layers in a model file (their Python code runs when it is loaded).")
+@click.option("--custom-module", default=None, help="Module defining the custom Keras layers a model file uses.")
 @click.option("--force", is_flag=True, help="Rebuild even when it is already set up.")
 @click.option("--json", "as_json", is_flag=True)
 @_handle_errors

@@ -120,6 +120,8 @@ class Manifest(_Closed):
     edgeopt_version: str
     versions: dict[str, Any]
     seed: int
+    model_source: Optional[dict[str, Any]] = None  # architecture, model file (hash, format) or builder; the checks
+    conversion: Optional[dict[str, Any]] = None  # asked / deployed quantization and every attempt (fallbacks)
     recipe: dict[str, Any]
     passes: list[dict[str, Any]]
     spec: dict[str, Any]

@@ -134,8 +134,8 @@ def load_recipe_file(path) -> "RecipeFile":
 
 # --------------------------------------------------------------------------------------------- planner
 # Layers each pass can handle, by Keras class name (TOOLCHAIN §2). Layers outside these are left alone.
-PRUNABLE = {"Embedding", "Conv1D", "Dense", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention"}
-CLUSTERABLE = {"Embedding", "Conv1D", "Dense", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention"}
+PRUNABLE = {"Embedding", "Conv1D", "Dense", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "MultiHeadAttention"}
+CLUSTERABLE = {"Embedding", "Conv1D", "Dense", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "MultiHeadAttention"}
 # QAT annotates these (Dense by TFMOT's registry, the rest with edgeopt's quantize configs); Embedding is never
 # annotated (its int32 input breaks fake-quant) and recurrent layers are left to the int8 converter's calibration.
 QAT_ANNOTATED = {"Dense", "Conv1D", "LayerNormalization", "MultiHeadAttention"}
@@ -145,7 +145,7 @@ PRESERVED_BY_SCHEME = {"Dense"}
 
 @dataclass(frozen=True)
 class Step:
-    name: str  # train | distill | prune | strip_pruning | cluster | strip_clustering | qat | pqat | cqat | pcqat
+    name: str  # train | load | distill | prune | strip_pruning | cluster | strip_clustering | qat | pqat | cqat | pcqat
     config: Optional[BaseModel] = None
     note: str = ""
 
@@ -173,15 +173,17 @@ def check_order(names: list[str], where: str) -> None:
                             f"{' -> '.join(ORDER)}.")
 
 
-def resolve(passes: list[tuple[str, BaseModel]], ptq: str, layer_types: set[str], where: str) -> tuple[list[Step], str]:
-    """Order check + layer check + collaborative variants + strip steps. Returns (steps, ptq)."""
+def resolve(passes: list[tuple[str, BaseModel]], ptq: str, layer_types: set[str], where: str,
+            first: Step = Step("train")) -> tuple[list[Step], str]:
+    """Order check + layer check + collaborative variants + strip steps. Returns (steps, ptq). ``first``: the step
+    that makes the float model when there is no distillation (``train``, or ``load`` for a model file's weights)."""
     check_order([n for n, _ in passes], where)
     steps: list[Step] = []
     cfg = dict(passes)
     if "distill" in cfg:
         steps.append(Step("distill", cfg["distill"], "trains the student against the teacher's soft labels"))
     else:
-        steps.append(Step("train"))
+        steps.append(first)
     for name, types_ok in (("prune", PRUNABLE), ("cluster", CLUSTERABLE)):
         if name not in cfg:
             continue

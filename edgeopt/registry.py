@@ -68,3 +68,74 @@ def list_targets() -> list[TargetProfile]:
 
 def list_models() -> list[ModelSpec]:
     return [load_model_spec(n) for n in builtin_names("models")]
+
+
+MODEL_FILE_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def is_model_file(ref: str) -> bool:
+    p = Path(ref)
+    return p.suffix.lower() in MODEL_FILE_SUFFIXES or p.is_dir()  # a directory: a SavedModel (or told why not)
+
+
+def model_from_args(ref: str, data=None, vocab=None, hf_tokenizer=None, fit: bool = False,
+                    trust_model_code: bool = False, custom_module=None) -> ModelSpec:
+    """The ModelSpec that ``edgeopt build MODEL`` means: a built-in name or spec YAML as is, or, for a Keras model
+    file, a spec made from it and the flags (``--data`` required)."""
+    from .errors import InputError
+    from .specs import DataSpec, ModelFileSpec, TokenizerSpec, TrainingSpec, parse_file
+
+    if not is_model_file(ref):
+        given = [f for f, v in (("--data", data), ("--vocab", vocab), ("--hf-tokenizer", hf_tokenizer),
+                                ("--fit", fit)) if v]
+        if given:
+            raise InputError(f"{given[0]} applies when MODEL is a model file (.keras, .h5, a SavedModel directory); "
+                             f"{ref} is a spec. Fix: set it in the spec (data:, tokenizer:, training.fit).")
+        spec = load_model_spec(ref)
+        if trust_model_code or custom_module:
+            if spec.model is None or spec.model.path is None:
+                raise InputError(f"--trust-model-code/--custom-module apply to a model file; {ref} names "
+                                 f"{spec.model_label}. Fix: drop the flag.")
+            upd = {"trust_model_code": spec.model.trust_model_code or trust_model_code,
+                   "custom_module": custom_module or spec.model.custom_module}
+            spec = spec.model_copy(update={"model": spec.model.model_copy(update=upd)})
+        return spec
+    path = Path(ref)
+    if not data:
+        raise InputError(f"{ref}: a model file needs its data. Fix: add --data DATASET (banking77, sst2, smsspam) or "
+                         f"--data FILE.yaml (a YAML with a 'data:' section, as in a ModelSpec).")
+    if data.endswith((".yaml", ".yml")):
+        from .specs import _read_yaml
+
+        raw = _read_yaml(Path(data))
+        if set(raw) != {"data"}:
+            raise InputError(f"{data}: expected one top-level 'data:' section (got {', '.join(sorted(raw))}). Fix: "
+                             f"give only the data section of a ModelSpec.")
+        class _DataOnly(ModelSpec.__base__):  # noqa: N801 - a one-field schema for the error messages
+            data: DataSpec
+
+        ds = parse_file(Path(data), _DataOnly).data
+        if ds.files is not None:
+            base = Path(data).resolve().parent
+            fix = {k: str(base / v) if v and not Path(v).is_absolute() else v
+                   for k, v in (("train", ds.files.train), ("test", ds.files.test), ("dev", ds.files.dev))}
+            ds = ds.model_copy(update={"files": ds.files.model_copy(update=fix)})
+    else:
+        from .data.datasets import BUILTIN_DATASETS
+
+        if data not in BUILTIN_DATASETS:
+            raise NotFoundError(f"--data {data!r}: not a built-in dataset ({', '.join(BUILTIN_DATASETS)}) nor a "
+                                f"YAML file.{suggest(data, BUILTIN_DATASETS)} Fix: give one of them.")
+        ds = DataSpec(dataset=data)
+    if vocab and hf_tokenizer:
+        raise InputError("--vocab and --hf-tokenizer: give one (the tokenizer the model was trained with).")
+    tok = TokenizerSpec(**({"vocab_file": str(Path(vocab).resolve())} if vocab else {}),
+                        **({"huggingface": str(Path(hf_tokenizer).resolve())} if hf_tokenizer else {}))
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", path.resolve().name.rsplit(".", 1)[0] if path.is_file()
+                  else path.resolve().name).lstrip("._-") or "model"
+    return ModelSpec(name=name, description=f"model file {path}", data=ds, tokenizer=tok,
+                     model=ModelFileSpec(path=str(path.resolve()), trust_model_code=trust_model_code,
+                                         custom_module=custom_module),
+                     training=TrainingSpec(fit=True if fit else None))

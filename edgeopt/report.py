@@ -30,11 +30,29 @@ def render(m: dict) -> str:
         f"({m['recipe']['convert']['quantization']}), accuracy {_pct(met['accuracy'])} on "
         f"{met['test_examples']} test examples, drop {_pct(met['accuracy_drop'])} vs the float32 artifact.",
         "",
-        "## Budgets",
-        "",
-        "| budget | limit | measured | result |",
-        "|---|---|---|---|",
     ]
+    conv = m.get("conversion") or {}
+    if conv.get("fell_back"):
+        lines += ["", f"**Fallback:** the target asked for {conv['asked']}; deployed {conv['deployed']}. "
+                  + "; ".join(f"{a['mode']}: {a['outcome']}" + (f" ({a['error']}; layer types "
+                                                                  f"{', '.join(a['layer_types'])})" if 'error' in a
+                                                                 else "") for a in conv["attempts"]) + "."]
+    src = m.get("model_source") or {}
+    if src.get("kind") in ("file", "builder"):
+        lines += ["", f"**Model:** {src['description']}; input {src.get('input_dtype')} [batch, "
+                      f"{src.get('seq_len') or 'any'}], output {src.get('output')}"
+                  + (f"; weights {src['weights']}" if src.get("weights") else "")
+                  + (f"; sha256 `{src['model_file_sha256'][:16]}`" if src.get("model_file_sha256") else "")
+                  + (f"; Keras {src['keras3_rebuild']['keras_version']} file rebuilt in tf_keras (max abs difference "
+                     f"{src['keras3_rebuild']['max_abs_difference']:.2g} on {src['keras3_rebuild']['compared_examples']}"
+                     f" dev examples)" if src.get("keras3_rebuild") else "") + "."]
+    lines += ["", "## Budgets", "", "| budget | limit | measured | result |", "|---|---|---|---|"]
+    layer_md = []
+    if src.get("layers"):
+        cols = ("layer", "type", "params", "prune", "cluster", "qat", "converter")
+        layer_md = ["", "## Layers (what each pass did to each layer; what the converter does with it)", "",
+                    "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        layer_md += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in src["layers"]]
     lines += [f"| {c['name']} | {c['limit']} {c['unit']} | {c['value']} {c['unit']} | "
               f"{'pass' if c['passed'] else '**FAIL**'} |" for c in bud["checks"]] or ["| (none) | | | |"]
     lines += ["", "## Accuracy (measured by running each artifact over the test split)", "",
@@ -82,6 +100,7 @@ def render(m: dict) -> str:
                   f"{cf['size_bytes']:,} | {cf['latency_1_thread']['p50_ms']:.4f} |", "",
                   f"Agreement between the two: argmax {_pct(ag['argmax_agreement'])}, max abs logit difference "
                   f"{ag['max_abs_diff']:.6f} over {ag['examples']} test examples."]
+    lines += layer_md
     lines += ["", "## Artifacts", "", "| file | quantization | bytes | gzip bytes | sha256 |", "|---|---|---|---|---|"]
     lines += [f"| `{a['path']}` | {a.get('quantization', '')} | {a['size_bytes']:,} | {a['gzip_bytes']:,} | "
               f"`{a['sha256'][:16]}` |" for a in m["artifacts"]]

@@ -83,11 +83,34 @@ class DataSpec(_Frozen):
 
 
 class TokenizerSpec(_Frozen):
+    """edgeopt's word tokenizer fitted on the training texts (default), or the tokenizer a model was trained with:
+    ``vocab_file`` (one token a line, id = line number, split by edgeopt's word rules) or ``huggingface`` (a
+    ``tokenizers`` JSON file). Paths are relative to the spec file."""
+
     kind: Literal["word"] = "word"
     lowercase: bool = True
     max_vocab: int = Field(default=20000, ge=10, le=1_000_000)
     min_freq: int = Field(default=1, ge=1)
     seq_len: int = Field(default=32, ge=1, le=4096)
+    vocab_file: Optional[str] = None
+    huggingface: Optional[str] = None
+    pad_token: Optional[str] = None  # vocab_file: default <pad>; huggingface: default the file's padding token
+    unk_token: Optional[str] = None  # vocab_file only: default <unk>
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if self.vocab_file is not None and self.huggingface is not None:
+            raise ValueError("give one of 'vocab_file' or 'huggingface', not both")
+        if self.unk_token is not None and self.vocab_file is None:
+            raise ValueError("'unk_token' applies to a vocab_file tokenizer")
+        if self.pad_token is not None and self.vocab_file is None and self.huggingface is None:
+            raise ValueError("'pad_token' applies to a vocab_file or huggingface tokenizer (the fitted word "
+                             "tokenizer pads with id 0)")
+        return self
+
+    @property
+    def mode(self) -> str:
+        return "vocab_file" if self.vocab_file else "huggingface" if self.huggingface else "fitted"
 
 
 class ArchitectureSpec(_Frozen):
@@ -126,7 +149,34 @@ class ArchitectureSpec(_Frozen):
         return CONFIGS[self.name].model_validate(self.params)
 
 
+class ModelFileSpec(_Frozen):
+    """The user's own model: a saved file (``path``) or a Python builder (``builder``), instead of a built-in
+    ``architecture``. See edgeopt/source.py."""
+
+    path: Optional[str] = None  # tf_keras .keras / .h5 / SavedModel directory, or a Keras 3 .keras
+    builder: Optional[str] = None  # "package.module:function", called as f(vocab_size=, num_classes=, seq_len=, **params)
+    params: dict[str, Any] = Field(default_factory=dict)
+    custom_module: Optional[str] = None  # a module whose Keras layer classes the file may use ("package.module")
+    trust_model_code: bool = False  # allow Lambda layers (their Python code runs when the file is loaded)
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if (self.path is None) == (self.builder is None):
+            raise ValueError("give exactly one of 'path' (a saved model) or 'builder' (\"package.module:function\")")
+        if self.path is not None and self.params:
+            raise ValueError("'params' are passed to a builder; a saved model file takes none")
+        if self.builder is not None:
+            import re
+
+            if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", self.builder):
+                raise ValueError(f"builder {self.builder!r} is not \"package.module:function\"")
+        return self
+
+
 class TrainingSpec(_Frozen):
+    # None: train architectures and builders, use a model file's weights as they are; true: train a model file
+    # first (from its weights); false is refused for architectures and builders (they start untrained).
+    fit: Optional[bool] = None
     epochs: int = Field(default=20, ge=1)
     batch_size: int = Field(default=64, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
@@ -142,9 +192,31 @@ class ModelSpec(_Frozen):
     _name = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
     data: DataSpec
     tokenizer: TokenizerSpec = TokenizerSpec()
-    architecture: ArchitectureSpec
+    architecture: Optional[ArchitectureSpec] = None
+    model: Optional[ModelFileSpec] = None
     training: TrainingSpec = TrainingSpec()
     source: Optional[str] = Field(default=None, exclude=True)  # the file it was read from
+
+    @model_validator(mode="after")
+    def _one_model(self):
+        if (self.architecture is None) == (self.model is None):
+            raise ValueError("name the model exactly one way: 'architecture:' (a built-in: text_cnn, bilstm, "
+                             "transformer), 'model: {path: FILE}' (a saved Keras model) or 'model: {builder: "
+                             "\"package.module:function\"}'")
+        if self.training.fit is False and (self.architecture is not None or self.model.builder is not None):
+            raise ValueError("training.fit false applies to a model file (architectures and builders start "
+                             "untrained)")
+        return self
+
+    @property
+    def model_kind(self) -> str:
+        return "architecture" if self.architecture is not None else "file" if self.model.path else "builder"
+
+    @property
+    def model_label(self) -> str:
+        if self.architecture is not None:
+            return self.architecture.name
+        return Path(self.model.path).name if self.model.path else self.model.builder
 
 
 # ------------------------------------------------------------------------------------- TargetProfile
@@ -241,6 +313,8 @@ class TargetProfile(_Frozen):
     device: DeviceSpec
     runtime: RuntimeSpec = RuntimeSpec()
     quantization: Quantization
+    # tried in order when the converter fails or crashes for `quantization` (e.g. [dynamic, float32])
+    fallback: tuple[Quantization, ...] = ()
     representative_samples: int = Field(default=200, ge=1)
     budgets: Budgets = Budgets()
     recipe: Optional[RecipeFile] = None  # default compression passes for this device (see edgeopt/recipe.py)
@@ -257,6 +331,16 @@ class TargetProfile(_Frozen):
                                  "(ORT quantize_static); float16 is for TFLite targets")
         elif self.onnx is not None:
             raise ValueError("an 'onnx' section needs runtime onnxruntime / format onnx")
+        return self
+
+    @model_validator(mode="after")
+    def _fallback_distinct(self):
+        chain = (self.quantization, *self.fallback)
+        if len(set(chain)) != len(chain):
+            raise ValueError(f"fallback {list(self.fallback)} repeats a mode (the quantization is tried first, then "
+                             f"each fallback once)")
+        if self.runtime.format == "onnx" and "float16" in self.fallback:
+            raise ValueError("fallback float16 is for TFLite targets")
         return self
 
     @property
@@ -371,10 +455,21 @@ def parse_file(path: Path, model: type[BaseModel]):
                         f"YAML.") from None
 
 
+def _rel(base: Path, v: Optional[str]) -> Optional[str]:
+    return None if v is None else str(Path(v) if Path(v).is_absolute() else base / v)
+
+
 def load_model_spec_file(path) -> ModelSpec:
     spec = parse_file(Path(path), ModelSpec)
+    base = Path(path).resolve().parent
+    # paths in a spec (model file, tokenizer files, data files) are relative to the spec file
+    if spec.model is not None and spec.model.path is not None:
+        spec = spec.model_copy(update={"model": spec.model.model_copy(update={"path": _rel(base, spec.model.path)})})
+    tk = spec.tokenizer
+    if tk.vocab_file or tk.huggingface:
+        spec = spec.model_copy(update={"tokenizer": tk.model_copy(update={
+            "vocab_file": _rel(base, tk.vocab_file), "huggingface": _rel(base, tk.huggingface)})})
     if spec.data.files is not None:  # relative data paths are relative to the spec file
-        base = Path(path).resolve().parent
         files = spec.data.files
         fix = {k: str((base / v) if not Path(v).is_absolute() else Path(v))
                for k, v in (("train", files.train), ("test", files.test), ("dev", files.dev)) if v}

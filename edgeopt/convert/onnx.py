@@ -19,14 +19,14 @@ from ..tf import tf
 SUPPORTED_OPSETS = range(13, 19)
 
 
-def to_onnx(model, opset: int) -> bytes:
+def to_onnx(model, opset: int, seq_len: int | None = None) -> bytes:
     if opset not in SUPPORTED_OPSETS:
         raise ConversionError(f"ONNX opset {opset} is not supported by tf2onnx 1.17 (it supports 13 to 18). "
                               f"Fix: set onnx.opset to 18 or lower in the target.")
     T = tf()
     import tf2onnx
 
-    seq_len = int(model.inputs[0].shape[1])
+    seq_len = seq_len or int(model.inputs[0].shape[1])
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=(T.TensorSpec((None, seq_len), T.int32,
                                                                                    name="tokens"),), opset=opset)

@@ -18,9 +18,17 @@ class PassContext:
     y_train: np.ndarray
     x_dev: np.ndarray
     y_dev: np.ndarray
-    rebuild: Callable[[], object]  # a fresh, untrained model of the spec's architecture
+    rebuild: Callable[[], object]  # a fresh, untrained model of the spec's structure
     seed: int
     quiet: bool = False
+    initial: Callable[[], object] = None  # what training starts from (a model file's weights; else = rebuild)
+    from_logits: bool = True  # False: the model outputs probabilities (ends in a softmax)
+
+    def start(self):
+        return (self.initial or self.rebuild)()
+
+    def loss(self):
+        return keras().losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return max(1, math.ceil(len(self.x_train) / batch_size))
@@ -61,7 +69,7 @@ def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None,
 
     set_seed(ctx.seed)
     model.compile(optimizer=K.optimizers.Adam(cfg.learning_rate),
-                  loss=loss or K.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  loss=loss or ctx.loss(),
                   metrics=["accuracy"] if loss is None else [])
     val = (ctx.x_dev, ctx.y_dev) if loss is None else None
     return model.fit(ctx.x_train, ctx.y_train if y_train is None else y_train, validation_data=val,

@@ -16,12 +16,14 @@ def distill(ctx: PassContext, training, cfg, teacher_train_logits: np.ndarray):
     from .train import _progress_callback
 
     set_seed(ctx.seed)
-    model = ctx.rebuild()
+    model = ctx.start()
     temp, alpha = float(cfg.temperature), float(cfg.alpha)
 
     def loss(y_true, y_pred):
         labels = T_.cast(y_true[:, 0], T_.int32)
-        hard = K.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
+        hard = K.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=ctx.from_logits)
+        if not ctx.from_logits:  # a softmax output: its log is a logit vector (up to a constant per row)
+            y_pred = T_.math.log(y_pred + 1e-7)
         soft = K.losses.kl_divergence(T_.nn.softmax(y_true[:, 1:] / temp), T_.nn.softmax(y_pred / temp))
         return alpha * temp * temp * soft + (1.0 - alpha) * hard
 

@@ -1,11 +1,10 @@
-"""The ``train`` pass: build the architecture and fit it on the train split, early-stopping on dev accuracy."""
+"""The ``train`` pass: build the model and fit it on the train split, early-stopping on dev accuracy."""
 from __future__ import annotations
 
 import sys
 import time
 from dataclasses import dataclass
 
-from ..architectures import build_model
 from ..tf import keras, set_seed
 
 
@@ -37,18 +36,16 @@ def _progress_callback(total_epochs: int, quiet: bool, label: str = "train"):
     return Progress()
 
 
-def train(spec, dataset, tokenizer, quiet: bool = False) -> TrainResult:
+def train(spec, ctx, quiet: bool = False) -> TrainResult:
+    """Fit ``ctx.start()`` (a fresh model, or a model file's weights with ``training.fit``) on the train split."""
     K = keras()
     tr = spec.training
     set_seed(tr.seed)
-    model = build_model(spec.architecture.name, spec.architecture.config(), vocab_size=tokenizer.vocab_size,
-                        num_classes=dataset.num_classes, seq_len=tokenizer.seq_len)
-    model.compile(optimizer=K.optimizers.Adam(tr.learning_rate),
-                  loss=K.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model = ctx.start()
+    model.compile(optimizer=K.optimizers.Adam(tr.learning_rate), loss=ctx.loss(), metrics=["accuracy"])
     import numpy as np
 
-    x_tr, y_tr = tokenizer.encode_batch(dataset.train.texts), np.asarray(dataset.train.labels, np.int32)
-    x_dev, y_dev = tokenizer.encode_batch(dataset.dev.texts), np.asarray(dataset.dev.labels, np.int32)
+    x_tr, y_tr, x_dev, y_dev = ctx.x_train, ctx.y_train, ctx.x_dev, ctx.y_dev
     stop = K.callbacks.EarlyStopping(monitor="val_accuracy", patience=tr.patience, restore_best_weights=True,
                                      mode="max")
     t0 = time.perf_counter()

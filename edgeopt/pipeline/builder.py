@@ -45,9 +45,14 @@ class _Builder:
             self.cache = ArtifactCache(enabled=p.use_cache)
             self.memo: dict[str, tuple] = {}
             self.converted: dict[tuple, bytes] = {}
+            self.exports: dict[str, Path] = {}  # pass key -> SavedModel handed to the converter process
+            self.tmp = tempfile.TemporaryDirectory(prefix="edgeopt-build-")
         else:
-            for name in ("t_start", "ds", "versions", "cache", "memo", "converted"):
+            for name in ("t_start", "ds", "versions", "cache", "memo", "converted", "exports", "tmp"):
                 setattr(self, name, getattr(parent, name))
+        from ..source import source_for
+
+        self.source = p.source if p.source is not None else source_for(spec)
         self.tok = fit_tokenizer(spec, self.ds)
         _log(quiet, f"[edgeopt] {self.ds.name} for {spec.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / "
                     f"test {len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
@@ -57,16 +62,19 @@ class _Builder:
         self.root_key = self._root_key(spec, self.tok)
 
     def _context(self, spec, tok):
-        from ..architectures import build_model
         from ..passes.common import PassContext
 
-        cfg, n_cls = spec.architecture.config(), self.ds.num_classes
+        src, dims = self.source, (tok.vocab_size, self.ds.num_classes, tok.seq_len)
+        from_logits = True
+        if src.kind != "architecture":
+            from ..source import output_kind
+
+            from_logits = output_kind(src.initial(*dims) if src.kind == "builder" else src.model) == "logits"
         return PassContext(
             x_train=tok.encode_batch(self.ds.train.texts), y_train=np.asarray(self.ds.train.labels, np.int32),
             x_dev=tok.encode_batch(self.ds.dev.texts), y_dev=np.asarray(self.ds.dev.labels, np.int32),
-            rebuild=lambda: build_model(spec.architecture.name, cfg, vocab_size=tok.vocab_size, num_classes=n_cls,
-                                        seq_len=tok.seq_len),
-            seed=spec.training.seed, quiet=self.quiet)
+            rebuild=lambda: src.rebuild(*dims), initial=lambda: src.initial(*dims),
+            seed=spec.training.seed, quiet=self.quiet, from_logits=from_logits)
 
     def _root_key(self, spec, tok) -> str:
         import hashlib
@@ -74,9 +82,13 @@ class _Builder:
         from ..cache import canonical
 
         prov = {k: v for k, v in self.ds.provenance.items() if k != "folder"}
-        blob = canonical({"spec": spec.model_dump(mode="json", exclude={"name", "description"}), "data": prov,
-                          "vocab": hashlib.sha256("\n".join(tok.vocab).encode()).hexdigest()})
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+        blob = {"spec": spec.model_dump(mode="json", exclude={"name", "description"}), "data": prov,
+                "vocab": (hashlib.sha256("\n".join(tok.vocab).encode()).hexdigest()
+                          if getattr(tok, "origin", None) == "fitted" else tok.fingerprint())}
+        fp = self.source.fingerprint()
+        if fp:  # a model file's hash, a builder's source: the weights depend on them
+            blob["source"] = fp
+        return hashlib.sha256(canonical(blob).encode()).hexdigest()[:24]
 
     # ----------------------------------------------------------------------------------------- passes
     def run_steps(self, steps) -> tuple[object, list, str, Optional[str]]:
@@ -109,7 +121,7 @@ class _Builder:
                     self.cache.save(k, model, meta)
                     cached = False
                 self.memo[k] = (model, meta)
-            if st.name in ("train", "distill"):
+            if st.name in ("train", "distill", "load"):
                 base_key = k
             records.append({"step": st.name, "note": st.note, "config": cfg, "cached": cached, "key": k, **meta})
         return model, records, k, base_key
@@ -130,8 +142,11 @@ class _Builder:
     def _run_pass(self, st: Step, model):
         from ..passes import cluster, prune, qat, train
 
+        if st.name == "load":  # a model file's weights, as given: the float baseline
+            return self.ctx.start(), {"weights": "as given", **{k: v for k, v in self.p.facts.items()
+                                                                 if k in ("path", "format", "model_file_sha256")}}
         if st.name == "train":
-            r = train.train(self.p.spec, self.ds, self.tok, quiet=self.quiet)
+            r = train.train(self.p.spec, self.ctx, quiet=self.quiet)
             return r.model, {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
                              "best_dev_accuracy": round(r.best_dev_accuracy, 6)}
         if st.name == "distill":
@@ -158,11 +173,17 @@ class _Builder:
                                "accuracy_keras": t_meta["accuracy_test"], **t_meta}
             return model, meta
         # the teacher: same data, its own spec, tokenizer and cache keys (trained once, then cached)
-        sub = _Builder(Plan(teacher, (), self.p.use_cache), self.quiet, self.latency, parent=self)
-        t_model, records, _, _ = sub.run_steps([Step("train")])
+        from .prepare import first_step, prepare
+
+        tp = prepare(teacher)  # a teacher may be a model file or a builder too
+        sub = _Builder(Plan(tp.spec, (), self.p.use_cache, source=tp.source, facts=tp.facts), self.quiet,
+                       self.latency, parent=self)
+        t_model, records, _, _ = sub.run_steps([first_step(tp.spec, tp.source)])
         logits = t_model.predict(sub.ctx.x_train, batch_size=256, verbose=0)
+        if not sub.ctx.from_logits:  # a teacher ending in a softmax: its log-probabilities are logits
+            logits = np.log(np.maximum(logits, 1e-7))
         model, meta = distill(self.ctx, self.p.spec.training, cfg, logits)
-        meta["teacher"] = {"name": teacher.name, "architecture": teacher.architecture.name,
+        meta["teacher"] = {"name": teacher.name, "architecture": tp.spec.model_label,
                            "accuracy_float32_tflite": records[0].get("accuracy"),
                            "size_bytes_float32": records[0].get("size_bytes")}
         return model, meta
@@ -185,7 +206,7 @@ class _Builder:
                 fkey = (k, "onnx", ox.opset, "float32", "", 0)
                 if fkey not in self.converted:
                     _log(self.quiet, f"[edgeopt] converting to ONNX (tf2onnx, opset {ox.opset})")
-                    self.converted[fkey] = onnx_conv.to_onnx(model, ox.opset)
+                    self.converted[fkey] = onnx_conv.to_onnx(model, ox.opset, self.tok.seq_len)
                 if mode != "float32":
                     _log(self.quiet, f"[edgeopt] ONNX Runtime {mode} quantization")
                     self.converted[ck] = onnx_conv.quantize(self.converted[fkey], mode, ox.quant,
@@ -193,10 +214,15 @@ class _Builder:
             return self.converted[ck]
         ck = (k, "tflite", mode, n_rep)
         if ck not in self.converted:
-            from ..convert.tflite import convert
+            from ..convert.tflite import convert_saved, save_for_conversion
 
-            _log(self.quiet, f"[edgeopt] converting to TFLite {mode}")
-            self.converted[ck] = convert(model, mode, self.representative(n_rep) if mode == "int8" else None)
+            if k not in self.exports:
+                d = Path(self.tmp.name) / f"export-{len(self.exports)}"
+                d.mkdir()
+                self.exports[k] = save_for_conversion(model, d, self.tok.seq_len)
+            _log(self.quiet, f"[edgeopt] converting to TFLite {mode} (converter process)")
+            self.converted[ck] = convert_saved(self.exports[k], mode,
+                                               self.representative(n_rep) if mode == "int8" else None)
         return self.converted[ck]
 
     def artifact_metrics(self, data: bytes, fmt: str = "tflite") -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -77,26 +77,48 @@ class Plan:
     targets: tuple[TargetPlan, ...]
     use_cache: bool = True
     teacher: Optional[object] = None  # a ModelSpec, or teachers.minilm.MiniLMTeacher
+    source: Optional[object] = None  # source.ModelSource (loaded once, by the planner)
+    facts: dict = field(default_factory=dict)  # the model source's checks (manifest "model_source")
+    layers: tuple = ()  # layer_table rows for the first target (a model file or builder)
 
     def to_dict(self) -> dict:
         s = self.spec
         return {"model": s.name, "source": s.source, "dataset": s.data.dataset or "files",
-                "architecture": s.architecture.model_dump(), "tokenizer": s.tokenizer.model_dump(),
-                "training": s.training.model_dump(), "cache": self.use_cache,
+                "architecture": s.architecture.model_dump() if s.architecture else None,
+                "model_source": self.facts or None, "layers": [dict(r) for r in self.layers] or None,
+                "tokenizer": s.tokenizer.model_dump(), "training": s.training.model_dump(), "cache": self.use_cache,
                 "targets": [{"target": t.target.name, "out": str(t.out_dir), "passes": t.pass_names, "ptq": t.ptq,
-                             "steps": t.describe_steps(), "emulate": list(t.emulate)} for t in self.targets]}
+                             "fallback": list(t.target.fallback), "steps": t.describe_steps(),
+                             "emulate": list(t.emulate)} for t in self.targets]}
 
     def describe(self) -> str:
-        s, tr = self.spec, self.spec.training
-        lines = [f"plan for model {s.name} ({s.architecture.name}, dataset {s.data.dataset or 'user files'})"
+        s, tr, tk = self.spec, self.spec.training, self.spec.tokenizer
+        tok = {"fitted": f"word tokenizer fitted on the training texts (max_vocab {tk.max_vocab})",
+               "vocab_file": f"vocabulary file {tk.vocab_file}", "huggingface": f"tokenizers file {tk.huggingface}"}
+        fit = ("weights as given in the file (no training)" if self.facts.get("weights") == "used as given" else
+               f"training up to {tr.epochs} epochs, batch {tr.batch_size}, lr {tr.learning_rate}, early stop on dev "
+               f"accuracy (patience {tr.patience}), seed {tr.seed}")
+        lines = [f"plan for model {s.name} ({s.model_label}, dataset {s.data.dataset or 'user files'})"
                  + ("" if self.use_cache else ", cache off"),
-                 f"  data: word tokenizer (seq_len {s.tokenizer.seq_len}, max_vocab {s.tokenizer.max_vocab}); "
-                 f"training up to {tr.epochs} epochs, batch {tr.batch_size}, lr {tr.learning_rate}, early stop on dev "
-                 f"accuracy (patience {tr.patience}), seed {tr.seed}"]
+                 f"  data: {tok[tk.mode]}, seq_len {tk.seq_len}; {fit}"]
+        if self.facts:
+            f = self.facts
+            lines.append(f"  model: {f['kind']} ({f.get('format', f.get('builder', ''))}), input {f['input_dtype']} "
+                         f"[batch, {f['seq_len'] or 'any'}], output {f['output']} over {f['num_classes']} classes"
+                         + (f"; Keras 3 rebuilt in tf_keras, max abs difference {f['keras3_rebuild']['max_abs_difference']:.2g}"
+                            f" on {f['keras3_rebuild']['compared_examples']} dev examples"
+                            if "keras3_rebuild" in f else ""))
+        if self.layers:
+            from .layer_table import format_table
+
+            lines.append(f"  layers (what the passes of target {self.targets[0].target.name} do to each):")
+            lines += ["    " + ln for ln in format_table(self.layers).splitlines()]
         for t in self.targets:
             lines.append(f"  target {t.target.name}: runtime {t.target.runtime.name}, "
                          f"{t.target.runtime.threads} threads, out {t.out_dir}")
             lines += [f"    {i}. {step}" for i, step in enumerate(t.describe_steps(), 1)]
+            if t.target.fallback:
+                lines.append(f"    if converting {t.ptq} fails or crashes: try {', then '.join(t.target.fallback)}")
             if t.emulate:
                 lines.append(f"    then: emulated validation on qemu {', '.join(t.emulate)}")
         return "\n".join(lines)
@@ -120,30 +142,43 @@ def _check_writable(out: Path) -> None:
 
 def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Optional[str] = None,
          ptq: Optional[str] = None, recipe: Optional[str] = None, passes: Optional[dict] = None,
-         use_cache: bool = True, formats: str = "target", emulate: bool = False, force: bool = False) -> Plan:
-    from ..architectures import LAYER_TYPES
-
+         use_cache: bool = True, formats: str = "target", emulate: bool = False, force: bool = False,
+         fallback: Optional[tuple[str, ...]] = None) -> Plan:
     if out is not None and not str(out).strip():
         raise InputError("--out is empty. Fix: give a directory, e.g. --out build/my-model.")
 
     spec = model if isinstance(model, ModelSpec) else load_model_spec(model)
+    from .prepare import first_step, prepare
+
+    prep = prepare(spec)  # a model file or builder: loaded and checked against the data here
+    spec = prep.spec
     profiles = [t if isinstance(t, TargetProfile) else load_target(t) for t in targets]
     if not profiles:
         raise InputError("no target given. Fix: add --target NAME (see `edgeopt targets list`).")
     if ptq is not None and ptq not in QUANTIZATIONS:
         raise InputError(f"--ptq {ptq!r} is not a quantization; choose one of {', '.join(QUANTIZATIONS)}.")
+    if fallback:  # --fallback replaces each target's own list
+        bad = [m for m in fallback if m not in QUANTIZATIONS]
+        if bad:
+            raise InputError(f"--fallback {bad[0]!r} is not a quantization; choose among {', '.join(QUANTIZATIONS)}.")
+        profiles = [p.model_copy(update={"fallback": tuple(dict.fromkeys(fallback))}) for p in profiles]
     names = [p.name for p in profiles]
     if len(set(names)) != len(names):
         raise InputError(f"target given twice: {names}. Fix: name each target once.")
     recipe_file = load_recipe_file(recipe) if recipe else None
-    layer_types = LAYER_TYPES[spec.architecture.name]
+    layer_types = prep.source.layer_types()
+    start = first_step(spec, prep.source)
     teacher = None
     plans = []
     for p in profiles:
         sources = [(f"target {p.name} recipe", p.recipe), (str(recipe), recipe_file)]
         chain, chosen_ptq = merge(sources, passes or {}, ptq)
         where = f"recipe for {spec.name} on {p.name}"
-        steps, final_ptq = resolve(chain, chosen_ptq or p.quantization, layer_types, where)
+        steps, final_ptq = resolve(chain, chosen_ptq or p.quantization, layer_types, where, start)
+        if prep.source.kind != "architecture":
+            from .layer_table import check_named_layers
+
+            check_named_layers(prep.source.model, steps, where)
         if p.runtime.format == "onnx" or formats == "both":
             from ..runtimes import require_onnx_stack
 
@@ -188,31 +223,33 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
         from ..emulator.validate import require_ready
 
         require_ready()  # before any training: the fix (emulator setup) is the user's
-    return Plan(spec, tuple(plans), use_cache, teacher)
+    rows = ()
+    if prep.source.kind != "architecture":
+        from .layer_table import layer_rows
+
+        rows = tuple(layer_rows(prep.source.model, plans[0].steps, plans[0].ptq, plans[0].target))
+    return Plan(spec, tuple(plans), use_cache, teacher, prep.source, prep.facts, rows)
 
 
 def fit_tokenizer(spec: ModelSpec, ds):
-    """The spec's word tokenizer fitted on the training texts (deterministic: the same vocabulary every build)."""
-    from ..data import WordTokenizer
+    """The spec's tokenizer (fitted, or the files it names); see prepare.make_tokenizer."""
+    from .prepare import make_tokenizer
 
-    from ..errors import DataError
-
-    tk = spec.tokenizer
-    tok = WordTokenizer.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
-                            lowercase=tk.lowercase)
-    if tok.vocab_size <= 2:
-        raise DataError(f"dataset {ds.name!r}: the training texts hold no token (min_freq {tk.min_freq}); nothing "
-                        f"can be learned. Fix: give training texts with words in them.")
-    return tok
+    return make_tokenizer(spec, ds)
 
 
 def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """(token ids, labels, number of classes) of the spec's test split, after checking that the artifact was built
     for this spec: the ``labels.txt`` and ``tokenizer.json`` beside it (when there) must be the spec's own, so an
     artifact is never scored against another dataset's labels or fed another vocabulary's ids."""
-    from ..data import WordTokenizer, load_dataset
+    from ..data import load_dataset
+    from ..data.tokenizer import load_tokenizer
     from ..files import read_text_capped
+    from ..source import source_for
+    from .prepare import resolve_spec
 
+    if spec.model is not None and spec.model.path is not None:
+        spec = resolve_spec(spec, source_for(spec))  # the file decides seq_len / max_vocab when the spec does not
     ds = load_dataset(spec.data)
     tok = fit_tokenizer(spec, ds)
     d = Path(artifact).parent
@@ -224,8 +261,8 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
                              f"({', '.join(labels[:3])}, ...), not {spec.name}'s {ds.num_classes} "
                              f"({', '.join(ds.label_names[:3])}, ...). {fix}")
     if (d / "tokenizer.json").is_file():
-        own = WordTokenizer.load(d)
-        if own.vocab != tok.vocab or own.seq_len != tok.seq_len or own.lowercase != tok.lowercase:
+        own = load_tokenizer(d)
+        if own.fingerprint() != tok.fingerprint():
             raise InputError(f"{d / 'tokenizer.json'}: the artifact was built with another tokenizer (vocabulary "
                              f"{own.vocab_size}, seq_len {own.seq_len}) than {spec.name} gives (vocabulary "
                              f"{tok.vocab_size}, seq_len {tok.seq_len}). {fix}")

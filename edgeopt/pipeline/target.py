@@ -37,7 +37,7 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
     base_model = b.memo[base_key][0]
     baseline_bytes = b.convert(base_key, base_model, "float32", 0, target)
     compressed = len(tp.steps) > 1
-    deployed_bytes = b.convert(k, model, tp.ptq, tp.representative_samples, target)
+    deployed_bytes, ptq, conversion = _convert_deployed(b, tp, k, model)
     keras_logits = model.predict(b.x_test, batch_size=256, verbose=0)
     base_keras_logits = keras_logits if base_model is model else base_model.predict(b.x_test, batch_size=256,
                                                                                     verbose=0)
@@ -52,8 +52,8 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; a build directory is an ordinary directory
         files = {"baseline": staging / f"model_float32.{fmt}"}
         files["baseline"].write_bytes(baseline_bytes)
-        if tp.ptq != "float32" or compressed:
-            name = f"model_{tp.ptq}.{fmt}" if tp.ptq != "float32" else f"model_compressed_float32.{fmt}"
+        if ptq != "float32" or compressed:
+            name = f"model_{ptq}.{fmt}" if ptq != "float32" else f"model_compressed_float32.{fmt}"
             files["deployed"] = staging / name
             files["deployed"].write_bytes(deployed_bytes)
         else:
@@ -94,11 +94,11 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                 artifacts[0]["role"] = "deployed"
                 continue
             artifacts.append({"path": path.name, "format": fmt,
-                              "quantization": "float32" if role == "baseline" else tp.ptq, "role": role,
+                              "quantization": "float32" if role == "baseline" else ptq, "role": role,
                               **size_of_bytes(path.read_bytes())})
         dep_art = next(a for a in artifacts if a["role"] == "deployed")
         if compressed or fmt == "onnx":  # the convert step's record: the deployed file, measured above, and its
-            records.append({"step": "convert", "note": f"{tp.ptq} .{fmt} (deployed)",  # structure read back
+            records.append({"step": "convert", "note": f"{ptq} .{fmt} (deployed)",  # structure read back
                             "accuracy": dep["accuracy"], "size_bytes": dep_art["size_bytes"],
                             "gzip_bytes": dep_art["gzip_bytes"], **structure_of(files["deployed"])})
         cross = _cross_format(b, tp, k, model, staging, dep["logits"]) if tp.cross_format else None
@@ -118,14 +118,17 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                               size_bytes=dep_art["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
                               export_agreement=_or_nan(base["parity_vs_keras"]["argmax_agreement"]), emulated=emulated,
                               finite=finite)
-        train_rec = next(r for r in records if r["step"] in ("train", "distill"))
+        train_rec = next(r for r in records if r["step"] in ("train", "distill", "load"))
         manifest = {
             "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": b.versions,
             "seed": spec.training.seed,
+            "model_source": {"kind": b.source.kind, "description": b.source.describe(), **b.p.facts,
+                             **({"layers": _layer_rows(b, tp, ptq)} if b.source.kind != "architecture" else {})},
+            "conversion": conversion,
             "recipe": {"passes": tp.pass_names, "steps": [st.describe() for st in tp.steps],
-                       "convert": {"format": fmt, "quantization": tp.ptq,
+                       "convert": {"format": fmt, "quantization": ptq,
                                    "batch": 1 if fmt == "tflite" else "dynamic",
-                                   "representative_samples": tp.representative_samples if tp.ptq == "int8" else 0,
+                                   "representative_samples": tp.representative_samples if ptq == "int8" else 0,
                                    **({"opset": target.onnx_settings.opset,
                                        "ort_quantization": target.onnx_settings.quant.model_dump()}
                                       if fmt == "onnx" else {})}},
@@ -179,6 +182,44 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                   f"{base['accuracy']:.4f}), {dep_art['size_bytes']:,} B; budgets "
                   f"{'PASSED' if verdict['passed'] else 'FAILED'} -> {out}")
     return BuildResult(out, manifest, verdict["passed"], fails)
+
+
+def _convert_deployed(b: _Builder, tp: TargetPlan, k: str, model) -> tuple[bytes, str, dict]:
+    """The deployed conversion: the plan's quantization, then the target's ``fallback`` modes in order. A converter
+    that fails or crashes is an outcome, recorded (mode, signal or error, the model's layer types); with nothing
+    left to try it is one line, exit 2, naming the fix. Returns (bytes, deployed mode, record)."""
+    from ..convert.tflite import ConverterCrash
+    from ..errors import ConversionError
+    from ..source import layer_types_of
+
+    chain = [tp.ptq, *[m for m in tp.target.fallback if m != tp.ptq]]
+    attempts = []
+    for mode in chain:
+        try:
+            data = b.convert(k, model, mode, tp.representative_samples, tp.target)
+        except (ConverterCrash, ConversionError) as e:
+            crash = isinstance(e, ConverterCrash)
+            rec = {"mode": mode, "outcome": "crashed" if crash else "failed",
+                   "error": e.how if crash else str(e).split(". Fix:")[0],
+                   "layer_types": sorted(layer_types_of(model))}
+            attempts.append(rec)
+            _log(b.quiet, f"[edgeopt] {tp.target.name}: converting {mode} {rec['outcome']} ({rec['error']})"
+                          + (f"; falling back to {chain[len(attempts)]}" if len(attempts) < len(chain) else ""))
+            continue
+        attempts.append({"mode": mode, "outcome": "converted"})
+        return data, mode, {"asked": tp.ptq, "deployed": mode, "attempts": attempts,
+                            "fell_back": mode != tp.ptq}
+    last = attempts[-1]
+    tried = ", ".join(f"{a['mode']} {a['outcome']} ({a['error']})" for a in attempts)
+    raise ConversionError(f"{tp.target.name}: no conversion of {b.p.spec.name} succeeded: {tried}; layer types "
+                          f"{', '.join(last['layer_types'])}. Fix: add a fallback to the target (e.g. fallback: "
+                          f"[dynamic, float32]) or choose another quantization with --ptq.")
+
+
+def _layer_rows(b: _Builder, tp: TargetPlan, ptq: str) -> list[dict]:
+    from .layer_table import layer_rows
+
+    return layer_rows(b.source.model, tp.steps, ptq, tp.target)
 
 
 def _or_nan(x):

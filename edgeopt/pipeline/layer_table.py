@@ -1,0 +1,129 @@
+"""The ``--dry-run`` layer table of a user's model: for each layer, what each pass of the recipe will do to it
+(pruned, clustered, quantization-aware with which config, or left alone and why) and what the converter is known to
+do with it (TOOLCHAIN §2-3 and the measurements in the module constants below); and the planner's check that a
+recipe naming layers names only layers its pass can handle.
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import SpecError
+from ..recipe import CLUSTERABLE, PRESERVED_BY_SCHEME, PRUNABLE
+
+QAT_STEPS = ("qat", "pqat", "cqat", "pcqat")
+QAT_CONFIG = {
+    "Dense": "annotated (TFMOT default 8-bit config)",
+    "Conv1D": "annotated (edgeopt Conv1DQuantizeConfig: per-tensor kernel, activation)",
+    "LayerNormalization": "output quantized (edgeopt OutputQuantizeConfig; gamma/beta stay float in QAT)",
+    "MultiHeadAttention": "edgeopt NoOpQuantizeConfig (an output quantizer fails); the converter calibrates it",
+    "Embedding": "never annotated (its int32 input breaks FakeQuant); int8 by the converter",
+}
+# What TF 2.21's converter does with each layer (measured here: TOOLCHAIN §3 and this issue's runs).
+INT8_CRASHES = {"GRU", "SimpleRNN"}  # full-int8 conversion dies with SIGSEGV (exit 139), also inside Bidirectional
+CONVERTER = {
+    "Embedding": "GATHER; int8 keeps the int32 ids input",
+    "Dense": "FULLY_CONNECTED",
+    "Conv1D": "CONV_2D over an expanded axis (dilation kept)",
+    "LSTM": "UNIDIRECTIONAL_SEQUENCE_LSTM, static batch 1; int8 OK",
+    "GRU": "unrolled while loop, static batch 1",
+    "SimpleRNN": "unrolled while loop, static batch 1",
+    "LayerNormalization": "decomposed (MEAN, SQUARED_DIFFERENCE, RSQRT)",
+    "MultiHeadAttention": "decomposed (BATCH_MATMUL, SOFTMAX, FULLY_CONNECTED)",
+    "Dropout": "removed (inference)",
+    "SpatialDropout1D": "removed (inference)",
+    "InputLayer": "the int32 token ids [1, seq_len]",
+}
+
+
+def _cls(layer) -> str:
+    name = type(layer).__name__
+    inner = getattr(layer, "forward_layer", None)
+    return f"{name}({type(inner).__name__})" if inner is not None else name
+
+
+def _base(layer) -> set[str]:
+    inner = getattr(layer, "forward_layer", None)
+    return {type(layer).__name__} | ({type(inner).__name__} if inner is not None else set())
+
+
+def _selected(layer, sel) -> bool:
+    if sel.types and type(layer).__name__ not in sel.types:
+        return False
+    return not sel.names or bool(re.fullmatch(sel.names, layer.name))
+
+
+def _pass_cell(layer, cfg, supported: set[str], what: str) -> str:
+    cls = type(layer).__name__
+    if not layer.weights:
+        return "- (no weights)"
+    if cls not in supported:
+        return f"left alone ({cls}: TFMOT cannot {what} it)"
+    if not _selected(layer, cfg.layers):
+        return "left alone (not selected by layers)"
+    if what == "prune":
+        s = f"{cfg.m_by_n[0]}:{cfg.m_by_n[1]}" if cfg.m_by_n else f"{cfg.sparsity:g} {cfg.schedule}"
+        return f"pruned ({s})"
+    return f"clustered ({cfg.clusters}, {cfg.init})"
+
+
+def _qat_cell(layer, step) -> str:
+    cls = type(layer).__name__
+    if not layer.weights and cls not in QAT_CONFIG:
+        return "-"
+    cell = QAT_CONFIG.get(cls, "not annotated; the converter calibrates it")
+    if step.name != "qat" and cls in (PRUNABLE | CLUSTERABLE) - PRESERVED_BY_SCHEME and layer.weights:
+        cell += "; frozen so its structure survives"
+    return cell
+
+
+def _converter_cell(layer, ptq: str) -> str:
+    base = _base(layer)
+    crash = sorted(base & INT8_CRASHES)
+    note = "; ".join(CONVERTER[c] for c in sorted(base) if c in CONVERTER) or "converted as is"
+    if crash and ptq == "int8":
+        return f"full-int8 crashes TF 2.21's converter ({crash[0]}: SIGSEGV); dynamic/float32 convert"
+    return note
+
+
+def layer_rows(model, steps, ptq: str, target=None) -> list[dict]:
+    from ..source import iter_layers
+
+    cfg = {s.name: s for s in steps}
+    qat = next((s for s in steps if s.name in QAT_STEPS), None)
+    rows = []
+    for layer in iter_layers(model):
+        rows.append({
+            "layer": layer.name, "type": _cls(layer), "params": int(layer.count_params()) if layer.built else 0,
+            "prune": _pass_cell(layer, cfg["prune"].config, PRUNABLE, "prune") if "prune" in cfg else "-",
+            "cluster": _pass_cell(layer, cfg["cluster"].config, CLUSTERABLE, "cluster") if "cluster" in cfg else "-",
+            "qat": _qat_cell(layer, qat) if qat else "-",
+            "converter": _converter_cell(layer, ptq)})
+    return rows
+
+
+def format_table(rows) -> str:
+    cols = ("layer", "type", "params", "prune", "cluster", "qat", "converter")
+    shown = [c for c in cols if any(str(r[c]) != "-" for r in rows) or c in ("layer", "type", "params")]
+    w = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in shown}
+    lines = ["  ".join(c.ljust(w[c]) for c in shown)]
+    lines += ["  ".join(str(r[c]).ljust(w[c]) for c in shown) for r in rows]
+    return "\n".join(ln.rstrip() for ln in lines)
+
+
+def check_named_layers(model, steps, where: str) -> None:
+    """A recipe whose ``layers.names`` picks a layer its pass cannot handle, or no layer at all, is an error."""
+    from ..source import iter_layers
+
+    for st in steps:
+        if st.name not in ("prune", "cluster") or not st.config.layers.names:
+            continue
+        supported = PRUNABLE if st.name == "prune" else CLUSTERABLE
+        hit = [layer for layer in iter_layers(model) if re.fullmatch(st.config.layers.names, layer.name)]
+        if not hit:
+            raise SpecError(f"{where}: {st.name}.layers.names {st.config.layers.names!r} matches no layer (layers: "
+                            f"{', '.join(layer.name for layer in iter_layers(model))}). Fix: correct the pattern.")
+        bad = [f"{layer.name} ({type(layer).__name__})" for layer in hit
+               if type(layer).__name__ not in supported or not layer.weights]
+        if bad:
+            raise SpecError(f"{where}: {st.name}.layers.names picks {', '.join(bad)}, which {st.name} cannot handle "
+                            f"(it supports {', '.join(sorted(supported))}). Fix: narrow the pattern.")

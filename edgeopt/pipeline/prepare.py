@@ -1,0 +1,104 @@
+"""The input end: the spec's model source, its tokenizer and the checks of the model against the data, done before
+any training or conversion.
+
+For a built-in architecture nothing here needs TensorFlow. For a model file or a builder the model is loaded (or
+built) once, here: its sequence length and Embedding size fill the tokenizer fields the spec leaves unset, and a
+model that does not fit the data (inputs, class count, sequence length, vocabulary) is a one-line error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..errors import DataError
+from ..source import ModelSource, check_io, source_for
+from ..specs import ModelSpec
+
+
+@dataclass
+class Prepared:
+    spec: ModelSpec  # with the tokenizer fields a model file decides filled in
+    source: ModelSource
+    facts: dict = field(default_factory=dict)  # what the checks found (manifest "model_source")
+
+
+def make_tokenizer(spec: ModelSpec, ds):
+    """The spec's tokenizer: a vocabulary file, a Hugging Face file, or edgeopt's word tokenizer fitted on the
+    training texts (deterministic: the same vocabulary every build)."""
+    from ..data.tokenizer import HFTokenizer, WordTokenizer
+
+    tk = spec.tokenizer
+    if tk.vocab_file:
+        return WordTokenizer.from_vocab_file(tk.vocab_file, tk.seq_len, tk.lowercase, tk.pad_token, tk.unk_token)
+    if tk.huggingface:
+        return HFTokenizer.from_file(tk.huggingface, tk.seq_len, tk.pad_token)
+    tok = WordTokenizer.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
+                            lowercase=tk.lowercase)
+    if tok.vocab_size <= 2:
+        raise DataError(f"dataset {ds.name!r}: the training texts hold no token (min_freq {tk.min_freq}); nothing "
+                        f"can be learned. Fix: give training texts with words in them.")
+    return tok
+
+
+def resolve_spec(spec: ModelSpec, source: ModelSource) -> ModelSpec:
+    """A model file decides what the spec leaves unset: ``seq_len`` (its input length) and, for the fitted word
+    tokenizer, ``max_vocab`` (its Embedding's rows)."""
+    if source.kind != "file":
+        return spec
+    from ..source import iter_layers
+
+    model = source.model
+    tk, upd = spec.tokenizer, {}
+    shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else ()
+    if "seq_len" not in tk.model_fields_set and len(shape) == 2 and shape[1] is not None:
+        upd["seq_len"] = int(shape[1])
+    emb = [layer for layer in iter_layers(model) if type(layer).__name__ == "Embedding"]
+    if tk.mode == "fitted" and "max_vocab" not in tk.model_fields_set and emb:
+        upd["max_vocab"] = max(10, int(emb[0].input_dim))
+    if not upd:
+        return spec
+    return spec.model_copy(update={"tokenizer": tk.model_copy(update=upd)})
+
+
+def prepare(spec: ModelSpec) -> Prepared:
+    """Load/build the user's model and check it against the data (no-op for built-in architectures)."""
+    source = source_for(spec)
+    if source.kind == "architecture":
+        return Prepared(spec, source)
+    from ..data import load_dataset
+
+    spec = resolve_spec(spec, source)
+    ds = load_dataset(spec.data)
+    tok = make_tokenizer(spec, ds)
+    if source.kind == "builder":
+        source.prepare(tok.vocab_size, ds.num_classes, tok.seq_len)
+    facts = check_io(source.model, source.where, ds.num_classes, tok.seq_len, tok.vocab_size, ds.name)
+    facts = {"kind": source.kind, **source.fingerprint(), **facts}
+    if source.kind == "file":
+        facts["path"] = str(source.path)
+        facts["weights"] = "trained on the data first (training.fit)" if spec.training.fit else "used as given"
+        if getattr(source, "keras3", None) is not None:
+            from ..keras3 import compare
+
+            x = tok.encode_batch(ds.dev.texts[:256] or ds.train.texts[:256])
+            facts["keras3_rebuild"] = compare(source.keras3, source.model, x, source.path)
+    return Prepared(spec, source, facts)
+
+
+def first_step(spec: ModelSpec, source: ModelSource):
+    """``load`` (a model file's weights, as they are) or ``train``."""
+    from ..recipe import Step
+
+    if source.pretrained and not spec.training.fit:
+        return Step("load", note="the model file's weights, as given (training.fit to train them first)")
+    if source.pretrained:
+        return Step("train", note="from the model file's weights (training.fit)")
+    return Step("train")
+
+
+def layer_types(prep: Prepared) -> set[str]:
+    return prep.source.layer_types()
+
+
+def model_of(prep: Prepared) -> Optional[object]:
+    return None if prep.source.kind == "architecture" else prep.source.model
