@@ -343,13 +343,13 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
     import numpy as np
 
     from . import runtimes
-    from .data.tokenizer import WordTokenizer
+    from .data.tokenizer import load_tokenizer
 
     sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, xnnpack=not no_xnnpack))
     seq_len = sess.input_shape[1]
     tok_dir = Path(artifact).parent
     if (tok_dir / "tokenizer.json").is_file():
-        vocab = WordTokenizer.load(tok_dir).vocab_size
+        vocab = load_tokenizer(tok_dir).vocab_size
         x = np.random.default_rng(0).integers(2, max(vocab, 3), size=(64, seq_len), dtype=np.int32)
         inputs = f"random ids < {vocab} (tokenizer.json)"
     else:
@@ -478,19 +478,6 @@ def emulator():
 
 @emulator.command("setup")
 @click.option("--arch", default="arm64", show_default=True, help="Emulated architecture.")
-@click.option("--fallback", "fallback", multiple=True, type=click.Choice(["float32", "dynamic", "int8", "float16"]),
-              help="Quantization to deploy instead when the converter fails or crashes (repeatable, tried in order; "
-                   "replaces the target's fallback list).")
-@click.option("--data", "data", default=None,
-              help="With MODEL a model file: the data (a built-in dataset name, or a data YAML with a 'data:' section).")
-@click.option("--vocab", "vocab", default=None, type=click.Path(),
-              help="With MODEL a model file: the vocabulary it was trained with (one token a line).")
-@click.option("--hf-tokenizer", "hf_tokenizer", default=None, type=click.Path(),
-              help="With MODEL a model file: the Hugging Face tokenizers JSON it was trained with.")
-@click.option("--fit", is_flag=True, help="With MODEL a model file: train it on the data first (from its weights).")
-@click.option("--trust-model-code", is_flag=True,
-              help="Allow Lambda layers in a model file (their Python code runs when it is loaded).")
-@click.option("--custom-module", default=None, help="Module defining the custom Keras layers a model file uses.")
 @click.option("--force", is_flag=True, help="Rebuild even when it is already set up.")
 @click.option("--json", "as_json", is_flag=True)
 @_handle_errors

@@ -292,7 +292,9 @@ def _known_classes(keras3: bool) -> set[str]:
 
         k = keras()
     names = set(_SAFE_INTERNAL)
-    for mod in (k.layers, k.initializers, k.regularizers, k.constraints, k.models, k.activations):
+    # a compiled model's file also names its optimizer, loss and metrics (compile_config)
+    for mod in (k.layers, k.initializers, k.regularizers, k.constraints, k.models, k.activations, k.optimizers,
+                k.optimizers.schedules, k.losses, k.metrics):
         names.update(n for n in dir(mod) if not n.startswith("_"))
     if keras3:
         names.update(n for n in dir(k) if not n.startswith("_"))

@@ -75,6 +75,8 @@ def test_every_file_format_loads_with_its_own_weights(tmp_path):
     m = _model("gru")
     x = np.random.default_rng(0).integers(0, 3000, (20, SEQ)).astype(np.int32)
     want = m.predict(x, verbose=0)
+    K = _K()  # compiled, as a training script leaves it: the file then also names its optimizer and loss
+    m.compile(optimizer=K.optimizers.Adam(1e-3), loss=K.losses.SparseCategoricalCrossentropy(from_logits=True))
     m.save(tmp_path / "m.keras")
     m.save(tmp_path / "m.h5")
     m.save(tmp_path / "m_saved", save_format="tf")

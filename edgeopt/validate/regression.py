@@ -66,7 +66,8 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
     """Re-measure a build's deployed artifact: sha256, size, test-split accuracy and per-example correctness,
     latency at the budget setting, and (``emulate``) the emulated runs."""
     from .. import runtimes
-    from ..data import WordTokenizer, load_dataset
+    from ..data import load_dataset
+    from ..data.tokenizer import load_tokenizer
     from ..specs import DataSpec
     from .size import size_of
 
@@ -82,7 +83,7 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
     except Exception:
         raise InputError(f"{mpath}: manifest field 'spec.data' is not a data section. Fix: rebuild.") from None
     ds = load_dataset(data_spec)
-    tok = WordTokenizer.load(d)
+    tok = load_tokenizer(d)
     row = m.metrics.latency_budget_row
     sess = runtimes.load(art, runtimes.RuntimeOptions(threads=row.threads, xnnpack=row.xnnpack))
     x, y = tok.encode_batch(ds.test.texts), np.asarray(ds.test.labels)
