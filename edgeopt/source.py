@@ -325,7 +325,8 @@ def check_safe(path: Path, fmt: str, mspec, extra_known: set[str]) -> None:
                          f"is loaded; refused by default. Fix: if you trust this file, pass --trust-model-code (or "
                          f"model.trust_model_code: true), or replace the Lambda with a layer class in a "
                          f"model.custom_module.")
-    unknown = sorted({c for c, _ in found if c not in known and c != "Lambda"})
+    # SavedModel metadata names tf_keras' own optimizers by their registered name ("Custom>Adam")
+    unknown = sorted({c for c, _ in found if c.removeprefix("Custom>") not in known and c != "Lambda"})
     if unknown:
         raise InputError(f"{path}: uses class(es) {', '.join(unknown)} that Keras does not define. Fix: name the "
                          f"module that defines them in model.custom_module (or --custom-module).")
