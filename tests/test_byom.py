@@ -119,6 +119,7 @@ def test_each_mismatch_is_one_line_before_any_work(tmp_path, data_yaml):
         "classes": (_model("cnn", classes=5), "outputs 5 class scores, dataset smsspam has 2 classes"),
         "seq": (_model("cnn", seq=40), "takes sequences of 40 tokens, the tokenizer makes 24"),
         "vocab": (_model("cnn", vocab=50), "has 50 rows, the tokenizer's vocabulary has"),
+        "max_vocab": (_model("cnn", vocab=4000), "tokenizer.max_vocab 5000 exceeds the 4000 rows"),
     }
     i1, i2 = K.Input((SEQ,), dtype="int32"), K.Input((SEQ,), dtype="int32")
     e = K.layers.Embedding(3000, 8)
@@ -129,8 +130,8 @@ def test_each_mismatch_is_one_line_before_any_work(tmp_path, data_yaml):
     for name, (m, expect) in cases.items():
         m.save(tmp_path / f"{name}.keras")
         spec = {"name": name, "data": DATA, "model": {"path": f"{name}.keras"}, "tokenizer": {"seq_len": SEQ}}
-        if name == "vocab":
-            spec["tokenizer"]["max_vocab"] = 3000
+        if name in ("vocab", "max_vocab"):
+            spec["tokenizer"]["max_vocab"] = 3000 if name == "vocab" else 5000
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(spec))
         out = tmp_path / f"out-{name}"
         line = _one_line(run_cli(["build", str(tmp_path / f"{name}.yaml"), "--out", str(out)]))

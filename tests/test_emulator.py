@@ -233,3 +233,39 @@ def test_reference_builds_match_the_baselines_in_the_repository(emulator_root, t
     acc = next(c for c in json.loads(v.stdout)["checks"] if c["metric"] == "accuracy")
     assert not acc["passed"] and "31 examples lost, 0 gained" in acc["note"]
     shutil.rmtree(out)
+
+
+@pytest.mark.emulator
+@pytest.mark.slow
+def test_own_model_file_gets_the_same_evidence(emulator_root, tmp_path):
+    """A user's GRU model file: the int8 crash falls back to dynamic, which runs on the emulated Cortex-A53, the
+    ONNX export of the same weights is compared (--format both), and verify gates the build like a built-in one."""
+    import yaml
+
+    from edgeopt.tf import keras
+
+    K = keras()
+    K.backend.clear_session()
+    K.utils.set_random_seed(5)
+    i = K.Input((24,), dtype="int32")
+    x = K.layers.GRU(16)(K.layers.Embedding(3000, 16)(i))
+    K.Model(i, K.layers.Dense(2)(x)).save(tmp_path / "gru.keras")
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(
+        {"data": {"dataset": "smsspam", "limit": {"train": 1200, "dev": 200, "test": 300}}}))
+    out = tmp_path / "b"
+    r = run_cli(["build", str(tmp_path / "gru.keras"), "--data", str(tmp_path / "data.yaml"), "--fit",
+                 "-t", "raspberry-pi-zero-2w", "--fallback", "dynamic", "--format", "both", "--emulate", "--out",
+                 str(out), "-q", "--json", *FAST_LATENCY])
+    assert r.exit_code in (0, 3), r.output
+    m = json.loads(r.stdout)
+    assert m["conversion"]["deployed"] == "dynamic" and m["conversion"]["attempts"][0]["outcome"] == "crashed"
+    cpu = m["emulator"]["cpus"][0]
+    assert cpu["cpu"] == "cortex-a53" and cpu["loaded"] and cpu["parity"]["passed"], cpu
+    cross = m["metrics"]["cross_format"]
+    assert cross["format"] == "onnx" and cross["agreement_with_deployed"]["argmax_agreement"] >= 0.95
+    assert m["model_source"]["model_file_sha256"] and m["passes"][0]["step"] == "train"
+    base = tmp_path / "baseline.json"
+    assert run_cli(["verify", str(out), "--baseline", str(base), "--update", "--iterations", "30"]).exit_code == 0
+    loosen_latency(base)
+    ok = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30", "--json"])
+    assert ok.exit_code == 0, ok.output

@@ -73,6 +73,13 @@ def prepare(spec: ModelSpec) -> Prepared:
     if source.kind == "builder":
         source.prepare(tok.vocab_size, ds.num_classes, tok.seq_len)
     facts = check_io(source.model, source.where, ds.num_classes, tok.seq_len, tok.vocab_size, ds.name)
+    rows = facts.get("embedding_rows")
+    if source.kind == "file" and spec.tokenizer.mode == "fitted" and rows and spec.tokenizer.max_vocab > rows:
+        from ..errors import InputError
+
+        raise InputError(f"{spec.source or spec.name}: tokenizer.max_vocab {spec.tokenizer.max_vocab} exceeds the "
+                         f"{rows} rows of {source.where}'s Embedding (ids past them would index nothing). Fix: set "
+                         f"tokenizer.max_vocab: {rows}, or leave it unset.")
     facts = {"kind": source.kind, **source.fingerprint(), **facts}
     if source.kind == "file":
         facts["path"] = str(source.path)

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +22,31 @@ def build(p: Plan, quiet: bool = False, latency: LatencySettings = LatencySettin
     return [_build_target(b, tp) for tp in p.targets]
 
 
+@dataclass
+class _Run:
+    """One target's models and converted files, before anything is written."""
+
+    model: object
+    records: list
+    key: str
+    base_model: object
+    baseline_bytes: bytes
+    deployed_bytes: bytes
+    ptq: str  # the deployed quantization (the plan's, or a fallback)
+    conversion: dict
+    keras_logits: np.ndarray
+    base_keras_logits: np.ndarray
+
+
 def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
-    from .. import runtimes
+    """Passes and conversions, then the files written to a staging directory, measured there, described in the
+    manifest and report, and renamed into place."""
+    from ..manifest import dump_manifest
     from ..report import write_report
-    from ..validate import accuracy as acc_v
     from ..validate import budgets as bud_v
-    from ..validate import latency as lat_v
-    from ..validate.size import size_of_bytes
 
-    from ..manifest import encode_correct, examples_sha256
-
-    spec, ds, target, out = b.p.spec, b.ds, tp.target, tp.out_dir
-    fmt = target.runtime.format
-    model, records, k, base_key = b.run_steps(tp.steps)
-    base_model = b.memo[base_key][0]
-    baseline_bytes = b.convert(base_key, base_model, "float32", 0, target)
-    compressed = len(tp.steps) > 1
-    deployed_bytes, ptq, conversion = _convert_deployed(b, tp, k, model)
-    keras_logits = model.predict(b.x_test, batch_size=256, verbose=0)
-    base_keras_logits = keras_logits if base_model is model else base_model.predict(b.x_test, batch_size=256,
-                                                                                    verbose=0)
+    run = _convert(b, tp)
+    out = tp.out_dir
     out.parent.mkdir(parents=True, exist_ok=True)
     with dir_lock(out.parent, b.quiet):
         clean_stale(out)
@@ -50,124 +56,17 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; a build directory is an ordinary directory
-        files = {"baseline": staging / f"model_float32.{fmt}"}
-        files["baseline"].write_bytes(baseline_bytes)
-        if ptq != "float32" or compressed:
-            name = f"model_{ptq}.{fmt}" if ptq != "float32" else f"model_compressed_float32.{fmt}"
-            files["deployed"] = staging / name
-            files["deployed"].write_bytes(deployed_bytes)
-        else:
-            files["deployed"] = files["baseline"]
-        tok_files = b.tok.save(staging)
-        (staging / "labels.txt").write_text("\n".join(ds.label_names) + "\n", encoding="utf-8")
-
-        _log(b.quiet, f"[edgeopt] {target.name}: validating {files['deployed'].name} on {len(ds.test)} test examples")
-        measured = {}
-        bench_x = b.x_test[:LATENCY_INPUTS]
-        opts = lat_v.grid(target.runtime.threads, target.runtime.delegates)
-        for role, path in files.items():
-            if role == "deployed" and path == files["baseline"]:
-                measured[role] = measured["baseline"]
-                continue
-            sess = runtimes.load(path, runtimes.RuntimeOptions(threads=1,
-                                                               xnnpack="xnnpack" in target.runtime.delegates))
-            logits = sess.run(b.x_test)
-            ref = base_keras_logits if role == "baseline" else keras_logits
-            if logits.ndim != 2 or logits.shape[1] != ds.num_classes:
-                from ..errors import ConversionError
-
-                raise ConversionError(f"{path.name}: the exported model outputs {logits.shape[1:]} per example, not "
-                                      f"{ds.num_classes} class scores. Fix: check the model's output layer.")
-            measured[role] = {
-                "finite": bool(np.isfinite(logits).all()),
-                "accuracy": round(acc_v.accuracy(logits, b.y_test), 6),
-                "parity_vs_keras": acc_v.parity(ref, logits), "logits": logits,
-                "variable_tensors": sess.variable_tensors,
-                "latency": lat_v.measure(path, bench_x, opts, b.latency.warmup, b.latency.iterations, b.quiet),
-            }
-        base, dep = measured["baseline"], measured["deployed"]
-        drop = base["accuracy"] - dep["accuracy"]
-        row = lat_v.pick(dep["latency"], target.runtime.threads, "xnnpack" in target.runtime.delegates)
-        artifacts = []
-        for role, path in files.items():
-            if role == "deployed" and path == files["baseline"]:
-                artifacts[0]["role"] = "deployed"
-                continue
-            artifacts.append({"path": path.name, "format": fmt,
-                              "quantization": "float32" if role == "baseline" else ptq, "role": role,
-                              **size_of_bytes(path.read_bytes())})
-        dep_art = next(a for a in artifacts if a["role"] == "deployed")
-        if compressed or fmt == "onnx":  # the convert step's record: the deployed file, measured above, and its
-            records.append({"step": "convert", "note": f"{ptq} .{fmt} (deployed)",  # structure read back
-                            "accuracy": dep["accuracy"], "size_bytes": dep_art["size_bytes"],
-                            "gzip_bytes": dep_art["gzip_bytes"], **structure_of(files["deployed"])})
-        cross = _cross_format(b, tp, k, model, staging, dep["logits"]) if tp.cross_format else None
-        if cross:
-            artifacts.append({"path": cross["artifact"], "format": cross["format"], "quantization": cross["quantization"],
-                              "role": "cross_format", **{k2: cross[k2] for k2 in ("sha256", "size_bytes", "gzip_bytes")}})
+        files, side_files = _write_files(b, tp, run, staging)
+        measured = _measure(b, tp, run, files)
+        artifacts = _artifact_records(b, tp, run, files, measured, staging)
         emulated = None
         if tp.emulate:
             from ..emulator.validate import validate_for_target
 
-            emulated = validate_for_target(files["deployed"], b.x_test, b.y_test, target, spec.training.seed,
+            emulated = validate_for_target(files["deployed"], b.x_test, b.y_test, tp.target, b.p.spec.training.seed,
                                            cpus=list(tp.emulate), quiet=b.quiet)
-        keras_finite = bool(np.isfinite(keras_logits).all() and np.isfinite(base_keras_logits).all())
-        finite = {"keras model": keras_finite, files["baseline"].name: base["finite"],
-                  files["deployed"].name: dep["finite"]}
-        verdict = bud_v.check(target.budgets, accuracy=dep["accuracy"], accuracy_drop=drop,
-                              size_bytes=dep_art["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
-                              export_agreement=_or_nan(base["parity_vs_keras"]["argmax_agreement"]), emulated=emulated,
-                              finite=finite)
-        train_rec = next(r for r in records if r["step"] in ("train", "distill", "load"))
-        manifest = {
-            "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": b.versions,
-            "seed": spec.training.seed,
-            "model_source": {"kind": b.source.kind, "description": b.source.describe(), **b.p.facts,
-                             **({"layers": _layer_rows(b, tp, ptq)} if b.source.kind != "architecture" else {})},
-            "conversion": conversion,
-            "recipe": {"passes": tp.pass_names, "steps": [st.describe() for st in tp.steps],
-                       "convert": {"format": fmt, "quantization": ptq,
-                                   "batch": 1 if fmt == "tflite" else "dynamic",
-                                   "representative_samples": tp.representative_samples if ptq == "int8" else 0,
-                                   **({"opset": target.onnx_settings.opset,
-                                       "ort_quantization": target.onnx_settings.quant.model_dump()}
-                                      if fmt == "onnx" else {})}},
-            "passes": records,
-            "spec": spec.model_dump(mode="json"), "target_profile": target.model_dump(mode="json"),
-            "data": {"dataset": ds.name, "labels": len(ds.label_names), **ds.provenance},
-            "tokenizer": b.tok.config(),
-            "training": {k2: train_rec.get(k2) for k2 in ("epochs_run", "best_epoch", "best_dev_accuracy", "seconds")},
-            "artifacts": artifacts + [{"path": f.name, "format": f.suffix.lstrip("."), **size_of_bytes(f.read_bytes())}
-                                      for f in tok_files + [staging / "labels.txt"]],
-            "metrics": {
-                "keras_accuracy": round(acc_v.accuracy(keras_logits, b.y_test), 6),
-                "baseline": {"artifact": files["baseline"].name, "accuracy": base["accuracy"],
-                             "parity_vs_keras": base["parity_vs_keras"],
-                             "latency": [s.to_dict() for s in base["latency"]]},
-                "artifact": files["deployed"].name, "accuracy": dep["accuracy"], "accuracy_drop": round(drop, 6),
-                "test_examples": len(ds.test),
-                "finite_outputs": all(finite.values()),
-                "correct": encode_correct(dep["logits"].argmax(1) == b.y_test),
-                "examples_sha256": examples_sha256(b.x_test, b.y_test),
-                "variable_tensors": dep["variable_tensors"],
-                "parity_vs_keras": dep["parity_vs_keras"],
-                "parity_vs_baseline": acc_v.parity(base["logits"], dep["logits"]),
-                "size": {k2: dep_art[k2] for k2 in ("size_bytes", "gzip_bytes")},
-                "size_ratio_vs_float32": {
-                    "raw": round(artifacts[0]["size_bytes"] / dep_art["size_bytes"], 3),
-                    "gzip": round(artifacts[0]["gzip_bytes"] / dep_art["gzip_bytes"], 3)},
-                "latency": [s.to_dict() for s in dep["latency"]],
-                "latency_budget_row": {"threads": target.runtime.threads,
-                                       "xnnpack": "xnnpack" in target.runtime.delegates},
-                "latency_note": "measured on the build machine (see 'machine'), not on the target device",
-                **({"cross_format": cross} if cross else {}),
-            },
-            **({"emulator": emulated} if emulated else {}),
-            "budgets": verdict,
-            "build_seconds": round(time.perf_counter() - b.t_start, 1),
-        }
-        from ..manifest import dump_manifest
-
+        verdict = _verdict(tp, run, files, measured, artifacts, emulated)
+        manifest = _manifest(b, tp, run, files, measured, artifacts, side_files, emulated, verdict)
         manifest = dump_manifest(staging / "manifest.json", manifest)
         write_report(staging / "report.md", manifest)
         (staging / STAGING_MARKER).unlink()
@@ -177,11 +76,176 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    fails = bud_v.failures(verdict)
-    _log(b.quiet, f"[edgeopt] {target.name}: {files['deployed'].name} accuracy {dep['accuracy']:.4f} (float32 "
-                  f"{base['accuracy']:.4f}), {dep_art['size_bytes']:,} B; budgets "
+    dep = measured["deployed"]
+    _log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} accuracy {dep['accuracy']:.4f} (float32 "
+                  f"{measured['baseline']['accuracy']:.4f}), {manifest['metrics']['size']['size_bytes']:,} B; budgets "
                   f"{'PASSED' if verdict['passed'] else 'FAILED'} -> {out}")
-    return BuildResult(out, manifest, verdict["passed"], fails)
+    return BuildResult(out, manifest, verdict["passed"], bud_v.failures(verdict))
+
+
+def _convert(b: _Builder, tp: TargetPlan) -> _Run:
+    """Run (or fetch) the passes, convert the uncompressed model (the float32 baseline) and the final one (the
+    deployed file, with fallbacks), and the Keras outputs both are compared with."""
+    model, records, k, base_key = b.run_steps(tp.steps)
+    base_model = b.memo[base_key][0]
+    baseline_bytes = b.convert(base_key, base_model, "float32", 0, tp.target)
+    deployed_bytes, ptq, conversion = _convert_deployed(b, tp, k, model)
+    keras_logits = model.predict(b.x_test, batch_size=256, verbose=0)
+    base_keras_logits = keras_logits if base_model is model else base_model.predict(b.x_test, batch_size=256,
+                                                                                    verbose=0)
+    return _Run(model, records, k, base_model, baseline_bytes, deployed_bytes, ptq, conversion, keras_logits,
+                base_keras_logits)
+
+
+def _write_files(b: _Builder, tp: TargetPlan, run: _Run, staging: Path) -> tuple[dict, list]:
+    """({baseline, deployed}: model file paths, the tokenizer and labels files) written into ``staging``."""
+    fmt = tp.target.runtime.format
+    files = {"baseline": staging / f"model_float32.{fmt}"}
+    files["baseline"].write_bytes(run.baseline_bytes)
+    if run.ptq != "float32" or len(tp.steps) > 1:
+        name = f"model_{run.ptq}.{fmt}" if run.ptq != "float32" else f"model_compressed_float32.{fmt}"
+        files["deployed"] = staging / name
+        files["deployed"].write_bytes(run.deployed_bytes)
+    else:
+        files["deployed"] = files["baseline"]
+    side = b.tok.save(staging)
+    (staging / "labels.txt").write_text("\n".join(b.ds.label_names) + "\n", encoding="utf-8")
+    return files, side + [staging / "labels.txt"]
+
+
+def _measure(b: _Builder, tp: TargetPlan, run: _Run, files: dict) -> dict:
+    """Each model file run over the whole test split (accuracy, parity with its Keras model, finiteness) and its
+    latency grid."""
+    from .. import runtimes
+    from ..errors import ConversionError
+    from ..validate import accuracy as acc_v
+    from ..validate import latency as lat_v
+
+    target, n_cls = tp.target, b.ds.num_classes
+    _log(b.quiet, f"[edgeopt] {target.name}: validating {files['deployed'].name} on {len(b.ds.test)} test examples")
+    measured = {}
+    opts = lat_v.grid(target.runtime.threads, target.runtime.delegates)
+    for role, path in files.items():
+        if role == "deployed" and path == files["baseline"]:
+            measured[role] = measured["baseline"]
+            continue
+        sess = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack="xnnpack" in target.runtime.delegates))
+        logits = sess.run(b.x_test)
+        ref = run.base_keras_logits if role == "baseline" else run.keras_logits
+        if logits.ndim != 2 or logits.shape[1] != n_cls:
+            raise ConversionError(f"{path.name}: the exported model outputs {logits.shape[1:]} per example, not "
+                                  f"{n_cls} class scores. Fix: check the model's output layer.")
+        measured[role] = {
+            "finite": bool(np.isfinite(logits).all()),
+            "accuracy": round(acc_v.accuracy(logits, b.y_test), 6),
+            "parity_vs_keras": acc_v.parity(ref, logits), "logits": logits,
+            "variable_tensors": sess.variable_tensors,
+            "latency": lat_v.measure(path, b.x_test[:LATENCY_INPUTS], opts, b.latency.warmup, b.latency.iterations,
+                                     b.quiet),
+        }
+    return measured
+
+
+def _artifact_records(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, staging: Path) -> list:
+    """The model files' records (sizes, hashes), the cross-format export's when asked; appends the convert step's
+    record (the deployed file's accuracy and structure, read back) to the passes."""
+    from ..validate.size import size_of_bytes
+
+    fmt = tp.target.runtime.format
+    artifacts = []
+    for role, path in files.items():
+        if role == "deployed" and path == files["baseline"]:
+            artifacts[0]["role"] = "deployed"
+            continue
+        artifacts.append({"path": path.name, "format": fmt,
+                          "quantization": "float32" if role == "baseline" else run.ptq, "role": role,
+                          **size_of_bytes(path.read_bytes())})
+    dep_art = next(a for a in artifacts if a["role"] == "deployed")
+    if len(tp.steps) > 1 or fmt == "onnx":
+        run.records.append({"step": "convert", "note": f"{run.ptq} .{fmt} (deployed)",
+                            "accuracy": measured["deployed"]["accuracy"], "size_bytes": dep_art["size_bytes"],
+                            "gzip_bytes": dep_art["gzip_bytes"], **structure_of(files["deployed"])})
+    if tp.cross_format:
+        cross = _cross_format(b, tp, run.key, run.model, staging, measured["deployed"]["logits"])
+        artifacts.append({"path": cross["artifact"], "format": cross["format"], "quantization": cross["quantization"],
+                          "role": "cross_format", "_cross": cross,
+                          **{k: cross[k] for k in ("sha256", "size_bytes", "gzip_bytes")}})
+    return artifacts
+
+
+def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, emulated) -> dict:
+    from ..validate import budgets as bud_v
+    from ..validate import latency as lat_v
+
+    base, dep = measured["baseline"], measured["deployed"]
+    rt = tp.target.runtime
+    row = lat_v.pick(dep["latency"], rt.threads, "xnnpack" in rt.delegates)
+    finite = {"keras model": bool(np.isfinite(run.keras_logits).all() and np.isfinite(run.base_keras_logits).all()),
+              files["baseline"].name: base["finite"], files["deployed"].name: dep["finite"]}
+    dep_art = next(a for a in artifacts if a["role"] == "deployed")
+    return bud_v.check(tp.target.budgets, accuracy=dep["accuracy"], accuracy_drop=base["accuracy"] - dep["accuracy"],
+                       size_bytes=dep_art["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
+                       export_agreement=_or_nan(base["parity_vs_keras"]["argmax_agreement"]), emulated=emulated,
+                       finite=finite)
+
+
+def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, side_files: list,
+              emulated, verdict: dict) -> dict:
+    from ..manifest import encode_correct, examples_sha256
+    from ..validate import accuracy as acc_v
+    from ..validate.size import size_of_bytes
+
+    spec, ds, target, ptq = b.p.spec, b.ds, tp.target, run.ptq
+    fmt = target.runtime.format
+    base, dep = measured["baseline"], measured["deployed"]
+    cross = next((a.pop("_cross") for a in artifacts if "_cross" in a), None)
+    dep_art = next(a for a in artifacts if a["role"] == "deployed")
+    train_rec = next(r for r in run.records if r["step"] in ("train", "distill", "load"))
+    return {
+        "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": b.versions,
+        "seed": spec.training.seed,
+        "model_source": {"kind": b.source.kind, "description": b.source.describe(), **b.p.facts,
+                         **({"layers": _layer_rows(b, tp, ptq)} if b.source.kind != "architecture" else {})},
+        "conversion": run.conversion,
+        "recipe": {"passes": tp.pass_names, "steps": [st.describe() for st in tp.steps],
+                   "convert": {"format": fmt, "quantization": ptq, "batch": 1 if fmt == "tflite" else "dynamic",
+                               "representative_samples": tp.representative_samples if ptq == "int8" else 0,
+                               **({"opset": target.onnx_settings.opset,
+                                   "ort_quantization": target.onnx_settings.quant.model_dump()}
+                                  if fmt == "onnx" else {})}},
+        "passes": run.records,
+        "spec": spec.model_dump(mode="json"), "target_profile": target.model_dump(mode="json"),
+        "data": {"dataset": ds.name, "labels": len(ds.label_names), **ds.provenance},
+        "tokenizer": b.tok.config(),
+        "training": {k: train_rec.get(k) for k in ("epochs_run", "best_epoch", "best_dev_accuracy", "seconds")},
+        "artifacts": artifacts + [{"path": f.name, "format": f.suffix.lstrip("."), **size_of_bytes(f.read_bytes())}
+                                  for f in side_files],
+        "metrics": {
+            "keras_accuracy": round(acc_v.accuracy(run.keras_logits, b.y_test), 6),
+            "baseline": {"artifact": files["baseline"].name, "accuracy": base["accuracy"],
+                         "parity_vs_keras": base["parity_vs_keras"],
+                         "latency": [s.to_dict() for s in base["latency"]]},
+            "artifact": files["deployed"].name, "accuracy": dep["accuracy"],
+            "accuracy_drop": round(base["accuracy"] - dep["accuracy"], 6),
+            "test_examples": len(ds.test),
+            "finite_outputs": all(c["passed"] for c in verdict["checks"] if c["name"] == "finite_outputs"),
+            "correct": encode_correct(dep["logits"].argmax(1) == b.y_test),
+            "examples_sha256": examples_sha256(b.x_test, b.y_test),
+            "variable_tensors": dep["variable_tensors"],
+            "parity_vs_keras": dep["parity_vs_keras"],
+            "parity_vs_baseline": acc_v.parity(base["logits"], dep["logits"]),
+            "size": {k: dep_art[k] for k in ("size_bytes", "gzip_bytes")},
+            "size_ratio_vs_float32": {"raw": round(artifacts[0]["size_bytes"] / dep_art["size_bytes"], 3),
+                                      "gzip": round(artifacts[0]["gzip_bytes"] / dep_art["gzip_bytes"], 3)},
+            "latency": [s.to_dict() for s in dep["latency"]],
+            "latency_budget_row": {"threads": target.runtime.threads, "xnnpack": "xnnpack" in target.runtime.delegates},
+            "latency_note": "measured on the build machine (see 'machine'), not on the target device",
+            **({"cross_format": cross} if cross else {}),
+        },
+        **({"emulator": emulated} if emulated else {}),
+        "budgets": verdict,
+        "build_seconds": round(time.perf_counter() - b.t_start, 1),
+    }
 
 
 def _convert_deployed(b: _Builder, tp: TargetPlan, k: str, model) -> tuple[bytes, str, dict]:
