@@ -87,36 +87,45 @@ def inspect_tflite(path) -> dict:
             if name == "CUSTOM":
                 name = "CUSTOM:" + (oc.CustomCode() or b"?").decode()
             codes.append((name, oc.Version()))
-        sub = model.Subgraphs(0)
         ops = Counter()
-        for j in range(sub.OperatorsLength()):
-            name, ver = codes[sub.Operators(j).OpcodeIndex()]
-            ops[(name, ver)] += 1
-        tensors, weights = [], []
-        inputs, outputs = set(sub.InputsAsNumpy().tolist()), set(sub.OutputsAsNumpy().tolist())
-        for k in range(sub.TensorsLength()):
-            t = sub.Tensors(k)
-            b = model.Buffers(t.Buffer()) if t.Buffer() < model.BuffersLength() else None
-            nbytes = (b.DataLength() or b.Size()) if b is not None else 0
-            info = {"index": k, "name": (t.Name() or b"").decode(errors="replace"),
-                    "dtype": type_names.get(t.Type(), str(t.Type())).lower(),
-                    "shape": t.ShapeAsNumpy().tolist() if t.ShapeLength() else [],
-                    "constant": nbytes > 0, "bytes": int(nbytes), "variable": bool(t.IsVariable())}
-            q = t.Quantization()
-            zp, axis = None, 0
-            if q is not None and q.ScaleLength():
-                axis = int(q.QuantizedDimension())
-                info["quantized"] = {"scales": int(q.ScaleLength()), "axis": axis}
-                zp = q.ZeroPointAsNumpy() if q.ZeroPointLength() else None
-            if info["constant"] and info["dtype"] in _NP and b.DataLength() and len(info["shape"]) >= 2:
-                import numpy as np
+        tensors, weights, seen_buffers = [], [], set()
+        # every subgraph: a recurrent layer converted as a while loop keeps its kernels in the loop body's subgraph
+        for si in range(model.SubgraphsLength()):
+            sub = model.Subgraphs(si)
+            for j in range(sub.OperatorsLength()):
+                name, ver = codes[sub.Operators(j).OpcodeIndex()]
+                ops[(name, ver)] += 1
+            if si == 0:
+                inputs, outputs = set(sub.InputsAsNumpy().tolist()), set(sub.OutputsAsNumpy().tolist())
+            for k in range(sub.TensorsLength()):
+                t = sub.Tensors(k)
+                b = model.Buffers(t.Buffer()) if t.Buffer() < model.BuffersLength() else None
+                nbytes = (b.DataLength() or b.Size()) if b is not None else 0
+                if si > 0 and (nbytes == 0 or t.Buffer() in seen_buffers):
+                    continue  # other subgraphs: their own constants only, each buffer once
+                info = {"index": k, "name": (t.Name() or b"").decode(errors="replace"),
+                        "dtype": type_names.get(t.Type(), str(t.Type())).lower(),
+                        "shape": t.ShapeAsNumpy().tolist() if t.ShapeLength() else [],
+                        "constant": nbytes > 0, "bytes": int(nbytes), "variable": bool(t.IsVariable())}
+                if si > 0:
+                    info["subgraph"] = si
+                q = t.Quantization()
+                zp, axis = None, 0
+                if q is not None and q.ScaleLength():
+                    axis = int(q.QuantizedDimension())
+                    info["quantized"] = {"scales": int(q.ScaleLength()), "axis": axis}
+                    zp = q.ZeroPointAsNumpy() if q.ZeroPointLength() else None
+                if info["constant"] and info["dtype"] in _NP and b.DataLength() and len(info["shape"]) >= 2:
+                    import numpy as np
 
-                arr = np.frombuffer(b.DataAsNumpy().tobytes(), dtype=_NP[info["dtype"]])
-                info.update(weight_stats(arr, info["shape"], zp if info["dtype"] in ("int8", "uint8", "int16") else None,
-                                         axis))
-            tensors.append(info)
-            if info["constant"]:
-                weights.append(info)
+                    arr = np.frombuffer(b.DataAsNumpy().tobytes(), dtype=_NP[info["dtype"]])
+                    info.update(weight_stats(arr, info["shape"],
+                                             zp if info["dtype"] in ("int8", "uint8", "int16") else None, axis))
+                if si == 0:
+                    tensors.append(info)
+                if info["constant"] and t.Buffer() not in seen_buffers:
+                    seen_buffers.add(t.Buffer())
+                    weights.append(info)
     except ArtifactError:
         raise
     except Exception as e:
@@ -133,8 +142,8 @@ def inspect_tflite(path) -> dict:
         "weight_bytes": int(sum(w["bytes"] for w in weights)),
         "variable_tensors": sum(t["variable"] for t in tensors),
         "weights": [{k: t[k] for k in ("name", "dtype", "shape", "zero_fraction", "unique_values",
-                                       "unique_per_channel_max", "m_by_n") if k in t}
-                    for t in tensors if "zero_fraction" in t],
+                                       "unique_per_channel_max", "m_by_n", "subgraph") if k in t}
+                    for t in weights if "zero_fraction" in t],
         "tensors": tensors,
     }
 
