@@ -159,8 +159,6 @@ class _Builder:
 
     def _distill(self, cfg):
         from ..passes.distill import distill
-        from ..recipe import Step
-
         teacher = self.p.teacher
         _log(self.quiet, f"[edgeopt] distill: teacher {teacher.name}")
         if not hasattr(teacher, "data"):  # all-MiniLM-L6-v2: frozen encoder + linear head, on the raw texts
