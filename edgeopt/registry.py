@@ -105,21 +105,9 @@ def model_from_args(ref: str, data=None, vocab=None, hf_tokenizer=None, fit: boo
         raise InputError(f"{ref}: a model file needs its data. Fix: add --data DATASET (banking77, sst2, smsspam) or "
                          f"--data FILE.yaml (a YAML with a 'data:' section, as in a ModelSpec).")
     if data.endswith((".yaml", ".yml")):
-        from .specs import _read_yaml
+        from .specs import DataFile, data_relative_to
 
-        raw = _read_yaml(Path(data))
-        if set(raw) != {"data"}:
-            raise InputError(f"{data}: expected one top-level 'data:' section (got {', '.join(sorted(raw))}). Fix: "
-                             f"give only the data section of a ModelSpec.")
-        class _DataOnly(ModelSpec.__base__):  # noqa: N801 - a one-field schema for the error messages
-            data: DataSpec
-
-        ds = parse_file(Path(data), _DataOnly).data
-        if ds.files is not None:
-            base = Path(data).resolve().parent
-            fix = {k: str(base / v) if v and not Path(v).is_absolute() else v
-                   for k, v in (("train", ds.files.train), ("test", ds.files.test), ("dev", ds.files.dev))}
-            ds = ds.model_copy(update={"files": ds.files.model_copy(update=fix)})
+        ds = data_relative_to(parse_file(Path(data), DataFile).data, Path(data).resolve().parent)
     else:
         from .data.datasets import BUILTIN_DATASETS
 

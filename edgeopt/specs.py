@@ -469,12 +469,22 @@ def load_model_spec_file(path) -> ModelSpec:
     if tk.vocab_file or tk.huggingface:
         spec = spec.model_copy(update={"tokenizer": tk.model_copy(update={
             "vocab_file": _rel(base, tk.vocab_file), "huggingface": _rel(base, tk.huggingface)})})
-    if spec.data.files is not None:  # relative data paths are relative to the spec file
-        files = spec.data.files
-        fix = {k: str((base / v) if not Path(v).is_absolute() else Path(v))
-               for k, v in (("train", files.train), ("test", files.test), ("dev", files.dev)) if v}
-        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"files": files.model_copy(update=fix)})})
-    return spec
+    return spec.model_copy(update={"data": data_relative_to(spec.data, base)})
+
+
+def data_relative_to(data: DataSpec, base: Path) -> DataSpec:
+    """``data`` with its files' relative paths taken relative to ``base`` (the directory of the YAML naming them)."""
+    if data.files is None:
+        return data
+    f = data.files
+    fix = {k: _rel(base, v) for k, v in (("train", f.train), ("test", f.test), ("dev", f.dev)) if v}
+    return data.model_copy(update={"files": f.model_copy(update=fix)})
+
+
+class DataFile(_Frozen):
+    """A YAML holding only a ``data:`` section (``edgeopt build MODEL_FILE --data FILE.yaml``)."""
+
+    data: DataSpec
 
 
 def load_target_file(path) -> TargetProfile:

@@ -66,10 +66,10 @@ class _Builder:
 
         src, dims = self.source, (tok.vocab_size, self.ds.num_classes, tok.seq_len)
         from_logits = True
-        if src.kind != "architecture":
+        if src.kind != "architecture":  # prepared by the planner: its model is loaded (file) or built (builder)
             from ..source import output_kind
 
-            from_logits = output_kind(src.initial(*dims) if src.kind == "builder" else src.model) == "logits"
+            from_logits = output_kind(src.model) == "logits"
         return PassContext(
             x_train=tok.encode_batch(self.ds.train.texts), y_train=np.asarray(self.ds.train.labels, np.int32),
             x_dev=tok.encode_batch(self.ds.dev.texts), y_dev=np.asarray(self.ds.dev.labels, np.int32),

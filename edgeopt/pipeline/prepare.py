@@ -8,7 +8,6 @@ model that does not fit the data (inputs, class count, sequence length, vocabula
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ..errors import DataError
 from ..source import ModelSource, check_io, source_for
@@ -101,11 +100,3 @@ def first_step(spec: ModelSpec, source: ModelSource):
     if source.pretrained:
         return Step("train", note="from the model file's weights (training.fit)")
     return Step("train")
-
-
-def layer_types(prep: Prepared) -> set[str]:
-    return prep.source.layer_types()
-
-
-def model_of(prep: Prepared) -> Optional[object]:
-    return None if prep.source.kind == "architecture" else prep.source.model
