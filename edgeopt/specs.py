@@ -151,7 +151,7 @@ class ArchitectureSpec(_Frozen):
 
 class ModelFileSpec(_Frozen):
     """The user's own model: a saved file (``path``) or a Python builder (``builder``), instead of a built-in
-    ``architecture``. See edgeopt/source.py."""
+    ``architecture``. See edgeopt/sources/."""
 
     path: Optional[str] = None  # tf_keras .keras / .h5 / SavedModel directory, or a Keras 3 .keras
     builder: Optional[str] = None  # "package.module:function", called as f(vocab_size=, num_classes=, seq_len=, **params)

@@ -69,7 +69,7 @@ def _build(args, code=(0, 3)):
 
 # ------------------------------------------------------------------------------------------ formats
 def test_every_file_format_loads_with_its_own_weights(tmp_path):
-    from edgeopt.source import FileSource
+    from edgeopt.sources import FileSource
     from edgeopt.specs import ModelFileSpec
 
     m = _model("gru")

@@ -50,7 +50,7 @@ class _Builder:
         else:
             for name in ("t_start", "ds", "versions", "cache", "memo", "converted", "exports", "tmp"):
                 setattr(self, name, getattr(parent, name))
-        from ..source import source_for
+        from ..sources import source_for
 
         self.source = p.source if p.source is not None else source_for(spec)
         self.tok = fit_tokenizer(spec, self.ds)
@@ -67,7 +67,7 @@ class _Builder:
         src, dims = self.source, (tok.vocab_size, self.ds.num_classes, tok.seq_len)
         from_logits = True
         if src.kind != "architecture":  # prepared by the planner: its model is loaded (file) or built (builder)
-            from ..source import output_kind
+            from ..sources import output_kind
 
             from_logits = output_kind(src.model) == "logits"
         return PassContext(

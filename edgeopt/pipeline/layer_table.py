@@ -86,7 +86,7 @@ def _converter_cell(layer, ptq: str) -> str:
 
 
 def layer_rows(model, steps, ptq: str, target=None) -> list[dict]:
-    from ..source import iter_layers
+    from ..sources import iter_layers
 
     cfg = {s.name: s for s in steps}
     qat = next((s for s in steps if s.name in QAT_STEPS), None)
@@ -112,7 +112,7 @@ def format_table(rows) -> str:
 
 def check_named_layers(model, steps, where: str) -> None:
     """A recipe whose ``layers.names`` picks a layer its pass cannot handle, or no layer at all, is an error."""
-    from ..source import iter_layers
+    from ..sources import iter_layers
 
     for st in steps:
         if st.name not in ("prune", "cluster") or not st.config.layers.names:

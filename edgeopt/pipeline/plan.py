@@ -245,7 +245,7 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
     from ..data import load_dataset
     from ..data.tokenizer import load_tokenizer
     from ..files import read_text_capped
-    from ..source import source_for
+    from ..sources import source_for
     from .prepare import resolve_spec
 
     if spec.model is not None and spec.model.path is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import DataError
-from ..source import ModelSource, check_io, source_for
+from ..sources import ModelSource, check_io, source_for
 from ..specs import ModelSpec
 
 
@@ -44,7 +44,7 @@ def resolve_spec(spec: ModelSpec, source: ModelSource) -> ModelSpec:
     tokenizer, ``max_vocab`` (its Embedding's rows)."""
     if source.kind != "file":
         return spec
-    from ..source import iter_layers
+    from ..sources import iter_layers
 
     model = source.model
     tk, upd = spec.tokenizer, {}
@@ -84,7 +84,7 @@ def prepare(spec: ModelSpec) -> Prepared:
         facts["path"] = str(source.path)
         facts["weights"] = "trained on the data first (training.fit)" if spec.training.fit else "used as given"
         if getattr(source, "keras3", None) is not None:
-            from ..keras3 import compare
+            from ..sources.keras3 import compare
 
             x = tok.encode_batch(ds.dev.texts[:256] or ds.train.texts[:256])
             facts["keras3_rebuild"] = compare(source.keras3, source.model, x, source.path)

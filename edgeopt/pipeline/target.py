@@ -254,7 +254,7 @@ def _convert_deployed(b: _Builder, tp: TargetPlan, k: str, model) -> tuple[bytes
     left to try it is one line, exit 2, naming the fix. Returns (bytes, deployed mode, record)."""
     from ..convert.tflite import ConverterCrash
     from ..errors import ConversionError
-    from ..source import layer_types_of
+    from ..sources import layer_types_of
 
     chain = [tp.ptq, *[m for m in tp.target.fallback if m != tp.ptq]]
     attempts = []

@@ -14,7 +14,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from .errors import ArtifactError, InputError
+from ..errors import ArtifactError, InputError
 
 FORMATS = "a tf_keras .keras or .h5 file, a SavedModel directory, or a Keras 3 .keras file"
 # Layers made by Keras itself when a functional model calls TensorFlow ops (serialized by op name, not by code), and
@@ -27,7 +27,7 @@ _SAFE_INTERNAL = {"Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpL
 
 def tree_sha256(path: Path) -> str:
     """SHA-256 of a file, or of a directory's files (relative names and contents, in sorted order)."""
-    from .data.datasets import sha256_file
+    from ..data.datasets import sha256_file
 
     if path.is_file():
         return sha256_file(path)
@@ -45,7 +45,7 @@ def detect_format(path: Path) -> str:
         if (path / "saved_model.pb").is_file():
             return "savedmodel"
         raise InputError(f"{path}: a directory without saved_model.pb, so not a SavedModel. Fix: give {FORMATS}.")
-    from .files import regular_file
+    from ..files import regular_file
 
     regular_file(path, "model file", ArtifactError)
     with open(path, "rb") as f:
@@ -79,7 +79,7 @@ def _config_of(path: Path, fmt: str) -> list:
                 raise ArtifactError(f"{path}: an HDF5 file without a model config (weights only?). Fix: save the "
                                     f"whole model (model.save(...)), not save_weights.")
             return [json.loads(raw if isinstance(raw, str) else raw.decode())]
-        from .tf import keras
+        from ..tf import keras
 
         keras()
         from tf_keras.protobuf import saved_metadata_pb2
@@ -115,7 +115,7 @@ def _known_classes(keras3: bool) -> set[str]:
     if keras3:
         import keras as k
     else:
-        from .tf import keras
+        from ..tf import keras
 
         k = keras()
     names = set(_SAFE_INTERNAL)
@@ -167,7 +167,7 @@ def load_file(path: Path, fmt: str, mspec):
         from .keras3 import load_and_rebuild
 
         return load_and_rebuild(path, objs, safe_mode=not mspec.trust_model_code)
-    from .tf import keras
+    from ..tf import keras
 
     K = keras()
     try:

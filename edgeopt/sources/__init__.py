@@ -11,7 +11,8 @@ One small interface that the planner, the passes, the cache and the tokenizer us
 - ``rebuild(...)``: the same structure with fresh weights (cache loads and the strip steps copy weights into it);
 - ``pretrained``: a model file's weights are the float baseline as they are, unless ``training.fit`` is true.
 
-Saved files are found, read and loaded safely by modelfile.py.
+Saved files are found, read and loaded safely by modelfile.py; Keras 3 files are rebuilt in tf_keras by
+keras3.py.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .errors import InputError
+from ..errors import InputError
 from .modelfile import detect_format, load_file, tree_sha256
 
 
@@ -50,7 +51,7 @@ class BuiltinSource(ModelSource):
         self.arch = arch
 
     def layer_types(self) -> set[str]:
-        from .architectures import LAYER_TYPES
+        from ..architectures import LAYER_TYPES
 
         return set(LAYER_TYPES[self.arch.name])
 
@@ -58,7 +59,7 @@ class BuiltinSource(ModelSource):
         return f"built-in architecture {self.arch.name}"
 
     def rebuild(self, vocab_size, num_classes, seq_len):
-        from .architectures import build_model
+        from ..architectures import build_model
 
         return build_model(self.arch.name, self.arch.config(), vocab_size=vocab_size, num_classes=num_classes,
                            seq_len=seq_len)
@@ -105,12 +106,12 @@ class FileSource(_KerasSource):
         return self._model
 
     def initial(self, vocab_size, num_classes, seq_len):
-        from .passes.common import copy_model
+        from ..passes.common import copy_model
 
         return copy_model(self.model)
 
     def rebuild(self, vocab_size, num_classes, seq_len):
-        from .tf import keras
+        from ..tf import keras
 
         return keras().models.clone_model(self.model)
 
@@ -153,14 +154,14 @@ class BuilderSource(_KerasSource):
 
     def rebuild(self, vocab_size, num_classes, seq_len):
         """A clone of the model the builder made (same layer names: a second call could number them anew)."""
-        from .tf import keras
+        from ..tf import keras
 
         if self._args != (vocab_size, num_classes, seq_len):
             self.prepare(vocab_size, num_classes, seq_len)
         return keras().models.clone_model(self._model)
 
     def _call(self, vocab_size, num_classes, seq_len):
-        from .tf import is_keras3_model, keras
+        from ..tf import is_keras3_model, keras
 
         fn = self.function()
         try:

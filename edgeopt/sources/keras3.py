@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ArtifactError, InputError
+from ..errors import ArtifactError, InputError
 
 # Keras 3 config keys that tf_keras layers do not take (they carry no behaviour those layers have).
 _DROP = {"quantization_config", "optional", "lora_rank", "lora_alpha", "synchronized", "input_axes", "output_axes"}
@@ -69,7 +69,7 @@ def translate(k3_config: dict) -> dict:
 
 
 def _layer(l: dict, seq: bool = False) -> dict:
-    from .tf import keras
+    from ..tf import keras
 
     K = keras()
     cls = l["class_name"]
@@ -142,7 +142,7 @@ def _node(layer_cls, name: str, node: dict) -> list:
 
 def load_and_rebuild(path: Path, custom: dict, safe_mode: bool = True):
     """(tf_keras model, report with the Keras 3 model for :func:`compare`)."""
-    from .tf import keras
+    from ..tf import keras
 
     K = keras()
     import keras as k3
