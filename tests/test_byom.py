@@ -207,6 +207,7 @@ def test_dry_run_layer_table_says_what_each_pass_does(tmp_path, data_yaml):
     assert "Bidirectional(GRU)" in rows["bidirectional"] and "frozen so its structure survives" in rows["lstm"]
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in rows["lstm"] and "never annotated" in rows["embedding"]
     assert "annotated (TFMOT default 8-bit config)" in rows["dense"]
+    assert "known to crash" in r.stdout and "--fallback dynamic" in r.stdout  # pixel-7 is int8, with no fallback
     r = run_cli(["build", str(tmp_path / "attn.h5"), "--data", str(data_yaml), "--dry-run", "--prune", "0.5",
                  "--qat", "--json"])
     layers = {row["layer"]: row for row in json.loads(r.stdout)["layers"]}

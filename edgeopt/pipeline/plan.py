@@ -119,6 +119,10 @@ class Plan:
             lines += [f"    {i}. {step}" for i, step in enumerate(t.describe_steps(), 1)]
             if t.target.fallback:
                 lines.append(f"    if converting {t.ptq} fails or crashes: try {', then '.join(t.target.fallback)}")
+            elif t.ptq == "int8" and any("full-int8 crashes" in r["converter"] for r in self.layers):
+                lines.append("    note: TF 2.21's int8 converter is known to crash on this model's layers (see the "
+                             "table) and this target has no fallback, so the build would stop there (exit 2). Fix: "
+                             "add --fallback dynamic (or fallback: in the target).")
             if t.emulate:
                 lines.append(f"    then: emulated validation on qemu {', '.join(t.emulate)}")
         return "\n".join(lines)
