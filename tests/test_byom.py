@@ -254,7 +254,7 @@ def test_pretrained_model_with_its_own_vocabulary_reaches_its_own_accuracy(tmp_p
     assert man["passes"][0]["step"] == "load" and man["model_source"]["weights"] == "used as given"
     assert man["metrics"]["keras_accuracy"] == pytest.approx(own, abs=1e-6)
     assert abs(man["metrics"]["accuracy"] - own) <= 1 / 300 + 1e-9  # the float32 artifact: same ids, at most 1 flip
-    assert man["tokenizer"]["pad_id"] == 599 and own > 0.9
+    assert man["tokenizer"]["pad_id"] == 599 and own >= 0.93  # the majority class is 0.893 of this slice
     # the same vocabulary as a Hugging Face tokenizers file
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
@@ -304,7 +304,7 @@ def test_builder_model_trains_and_compresses(tmp_path):
         "    return K.Model(i, K.layers.Dense(num_classes, activation='softmax')(x))\n")
     spec = {"name": "built", "data": DATA, "tokenizer": {"seq_len": SEQ, "max_vocab": 2000},
             "model": {"builder": "mybuilders:gru_classifier", "params": {"units": 12}},
-            "training": {"epochs": 2, "batch_size": 32}}
+            "training": {"epochs": 5, "batch_size": 32, "learning_rate": 0.01}}
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(spec))
     man = _build([str(tmp_path / "b.yaml"), "--target", "raspberry-pi-4", "--prune", "0.5", "--out",
                   str(tmp_path / "out")])
@@ -312,7 +312,18 @@ def test_builder_model_trains_and_compresses(tmp_path):
     assert man["model_source"]["builder_source_sha256"]
     assert [p["step"] for p in man["passes"]][:2] == ["train", "prune"]
     assert man["passes"][1]["weights"]["zero_fraction"] > 0.3
-    assert man["metrics"]["accuracy"] > 0.8  # 2 epochs on 800 SMS: well above chance (0.87 is all-ham)
+    # the majority class (ham) is 0.893 of this test slice, what a model that learned nothing scores; this one
+    # (and the distilled one below) reach about 0.96 here
+    assert man["metrics"]["accuracy"] >= 0.93
+    # distillation into the same softmax builder, from a built-in teacher trained on the same data
+    teacher = {"name": "teacher", "data": DATA, "tokenizer": {"seq_len": SEQ, "max_vocab": 2000},
+               "architecture": {"name": "text_cnn", "params": {"embed_dim": 16, "filters": 16, "kernel_sizes": [3]}},
+               "training": {"epochs": 4, "batch_size": 32, "learning_rate": 0.01}}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(teacher))
+    dm = _build([str(tmp_path / "b.yaml"), "--target", "raspberry-pi-4", "--distill", str(tmp_path / "t.yaml"),
+                 "--out", str(tmp_path / "distilled")])
+    d = dm["passes"][0]
+    assert d["step"] == "distill" and d["teacher"]["architecture"] == "text_cnn" and dm["metrics"]["accuracy"] >= 0.93
     spec["model"]["params"] = {"bogus": 1}
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(spec))
     assert "calling it failed" in _one_line(run_cli(["build", str(tmp_path / "b.yaml"), "--dry-run"]))
