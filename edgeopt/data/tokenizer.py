@@ -63,11 +63,10 @@ class WordTokenizer:
             vocab.pop()
         vocab = [t.rstrip("\r") for t in vocab]
         fix = "Fix: give one token a line, each once, id = line number."
+        seen: dict[str, int] = {}
         for i, t in enumerate(vocab):
             if not t:
                 raise InputError(f"{path}: line {i + 1} is empty (a vocabulary line is one token). {fix}")
-        seen: dict[str, int] = {}
-        for i, t in enumerate(vocab):
             if t in seen:
                 raise InputError(f"{path}: token {t!r} is on lines {seen[t] + 1} and {i + 1}. {fix}")
             seen[t] = i
@@ -160,23 +159,29 @@ class HFTokenizer:
         tok.enable_truncation(self.seq_len)
         tok.enable_padding(length=self.seq_len, pad_id=self.pad_id, pad_token=pad_token)
 
-    @classmethod
-    def from_file(cls, path, seq_len: int, pad_token: str | None = None, error=None) -> "HFTokenizer":
+    @staticmethod
+    def _read(path: Path, error):
+        """(the tokenizers.Tokenizer in ``path``, the SHA-256 of its text)."""
         import hashlib
 
         from tokenizers import Tokenizer
 
-        from ..errors import InputError
         from ..files import read_text_capped
 
-        error = error or InputError
-        path = Path(path)
         text = read_text_capped(path, 256 << 20, "tokenizers JSON file", error)
         try:
             tok = Tokenizer.from_str(text)
         except Exception as e:  # tokenizers raises a bare Exception with serde's message
             raise error(f"{path}: not a Hugging Face tokenizers file ({str(e).splitlines()[0][:200]}). Fix: give "
                         f"the tokenizer.json your model was trained with.") from None
+        return tok, hashlib.sha256(text.encode()).hexdigest()
+
+    @classmethod
+    def from_file(cls, path, seq_len: int, pad_token: str | None = None) -> "HFTokenizer":
+        from ..errors import InputError as error
+
+        path = Path(path)
+        tok, digest = cls._read(path, error)
         if pad_token is not None:
             pad_id = tok.token_to_id(pad_token)
             if pad_id is None:
@@ -189,7 +194,7 @@ class HFTokenizer:
                           None)
             if pad_id is None:
                 raise error(f"{path}: names no padding token. Fix: set tokenizer.pad_token.")
-        return cls(tok, seq_len, pad_id, hashlib.sha256(text.encode()).hexdigest())
+        return cls(tok, seq_len, pad_id, digest)
 
     def encode_batch(self, texts):
         import numpy as np
@@ -230,9 +235,8 @@ class HFTokenizer:
                 raise ValueError("'seq_len' and 'pad_id' must be integers")
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise ArtifactError(f"{d / HF_CONFIG}: cannot load it ({e}). Fix: point at a build directory.") from None
-        tok = cls.from_file(d / "tokenizer.json", seq_len, error=ArtifactError)
-        tok.__init__(tok.tok, seq_len, pad_id, cfg.get("source_sha256", tok.digest))
-        return tok
+        tok, digest = cls._read(d / "tokenizer.json", ArtifactError)
+        return cls(tok, seq_len, pad_id, cfg.get("source_sha256", digest))  # the file it was made from
 
 
 def load_tokenizer(directory):

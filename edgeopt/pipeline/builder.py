@@ -14,7 +14,8 @@ import numpy as np
 from .. import __version__
 from ..recipe import Step
 from ..specs import TargetProfile
-from .plan import QAT_STEPS, LatencySettings, Plan, _log, fit_tokenizer
+from .plan import QAT_STEPS, LatencySettings, Plan, _log
+from .prepare import make_tokenizer
 
 @dataclass
 class BuildResult:
@@ -53,7 +54,7 @@ class _Builder:
         from ..sources import source_for
 
         self.source = p.source if p.source is not None else source_for(spec)
-        self.tok = fit_tokenizer(spec, self.ds)
+        self.tok = make_tokenizer(spec, self.ds)
         _log(quiet, f"[edgeopt] {self.ds.name} for {spec.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / "
                     f"test {len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
         self.x_test, self.y_test = self.tok.encode_batch(self.ds.test.texts), np.asarray(self.ds.test.labels)

@@ -235,13 +235,6 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
     return Plan(spec, tuple(plans), use_cache, teacher, prep.source, prep.facts, rows)
 
 
-def fit_tokenizer(spec: ModelSpec, ds):
-    """The spec's tokenizer (fitted, or the files it names); see prepare.make_tokenizer."""
-    from .prepare import make_tokenizer
-
-    return make_tokenizer(spec, ds)
-
-
 def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """(token ids, labels, number of classes) of the spec's test split, after checking that the artifact was built
     for this spec: the ``labels.txt`` and ``tokenizer.json`` beside it (when there) must be the spec's own, so an
@@ -250,12 +243,12 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
     from ..data.tokenizer import load_tokenizer
     from ..files import read_text_capped
     from ..sources import source_for
-    from .prepare import resolve_spec
+    from .prepare import make_tokenizer, resolve_spec
 
     if spec.model is not None and spec.model.path is not None:
         spec = resolve_spec(spec, source_for(spec))  # the file decides seq_len / max_vocab when the spec does not
     ds = load_dataset(spec.data)
-    tok = fit_tokenizer(spec, ds)
+    tok = make_tokenizer(spec, ds)
     d = Path(artifact).parent
     fix = f"Fix: validate {Path(artifact).name} with the spec it was built from (see its manifest.json)."
     if (d / "labels.txt").is_file():

@@ -44,16 +44,16 @@ def resolve_spec(spec: ModelSpec, source: ModelSource) -> ModelSpec:
     tokenizer, ``max_vocab`` (its Embedding's rows)."""
     if source.kind != "file":
         return spec
-    from ..sources import iter_layers
+    from ..sources import first_embedding
 
     model = source.model
     tk, upd = spec.tokenizer, {}
     shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else ()
     if "seq_len" not in tk.model_fields_set and len(shape) == 2 and shape[1] is not None:
         upd["seq_len"] = int(shape[1])
-    emb = [layer for layer in iter_layers(model) if type(layer).__name__ == "Embedding"]
-    if tk.mode == "fitted" and "max_vocab" not in tk.model_fields_set and emb:
-        upd["max_vocab"] = max(10, int(emb[0].input_dim))
+    emb = first_embedding(model)
+    if tk.mode == "fitted" and "max_vocab" not in tk.model_fields_set and emb is not None:
+        upd["max_vocab"] = max(10, int(emb.input_dim))
     if not upd:
         return spec
     return spec.model_copy(update={"tokenizer": tk.model_copy(update=upd)})

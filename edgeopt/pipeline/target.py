@@ -58,7 +58,7 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; a build directory is an ordinary directory
         files, side_files = _write_files(b, tp, run, staging)
         measured = _measure(b, tp, run, files)
-        artifacts = _artifact_records(b, tp, run, files, measured, staging)
+        artifacts, cross = _artifact_records(b, tp, run, files, measured, staging)
         emulated = None
         if tp.emulate:
             from ..emulator.validate import validate_for_target
@@ -66,7 +66,7 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
             emulated = validate_for_target(files["deployed"], b.x_test, b.y_test, tp.target, b.p.spec.training.seed,
                                            cpus=list(tp.emulate), quiet=b.quiet)
         verdict = _verdict(tp, run, files, measured, artifacts, emulated)
-        manifest = _manifest(b, tp, run, files, measured, artifacts, side_files, emulated, verdict)
+        manifest = _manifest(b, tp, run, files, measured, artifacts, cross, side_files, emulated, verdict)
         manifest = dump_manifest(staging / "manifest.json", manifest)
         write_report(staging / "report.md", manifest)
         (staging / STAGING_MARKER).unlink()
@@ -146,7 +146,8 @@ def _measure(b: _Builder, tp: TargetPlan, run: _Run, files: dict) -> dict:
     return measured
 
 
-def _artifact_records(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, staging: Path) -> list:
+def _artifact_records(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict,
+                      staging: Path) -> tuple[list, dict | None]:
     """The model files' records (sizes, hashes), the cross-format export's when asked; appends the convert step's
     record (the deployed file's accuracy and structure, read back) to the passes."""
     from ..validate.size import size_of_bytes
@@ -165,12 +166,13 @@ def _artifact_records(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measu
         run.records.append({"step": "convert", "note": f"{run.ptq} .{fmt} (deployed)",
                             "accuracy": measured["deployed"]["accuracy"], "size_bytes": dep_art["size_bytes"],
                             "gzip_bytes": dep_art["gzip_bytes"], **structure_of(files["deployed"])})
+    cross = None
     if tp.cross_format:
         cross = _cross_format(b, tp, run.key, run.model, staging, measured["deployed"]["logits"])
         artifacts.append({"path": cross["artifact"], "format": cross["format"], "quantization": cross["quantization"],
-                          "role": "cross_format", "_cross": cross,
+                          "role": "cross_format",
                           **{k: cross[k] for k in ("sha256", "size_bytes", "gzip_bytes")}})
-    return artifacts
+    return artifacts, cross
 
 
 def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, emulated) -> dict:
@@ -189,8 +191,8 @@ def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: 
                        finite=finite)
 
 
-def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, side_files: list,
-              emulated, verdict: dict) -> dict:
+def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, cross,
+              side_files: list, emulated, verdict: dict) -> dict:
     from ..manifest import encode_correct, examples_sha256
     from ..validate import accuracy as acc_v
     from ..validate.size import size_of_bytes
@@ -198,7 +200,6 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
     spec, ds, target, ptq = b.p.spec, b.ds, tp.target, run.ptq
     fmt = target.runtime.format
     base, dep = measured["baseline"], measured["deployed"]
-    cross = next((a.pop("_cross") for a in artifacts if "_cross" in a), None)
     dep_art = next(a for a in artifacts if a["role"] == "deployed")
     train_rec = next(r for r in run.records if r["step"] in ("train", "distill", "load"))
     return {

@@ -82,20 +82,22 @@ class FileSource(_KerasSource):
     kind = "file"
     pretrained = True
 
-    def __init__(self, mspec, spec_source: Optional[str] = None):
+    def __init__(self, mspec):
         self.path = Path(mspec.path)
         self.mspec = mspec
         self.where = str(self.path)
         self._model = None
         self.keras3: Optional[dict] = None  # the Keras 3 rebuild's report
         self.format = detect_format(self.path)
+        self._sha256: Optional[str] = None
 
     def describe(self) -> str:
         return f"model file {self.path} ({self.format})"
 
     def fingerprint(self) -> dict:
-        return {"model_file_sha256": tree_sha256(self.path), "format": self.format,
-                "custom_module": self.mspec.custom_module}
+        if self._sha256 is None:  # asked by the planner and by each build's cache key: hash the file once
+            self._sha256 = tree_sha256(self.path)
+        return {"model_file_sha256": self._sha256, "format": self.format, "custom_module": self.mspec.custom_module}
 
     @property
     def model(self):
@@ -182,7 +184,7 @@ def source_for(spec) -> ModelSource:
     if spec.architecture is not None:
         return BuiltinSource(spec.architecture)
     if spec.model.path is not None:
-        return FileSource(spec.model, spec.source)
+        return FileSource(spec.model)
     return BuilderSource(spec.model, spec.source)
 
 
@@ -229,6 +231,11 @@ def iter_layers(model):
             yield layer
 
 
+def first_embedding(model):
+    """The model's first Embedding layer (the one the token ids index), or None."""
+    return next((layer for layer in iter_layers(model) if type(layer).__name__ == "Embedding"), None)
+
+
 def output_kind(model) -> str:
     """``probabilities`` when the model ends in a softmax, else ``logits``."""
     last = model.layers[-1]
@@ -265,10 +272,10 @@ def check_io(model, where: str, num_classes: int, seq_len: int, vocab_size: int,
     if n_out != num_classes:
         raise InputError(f"{where}: outputs {n_out} class scores, dataset {dataset} has {num_classes} classes. Fix: "
                          f"give a model with Dense({num_classes}) output, or the data it was made for.")
-    emb = [layer for layer in iter_layers(model) if type(layer).__name__ == "Embedding"]
-    if emb and emb[0].input_dim < vocab_size:
-        raise InputError(f"{where}: its Embedding {emb[0].name!r} has {emb[0].input_dim} rows, the tokenizer's "
-                         f"vocabulary has {vocab_size} ids. Fix: set tokenizer.max_vocab: {emb[0].input_dim} (or give "
+    emb = first_embedding(model)
+    if emb is not None and emb.input_dim < vocab_size:
+        raise InputError(f"{where}: its Embedding {emb.name!r} has {emb.input_dim} rows, the tokenizer's "
+                         f"vocabulary has {vocab_size} ids. Fix: set tokenizer.max_vocab: {emb.input_dim} (or give "
                          f"the vocabulary the model was trained with as tokenizer.vocab_file).")
     return {"input_dtype": dtype, "seq_len": shape[1], "num_classes": int(n_out), "output": output_kind(model),
-            "embedding_rows": int(emb[0].input_dim) if emb else None}
+            "embedding_rows": int(emb.input_dim) if emb is not None else None}
