@@ -51,6 +51,8 @@ setup(
         "onnx==1.23.2",
         "onnxruntime==1.31.1",
         "scipy==1.17.1",  # the regression gate's exact tests
+        "scikit-learn==1.9.1",  # per-class precision / recall / F1, confusion matrices
     ],
+    package_data={"edgeopt.clients": ["*.lock"]},
     entry_points={"console_scripts": ["edgeopt = edgeopt.cli:entry"]},
 )

@@ -335,26 +335,26 @@ def models_show(name, as_json):
 def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
     """Latency of ARTIFACT (.tflite or .onnx) at batch 1 on this machine: p50/p90/p99 after warm-up.
 
-    Inputs are token ids: random ids within the vocabulary of a tokenizer.json next to the artifact, else
-    all-<unk> ids.
+    Inputs are token ids: random ids within the vocabulary of the tokenizer next to the artifact (a build
+    directory's edgeopt_tokenizer.json), else all-<unk> ids.
     """
     from pathlib import Path
 
     import numpy as np
 
     from . import runtimes
-    from .data.tokenizer import load_tokenizer
+    from .data.tokenizer import CONFIG, load_tokenizer
 
     sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, xnnpack=not no_xnnpack))
     seq_len = sess.input_shape[1]
     tok_dir = Path(artifact).parent
-    if (tok_dir / "tokenizer.json").is_file():
+    if (tok_dir / CONFIG).is_file():
         vocab = load_tokenizer(tok_dir).vocab_size
         x = np.random.default_rng(0).integers(2, max(vocab, 3), size=(64, seq_len), dtype=np.int32)
-        inputs = f"random ids < {vocab} (tokenizer.json)"
+        inputs = f"random ids < {vocab} ({CONFIG})"
     else:
         x = np.ones((64, seq_len), np.int32)
-        inputs = "all <unk> ids (no tokenizer.json beside the artifact)"
+        inputs = f"all <unk> ids (no {CONFIG} beside the artifact)"
     st = sess.benchmark(x, warmup=warmup, iterations=iterations).to_dict()
     st.update(artifact=str(artifact), inputs=inputs)
     if as_json:

@@ -38,6 +38,18 @@ def decode_correct(blob: str, n: int) -> np.ndarray:
     return bits[:n].astype(bool)
 
 
+def encode_predictions(pred) -> str:
+    """Per-example predicted class ids as base64 of little-endian uint16 (3,080 examples: 8,216 characters)."""
+    return base64.b64encode(np.asarray(pred, "<u2").tobytes()).decode("ascii")
+
+
+def decode_predictions(blob: str, n: int) -> np.ndarray:
+    ids = np.frombuffer(base64.b64decode(blob, validate=True), "<u2")
+    if len(ids) != n:
+        raise ValueError(f"prediction record holds {len(ids)} ids, expected {n}")
+    return ids.astype(np.int64)
+
+
 def examples_sha256(tokens, labels) -> str:
     """Identity of an evaluation set: the token ids fed to the artifact and the labels."""
     h = hashlib.sha256(np.ascontiguousarray(np.asarray(tokens, np.int32)).tobytes())
@@ -95,6 +107,8 @@ class Metrics(_Open):
     test_examples: int = Field(ge=1)
     latency_budget_row: LatencyRow
     correct: Optional[str] = None  # per-example correctness of the deployed artifact over the test split
+    predictions: Optional[str] = None  # its per-example predicted class ids (encode_predictions)
+    macro_f1: Optional[float] = Field(default=None, ge=0, le=1)
     examples_sha256: Optional[str] = None
     finite_outputs: Optional[bool] = None
 
@@ -132,6 +146,8 @@ class Manifest(_Closed):
     artifacts: list[ArtifactRecord]
     metrics: Metrics
     emulator: Optional[BuildEmulator] = None
+    metadata: Optional[dict[str, Any]] = None  # the TFLite model metadata written into the .tflite files
+    clients: Optional[list[dict[str, Any]]] = None  # real clients run on the deployed file (MediaPipe)
     budgets: dict[str, Any]
     build_seconds: float
 
@@ -184,6 +200,9 @@ class Baseline(_Closed):
     accuracy: float = Field(ge=0, le=1)
     test_examples: int = Field(ge=1)
     correct: str
+    predictions: Optional[str] = None  # predicted class ids (the macro-F1 gate); absent in older baselines
+    macro_f1: Optional[float] = Field(default=None, ge=0, le=1)
+    num_classes: Optional[int] = Field(default=None, ge=1)
     examples_sha256: str
     size_bytes: int = Field(ge=0)
     gzip_bytes: int = Field(ge=0)

@@ -87,7 +87,7 @@ class TokenizerSpec(_Frozen):
     ``vocab_file`` (one token a line, id = line number, split by edgeopt's word rules) or ``huggingface`` (a
     ``tokenizers`` JSON file). Paths are relative to the spec file."""
 
-    kind: Literal["word"] = "word"
+    kind: Literal["word", "regex"] = "word"  # regex: MediaPipe's regex tokenizer, reproduced (data/tokenizer.py)
     lowercase: bool = True
     max_vocab: int = Field(default=20000, ge=10, le=1_000_000)
     min_freq: int = Field(default=1, ge=1)
@@ -101,6 +101,9 @@ class TokenizerSpec(_Frozen):
     def _one_kind(self):
         if self.vocab_file is not None and self.huggingface is not None:
             raise ValueError("give one of 'vocab_file' or 'huggingface', not both")
+        if self.kind == "regex" and (self.vocab_file is not None or self.huggingface is not None):
+            raise ValueError("kind 'regex' fits its vocabulary on the training texts (the client's <PAD>/<UNKNOWN> "
+                             "layout); remove 'vocab_file'/'huggingface' or use kind 'word'")
         if self.unk_token is not None and self.vocab_file is None:
             raise ValueError("'unk_token' applies to a vocab_file tokenizer")
         if self.pad_token is not None and self.vocab_file is None and self.huggingface is None:
@@ -286,6 +289,8 @@ class Budgets(_Frozen):
     max_size_bytes: Optional[int] = Field(default=None, gt=0)  # raw bytes of the deployed artifact
     max_latency_p90_ms: Optional[float] = Field(default=None, gt=0)  # target threads + delegates, this machine
     min_accuracy: Optional[float] = Field(default=None, ge=0, le=1)
+    min_macro_f1: Optional[float] = Field(default=None, ge=0, le=1)  # the deployed artifact, test split
+    max_macro_f1_drop: Optional[float] = Field(default=None, ge=0, le=1)  # vs the float32 artifact
     # The float32 artifact must agree with the Keras model it was exported from (argmax over the test split);
     # below this the export itself is broken, whatever the quantized artifact's accuracy drop says.
     min_export_agreement: Optional[float] = Field(default=0.99, ge=0, le=1)
@@ -320,6 +325,8 @@ class TargetProfile(_Frozen):
     recipe: Optional[RecipeFile] = None  # default compression passes for this device (see edgeopt/recipe.py)
     onnx: Optional[OnnxSpec] = None  # ONNX targets: opset and ONNX Runtime quantization preset
     emulator: EmulatorSpec = EmulatorSpec()
+    # real client libraries the deployed file is run with as the last check (TFLite targets): mediapipe
+    clients: tuple[Literal["mediapipe"], ...] = ()
     notes: str
     source: Optional[str] = Field(default=None, exclude=True)
 
@@ -329,6 +336,8 @@ class TargetProfile(_Frozen):
             if self.quantization == "float16":
                 raise ValueError("ONNX targets take quantization float32, dynamic (ORT quantize_dynamic) or int8 "
                                  "(ORT quantize_static); float16 is for TFLite targets")
+            if self.clients:
+                raise ValueError("clients (MediaPipe Tasks) run .tflite files; remove 'clients' from an ONNX target")
         elif self.onnx is not None:
             raise ValueError("an 'onnx' section needs runtime onnxruntime / format onnx")
         return self

@@ -18,8 +18,18 @@ if not os.environ.get("EDGEOPT_DATA_PATH") and DEFAULT_DATA.is_dir():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains and converts real models (runs in CI too)")
+    config.addinivalue_line("markers", "client: runs MediaPipe Tasks in its own environment (set up on first use)")
     config.addinivalue_line("markers", "emulator: runs artifacts under qemu-user arm64 (CI installs qemu-user-static; "
                                        "a session fixture runs `edgeopt emulator setup` into a temporary directory)")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _client_envs(tmp_path_factory):
+    """The MediaPipe environments (metadata writer, TextClassifier), set up on first use into one directory for
+    the whole session (EDGEOPT_CLIENT_DIR when CI gives one), never the user's."""
+    if not os.environ.get("EDGEOPT_CLIENT_DIR"):
+        os.environ["EDGEOPT_CLIENT_DIR"] = str(tmp_path_factory.mktemp("clients"))
+    yield Path(os.environ["EDGEOPT_CLIENT_DIR"])
 
 
 @pytest.fixture(autouse=True)

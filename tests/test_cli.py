@@ -118,6 +118,6 @@ def test_bench_cli(multi_build):
     r = run_cli(["bench", str(path), "--threads", "2", "--no-xnnpack", "--iterations", "20", "--warmup", "2", "--json"])
     st = json.loads(r.stdout)
     assert st["threads"] == 2 and st["xnnpack"] is False and st["delegate_applied"] is False
-    assert st["iterations"] == 20 and "tokenizer.json" in st["inputs"]
+    assert st["iterations"] == 20 and "edgeopt_tokenizer.json" in st["inputs"]
     r = run_cli(["bench", str(path), "--iterations", "20"])
     assert "applied: yes" in r.output and "p90" in r.output

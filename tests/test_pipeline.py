@@ -22,8 +22,8 @@ def test_multi_target_build_directories_and_manifest(multi_build):
         t = load_target(target)
         q, fmt = t.quantization, t.runtime.format
         files = {p.name for p in d.iterdir()}
-        assert {f"model_float32.{fmt}", f"model_{q}.{fmt}", "tokenizer.json", "vocab.txt", "labels.txt",
-                "manifest.json", "report.md"} <= files
+        assert {f"model_float32.{fmt}", f"model_{q}.{fmt}", "tokenizer.json", "edgeopt_tokenizer.json",
+                "tokenizer_golden.json", "vocab.txt", "labels.txt", "manifest.json", "report.md"} <= files
         assert m["recipe"]["convert"]["format"] == fmt
         assert json.loads((d / "manifest.json").read_text()) == m
         for key in ("model", "target", "edgeopt_version", "versions", "seed", "recipe", "artifacts", "metrics",

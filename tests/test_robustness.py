@@ -325,9 +325,9 @@ def test_baseline_path_under_a_file_and_foreign_json(verified, tmp_path):
 def test_tokenizer_json_that_is_not_an_object(multi_build, tmp_path):
     d = tmp_path / "b"
     shutil.copytree(multi_build["out"] / "pixel-7", d)
-    (d / "tokenizer.json").write_text("[1, 2, 3]")
+    (d / "edgeopt_tokenizer.json").write_text("[1, 2, 3]")
     msg = one_line_error(run_cli(["bench", str(d / "model_int8.tflite"), "--iterations", "5"]))
-    assert "tokenizer.json" in msg and "JSON object" in msg
+    assert "edgeopt_tokenizer.json" in msg and "JSON object" in msg
 
 
 @pytest.mark.slow

@@ -45,7 +45,7 @@ def test_edge_inputs():
 
 
 def test_load_rejects_non_tokenizer(tmp_path):
-    (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "edgeopt_tokenizer.json").write_text("{}")
     with pytest.raises(ArtifactError, match="cannot load the tokenizer"):
         WordTokenizer.load(tmp_path)
 

@@ -1,13 +1,27 @@
-"""Pure-Python reference word tokenizer (no TensorFlow, no numpy needed).
+"""Pure-Python reference tokenizers (no TensorFlow, no numpy needed), and the standard files that reproduce them.
 
-It is part of the deliverable: a build directory carries ``tokenizer.json`` (config + vocabulary) and
-``vocab.txt``, and :meth:`WordTokenizer.load` on that directory reproduces exactly the ids the model was
-trained on. Rules, in order: Unicode NFKC normalization, optional lower-casing, split into runs of word
-characters and single punctuation marks (``\\w+|[^\\w\\s]``, Unicode-aware), map to ids (unknown -> 1), truncate
-at ``seq_len`` keeping the beginning, pad with 0 at the end.
+They are part of the deliverable. A build directory carries ``edgeopt_tokenizer.json`` (edgeopt's config and
+vocabulary; :func:`load_tokenizer` on the directory reproduces exactly the ids the model was trained on),
+``vocab.txt`` (one token a line, id = line number) and ``tokenizer.json``, a real Hugging Face ``tokenizers``
+file built from the same rules (``tokenizers.Tokenizer.from_file`` gives the same ids; tested on the real data).
+
+Two rule sets, written by hand because no library tokenizes exactly as the MediaPipe client does:
+
+- ``word`` (:class:`WordTokenizer`): Unicode NFKC, optional lower-casing, runs of word characters and single
+  punctuation marks (``\\w+|[^\\w\\s]``, Unicode-aware), unknown -> ``<unk>``, keep the first ``seq_len``, pad
+  with ``<pad>`` at the end.
+- ``regex`` (:class:`RegexTokenizer`): what MediaPipe Tasks' regex tokenizer feeds the model, learned by running
+  the real client on a probe model whose output is its input ids (``tests/test_clients.py``): no normalization
+  and no case folding; the text ends at its first NUL; tokens are what lies between matches of the RE2 delimiter
+  ``[^\\w']+`` (ASCII ``\\w``: every non-ASCII character is a delimiter); ``<PAD>`` 0, ``<UNKNOWN>`` 1; the first
+  ``seq_len`` tokens are kept. With ``lowercase`` the vocabulary is fitted on lower-cased tokens and the
+  vocabulary file the client reads lists each word also Capitalized and UPPER-CASED under the same id (the client
+  cannot fold case, its vocabulary lookup can), so ``Hello``, ``hello`` and ``HELLO`` are one word; other casings
+  (``hElLo``) are unknown, to the client and to edgeopt alike.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -20,13 +34,19 @@ from ..errors import ArtifactError
 PAD, UNK = "<pad>", "<unk>"
 PATTERN = r"\w+|[^\w\s]"
 FORMAT_VERSION = 1
+CONFIG = "edgeopt_tokenizer.json"  # edgeopt's own config; tokenizer.json is the Hugging Face file
+HF_FILE = "tokenizer.json"
+GOLDEN = "tokenizer_golden.json"
 
 
 class WordTokenizer:
+    TYPE = "word"
+    SPECIALS = (PAD, UNK)
+
     def __init__(self, vocab: Sequence[str], seq_len: int, lowercase: bool = True, pad_id: int = 0, unk_id: int = 1,
                  origin: str = "fitted"):
-        if origin == "fitted" and list(vocab[:2]) != [PAD, UNK]:
-            raise ValueError("vocab must start with <pad>, <unk>")
+        if origin == "fitted" and tuple(vocab[:2]) != self.SPECIALS:
+            raise ValueError(f"vocab must start with {', '.join(self.SPECIALS)}")
         if not (0 <= pad_id < len(vocab) and 0 <= unk_id < len(vocab)) or pad_id == unk_id:
             raise ValueError(f"pad id {pad_id} and unk id {unk_id} must be two distinct ids of the vocabulary")
         self.vocab = list(vocab)
@@ -37,18 +57,26 @@ class WordTokenizer:
         self.lowercase = bool(lowercase)
         self.pad_id, self.unk_id, self.origin = int(pad_id), int(unk_id), origin
         self._re = re.compile(PATTERN)
+        self.table = self._table()
+
+    def _table(self) -> dict[str, int]:
+        """token -> id, as looked up (the regex tokenizer adds case variants)."""
+        return self.index
 
     # ---------------------------------------------------------------------------------- construction
     @classmethod
     def fit(cls, texts: Iterable[str], seq_len: int, max_vocab: int = 20000, min_freq: int = 1,
             lowercase: bool = True) -> "WordTokenizer":
-        tmp = cls([PAD, UNK], seq_len, lowercase)
-        counts = Counter(tok for t in texts for tok in tmp.split(t))
+        tmp = cls(list(cls.SPECIALS), seq_len, lowercase)
+        counts = Counter(tmp._fold(tok) for t in texts for tok in tmp.split(t))
+        counts = Counter({t: c for t, c in counts.items() if t not in cls.SPECIALS})
         ranked = sorted((c, t) for t, c in counts.items() if c >= min_freq)
         ranked.sort(key=lambda ct: (-ct[0], ct[1]))  # by frequency, ties alphabetical: deterministic
         words = [t for _, t in ranked[: max(0, max_vocab - 2)]]
-        return cls([PAD, UNK] + words, seq_len, lowercase)
+        return cls(list(cls.SPECIALS) + words, seq_len, lowercase)
 
+    def _fold(self, token: str) -> str:
+        return token  # the word rules fold case before splitting
     @classmethod
     def from_vocab_file(cls, path, seq_len: int, lowercase: bool = True, pad_token: str | None = None,
                         unk_token: str | None = None) -> "WordTokenizer":
@@ -82,12 +110,12 @@ class WordTokenizer:
     # ---------------------------------------------------------------------------------------- encode
     def split(self, text: str) -> list[str]:
         text = unicodedata.normalize("NFKC", text if isinstance(text, str) else str(text))
-        if self.lowercase:
-            text = text.lower()
+        if self.lowercase:  # capital sigma first: str.lower's final-sigma rule depends on context, Lowercase does not
+            text = text.translate(_SIGMA).lower()
         return self._re.findall(text)
 
     def encode(self, text: str) -> list[int]:
-        ids = [self.index.get(t, self.unk_id) for t in self.split(text)[: self.seq_len]]
+        ids = [self.table.get(t, self.unk_id) for t in self.split(text)[: self.seq_len]]
         return ids + [self.pad_id] * (self.seq_len - len(ids))
 
     def encode_batch(self, texts: Iterable[str]):
@@ -101,7 +129,7 @@ class WordTokenizer:
 
     # ------------------------------------------------------------------------------------ save / load
     def config(self) -> dict:
-        return {"type": "word", "format_version": FORMAT_VERSION, "normalization": "NFKC",
+        return {"type": self.TYPE, "format_version": FORMAT_VERSION, "normalization": "NFKC",
                 "lowercase": self.lowercase, "pattern": PATTERN, "seq_len": self.seq_len,
                 "pad_id": self.pad_id, "unk_id": self.unk_id, "truncation": "keep_start", "padding": "end",
                 "vocab_size": self.vocab_size, "vocabulary": self.origin}
@@ -112,24 +140,37 @@ class WordTokenizer:
 
         return hashlib.sha256(json.dumps([self.config(), self.vocab], ensure_ascii=False).encode()).hexdigest()
 
+    def to_hf(self):
+        """The same rules as a Hugging Face ``tokenizers.Tokenizer`` (truncation and padding set)."""
+        from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+
+        tok = Tokenizer(models.WordLevel(vocab=dict(self.table), unk_token=self.vocab[self.unk_id]))
+        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()] if self.lowercase
+                                              else [normalizers.NFKC()])
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex(_onig_pattern()), behavior="removed", invert=True)
+        tok.enable_truncation(self.seq_len)
+        tok.enable_padding(length=self.seq_len, pad_id=self.pad_id, pad_token=self.vocab[self.pad_id])
+        return tok
+
     def save(self, directory) -> list[Path]:
         d = Path(directory)
         (d / "vocab.txt").write_text("\n".join(self.vocab) + "\n", encoding="utf-8")
-        (d / "tokenizer.json").write_text(json.dumps({**self.config(), "vocab": self.vocab}, ensure_ascii=False,
-                                                     indent=1), encoding="utf-8")
-        return [d / "tokenizer.json", d / "vocab.txt"]
+        (d / CONFIG).write_text(json.dumps({**self.config(), "vocab": self.vocab}, ensure_ascii=False, indent=1),
+                                encoding="utf-8")
+        (d / HF_FILE).write_text(self.to_hf().to_str(pretty=True), encoding="utf-8")
+        return [d / CONFIG, d / HF_FILE, d / "vocab.txt"]
 
     @classmethod
     def load(cls, directory) -> "WordTokenizer":
-        path = Path(directory) / "tokenizer.json"
+        path = Path(directory) / CONFIG
         from ..files import read_text_capped
 
         try:
-            cfg = json.loads(read_text_capped(path, 256 << 20, "tokenizer.json", ArtifactError))
+            cfg = json.loads(read_text_capped(path, 256 << 20, CONFIG, ArtifactError))
             if not isinstance(cfg, dict):
                 raise ValueError(f"expected a JSON object, got {type(cfg).__name__}")
-            if cfg.get("type") != "word" or cfg.get("pattern") != PATTERN:
-                raise ValueError("not an edgeopt word tokenizer")
+            if cfg.get("type") != cls.TYPE or cfg.get("pattern") != cls.config_pattern():
+                raise ValueError(f"not an edgeopt {cls.TYPE} tokenizer")
             vocab, seq_len, lower = cfg["vocab"], cfg["seq_len"], cfg["lowercase"]
             pad_id, unk_id, origin = cfg.get("pad_id", 0), cfg.get("unk_id", 1), cfg.get("vocabulary", "fitted")
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in (pad_id, unk_id)) or origin not in (
@@ -144,8 +185,99 @@ class WordTokenizer:
         except (ValueError, KeyError, RecursionError) as e:
             raise ArtifactError(f"{path}: cannot load the tokenizer ({e}). Fix: point at a build directory.") from None
 
+    @staticmethod
+    def config_pattern() -> str:
+        return PATTERN
 
-HF_CONFIG = "edgeopt_tokenizer.json"
+
+class RegexTokenizer(WordTokenizer):
+    """MediaPipe Tasks' regex tokenizer, reproduced (the module docstring has the rules)."""
+
+    TYPE = "regex"
+    SPECIALS = ("<PAD>", "<UNKNOWN>")
+    DELIM = r"[^\w']+"  # the RE2 pattern written into the model's metadata; RE2's \w is ASCII
+
+    def __init__(self, vocab, seq_len, lowercase=True, pad_id=0, unk_id=1, origin="fitted"):
+        if origin != "fitted" or tuple(vocab[:2]) != self.SPECIALS:
+            raise ValueError("the regex tokenizer's vocabulary starts with <PAD>, <UNKNOWN> (the client's names)")
+        if "<START>" in vocab:
+            raise ValueError("'<START>' would make the client prepend it to every text")
+        bad = next((t for t in vocab[2:] if not _ASCII_TOKEN.fullmatch(t)), None)
+        if bad is not None:
+            raise ValueError(f"token {bad!r} cannot come out of the regex tokenizer")
+        super().__init__(vocab, seq_len, lowercase, pad_id, unk_id, origin)
+        self._re = re.compile(self.DELIM, re.ASCII)
+
+    def _table(self) -> dict[str, int]:
+        if not self.lowercase:
+            return dict(self.index)
+        table = {}
+        for t, i in self.index.items():
+            variants = (t,) if i in (self.pad_id, self.unk_id) else (t, t[:1].upper() + t[1:], t.upper())
+            for v in variants:
+                table.setdefault(v, i)
+        return table
+
+    def split(self, text: str) -> list[str]:
+        text = (text if isinstance(text, str) else str(text)).split("\0", 1)[0]  # the client reads a C string
+        return [t for t in self._re.split(text) if t]
+
+    def _fold(self, token: str) -> str:
+        return token.lower() if self.lowercase else token  # tokens are ASCII: lower() is ASCII folding here
+
+    def config(self) -> dict:
+        return {"type": self.TYPE, "format_version": FORMAT_VERSION, "normalization": "none",
+                "lowercase": self.lowercase, "case_variants": ["lower", "Capitalized", "UPPER"] if self.lowercase
+                else [], "delim_regex_pattern": self.DELIM, "pattern": self.DELIM, "regex_flavor": "RE2 (ASCII \\w)",
+                "stop_at_nul": True, "seq_len": self.seq_len, "pad_id": self.pad_id, "unk_id": self.unk_id,
+                "truncation": "keep_start", "padding": "end", "vocab_size": self.vocab_size,
+                "vocabulary": self.origin}
+
+    @staticmethod
+    def config_pattern() -> str:
+        return RegexTokenizer.DELIM
+
+    def client_vocab(self) -> str:
+        """The vocabulary file MediaPipe reads (``token id`` lines, case variants included)."""
+        return "".join(f"{t} {i}\n" for t, i in self.table.items())
+
+    def to_hf(self):
+        from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+
+        tok = Tokenizer(models.WordLevel(vocab=dict(self.table), unk_token=self.vocab[self.unk_id]))
+        tok.normalizer = normalizers.Replace(Regex("\u0000[\\s\\S]*"), "")
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex("[^A-Za-z0-9_']+"), behavior="removed")
+        tok.enable_truncation(self.seq_len)
+        tok.enable_padding(length=self.seq_len, pad_id=self.pad_id, pad_token=self.vocab[self.pad_id])
+        return tok
+
+
+_ASCII_TOKEN = re.compile(r"[A-Za-z0-9_']+")
+_SIGMA = {0x3A3: 0x3C3}
+
+
+def _ranges(pred) -> str:
+    """An Oniguruma character class body listing the code points for which ``pred`` holds."""
+    out, start = [], None
+    for cp in range(0x110001):
+        inside = cp <= 0x10FFFF and pred(chr(cp))
+        if inside and start is None:
+            start = cp
+        elif not inside and start is not None:
+            out.append(f"\\x{{{start:X}}}" + (f"-\\x{{{cp - 1:X}}}" if cp - 1 > start else ""))
+            start = None
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=1)
+def _onig_pattern() -> str:
+    """PATTERN with Python's own \\w and \\s spelled out as code point ranges: Oniguruma's classes differ (it
+    counts combining marks as word characters, Python does not), so the tokenizers file would split otherwise."""
+    word = re.compile(r"\w")
+    space = re.compile(r"\s")
+    w = _ranges(lambda c: word.match(c) is not None)
+    ws = _ranges(lambda c: word.match(c) is not None or space.match(c) is not None)
+    return f"[{w}]+|[^{ws}]"
 
 
 class HFTokenizer:
@@ -220,8 +352,8 @@ class HFTokenizer:
     def save(self, directory) -> list[Path]:
         d = Path(directory)
         (d / "tokenizer.json").write_text(self.tok.to_str(pretty=True), encoding="utf-8")
-        (d / HF_CONFIG).write_text(json.dumps(self.config(), indent=1), encoding="utf-8")
-        return [d / "tokenizer.json", d / HF_CONFIG]
+        (d / CONFIG).write_text(json.dumps(self.config(), indent=1), encoding="utf-8")
+        return [d / "tokenizer.json", d / CONFIG]
 
     @classmethod
     def load(cls, directory) -> "HFTokenizer":
@@ -229,17 +361,49 @@ class HFTokenizer:
 
         d = Path(directory)
         try:
-            cfg = json.loads(read_text_capped(d / HF_CONFIG, 1 << 20, HF_CONFIG, ArtifactError))
+            cfg = json.loads(read_text_capped(d / CONFIG, 1 << 20, CONFIG, ArtifactError))
             seq_len, pad_id = cfg["seq_len"], cfg["pad_id"]
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in (seq_len, pad_id)):
                 raise ValueError("'seq_len' and 'pad_id' must be integers")
         except (ValueError, KeyError, TypeError, RecursionError) as e:
-            raise ArtifactError(f"{d / HF_CONFIG}: cannot load it ({e}). Fix: point at a build directory.") from None
+            raise ArtifactError(f"{d / CONFIG}: cannot load it ({e}). Fix: point at a build directory.") from None
         tok, digest = cls._read(d / "tokenizer.json", ArtifactError)
         return cls(tok, seq_len, pad_id, cfg.get("source_sha256", digest))  # the file it was made from
 
 
 def load_tokenizer(directory):
     """The tokenizer a build directory carries (edgeopt's word tokenizer, or a Hugging Face one)."""
+    from ..files import read_text_capped
+
     d = Path(directory)
-    return HFTokenizer.load(d) if (d / HF_CONFIG).is_file() else WordTokenizer.load(d)
+    try:
+        kind = json.loads(read_text_capped(d / CONFIG, 256 << 20, CONFIG, ArtifactError)).get("type")
+    except (ValueError, AttributeError, RecursionError):
+        kind = None
+    cls = {"word": WordTokenizer, "regex": RegexTokenizer, "huggingface": HFTokenizer}.get(kind)
+    if cls is None:
+        raise ArtifactError(f"{d / CONFIG}: not an edgeopt tokenizer config (type {kind!r}). Fix: point at a build "
+                            f"directory.")
+    return cls.load(d)
+
+
+GOLDEN_EDGE_CASES = (
+    "Hello, World!", "HELLO world", "hElLo wOrLd", "don't 'quote' me", "it's 10:30 -- or 10.30?", "café CAFÉ Ünïcödé",
+    "İstanbul ΣΟΦΙΑ ǅ ﬁne ½", "tabs\tand\nnewlines", "a_b snake_case", "", "   ", "stops here\u0000after the NUL",
+    "emoji 🙂 and 中文", "word " * 300,
+)
+
+
+def golden(tok, texts: Iterable[str]) -> list[dict]:
+    """Text-to-ids vectors for anyone porting the tokenizer: the given texts plus fixed edge cases."""
+    texts = list(texts) + list(GOLDEN_EDGE_CASES)
+    ids = tok.encode_batch(texts)
+    return [{"text": t, "ids": [int(i) for i in row]} for t, row in zip(texts, ids)]
+
+
+def write_golden(path, tok, ds, n: int = 50) -> None:
+    """``tokenizer_golden.json``: the tokenizer's config and ids of the first ``n`` test texts and the edge cases."""
+    Path(path).write_text(json.dumps({"tokenizer": tok.config(), "note": "ids of each text as the model was trained "
+                                      "and evaluated on; a port of the tokenizer must reproduce every row",
+                                      "vectors": golden(tok, list(ds.test.texts)[:n])}, ensure_ascii=False,
+                                     indent=1), encoding="utf-8")

@@ -237,10 +237,10 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
 
 def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """(token ids, labels, number of classes) of the spec's test split, after checking that the artifact was built
-    for this spec: the ``labels.txt`` and ``tokenizer.json`` beside it (when there) must be the spec's own, so an
+    for this spec: the ``labels.txt`` and ``edgeopt_tokenizer.json`` beside it (when there) must be the spec's own, so an
     artifact is never scored against another dataset's labels or fed another vocabulary's ids."""
     from ..data import load_dataset
-    from ..data.tokenizer import load_tokenizer
+    from ..data.tokenizer import CONFIG, load_tokenizer
     from ..files import read_text_capped
     from ..sources import source_for
     from .prepare import make_tokenizer, resolve_spec
@@ -257,10 +257,10 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
             raise InputError(f"{d / 'labels.txt'}: the artifact was built for {len(labels)} labels "
                              f"({', '.join(labels[:3])}, ...), not {spec.name}'s {ds.num_classes} "
                              f"({', '.join(ds.label_names[:3])}, ...). {fix}")
-    if (d / "tokenizer.json").is_file():
+    if (d / CONFIG).is_file():
         own = load_tokenizer(d)
         if own.fingerprint() != tok.fingerprint():
-            raise InputError(f"{d / 'tokenizer.json'}: the artifact was built with another tokenizer (vocabulary "
+            raise InputError(f"{d / CONFIG}: the artifact was built with another tokenizer (vocabulary "
                              f"{own.vocab_size}, seq_len {own.seq_len}) than {spec.name} gives (vocabulary "
                              f"{tok.vocab_size}, seq_len {tok.seq_len}). {fix}")
     return tok.encode_batch(ds.test.texts), np.asarray(ds.test.labels), ds.num_classes

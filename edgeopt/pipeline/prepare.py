@@ -22,16 +22,17 @@ class Prepared:
 
 
 def make_tokenizer(spec: ModelSpec, ds):
-    """The spec's tokenizer: a vocabulary file, a Hugging Face file, or edgeopt's word tokenizer fitted on the
-    training texts (deterministic: the same vocabulary every build)."""
-    from ..data.tokenizer import HFTokenizer, WordTokenizer
+    """The spec's tokenizer: a vocabulary file, a Hugging Face file, or edgeopt's word or regex (MediaPipe's)
+    tokenizer fitted on the training texts (deterministic: the same vocabulary every build)."""
+    from ..data.tokenizer import HFTokenizer, RegexTokenizer, WordTokenizer
 
     tk = spec.tokenizer
     if tk.vocab_file:
         return WordTokenizer.from_vocab_file(tk.vocab_file, tk.seq_len, tk.lowercase, tk.pad_token, tk.unk_token)
     if tk.huggingface:
         return HFTokenizer.from_file(tk.huggingface, tk.seq_len, tk.pad_token)
-    tok = WordTokenizer.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
+    cls = RegexTokenizer if tk.kind == "regex" else WordTokenizer
+    tok = cls.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
                             lowercase=tk.lowercase)
     if tok.vocab_size <= 2:
         raise DataError(f"dataset {ds.name!r}: the training texts hold no token (min_freq {tk.min_freq}); nothing "

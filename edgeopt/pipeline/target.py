@@ -15,6 +15,7 @@ import numpy as np
 from .. import __version__
 from .builder import BuildResult, _Builder, structure_of
 from .outdir import STAGING_MARKER, _replace_dir, check_out_dir, clean_stale, dir_lock
+from ..data.tokenizer import GOLDEN, write_golden
 from .plan import LATENCY_INPUTS, LatencySettings, Plan, TargetPlan, _log
 
 def build(p: Plan, quiet: bool = False, latency: LatencySettings = LatencySettings()) -> list[BuildResult]:
@@ -36,6 +37,7 @@ class _Run:
     conversion: dict
     keras_logits: np.ndarray
     base_keras_logits: np.ndarray
+    metadata: dict | None = None
 
 
 def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
@@ -65,8 +67,9 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
 
             emulated = validate_for_target(files["deployed"], b.x_test, b.y_test, tp.target, b.p.spec.training.seed,
                                            cpus=list(tp.emulate), quiet=b.quiet)
-        verdict = _verdict(tp, run, files, measured, artifacts, emulated)
-        manifest = _manifest(b, tp, run, files, measured, artifacts, cross, side_files, emulated, verdict)
+        clients = _clients(b, tp, files, measured)
+        verdict = _verdict(tp, run, files, measured, artifacts, emulated, clients)
+        manifest = _manifest(b, tp, run, files, measured, artifacts, cross, side_files, emulated, verdict, clients)
         manifest = dump_manifest(staging / "manifest.json", manifest)
         write_report(staging / "report.md", manifest)
         (staging / STAGING_MARKER).unlink()
@@ -110,7 +113,35 @@ def _write_files(b: _Builder, tp: TargetPlan, run: _Run, staging: Path) -> tuple
         files["deployed"] = files["baseline"]
     side = b.tok.save(staging)
     (staging / "labels.txt").write_text("\n".join(b.ds.label_names) + "\n", encoding="utf-8")
-    return files, side + [staging / "labels.txt"]
+    side.append(staging / "labels.txt")
+    golden = staging / GOLDEN
+    write_golden(golden, b.tok, b.ds)
+    side.append(golden)
+    if fmt == "tflite":
+        run.metadata = _write_metadata(b, tp, sorted(set(files.values())))
+    return files, side
+
+
+def _write_metadata(b: _Builder, tp: TargetPlan, paths: list) -> dict:
+    """TFLite model metadata in every .tflite of the build (MediaPipe's writer, its own environment)."""
+    from ..clients import mediapipe as mp
+
+    spec, t = b.p.spec, tp.target
+    _log(b.quiet, f"[edgeopt] {t.name}: writing model metadata (labels, tokenizer) into "
+                  f"{', '.join(p.name for p in paths)}")
+    md = mp.write_metadata(paths, b.tok, b.ds.label_names, name=spec.name, version=f"edgeopt {__version__}",
+                           description=f"{spec.description or spec.name} Built by edgeopt for {t.name}.".strip(),
+                           quiet=b.quiet)
+    sub = md["subgraph_metadata"][0]
+    unit = (sub["input_tensor_metadata"][0].get("process_units") or [{}])[0]
+    return {"writer": "mediapipe 0.10.21 metadata_writers (environment mediapipe-writer)",
+            "name": md.get("name"), "version": md.get("version"), "min_parser_version": md.get("min_parser_version"),
+            "input_tokenizer": unit.get("options_type", "none: token ids (see tokenizer.json)"),
+            "associated_files": sorted({f["name"] for m in (sub["input_tensor_metadata"] + sub["output_tensor_metadata"])
+                                        for u in [m, *(m.get("process_units") or [])]
+                                        for f in (u.get("associated_files") or u.get("options", {}).get(
+                                            "vocab_file", []) or [])}),
+            "client_ready": mp.client_compatible(b.tok)}
 
 
 def _measure(b: _Builder, tp: TargetPlan, run: _Run, files: dict) -> dict:
@@ -120,6 +151,7 @@ def _measure(b: _Builder, tp: TargetPlan, run: _Run, files: dict) -> dict:
     from ..errors import ConversionError
     from ..validate import accuracy as acc_v
     from ..validate import latency as lat_v
+    from ..validate.classes import per_class
 
     target, n_cls = tp.target, b.ds.num_classes
     _log(b.quiet, f"[edgeopt] {target.name}: validating {files['deployed'].name} on {len(b.ds.test)} test examples")
@@ -138,6 +170,7 @@ def _measure(b: _Builder, tp: TargetPlan, run: _Run, files: dict) -> dict:
         measured[role] = {
             "finite": bool(np.isfinite(logits).all()),
             "accuracy": round(acc_v.accuracy(logits, b.y_test), 6),
+            "per_class": per_class(logits.argmax(1), b.y_test, b.ds.label_names),
             "parity_vs_keras": acc_v.parity(ref, logits), "logits": logits,
             "variable_tensors": sess.variable_tensors,
             "latency": lat_v.measure(path, b.x_test[:LATENCY_INPUTS], opts, b.latency.warmup, b.latency.iterations,
@@ -175,7 +208,18 @@ def _artifact_records(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measu
     return artifacts, cross
 
 
-def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, emulated) -> dict:
+def _clients(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> list:
+    """The target's declared clients run on the deployed file over the test split."""
+    from ..clients import mediapipe as mp
+
+    out = []
+    if "mediapipe" in tp.target.clients and tp.target.runtime.format == "tflite":
+        out.append(mp.check(files["deployed"], b.ds.test.texts, b.y_test, measured["deployed"]["logits"],
+                            b.ds.label_names, b.tok, b.quiet))
+    return out
+
+
+def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, emulated, clients) -> dict:
     from ..validate import budgets as bud_v
     from ..validate import latency as lat_v
 
@@ -188,12 +232,13 @@ def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: 
     return bud_v.check(tp.target.budgets, accuracy=dep["accuracy"], accuracy_drop=base["accuracy"] - dep["accuracy"],
                        size_bytes=dep_art["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
                        export_agreement=_or_nan(base["parity_vs_keras"]["argmax_agreement"]), emulated=emulated,
-                       finite=finite)
+                       finite=finite, macro_f1=dep["per_class"]["macro_f1"],
+                       macro_f1_drop=base["per_class"]["macro_f1"] - dep["per_class"]["macro_f1"], clients=clients)
 
 
 def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, cross,
-              side_files: list, emulated, verdict: dict) -> dict:
-    from ..manifest import encode_correct, examples_sha256
+              side_files: list, emulated, verdict: dict, clients: list) -> dict:
+    from ..manifest import encode_correct, encode_predictions, examples_sha256
     from ..validate import accuracy as acc_v
     from ..validate.size import size_of_bytes
 
@@ -228,9 +273,13 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
                          "latency": [s.to_dict() for s in base["latency"]]},
             "artifact": files["deployed"].name, "accuracy": dep["accuracy"],
             "accuracy_drop": round(base["accuracy"] - dep["accuracy"], 6),
+            "macro_f1": dep["per_class"]["macro_f1"], "baseline_macro_f1": base["per_class"]["macro_f1"],
+            "macro_f1_drop": round(base["per_class"]["macro_f1"] - dep["per_class"]["macro_f1"], 6),
+            "per_class": dep["per_class"], "baseline_per_class": base["per_class"],
             "test_examples": len(ds.test),
             "finite_outputs": all(c["passed"] for c in verdict["checks"] if c["name"] == "finite_outputs"),
             "correct": encode_correct(dep["logits"].argmax(1) == b.y_test),
+            "predictions": encode_predictions(dep["logits"].argmax(1)),
             "examples_sha256": examples_sha256(b.x_test, b.y_test),
             "variable_tensors": dep["variable_tensors"],
             "parity_vs_keras": dep["parity_vs_keras"],
@@ -244,6 +293,8 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
             **({"cross_format": cross} if cross else {}),
         },
         **({"emulator": emulated} if emulated else {}),
+        **({"metadata": run.metadata} if run.metadata else {}),
+        **({"clients": clients} if clients else {}),
         "budgets": verdict,
         "build_seconds": round(time.perf_counter() - b.t_start, 1),
     }

@@ -5,7 +5,8 @@ import math
 
 
 def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
-          export_agreement: float | None = None, emulated: dict | None = None, finite: dict | None = None) -> dict:
+          export_agreement: float | None = None, emulated: dict | None = None, finite: dict | None = None,
+          macro_f1: float | None = None, macro_f1_drop: float | None = None, clients: list | None = None) -> dict:
     """Every budget with its limit, value and verdict. Not a budget but always checked: every output is finite
     (a diverged model outputs NaN, and argmax over NaN picks class 0, which can pass an accuracy budget)."""
     checks = []
@@ -23,6 +24,11 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
             accuracy_drop <= budgets.max_accuracy_drop + 1e-12, "fraction")
     if budgets.min_accuracy is not None:
         add("min_accuracy", budgets.min_accuracy, round(accuracy, 6), accuracy >= budgets.min_accuracy, "fraction")
+    if budgets.max_macro_f1_drop is not None and macro_f1_drop is not None:
+        add("max_macro_f1_drop", budgets.max_macro_f1_drop, round(macro_f1_drop, 6),
+            macro_f1_drop <= budgets.max_macro_f1_drop + 1e-12, "")
+    if budgets.min_macro_f1 is not None and macro_f1 is not None:
+        add("min_macro_f1", budgets.min_macro_f1, round(macro_f1, 6), macro_f1 >= budgets.min_macro_f1, "")
     if budgets.min_export_agreement is not None and export_agreement is not None:
         compared = math.isfinite(export_agreement)  # NaN: nothing could be compared, which is no pass
         add("min_export_agreement", budgets.min_export_agreement, round(export_agreement, 6) if compared else None,
@@ -40,11 +46,16 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
                 + (f"{p['max_steps']} quantization steps" if "max_steps" in p else f"max |d| {p.get('max_abs_diff')}"))
             add(f"emulator_{c['cpu']}", "loads, delegate as on the host, parity " + p.get("limit", ""), value,
                 c["passed"], "")
+    for c in clients or []:  # a declared client that ran: same accuracy as edgeopt's, >= 99.9% agreement
+        if c.get("ran"):
+            add("client_mediapipe", f"accuracy = edgeopt's, agreement >= {c['agreement_min']}",
+                f"accuracy {c['accuracy']} (edgeopt {c['edgeopt_accuracy']}), agreement {c['agreement']} "
+                f"({c['disagreements']} of {c['examples']} differ)", c["passed"], "")
     return {"passed": all(c["passed"] for c in checks), "checks": checks}
 
 
 def failures(verdict: dict) -> list[str]:
-    return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith(("emulator_", "finite"))
+    return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith(("emulator_", "finite", "client_"))
             else f"{c['name']}: nothing was compared (non-finite outputs)" if c["value"] is None
             else f"{c['name']}: measured {c['value']} {c['unit']} > limit {c['limit']}" if c["name"].startswith("max")
             else f"{c['name']}: measured {c['value']} {c['unit']} < limit {c['limit']}"

@@ -1,0 +1,53 @@
+"""Runs inside the mediapipe-writer environment (mediapipe 0.10.21), never in edgeopt's: reads a JSON job on
+stdin, writes TFLite model metadata with MediaPipe's metadata writer, prints a JSON answer on stdout.
+
+Jobs: ``{"write": [{src, dst, name, version, description, author, input, labels}]}`` where ``input`` is
+``{"kind": "regex", "pattern", "vocab"}`` (MediaPipe's regex tokenizer and its vocabulary file) or ``{"kind":
+"ids", "description"}`` (token ids from another tokenizer); ``{"read": path}`` returns the metadata JSON and the
+associated files' names. Nothing from edgeopt is imported here (another numpy, another protobuf).
+"""
+import json
+import sys
+
+from mediapipe.tasks.python.metadata import metadata
+from mediapipe.tasks.python.metadata.metadata_writers import metadata_info, metadata_writer
+
+
+def write(job):
+    with open(job["src"], "rb") as f:
+        w = metadata_writer.MetadataWriter(bytearray(f.read()))
+    # add_general_info takes name and description only; the GeneralMd it fills also carries version and author
+    w.add_general_info(job["name"], job["description"])
+    w._general_md = metadata_info.GeneralMd(name=job["name"], version=job["version"],
+                                            description=job["description"], author=job["author"])
+    inp = job["input"]
+    if inp["kind"] == "regex":
+        w.add_regex_text_input(metadata_writer.RegexTokenizer(delim_regex_pattern=inp["pattern"],
+                                                              vocab_file_path=inp["vocab"]))
+    else:
+        w.add_feature_input(name="input_ids", description=inp["description"])
+    w.add_classification_output(metadata_writer.Labels().add(job["labels"]))
+    model, js = w.populate()
+    with open(job["dst"], "wb") as f:
+        f.write(model)
+    return json.loads(js)
+
+
+def read(path):
+    d = metadata.MetadataDisplayer.with_model_file(path)
+    files = d.get_packed_associated_file_list()
+    return {"metadata": json.loads(d.get_metadata_json()), "files": sorted(files),
+            "contents": {n: d.get_associated_file_buffer(n).decode("utf-8", "replace") for n in files}}
+
+
+def main():
+    req = json.load(sys.stdin)
+    if "write" in req:
+        out = [write(j) for j in req["write"]]
+    else:
+        out = read(req["read"])
+    sys.stdout.write(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""MediaPipe Tasks as edgeopt's last check: the metadata an app's TextClassifier reads, written into the
+``.tflite`` by MediaPipe's own writer, and the real client run over the test split.
+
+Both run in environments of their own (``env.py`` says why), as subprocesses fed JSON: ``_writer.py`` and
+``_client.py`` beside this module. The route: mediapipe 0.10.21's writer is the only maintained writer that works
+(1.2.2's lacks its compiled half; tflite-support's is archived and pins protobuf < 4); 1.2.2's TextClassifier is
+the check because it is what apps install now.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .env import ClientError, ensure, status
+
+CLIENT = "mediapipe"
+AGREEMENT_MIN = 0.999
+SHOWN_DISAGREEMENTS = 20
+
+
+def _call(env_name: str, script: str, request: dict, what: str, quiet: bool, timeout: float = 3600) -> object:
+    py = ensure(env_name, quiet)
+    try:
+        p = subprocess.run([str(py), "-I", str(Path(__file__).with_name(script))], input=json.dumps(request),
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ClientError(f"{what}: the {env_name} process ran past {timeout:.0f} s.") from None
+    if p.returncode != 0:
+        err = [ln for ln in p.stderr.splitlines() if ln.strip() and not ln.startswith(("W0000", "I0000", "INFO:"))]
+        raise ClientError(f"{what}: {env_name} failed (exit {p.returncode}): {' '.join(err[-3:])[-400:]}")
+    return json.loads(p.stdout)
+
+
+def client_compatible(tok) -> bool:
+    """True when MediaPipe's regex tokenizer feeds the model exactly the ids it was trained on."""
+    return getattr(tok, "TYPE", None) == "regex"
+
+
+def write_metadata(paths: list[Path], tok, labels: list[str], *, name: str, version: str, description: str,
+                   quiet: bool = False) -> dict:
+    """Populate each ``.tflite`` in ``paths`` (in place) with model metadata: name, version, description, the
+    input (MediaPipe's regex tokenizer with its vocabulary file, or token ids from edgeopt's tokenizer files), the
+    output's labels. Returns the metadata JSON (the same for every path)."""
+    with tempfile.TemporaryDirectory(prefix="edgeopt-md-") as td:
+        if client_compatible(tok):
+            vocab = Path(td) / "vocab.txt"  # the associated file's name inside the model
+            vocab.write_text(tok.client_vocab(), encoding="utf-8")
+            inp = {"kind": "regex", "pattern": tok.DELIM, "vocab": str(vocab)}
+        else:
+            inp = {"kind": "ids", "description": f"int32 token ids [1, {tok.seq_len}] from edgeopt's {tok.TYPE} "
+                                                 f"tokenizer: tokenizer.json (Hugging Face tokenizers) beside the "
+                                                 f"model reproduces them"}
+        jobs = [{"src": str(p), "dst": str(p), "name": name, "version": version, "description": description,
+                 "author": "edgeopt", "input": inp, "labels": list(labels)} for p in paths]
+        out = _call("mediapipe-writer", "_writer.py", {"write": jobs}, "writing model metadata", quiet)
+    return out[0]
+
+
+def read_metadata(path: Path, quiet: bool = False) -> dict:
+    """{"metadata": the metadata JSON, "files": associated file names, "contents": {name: text}}."""
+    return _call("mediapipe-writer", "_writer.py", {"read": str(path)}, f"{path}: reading model metadata", quiet)
+
+
+def classify(path: Path, texts: list[str], quiet: bool = False) -> dict:
+    """The client's answers for ``texts``: top (its top-1 index), scores [N, C] by index, label, seconds."""
+    with tempfile.TemporaryDirectory(prefix="edgeopt-mp-") as td:
+        tf = Path(td) / "texts.json"
+        tf.write_text(json.dumps([t if isinstance(t, str) else str(t) for t in texts], ensure_ascii=False),
+                      encoding="utf-8")
+        out = Path(td) / "out.npz"
+        info = _call("mediapipe-client", "_client.py", {"model": str(path), "texts": str(tf), "out": str(out)},
+                     f"{path}: MediaPipe TextClassifier", quiet)
+        with np.load(out) as z:
+            return {"top": z["top"], "scores": z["scores"], "label": z["label"], **info}
+
+
+def check(path: Path, texts: list[str], labels: np.ndarray, edgeopt_logits: np.ndarray, label_names: list[str],
+          tok, quiet: bool = False) -> dict:
+    """Run the real client over the test split and compare with edgeopt's own run of the same file: top-1
+    accuracy (must be equal) and per-example agreement (at least 99.9%), the disagreements listed."""
+    st = status("mediapipe-client")
+    base = {"client": "MediaPipe Tasks TextClassifier (Python)", "package": st["package"],
+            "environment": st["path"], "artifact": Path(path).name}
+    if not client_compatible(tok):
+        return {**base, "ran": False, "passed": None,
+                "reason": f"the model was trained on edgeopt's {tok.TYPE} tokenizer; MediaPipe's regex tokenizer "
+                          f"would feed it other ids. Set tokenizer.kind: regex to make the artifact client-ready."}
+    t0 = time.perf_counter()
+    _log(quiet, f"[edgeopt] running MediaPipe TextClassifier on {Path(path).name} over {len(texts)} test examples")
+    res = classify(path, texts, quiet)
+    labels = np.asarray(labels)
+    ours = np.asarray(edgeopt_logits).argmax(1)
+    theirs = res["top"]
+    agree = ours == theirs
+    acc_client = float((theirs == labels).mean())
+    acc_ours = float((ours == labels).mean())
+    names_ok = all(res["label"][i] == label_names[theirs[i]] for i in range(len(theirs)))
+    bad = np.flatnonzero(~agree)
+    rows = []
+    for i in bad[:SHOWN_DISAGREEMENTS]:
+        s = np.asarray(edgeopt_logits[i])
+        rows.append({"index": int(i), "text": str(texts[i])[:200], "label": label_names[labels[i]],
+                     "edgeopt": label_names[ours[i]], "client": label_names[theirs[i]],
+                     "edgeopt_margin": round(float(np.sort(s)[-1] - np.sort(s)[-2]), 6) if s.size > 1 else None,
+                     "tie": bool(np.isclose(s[ours[i]], s[theirs[i]]))})
+    agreement = float(agree.mean()) if len(agree) else float("nan")
+    passed = bool(acc_client == acc_ours and agreement >= AGREEMENT_MIN and names_ok)
+    max_score_diff = float(np.abs(res["scores"] - np.asarray(edgeopt_logits, np.float32)).max()) if len(bad) < len(
+        agree) and res["scores"].shape == np.shape(edgeopt_logits) else None
+    return {**base, "ran": True, "examples": int(len(theirs)), "accuracy": round(acc_client, 6),
+            "edgeopt_accuracy": round(acc_ours, 6), "agreement": round(agreement, 6),
+            "agreement_min": AGREEMENT_MIN, "disagreements": int(len(bad)), "shown": rows,
+            "label_names_match": names_ok, "max_abs_score_diff": None if max_score_diff is None else round(
+                max_score_diff, 6), "client_seconds": res["seconds"],
+            "seconds": round(time.perf_counter() - t0, 1), "passed": passed}
+
+
+def _log(quiet: bool, msg: str) -> None:
+    import sys
+
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
