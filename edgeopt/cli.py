@@ -425,12 +425,17 @@ def verify(build_dir, baseline, update, iterations, emulate, as_json):
 @click.option("--cpu", "cpus", multiple=True, help="qemu CPU model(s) instead of the target's (repeatable).")
 @click.option("--sample", type=click.IntRange(1), default=None,
               help="Test examples to run (default: the target's emulator.sample, else the whole test split).")
+@click.option("--client/--no-client", "use_client", default=None,
+              help="Also run the deployed file in MediaPipe's TextClassifier and compare (default: when the target "
+                   "declares clients: [mediapipe]).")
 @click.option("--json", "as_json", is_flag=True)
 @_handle_errors
-def validate(artifact, model, target, emulate, cpus, sample, as_json):
-    """Validate ARTIFACT (.tflite/.onnx) on the test split: on the host, or with --emulate on emulated CPUs.
+def validate(artifact, model, target, emulate, cpus, sample, use_client, as_json):
+    """Validate ARTIFACT (.tflite/.onnx) on the test split: on the host (accuracy, macro-F1, and the real client
+    where the target declares one), or with --emulate on emulated CPUs.
 
-    Exit 0 when it loads, the delegate applies as on the host and outputs match within tolerance; 3 if not.
+    Exit 0 when it loads, the delegate applies as on the host, outputs match within tolerance and the client agrees;
+    3 if not.
     """
     from pathlib import Path
 
@@ -444,7 +449,8 @@ def validate(artifact, model, target, emulate, cpus, sample, as_json):
         raise InputError("--cpu/--sample apply to emulated validation. Fix: add --emulate.")
     from .pipeline import validation_data
 
-    x, y, n_classes = validation_data(spec, Path(artifact))
+    x, y, label_names, texts, tok = validation_data(spec, Path(artifact))
+    n_classes = len(label_names)
     if emulate:
         from .emulator.validate import format_table, validate_for_target
 
@@ -463,12 +469,33 @@ def validate(artifact, model, target, emulate, cpus, sample, as_json):
 
     logits = sess.run(x)
     check_outputs(artifact, logits, n_classes)
+    from .validate.classes import per_class
+
+    pc = per_class(logits.argmax(1), y, label_names)
     res = {"artifact": artifact, "runtime": sess.runtime, "examples": int(len(x)),
-           "accuracy": round(accuracy(logits, y), 6), "delegate_applied": sess.delegate_applied,
-           "machine": runtimes.machine_info()}
-    _dump(res) if as_json else click.echo(f"{artifact}: accuracy {res['accuracy']:.4f} on {res['examples']} test "
-                                          f"examples ({sess.runtime} on this host, XNNPACK "
-                                          f"{'applied' if res['delegate_applied'] else 'not applied'})")
+           "accuracy": round(accuracy(logits, y), 6), "macro_f1": pc["macro_f1"], "per_class": pc,
+           "delegate_applied": sess.delegate_applied, "machine": runtimes.machine_info()}
+    if use_client is None:
+        use_client = "mediapipe" in tgt.clients
+    if use_client:
+        if Path(artifact).suffix.lower() != ".tflite":
+            raise InputError(f"{artifact}: MediaPipe's TextClassifier runs .tflite files. Fix: drop --client.")
+        from .clients.mediapipe import check
+
+        res["client"] = check(Path(artifact), texts, y, logits, label_names, tok, quiet=as_json)
+    ok = res.get("client", {}).get("passed") is not False
+    if as_json:
+        _dump(res)
+    else:
+        click.echo(f"{artifact}: accuracy {res['accuracy']:.4f}, macro-F1 {res['macro_f1']:.4f} on {res['examples']} "
+                   f"test examples ({sess.runtime} on this host, XNNPACK "
+                   f"{'applied' if res['delegate_applied'] else 'not applied'})")
+        if "client" in res:
+            from .report import client_line
+
+            click.echo(client_line(res["client"]))
+    if not ok:
+        sys.exit(EXIT_BUDGET)
 
 
 @main.group(cls=_Group)
@@ -523,6 +550,8 @@ def inspect(artifact, as_json):
     info = inspect_tflite(artifact)
     _dump(info) if as_json else click.echo(format_inspect(info))
 
+
+from . import cli_apps  # noqa: E402,F401  (registers predict and client on main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -100,6 +100,8 @@ def render(m: dict) -> str:
                   f"{cf['size_bytes']:,} | {cf['latency_1_thread']['p50_ms']:.4f} |", "",
                   f"Agreement between the two: argmax {_pct(ag['argmax_agreement'])}, max abs logit difference "
                   f"{ag['max_abs_diff']:.6f} over {ag['examples']} test examples."]
+    lines += _per_class_md(met)
+    lines += _app_md(m)
     lines += layer_md
     lines += ["", "## Artifacts", "", "| file | quantization | bytes | gzip bytes | sha256 |", "|---|---|---|---|---|"]
     lines += [f"| `{a['path']}` | {a.get('quantization', '')} | {a['size_bytes']:,} | {a['gzip_bytes']:,} | "
@@ -136,13 +138,110 @@ def render(m: dict) -> str:
     lines += ["", "## Provenance", "",
               f"- data: {data['dataset']} ({data['labels']} labels), sizes {data.get('sizes')}, split seed "
               f"{data.get('split_seed')}",
-              f"- tokenizer: word, vocab {m['tokenizer']['vocab_size']}, seq_len {m['tokenizer']['seq_len']} "
-              f"(`tokenizer.json`, `vocab.txt`)",
+              f"- tokenizer: {m['tokenizer']['type']}, vocab {m['tokenizer']['vocab_size']}, seq_len "
+              f"{m['tokenizer']['seq_len']} (`tokenizer.json` for Hugging Face tokenizers, `edgeopt_tokenizer.json`, "
+              f"`vocab.txt`; `tokenizer_golden.json` has text-to-ids vectors for a port)",
               f"- training: {tr['epochs_run']} epochs, best dev accuracy {_pct(tr['best_dev_accuracy'])} at epoch "
               f"{tr['best_epoch']}, {tr['seconds']} s, seed {m['seed']}",
               f"- edgeopt {m['edgeopt_version']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
               ""]
     return "\n".join(lines)
+
+
+def _per_class_md(met: dict) -> list[str]:
+    from .validate.classes import biggest_losses, top_confusions
+
+    dep, base = met.get("per_class"), met.get("baseline_per_class")
+    if not dep or not base:
+        return []
+    lines = ["", "## Per-class quality (test split, each artifact run over it)", "",
+             f"Macro-F1 {dep['macro_f1']:.4f} deployed vs {base['macro_f1']:.4f} float32 (drop "
+             f"{base['macro_f1'] - dep['macro_f1']:+.4f}); weighted-F1 {dep['weighted_f1']:.4f} vs "
+             f"{base['weighted_f1']:.4f}. The full per-class precision, recall, F1 and confusion matrices are in "
+             f"manifest.json (`metrics.per_class`, `metrics.baseline_per_class`)."]
+    worst = sorted(zip(dep["f1"], dep["labels"], dep["support"]))[:5]
+    lines += ["", "Weakest classes of the deployed file: " + ", ".join(f"{n} (F1 {f:.3f}, {s} examples)"
+                                                                      for f, n, s in worst) + "."]
+    lost = biggest_losses(dep, base)
+    if lost:
+        lines += ["", "| class that lost most | F1 float32 | F1 deployed | drop | support |", "|---|---|---|---|---|"]
+        lines += [f"| {r['label']} | {r['f1_float32']:.3f} | {r['f1_deployed']:.3f} | {r['drop']:.3f} | "
+                  f"{r['support']} |" for r in lost]
+    else:
+        lines += ["", "No class lost F1 from the float32 artifact to the deployed one."]
+    conf = top_confusions(dep)
+    if conf:
+        lines += ["", "| top confusion (deployed): true | predicted | count | of the true class |", "|---|---|---|---|"]
+        lines += [f"| {c['true']} | {c['predicted']} | {c['count']} | {c['of_true']} |" for c in conf]
+    return lines
+
+
+def client_line(c: dict) -> str:
+    if not c.get("ran"):
+        return f"{c['client']} ({c['package']}): not run: {c['reason']}"
+    return (f"{c['client']} ({c['package']}) on `{c['artifact']}`: accuracy {_pct(c['accuracy'])} vs edgeopt's "
+            f"{_pct(c['edgeopt_accuracy'])}, predictions agree on {_pct(c['agreement'])} of {c['examples']} "
+            f"examples ({c['disagreements']} differ; needs >= {_pct(c['agreement_min'])}; "
+            f"{c['ties_broken_differently']} rows tie for the top score and the client lists another tied label "
+            f"first), scores identical to {c['max_abs_score_diff']}, {'PASS' if c['passed'] else 'FAIL'}")
+
+
+def snippets(artifact: str, seq_len: int, client_ready: bool) -> list[str]:
+    """How to load the artifact in an Android app (MediaPipe Tasks) and in Python."""
+    kotlin = ["```kotlin", "// build.gradle: implementation(\"com.google.mediapipe:tasks-text:0.10.21\")",
+              "// put the file in app/src/main/assets/",
+              "import com.google.mediapipe.tasks.core.BaseOptions",
+              "import com.google.mediapipe.tasks.text.textclassifier.TextClassifier",
+              "import com.google.mediapipe.tasks.text.textclassifier.TextClassifier.TextClassifierOptions", "",
+              "val options = TextClassifierOptions.builder()",
+              f"    .setBaseOptions(BaseOptions.builder().setModelAssetPath(\"{artifact}\").build())",
+              "    .setMaxResults(3)", "    .build()",
+              "val classifier = TextClassifier.createFromOptions(context, options)",
+              "val top = classifier.classify(text).classificationResult().classifications()[0].categories()[0]",
+              "// top.categoryName(), top.score(); classifier.close() when done", "```"]
+    python = ["```python", "# pip install mediapipe==1.2.2",
+              "from mediapipe.tasks.python.core.base_options import BaseOptions",
+              "from mediapipe.tasks.python.text import text_classifier", "",
+              "clf = text_classifier.TextClassifier.create_from_options(text_classifier.TextClassifierOptions(",
+              f"    base_options=BaseOptions(model_asset_path=\"{artifact}\"), max_results=3))",
+              "top = clf.classify(text).classifications[0].categories[0]  # .category_name, .score",
+              "clf.close()", "```"]
+    litert = ["```python", "# any tokenizer-less runtime: tokenize with the build's tokenizer.json, run with LiteRT",
+              "import numpy as np", "from tokenizers import Tokenizer",
+              "from ai_edge_litert.interpreter import Interpreter", "",
+              "tok = Tokenizer.from_file(\"tokenizer.json\")  # truncates and pads to the model's input length",
+              f"it = Interpreter(model_path=\"{artifact}\"); it.allocate_tensors()",
+              "ids = np.array([tok.encode(text).ids], np.int32)",
+              f"it.set_tensor(it.get_input_details()[0][\"index\"], ids)  # shape [1, {seq_len}]",
+              "it.invoke(); scores = it.get_tensor(it.get_output_details()[0][\"index\"])[0]",
+              "label = open(\"labels.txt\").read().splitlines()[int(scores.argmax())]", "```"]
+    if client_ready:
+        return ["The file carries its tokenizer and labels: MediaPipe tokenizes the text itself.", "",
+                "Android (Kotlin, MediaPipe Tasks):", "", *kotlin, "", "Python (MediaPipe Tasks):", "", *python,
+                "", "Python without MediaPipe:", "", *litert]
+    return ["The model takes token ids from edgeopt's tokenizer, which MediaPipe's regex tokenizer does not "
+            "reproduce: tokenize in the app with the build's `tokenizer.json` (Hugging Face tokenizers; "
+            "swift-transformers and transformers.js read it too), or rebuild with `tokenizer: {kind: regex}` to "
+            "make the file MediaPipe-ready.", "", "Python:", "", *litert]
+
+
+def _app_md(m: dict) -> list[str]:
+    md = m.get("metadata")
+    if md is None and m["recipe"]["convert"]["format"] != "tflite":
+        return []
+    lines = ["", "## In an app"]
+    if md:
+        lines += ["", f"Model metadata inside the .tflite files (written by {md['writer']}): name `{md['name']}`, "
+                      f"version `{md['version']}`, input {md['input_tokenizer']}, associated files "
+                      f"{', '.join(f'`{f}`' for f in md['associated_files'])} (min parser {md['min_parser_version']})."]
+    for c in m.get("clients") or []:
+        lines += ["", "**Client check:** " + client_line(c) + "."]
+        if c.get("shown"):
+            lines += ["", "| # | text | label | edgeopt | client | tie |", "|---|---|---|---|---|---|"]
+            lines += [f"| {r['index']} | {r['text'][:60]!r} | {r['label']} | {r['edgeopt']} | {r['client']} | "
+                      f"{'yes' if r['tie'] else 'no'} |" for r in c["shown"]]
+    lines += [""] + snippets(m["metrics"]["artifact"], m["tokenizer"]["seq_len"], bool(md and md["client_ready"]))
+    return lines
 
 
 def write_report(path: Path, manifest: dict) -> None:

@@ -97,6 +97,16 @@ class TokenizerSpec(_Frozen):
     pad_token: Optional[str] = None  # vocab_file: default <pad>; huggingface: default the file's padding token
     unk_token: Optional[str] = None  # vocab_file only: default <unk>
 
+    @model_validator(mode="before")
+    @classmethod
+    def _regex_keeps_case(cls, data):
+        if isinstance(data, dict) and data.get("kind") == "regex":
+            if data.get("lowercase") is True:
+                raise ValueError("kind 'regex' cannot lowercase: MediaPipe's regex tokenizer feeds the model the text's "
+                                 "own case; remove 'lowercase' (the vocabulary is case-sensitive)")
+            data = {**data, "lowercase": False}
+        return data
+
     @model_validator(mode="after")
     def _one_kind(self):
         if self.vocab_file is not None and self.huggingface is not None:

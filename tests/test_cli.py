@@ -7,7 +7,8 @@ import pytest
 from conftest import assert_no_tensorflow, run_cli
 
 COMMANDS = [[], ["build"], ["targets"], ["targets", "list"], ["targets", "show"], ["targets", "check"],
-            ["models"], ["models", "list"], ["models", "show"], ["bench"], ["inspect"], ["verify"]]
+            ["models"], ["models", "list"], ["models", "show"], ["bench"], ["inspect"], ["verify"],
+            ["predict"], ["client"], ["client", "setup"], ["client", "list"], ["validate"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "edgeopt")

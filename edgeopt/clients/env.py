@@ -111,9 +111,7 @@ def setup_one(name: str, quiet: bool = False, force: bool = False) -> dict:
     t0 = time.perf_counter()
     d = root() / name
     d.parent.mkdir(parents=True, exist_ok=True)
-    if d.exists() and not (d / "ready.json").is_file() and any(d.iterdir()):
-        raise ClientError(f"{d}: exists and is not an edgeopt client environment; edgeopt replaces only its own. "
-                          f"Fix: remove it or point EDGEOPT_CLIENT_DIR elsewhere.")
+    _refuse_foreign(name)
     work = Path(tempfile.mkdtemp(dir=d.parent, prefix=f".{name}.tmp-"))
     try:
         _log(quiet, f"[edgeopt] client {name}: creating a venv with {ENVS[name]['package']} (exact lock, hashes)")
@@ -152,7 +150,16 @@ def setup_one(name: str, quiet: bool = False, force: bool = False) -> dict:
     return {**status(name), "changed": True}
 
 
+def _refuse_foreign(name: str) -> None:
+    d = root() / name
+    if d.exists() and not (d / "ready.json").is_file() and (not d.is_dir() or any(d.iterdir())):
+        raise ClientError(f"{d}: exists and is not an edgeopt client environment; edgeopt replaces only its own. "
+                          f"Fix: remove it or point EDGEOPT_CLIENT_DIR elsewhere.")
+
+
 def setup(quiet: bool = False, force: bool = False) -> list[dict]:
+    for n in ENVS:  # refuse before building anything
+        _refuse_foreign(n)
     return [setup_one(n, quiet, force) for n in ENVS]
 
 

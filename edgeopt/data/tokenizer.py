@@ -14,10 +14,10 @@ Two rule sets, written by hand because no library tokenizes exactly as the Media
   the real client on a probe model whose output is its input ids (``tests/test_clients.py``): no normalization
   and no case folding; the text ends at its first NUL; tokens are what lies between matches of the RE2 delimiter
   ``[^\\w']+`` (ASCII ``\\w``: every non-ASCII character is a delimiter); ``<PAD>`` 0, ``<UNKNOWN>`` 1; the first
-  ``seq_len`` tokens are kept. With ``lowercase`` the vocabulary is fitted on lower-cased tokens and the
-  vocabulary file the client reads lists each word also Capitalized and UPPER-CASED under the same id (the client
-  cannot fold case, its vocabulary lookup can), so ``Hello``, ``hello`` and ``HELLO`` are one word; other casings
-  (``hElLo``) are unknown, to the client and to edgeopt alike.
+  ``seq_len`` tokens are kept. The vocabulary is therefore case-sensitive (``Hello`` and ``hello`` are two
+  words). Case variants sharing one id would let the client's lookup fold case, but a Hugging Face WordLevel
+  file keeps one token per id, so ``tokenizer.json`` could not reproduce them; measured on Banking77 they were
+  no better than a case-sensitive vocabulary either.
 """
 from __future__ import annotations
 
@@ -197,7 +197,9 @@ class RegexTokenizer(WordTokenizer):
     SPECIALS = ("<PAD>", "<UNKNOWN>")
     DELIM = r"[^\w']+"  # the RE2 pattern written into the model's metadata; RE2's \w is ASCII
 
-    def __init__(self, vocab, seq_len, lowercase=True, pad_id=0, unk_id=1, origin="fitted"):
+    def __init__(self, vocab, seq_len, lowercase=False, pad_id=0, unk_id=1, origin="fitted"):
+        if lowercase:
+            raise ValueError("MediaPipe's regex tokenizer does not fold case; the regex tokenizer cannot lowercase")
         if origin != "fitted" or tuple(vocab[:2]) != self.SPECIALS:
             raise ValueError("the regex tokenizer's vocabulary starts with <PAD>, <UNKNOWN> (the client's names)")
         if "<START>" in vocab:
@@ -208,27 +210,13 @@ class RegexTokenizer(WordTokenizer):
         super().__init__(vocab, seq_len, lowercase, pad_id, unk_id, origin)
         self._re = re.compile(self.DELIM, re.ASCII)
 
-    def _table(self) -> dict[str, int]:
-        if not self.lowercase:
-            return dict(self.index)
-        table = {}
-        for t, i in self.index.items():
-            variants = (t,) if i in (self.pad_id, self.unk_id) else (t, t[:1].upper() + t[1:], t.upper())
-            for v in variants:
-                table.setdefault(v, i)
-        return table
-
     def split(self, text: str) -> list[str]:
         text = (text if isinstance(text, str) else str(text)).split("\0", 1)[0]  # the client reads a C string
         return [t for t in self._re.split(text) if t]
 
-    def _fold(self, token: str) -> str:
-        return token.lower() if self.lowercase else token  # tokens are ASCII: lower() is ASCII folding here
-
     def config(self) -> dict:
         return {"type": self.TYPE, "format_version": FORMAT_VERSION, "normalization": "none",
-                "lowercase": self.lowercase, "case_variants": ["lower", "Capitalized", "UPPER"] if self.lowercase
-                else [], "delim_regex_pattern": self.DELIM, "pattern": self.DELIM, "regex_flavor": "RE2 (ASCII \\w)",
+                "lowercase": False, "delim_regex_pattern": self.DELIM, "pattern": self.DELIM, "regex_flavor": "RE2 (ASCII \\w)",
                 "stop_at_nul": True, "seq_len": self.seq_len, "pad_id": self.pad_id, "unk_id": self.unk_id,
                 "truncation": "keep_start", "padding": "end", "vocab_size": self.vocab_size,
                 "vocabulary": self.origin}
@@ -237,8 +225,40 @@ class RegexTokenizer(WordTokenizer):
     def config_pattern() -> str:
         return RegexTokenizer.DELIM
 
+    @classmethod
+    def fit(cls, texts, seq_len: int, max_vocab: int = 20000, min_freq: int = 1,
+            lowercase: bool = False) -> "RegexTokenizer":
+        return super().fit(texts, seq_len, max_vocab, min_freq, lowercase)
+
+    @classmethod
+    def from_client_vocab(cls, text: str, seq_len: int) -> "RegexTokenizer":
+        """The tokenizer a model's MediaPipe vocabulary file (``token id`` lines) describes, when edgeopt wrote it:
+        one token per id, numbered 0..n-1 from <PAD>, <UNKNOWN>."""
+        table, first = {}, {}
+        try:
+            for ln in text.splitlines():
+                tok, i = ln.rsplit(" ", 1)
+                table[tok] = int(i)
+                first.setdefault(int(i), tok)
+        except ValueError:
+            raise ArtifactError("the model's vocab.txt is not 'token id' lines. Fix: predict with the build "
+                                "directory.") from None
+        if sorted(first) != list(range(len(first))):
+            raise ArtifactError("the model's vocab.txt does not number its tokens 0..n-1. Fix: predict with the "
+                                "build directory.")
+        vocab = [first[i] for i in range(len(first))]
+        try:
+            tok = cls(vocab, seq_len)
+        except ValueError as e:
+            raise ArtifactError(f"the model's vocab.txt is not one edgeopt writes ({e}). Fix: predict with the build "
+                                f"directory.") from None
+        if tok.table != table:
+            raise ArtifactError("the model's vocab.txt gives one id to several tokens, which edgeopt never writes. "
+                                "Fix: predict with the build directory.")
+        return tok
+
     def client_vocab(self) -> str:
-        """The vocabulary file MediaPipe reads (``token id`` lines, case variants included)."""
+        """The vocabulary file MediaPipe reads (``token id`` lines)."""
         return "".join(f"{t} {i}\n" for t, i in self.table.items())
 
     def to_hf(self):

@@ -235,8 +235,8 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
     return Plan(spec, tuple(plans), use_cache, teacher, prep.source, prep.facts, rows)
 
 
-def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """(token ids, labels, number of classes) of the spec's test split, after checking that the artifact was built
+def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.ndarray, list, list]:
+    """(token ids, labels, label names, texts) of the spec's test split, plus the tokenizer, after checking that the artifact was built
     for this spec: the ``labels.txt`` and ``edgeopt_tokenizer.json`` beside it (when there) must be the spec's own, so an
     artifact is never scored against another dataset's labels or fed another vocabulary's ids."""
     from ..data import load_dataset
@@ -263,7 +263,7 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
             raise InputError(f"{d / CONFIG}: the artifact was built with another tokenizer (vocabulary "
                              f"{own.vocab_size}, seq_len {own.seq_len}) than {spec.name} gives (vocabulary "
                              f"{tok.vocab_size}, seq_len {tok.seq_len}). {fix}")
-    return tok.encode_batch(ds.test.texts), np.asarray(ds.test.labels), ds.num_classes
+    return tok.encode_batch(ds.test.texts), np.asarray(ds.test.labels), list(ds.label_names), list(ds.test.texts), tok
 
 
 def _log(quiet: bool, msg: str) -> None:

@@ -50,7 +50,8 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
         if c.get("ran"):
             add("client_mediapipe", f"accuracy = edgeopt's, agreement >= {c['agreement_min']}",
                 f"accuracy {c['accuracy']} (edgeopt {c['edgeopt_accuracy']}), agreement {c['agreement']} "
-                f"({c['disagreements']} of {c['examples']} differ)", c["passed"], "")
+                f"({c['disagreements']} of {c['examples']} differ, {c['ties_broken_differently']} ties broken "
+                f"another way)", c["passed"], "")
     return {"passed": all(c["passed"] for c in checks), "checks": checks}
 
 

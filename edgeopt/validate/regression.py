@@ -11,6 +11,10 @@
   differ it falls back to Fisher's exact test on the two accuracies. A check fails when p < ``accuracy_alpha``
   (0.001 by default: at most one false alarm in a thousand checks of an unchanged model). The same artifact on the
   same runtime flips no example, so any loss of a dozen examples or more fails.
+- **macro-F1** is gated the same way, as a paired test on the same examples: the baseline stores its artifact's
+  predicted class per example, and a paired bootstrap over the test examples (4,000 resamples, fixed seed) gives
+  the one-sided p-value of "the current macro-F1 is lower"; it fails when p < ``accuracy_alpha``. Macro-F1 moves
+  with a rare class that accuracy hardly sees (spam is 13% of SMS). Without a paired record it is reported only.
 - **size** may not grow by more than ``size_rel``;
 - **p50 latency** may not exceed ``baseline * (1 + latency_rel)`` plus a noise margin, the baseline's and this run's
   p90-p50 spread together; compared only on the machine the baseline was taken on;
@@ -27,8 +31,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ArtifactError, InputError
-from ..manifest import (Baseline, Tolerances, decode_correct, encode_correct, examples_sha256, load_baseline,
-                        load_manifest)
+from ..manifest import (Baseline, Tolerances, decode_correct, decode_predictions, encode_correct,
+                        encode_predictions, examples_sha256, load_baseline, load_manifest)
 
 __all__ = ["measure", "make_baseline", "load_baseline", "compare", "format_table", "accuracy_test",
            "built_with_emulator"]
@@ -41,6 +45,28 @@ def _manifest_path(build: Path) -> Path:
 
 def built_with_emulator(build: Path) -> bool:
     return load_manifest(_manifest_path(build)).emulator is not None
+
+
+BOOTSTRAP_RESAMPLES = 4000
+
+
+def macro_f1_test(base_pred: np.ndarray, cur_pred: np.ndarray, labels: np.ndarray, num_classes: int,
+                  alpha: float, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+    """One-sided paired bootstrap: p = share of resamples of the test examples where the current artifact's
+    macro-F1 is not below the baseline's ((1 + count) / (1 + resamples), so p is never 0)."""
+    from .classes import macro_f1
+
+    n = len(labels)
+    rng = np.random.default_rng(seed)
+    not_below = 0
+    for start in range(0, resamples, 500):
+        for idx in rng.integers(0, n, size=(min(500, resamples - start), n)):
+            y = labels[idx]
+            not_below += macro_f1(cur_pred[idx], y, num_classes) >= macro_f1(base_pred[idx], y, num_classes)
+    p = (1 + not_below) / (1 + resamples)
+    fb, fc = macro_f1(base_pred, labels, num_classes), macro_f1(cur_pred, labels, num_classes)
+    return {"baseline": round(fb, 6), "current": round(fc, 6), "p_value": p, "passed": bool(p >= alpha),
+            "limit": f"p >= {alpha:g}", "note": f"paired bootstrap, {resamples} resamples of {n} examples"}
 
 
 def accuracy_test(base_correct: Optional[np.ndarray], cur_correct: Optional[np.ndarray], base_acc: float,
@@ -69,6 +95,7 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
     from ..data import load_dataset
     from ..data.tokenizer import load_tokenizer
     from ..specs import DataSpec
+    from .classes import macro_f1
     from .size import size_of
 
     mpath = _manifest_path(build)
@@ -109,6 +136,8 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
             "manifest_sha256": next((a.sha256 for a in m.artifacts if a.path == art.name), None),
             "accuracy": round(float(correct.mean()), 6), "test_examples": int(len(y)),
             "correct": encode_correct(correct), "examples_sha256": examples_sha256(x, y),
+            "predictions": encode_predictions(logits.argmax(1)), "labels": encode_predictions(y),
+            "num_classes": len(ds.label_names), "macro_f1": round(macro_f1(logits.argmax(1), y, len(ds.label_names)), 6),
             "size_bytes": size["size_bytes"], "gzip_bytes": size["gzip_bytes"],
             "latency": {"threads": st.threads, "xnnpack": st.xnnpack, "delegate_applied": st.delegate_applied,
                         "p50_ms": st.p50_ms, "p90_ms": st.p90_ms, "runtime": st.runtime},
@@ -146,7 +175,8 @@ def existing_tolerances(path: Path) -> Optional[Tolerances]:
 
 
 def make_baseline(current: dict, tolerances: Optional[Tolerances] = None) -> dict:
-    b = Baseline.model_validate({**current, "tolerances": (tolerances or Tolerances()).model_dump()})
+    keep = {k: v for k, v in current.items() if k != "labels"}  # the labels are the dataset's, not the baseline's
+    b = Baseline.model_validate({**keep, "tolerances": (tolerances or Tolerances()).model_dump()})
     return b.model_dump(mode="json")
 
 
@@ -175,6 +205,21 @@ def compare(current: dict, baseline: Baseline) -> dict:
                       tol.accuracy_alpha)
     add("accuracy", baseline.accuracy, current["accuracy"], t["limit"], t["passed"],
         f"{t['note']}; p = {t['p_value']:.3g}")
+    if baseline.predictions and current.get("predictions") and same:
+        n, k = baseline.test_examples, current["num_classes"]
+        try:
+            bp = decode_predictions(baseline.predictions, n)
+        except ValueError as e:
+            raise InputError(f"baseline field 'predictions': {e}. Fix: regenerate it with --update.") from None
+        if not np.array_equal(bp == decode_predictions(current["labels"], n), recorded):
+            raise InputError("baseline predictions do not match its per-example correctness record: it was edited. "
+                             "Fix: regenerate it with --update.")
+        f = macro_f1_test(bp, decode_predictions(current["predictions"], n), decode_predictions(current["labels"], n),
+                          k, tol.accuracy_alpha)
+        add("macro_f1", f["baseline"], f["current"], f["limit"], f["passed"], f"{f['note']}; p = {f['p_value']:.3g}")
+    elif baseline.macro_f1 is not None and current.get("macro_f1") is not None:
+        add("macro_f1", baseline.macro_f1, current["macro_f1"], "not gated", True,
+            "reported only: the baseline's examples differ (no paired record)")
     hi = int(baseline.size_bytes * (1 + tol.size_rel))
     add("size_bytes", baseline.size_bytes, current["size_bytes"], f"<= {hi}", current["size_bytes"] <= hi)
     bl, cl = baseline.latency, current["latency"]

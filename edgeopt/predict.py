@@ -1,0 +1,162 @@
+"""``edgeopt predict``: texts through an artifact, top-k labels with scores, without TensorFlow.
+
+The tokenizer and labels come from beside the artifact (a build directory: ``edgeopt_tokenizer.json``,
+``labels.txt``, and ``manifest.json``, whose SHA-256 records must name the very files found there) or, for a
+``.tflite`` on its own, from inside it: the TFLite metadata MediaPipe reads (its regex tokenizer and vocabulary,
+its labels), read by MediaPipe's own metadata displayer in the writer environment. Whatever the source, the
+tokenizer's sequence length must be the model's input length and the labels as many as its outputs, and when both
+sources exist they must agree: an artifact is never fed another model's ids or named with another model's labels.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ArtifactError, InputError
+
+
+@dataclass
+class Predictor:
+    artifact: Path
+    session: object
+    tok: object
+    labels: list[str]
+    source: str  # where the tokenizer and labels came from
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        out = np.asarray(self.session.run(self.tok.encode_batch(texts)), np.float64)
+        rows_are_probs = (out >= 0).all() and (out <= 1).all() and np.allclose(out.sum(1), 1, atol=1e-3)
+        if rows_are_probs:
+            return out
+        e = np.exp(out - out.max(1, keepdims=True))  # logits -> softmax probabilities
+        return e / e.sum(1, keepdims=True)
+
+    def predict(self, texts: list[str], top_k: int = 3) -> list[dict]:
+        probs = self.scores(texts)
+        k = min(top_k, probs.shape[1])
+        res = []
+        for text, row in zip(texts, probs):
+            order = np.argsort(-row, kind="stable")[:k]
+            res.append({"text": text, "top": [{"label": self.labels[i], "index": int(i),
+                                                "score": round(float(row[i]), 6)} for i in order]})
+        return res
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _resolve(path: Path) -> tuple[Path, Path | None]:
+    """(the artifact, the build directory's manifest when there is one)."""
+    from .manifest import load_manifest
+
+    if path.is_dir():
+        mf = path / "manifest.json"
+        if not mf.is_file():
+            raise InputError(f"{path}: not a build directory (no manifest.json). Fix: give a build directory or a "
+                             f".tflite/.onnx file.")
+        m = load_manifest(mf)
+        return path / m.metrics.artifact, mf
+    if not path.is_file():
+        raise InputError(f"{path}: no such file or directory. Fix: give a build directory or a .tflite/.onnx file.")
+    mf = path.parent / "manifest.json"
+    return path, (mf if mf.is_file() else None)
+
+
+def _check_belongs(artifact: Path, manifest: Path, files: list[Path]) -> None:
+    from .manifest import load_manifest
+
+    recorded = {a.path: a.sha256 for a in load_manifest(manifest).artifacts}
+    for f in [artifact, *files]:
+        want = recorded.get(f.name)
+        if want is None:
+            raise InputError(f"{f}: not listed in {manifest}; it was not written by that build. Fix: predict with a "
+                             f"build directory as edgeopt wrote it.")
+        if _sha(f) != want:
+            raise InputError(f"{f}: its SHA-256 differs from the one {manifest} records; the artifact and its "
+                             f"tokenizer or labels do not belong together. Fix: rebuild, or use the files of one "
+                             f"build.")
+
+
+def _embedded(artifact: Path, quiet: bool) -> tuple[object, list[str]] | None:
+    """(tokenizer, labels) from the .tflite's metadata, or None when it carries no MediaPipe text metadata."""
+    import zipfile
+
+    from .data.tokenizer import RegexTokenizer
+
+    try:
+        with zipfile.ZipFile(artifact) as z:  # associated files are a zip appended to the flatbuffer
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if not {"labels.txt", "vocab.txt"} <= names:
+        return None
+    from .clients.mediapipe import read_metadata
+
+    md = read_metadata(artifact, quiet=True)
+    inp = md["metadata"]["subgraph_metadata"][0]["input_tensor_metadata"][0]
+    unit = (inp.get("process_units") or [{}])[0]
+    if unit.get("options_type") != "RegexTokenizerOptions":
+        return None
+    pattern = unit["options"]["delim_regex_pattern"]
+    if pattern != RegexTokenizer.DELIM:
+        raise InputError(f"{artifact}: its regex tokenizer splits on {pattern!r}, not {RegexTokenizer.DELIM!r}; "
+                         f"edgeopt reproduces only its own. Fix: run it with MediaPipe's TextClassifier.")
+    return md["contents"]["vocab.txt"], md["contents"]["labels.txt"].splitlines()
+
+
+def load(path, quiet: bool = True) -> Predictor:
+    from . import runtimes
+    from .data.tokenizer import CONFIG, RegexTokenizer, load_tokenizer
+    from .files import read_text_capped
+
+    artifact, manifest = _resolve(Path(path))
+    if artifact.suffix.lower() not in (".tflite", ".onnx"):
+        raise InputError(f"{artifact}: not a .tflite or .onnx file. Fix: give a model file or a build directory.")
+    if not artifact.is_file():
+        raise ArtifactError(f"{artifact}: the build's deployed artifact is missing. Fix: rebuild.")
+    sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=1))
+    seq_len = int(sess.input_shape[1])
+    d = artifact.parent
+    embedded = _embedded(artifact, quiet) if artifact.suffix.lower() == ".tflite" else None
+    if (d / CONFIG).is_file():
+        if manifest is not None:
+            _check_belongs(artifact, manifest, [f for f in (d / CONFIG, d / "labels.txt") if f.is_file()])
+        tok = load_tokenizer(d)
+        if not (d / "labels.txt").is_file():
+            raise ArtifactError(f"{d / 'labels.txt'}: missing beside {CONFIG}. Fix: rebuild.")
+        labels = read_text_capped(d / "labels.txt", 16 << 20, "labels file", InputError).splitlines()
+        source = f"{CONFIG} and labels.txt beside the artifact"
+        if embedded is not None:
+            vocab, emb_labels = embedded
+            if emb_labels != labels or not isinstance(tok, RegexTokenizer) or vocab != tok.client_vocab():
+                raise InputError(f"{artifact}: the labels or vocabulary inside it differ from {d / CONFIG} and "
+                                 f"labels.txt beside it; they do not belong together. Fix: use the files of one "
+                                 f"build.")
+    elif embedded is not None:
+        vocab, labels = embedded
+        tok = RegexTokenizer.from_client_vocab(vocab, seq_len)
+        source = "the model's metadata (MediaPipe regex tokenizer, vocab.txt, labels.txt)"
+    else:
+        raise InputError(f"{artifact}: no tokenizer beside it ({CONFIG}) and no tokenizer metadata inside it. Fix: "
+                         f"predict with the build directory edgeopt wrote.")
+    if tok.seq_len != seq_len:
+        raise InputError(f"{artifact}: takes {seq_len} token ids, but its tokenizer makes {tok.seq_len}; they do "
+                         f"not belong together. Fix: use the tokenizer of the build that made it.")
+    n_out = int(np.asarray(sess.run(tok.encode_batch([""]))).shape[-1])
+    if len(labels) != n_out:
+        raise InputError(f"{artifact}: outputs {n_out} scores, but its labels list {len(labels)}; they do not "
+                         f"belong together. Fix: use the labels.txt of the build that made it.")
+    return Predictor(artifact, sess, tok, labels, source)
+
+
+def format_predictions(rows: list[dict]) -> str:
+    out = []
+    for r in rows:
+        out.append(json.dumps(r["text"], ensure_ascii=False)[:120])
+        out += [f"  {t['score']:.4f}  {t['label']}" for t in r["top"]]
+    return "\n".join(out)
