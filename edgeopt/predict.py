@@ -122,8 +122,11 @@ def load(path, quiet: bool = True) -> Predictor:
     sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=1))
     seq_len = int(sess.input_shape[1])
     d = artifact.parent
-    embedded = _embedded(artifact, quiet) if artifact.suffix.lower() == ".tflite" else None
-    if (d / CONFIG).is_file():
+    beside = (d / CONFIG).is_file()
+    # the metadata is read when it is the source, or when no manifest vouches for the files beside the artifact
+    embedded = (_embedded(artifact, quiet) if artifact.suffix.lower() == ".tflite" and (not beside or manifest is None)
+                else None)
+    if beside:
         if manifest is not None:
             _check_belongs(artifact, manifest, [f for f in (d / CONFIG, d / "labels.txt") if f.is_file()])
         tok = load_tokenizer(d)

