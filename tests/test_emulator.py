@@ -210,6 +210,10 @@ def test_reference_builds_match_the_baselines_in_the_repository(emulator_root, t
     assert r.exit_code == 0, r.output
     for m in json.loads(r.stdout):
         assert all(c["loaded"] and c["parity"]["passed"] for c in m["emulator"]["cpus"]), m["target"]
+        if m["target"] in ("pixel-7", "android-arm64-fp16"):  # they declare the MediaPipe client
+            c = m["clients"][0]
+            assert c["ran"] and c["passed"] and c["examples"] == 3080 and c["max_abs_score_diff"] <= 1e-6, c
+            assert abs(c["accuracy"] - c["edgeopt_accuracy"]) <= c["ties_broken_differently"] / 3080
     for t in REFERENCE_TARGETS:
         base = REPO / "baselines" / "banking77-cnn" / f"{t}.json"
         v = run_cli(["verify", str(out / t), "--baseline", str(base), "--iterations", "100"])

@@ -2,8 +2,9 @@
 stdin, writes TFLite model metadata with MediaPipe's metadata writer, prints a JSON answer on stdout.
 
 Jobs: ``{"write": [{src, dst, name, version, description, author, input, labels}]}`` where ``input`` is
-``{"kind": "regex", "pattern", "vocab"}`` (MediaPipe's regex tokenizer and its vocabulary file) or ``{"kind":
-"ids", "description"}`` (token ids from another tokenizer); ``{"read": path}`` returns the metadata JSON and the
+``{"kind": "regex", "pattern", "vocab"}`` (MediaPipe's regex tokenizer and its vocabulary file), ``{"kind":
+"wordpiece", "vocab", "description"}`` (a BERT WordPiece tokenizer and its vocabulary) or ``{"kind": "ids",
+"description"}`` (token ids from another tokenizer); ``{"read": path}`` returns the metadata JSON and the
 associated files' names. Nothing from edgeopt is imported here (another numpy, another protobuf).
 """
 import json
@@ -40,6 +41,12 @@ def write(job):
     if inp["kind"] == "regex":
         w.add_regex_text_input(metadata_writer.RegexTokenizer(delim_regex_pattern=inp["pattern"],
                                                               vocab_file_path=inp["vocab"]))
+    elif inp["kind"] == "wordpiece":
+        # add_bert_text_input wants three inputs (ids, mask, segment ids); a one-input model gets the same BERT
+        # tokenizer process unit and vocabulary file on its subgraph, as that method attaches them
+        w.add_feature_input(name="input_ids", description=inp["description"])
+        w._input_process_units.append(metadata_info.BertTokenizerMd(inp["vocab"]).create_metadata())
+        w._associated_files.append(inp["vocab"])
     else:
         w.add_feature_input(name="input_ids", description=inp["description"])
     w.add_classification_output(metadata_writer.Labels().add(job["labels"]))

@@ -42,16 +42,32 @@ def client_compatible(tok) -> bool:
     return getattr(tok, "TYPE", None) == "regex"
 
 
+def wordpiece_vocab(tok) -> list[str] | None:
+    """The vocabulary of a Hugging Face WordPiece tokenizer, by id (None for any other tokenizer)."""
+    if getattr(tok, "TYPE", None) != "huggingface" or tok.config().get("model") != "WordPiece":
+        return None
+    by_id = {i: t for t, i in tok.tok.get_vocab(with_added_tokens=True).items()}
+    if sorted(by_id) != list(range(len(by_id))):
+        return None
+    return [by_id[i] for i in range(len(by_id))]
+
+
 def write_metadata(paths: list[Path], tok, labels: list[str], *, name: str, version: str, description: str,
                    quiet: bool = False) -> dict:
     """Populate each ``.tflite`` in ``paths`` (in place) with model metadata: name, version, description, the
     input (MediaPipe's regex tokenizer with its vocabulary file, or token ids from edgeopt's tokenizer files), the
     output's labels. Returns the metadata JSON (the same for every path)."""
     with tempfile.TemporaryDirectory(prefix="edgeopt-md-") as td:
+        vocab = Path(td) / "vocab.txt"  # the associated file's name inside the model
         if client_compatible(tok):
-            vocab = Path(td) / "vocab.txt"  # the associated file's name inside the model
             vocab.write_text(tok.client_vocab(), encoding="utf-8")
             inp = {"kind": "regex", "pattern": tok.DELIM, "vocab": str(vocab)}
+        elif wordpiece_vocab(tok) is not None:
+            vocab.write_text("".join(t + "\n" for t in wordpiece_vocab(tok)), encoding="utf-8")
+            inp = {"kind": "wordpiece", "vocab": str(vocab),
+                   "description": f"int32 WordPiece ids [1, {tok.seq_len}] (BERT tokenizer, vocab.txt); "
+                                  f"tokenizer.json beside the model has the normalizer and truncation. MediaPipe's "
+                                  f"BERT classifier wants ids, mask and segment ids: this model takes ids only"}
         else:
             inp = {"kind": "ids", "description": f"int32 token ids [1, {tok.seq_len}] from edgeopt's {tok.TYPE} "
                                                  f"tokenizer: tokenizer.json (Hugging Face tokenizers) beside the "

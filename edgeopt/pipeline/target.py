@@ -133,14 +133,14 @@ def _write_metadata(b: _Builder, tp: TargetPlan, paths: list) -> dict:
                            description=spec.description or spec.name,
                            quiet=b.quiet)
     sub = md["subgraph_metadata"][0]
-    unit = (sub["input_tensor_metadata"][0].get("process_units") or [{}])[0]
+    units = (sub["input_tensor_metadata"][0].get("process_units") or []) + (sub.get("input_process_units") or [])
+    holders = [*sub["input_tensor_metadata"], *sub["output_tensor_metadata"], *units]
     return {"writer": "mediapipe 0.10.21 metadata_writers (environment mediapipe-writer)",
             "name": md.get("name"), "version": md.get("version"), "min_parser_version": md.get("min_parser_version"),
-            "input_tokenizer": unit.get("options_type", "none: token ids (see tokenizer.json)"),
-            "associated_files": sorted({f["name"] for m in (sub["input_tensor_metadata"] + sub["output_tensor_metadata"])
-                                        for u in [m, *(m.get("process_units") or [])]
-                                        for f in (u.get("associated_files") or u.get("options", {}).get(
-                                            "vocab_file", []) or [])}),
+            "input_tokenizer": units[0]["options_type"] if units else "none: token ids (see tokenizer.json)",
+            "associated_files": sorted({f["name"] for h in holders
+                                        for f in (h.get("associated_files") or []) + (h.get("options", {}).get(
+                                            "vocab_file") or [])}),
             "client_ready": mp.client_compatible(b.tok)}
 
 
