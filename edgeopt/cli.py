@@ -229,8 +229,12 @@ def _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations):
         for r in results:
             m = r.manifest["metrics"]
             click.echo(f"{r.manifest['target']}: {'PASSED' if r.passed else 'FAILED'} accuracy {m['accuracy']:.4f} "
-                       f"(float32 {m['baseline']['accuracy']:.4f}) size {m['size']['size_bytes']:,} B -> "
-                       f"{r.out_dir}/report.md")
+                       f"(float32 {m['baseline']['accuracy']:.4f}) macro-F1 {m['macro_f1']:.4f} size "
+                       f"{m['size']['size_bytes']:,} B -> {r.out_dir}/report.md")
+            for c in r.manifest.get("clients") or []:
+                from .report import client_line
+
+                click.echo("  " + client_line(c))
             if "emulator" in r.manifest:
                 from .emulator.validate import format_table as emu_table
 
