@@ -1,0 +1,238 @@
+"""CLI commands that measure an artifact: ``bench``, ``validate``, ``verify``, ``inspect`` and the emulated
+devices (``emulator setup | list``), registered on ``edgeopt.cli.main`` (kept apart so cli.py stays about
+building)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .cli import EXIT_BUDGET, MAX_ITER, _dump, _Group, _handle_errors, main
+
+
+# ----------------------------------------------------------------------------------------------- bench
+@main.command()
+@click.argument("artifact", type=click.Path())
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--no-xnnpack", is_flag=True, help="Run with the builtin kernels only (XNNPACK off).")
+@click.option("--warmup", type=click.IntRange(0, MAX_ITER), default=50, show_default=True)
+@click.option("--iterations", type=click.IntRange(1, MAX_ITER), default=500, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
+    """Latency of ARTIFACT (.tflite or .onnx) at batch 1 on this machine: p50/p90/p99 after warm-up.
+
+    Inputs are token ids: random ids within the vocabulary of the tokenizer next to the artifact (a build
+    directory's edgeopt_tokenizer.json), else all-<unk> ids.
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    from . import runtimes
+    from .data.tokenizer import CONFIG, load_tokenizer
+
+    sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, xnnpack=not no_xnnpack))
+    seq_len = sess.input_shape[1]
+    tok_dir = Path(artifact).parent
+    if (tok_dir / CONFIG).is_file():
+        vocab = load_tokenizer(tok_dir).vocab_size
+        x = np.random.default_rng(0).integers(2, max(vocab, 3), size=(64, seq_len), dtype=np.int32)
+        inputs = f"random ids < {vocab} ({CONFIG})"
+    else:
+        x = np.ones((64, seq_len), np.int32)
+        inputs = f"all <unk> ids (no {CONFIG} beside the artifact)"
+    st = sess.benchmark(x, warmup=warmup, iterations=iterations).to_dict()
+    st.update(artifact=str(artifact), inputs=inputs)
+    if as_json:
+        return _dump(st)
+    click.echo(f"{artifact}: {st['runtime']}, threads {threads}, XNNPACK {'off' if no_xnnpack else 'on'} "
+               f"(applied: {'yes' if st['delegate_applied'] else 'no'})")
+    click.echo(f"  p50 {st['p50_ms']:.4f} ms  p90 {st['p90_ms']:.4f} ms  p99 {st['p99_ms']:.4f} ms  "
+               f"({iterations} iterations after {warmup} warm-up; {inputs})")
+    m = st["machine"]
+    click.echo(f"  machine: {m['arch']} {m['cpu']}, {m['cores']} cores")
+
+
+# ---------------------------------------------------------------------------------------------- verify
+@main.command()
+@click.argument("build_dir", metavar="BUILD", type=click.Path())
+@click.option("--baseline", required=True, type=click.Path(), help="Baseline JSON to compare with (or to write).")
+@click.option("--update", is_flag=True, help="Write BUILD's re-measured numbers as the new baseline, on purpose.")
+@click.option("--iterations", type=click.IntRange(10, MAX_ITER), default=300, show_default=True,
+              help="Timed calls for the latency re-measurement.")
+@click.option("--emulate/--no-emulate", default=None,
+              help="Re-run the artifact on the emulated CPU(s) and gate parity too (default: when the baseline has "
+                   "emulator results, or, with --update, when the build was made with --emulate).")
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def verify(build_dir, baseline, update, iterations, emulate, as_json):
+    """Regression gate: re-measure BUILD's artifact and compare with a baseline.
+
+    Accuracy by an exact one-sided test on the examples (paired McNemar when they are the same, else Fisher;
+    fails at p < accuracy_alpha, 0.001), size (relative), p50 latency (relative plus a noise margin from the
+    measured spread; only on the baseline's machine). Exit 0 within bounds, 3 with a per-metric table when not.
+    """
+    from pathlib import Path
+
+    from .manifest import write_json_atomic
+    from .validate import regression as reg
+
+    base = None if update else reg.load_baseline(Path(baseline))
+    old = reg.existing_tolerances(Path(baseline)) if update else None  # refuses a file edgeopt did not write
+    if emulate is None:
+        emulate = (base.emulator is not None) if base is not None else reg.built_with_emulator(Path(build_dir))
+    seed = base.emulator.sample.seed if base is not None and base.emulator is not None else None
+    current = reg.measure(Path(build_dir), iterations=iterations, emulate=emulate, sample_seed=seed)
+    if update:
+        path = Path(baseline)
+        write_json_atomic(path, reg.make_baseline(current, old))
+        click.echo(f"baseline written: {path} (accuracy {current['accuracy']}, {current['size_bytes']:,} B, "
+                   f"p50 {current['latency']['p50_ms']} ms"
+                   + (f", emulated on {', '.join(c['cpu'] for c in current['emulator']['cpus'])})"
+                      if "emulator" in current else ")"))
+        return
+    result = reg.compare(current, base)
+    if as_json:
+        _dump({"current": current, **result})
+    else:
+        click.echo(reg.format_table(result))
+        click.echo(f"verify {current['model']} on {current['target']}: {'PASSED' if result['passed'] else 'FAILED'}")
+    if not result["passed"]:
+        sys.exit(EXIT_BUDGET)
+
+
+# -------------------------------------------------------------------------------------------- validate
+@main.command()
+@click.argument("artifact", type=click.Path())
+@click.option("--model", "-m", "model", required=True, help="The ModelSpec it was built from (its data and tokenizer).")
+@click.option("--target", "-t", "target", required=True, help="The target profile (runtime, threads, CPU model).")
+@click.option("--emulate", is_flag=True, help="Run it under qemu on the target's arm64 CPU model(s) and compare "
+                                                "with the host.")
+@click.option("--cpu", "cpus", multiple=True, help="qemu CPU model(s) instead of the target's (repeatable).")
+@click.option("--sample", type=click.IntRange(1), default=None,
+              help="Test examples to run (default: the target's emulator.sample, else the whole test split).")
+@click.option("--client/--no-client", "use_client", default=None,
+              help="Also run the deployed file in MediaPipe's TextClassifier and compare (default: when the target "
+                   "declares clients: [mediapipe]).")
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def validate(artifact, model, target, emulate, cpus, sample, use_client, as_json):
+    """Validate ARTIFACT (.tflite/.onnx) on the test split: on the host (accuracy, macro-F1, and the real client
+    where the target declares one), or with --emulate on emulated CPUs.
+
+    Exit 0 when it loads, the delegate applies as on the host, outputs match within tolerance and the client agrees;
+    3 if not.
+    """
+    from pathlib import Path
+
+    from .errors import InputError
+    from .registry import load_model_spec, load_target
+
+    spec, tgt = load_model_spec(model), load_target(target)
+    if not Path(artifact).is_file():
+        raise InputError(f"{artifact}: file not found. Fix: give the .tflite/.onnx a build wrote.")
+    if (cpus or sample) and not emulate:
+        raise InputError("--cpu/--sample apply to emulated validation. Fix: add --emulate.")
+    from .pipeline import validation_data
+
+    x, y, label_names, texts, tok = validation_data(spec, Path(artifact))
+    n_classes = len(label_names)
+    if emulate:
+        from .emulator.validate import format_table, validate_for_target
+
+        res = validate_for_target(Path(artifact), x, y, tgt, spec.training.seed, cpus=list(cpus) or None,
+                                  sample=sample, quiet=as_json)
+        _dump(res) if as_json else click.echo(format_table(res) + f"\n({res['note']})")
+        if not res["passed"]:
+            sys.exit(EXIT_BUDGET)
+        return
+    from . import runtimes
+    from .validate.accuracy import accuracy
+
+    sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=tgt.runtime.threads,
+                                                           xnnpack="xnnpack" in tgt.runtime.delegates))
+    from .validate.regression import check_outputs
+
+    logits = sess.run(x)
+    check_outputs(artifact, logits, n_classes)
+    from .validate.classes import per_class
+
+    pc = per_class(logits.argmax(1), y, label_names)
+    res = {"artifact": artifact, "runtime": sess.runtime, "examples": int(len(x)),
+           "accuracy": round(accuracy(logits, y), 6), "macro_f1": pc["macro_f1"], "per_class": pc,
+           "delegate_applied": sess.delegate_applied, "machine": runtimes.machine_info()}
+    if use_client is None:
+        use_client = "mediapipe" in tgt.clients
+    if use_client:
+        if Path(artifact).suffix.lower() != ".tflite":
+            raise InputError(f"{artifact}: MediaPipe's TextClassifier runs .tflite files. Fix: drop --client.")
+        from .clients.mediapipe import check
+
+        res["client"] = check(Path(artifact), texts, y, logits, label_names, tok, quiet=as_json)
+    ok = res.get("client", {}).get("passed") is not False
+    if as_json:
+        _dump(res)
+    else:
+        click.echo(f"{artifact}: accuracy {res['accuracy']:.4f}, macro-F1 {res['macro_f1']:.4f} on {res['examples']} "
+                   f"test examples ({sess.runtime} on this host, XNNPACK "
+                   f"{'applied' if res['delegate_applied'] else 'not applied'})")
+        if "client" in res:
+            from .report import client_line
+
+            click.echo(client_line(res["client"]))
+    if not ok:
+        sys.exit(EXIT_BUDGET)
+
+
+@main.group(cls=_Group)
+def emulator():
+    """The emulated arm64 devices (qemu-user): set up, list."""
+
+
+@emulator.command("setup")
+@click.option("--arch", default="arm64", show_default=True, help="Emulated architecture.")
+@click.option("--force", is_flag=True, help="Rebuild even when it is already set up.")
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def emulator_setup(arch, force, as_json):
+    """Build the emulated device environment into the user cache (idempotent)."""
+    from .emulator import env
+
+    st = env.setup(arch, quiet=as_json, force=force)
+    if as_json:
+        _dump(st)
+    else:
+        click.echo(f"emulator {arch}: {'set up' if st['changed'] else 'already set up'} at {st['root']} "
+                   f"(qemu {st['qemu_version']}); CPU models: {', '.join(c['cpu'] for c in st['cpus'])}")
+
+
+@emulator.command("list")
+@click.option("--arch", default="arm64", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def emulator_list(arch, as_json):
+    """The emulated CPU models and whether the environment is ready."""
+    from .emulator import env
+
+    st = env.status(arch)
+    if as_json:
+        _dump(st)
+        return
+    click.echo(f"emulator {arch}: {'ready' if st['ready'] else 'NOT ready: ' + '; '.join(st['problems'])} "
+               f"({st['root']}; qemu {st['qemu_version'] or 'missing'})")
+    for c in st["cpus"]:
+        click.echo(f"  {c['cpu']:<12} CPU part {c['cpu_part']}  {'ready' if c['ready'] else 'not ready'}  {c['like']}")
+
+
+# --------------------------------------------------------------------------------------------- inspect
+@main.command()
+@click.argument("artifact", type=click.Path())
+@click.option("--json", "as_json", is_flag=True)
+@_handle_errors
+def inspect(artifact, as_json):
+    """Ops, tensor dtypes and size of a .tflite file (no TensorFlow needed)."""
+    from .inspect import format_inspect, inspect_tflite
+
+    info = inspect_tflite(artifact)
+    _dump(info) if as_json else click.echo(format_inspect(info))
