@@ -375,3 +375,22 @@ def test_macro_f1_budget_fails_a_build(mp_builds, tmp_path):
     checks = {c["name"]: c for c in json.loads(r.stdout)["budgets"]["checks"]}
     assert not checks["min_macro_f1"]["passed"] and checks["max_macro_f1_drop"]["passed"]
     assert "min_macro_f1: measured" in r.stderr
+
+
+@pytest.mark.client
+@pytest.mark.slow
+def test_two_processes_setting_up_at_once_take_turns(tmp_path):
+    """Two `edgeopt client setup` at once into an empty directory: one builds each environment, the other waits and
+    finds it ready; both end ready, nothing half-built is left."""
+    import os
+
+    env = {**os.environ, "EDGEOPT_CLIENT_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "edgeopt", "client", "setup", "--json"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=900)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    for i, name in enumerate(("mediapipe-client", "mediapipe-writer")):
+        assert sorted(o[i]["changed"] for o in outs) == [False, True] and all(o[i]["ready"] for o in outs)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["mediapipe-client",
+                                                                                          "mediapipe-writer"]

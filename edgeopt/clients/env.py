@@ -104,10 +104,24 @@ def _dir_size(d: Path) -> int:
 
 
 def setup_one(name: str, quiet: bool = False, force: bool = False) -> dict:
+    """Set one environment up; processes doing it at once take turns (a lock in EDGEOPT_CLIENT_DIR), and the
+    second finds it ready."""
+    import fcntl
+
     st = status(name)
     if st["ready"] and not force:
         _log(quiet, f"[edgeopt] client {name}: already set up at {st['path']}")
         return {**st, "changed": False}
+    root().mkdir(parents=True, exist_ok=True)
+    with open(root() / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        st = status(name)
+        if st["ready"] and not force:
+            return {**st, "changed": False}
+        return _build_env(name, quiet)
+
+
+def _build_env(name: str, quiet: bool) -> dict:
     t0 = time.perf_counter()
     d = root() / name
     d.parent.mkdir(parents=True, exist_ok=True)

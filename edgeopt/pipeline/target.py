@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..data.tokenizer import GOLDEN, write_golden
 from .builder import BuildResult, _Builder, structure_of
 from .outdir import STAGING_MARKER, _replace_dir, check_out_dir, clean_stale, dir_lock
-from ..data.tokenizer import GOLDEN, write_golden
 from .plan import LATENCY_INPUTS, LatencySettings, Plan, TargetPlan, _log
 
 def build(p: Plan, quiet: bool = False, latency: LatencySettings = LatencySettings()) -> list[BuildResult]:
@@ -130,8 +130,7 @@ def _write_metadata(b: _Builder, tp: TargetPlan, paths: list) -> dict:
     _log(b.quiet, f"[edgeopt] {t.name}: writing model metadata (labels, tokenizer) into "
                   f"{', '.join(p.name for p in paths)}")
     md = mp.write_metadata(paths, b.tok, b.ds.label_names, name=spec.name, version=f"edgeopt {__version__}",
-                           description=spec.description or spec.name,
-                           quiet=b.quiet)
+                           description=spec.description or spec.name, quiet=b.quiet)
     sub = md["subgraph_metadata"][0]
     units = (sub["input_tensor_metadata"][0].get("process_units") or []) + (sub.get("input_process_units") or [])
     holders = [*sub["input_tensor_metadata"], *sub["output_tensor_metadata"], *units]
