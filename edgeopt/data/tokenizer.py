@@ -57,26 +57,20 @@ class WordTokenizer:
         self.lowercase = bool(lowercase)
         self.pad_id, self.unk_id, self.origin = int(pad_id), int(unk_id), origin
         self._re = re.compile(PATTERN)
-        self.table = self._table()
-
-    def _table(self) -> dict[str, int]:
-        """token -> id, as looked up (the regex tokenizer adds case variants)."""
-        return self.index
+        self.table = self.index  # token -> id, as looked up
 
     # ---------------------------------------------------------------------------------- construction
     @classmethod
     def fit(cls, texts: Iterable[str], seq_len: int, max_vocab: int = 20000, min_freq: int = 1,
             lowercase: bool = True) -> "WordTokenizer":
         tmp = cls(list(cls.SPECIALS), seq_len, lowercase)
-        counts = Counter(tmp._fold(tok) for t in texts for tok in tmp.split(t))
+        counts = Counter(tok for t in texts for tok in tmp.split(t))
         counts = Counter({t: c for t, c in counts.items() if t not in cls.SPECIALS})
         ranked = sorted((c, t) for t, c in counts.items() if c >= min_freq)
         ranked.sort(key=lambda ct: (-ct[0], ct[1]))  # by frequency, ties alphabetical: deterministic
         words = [t for _, t in ranked[: max(0, max_vocab - 2)]]
         return cls(list(cls.SPECIALS) + words, seq_len, lowercase)
 
-    def _fold(self, token: str) -> str:
-        return token  # the word rules fold case before splitting
     @classmethod
     def from_vocab_file(cls, path, seq_len: int, lowercase: bool = True, pad_token: str | None = None,
                         unk_token: str | None = None) -> "WordTokenizer":
@@ -216,9 +210,9 @@ class RegexTokenizer(WordTokenizer):
 
     def config(self) -> dict:
         return {"type": self.TYPE, "format_version": FORMAT_VERSION, "normalization": "none",
-                "lowercase": False, "delim_regex_pattern": self.DELIM, "pattern": self.DELIM, "regex_flavor": "RE2 (ASCII \\w)",
-                "stop_at_nul": True, "seq_len": self.seq_len, "pad_id": self.pad_id, "unk_id": self.unk_id,
-                "truncation": "keep_start", "padding": "end", "vocab_size": self.vocab_size,
+                "lowercase": False, "delim_regex_pattern": self.DELIM, "pattern": self.DELIM,
+                "regex_flavor": "RE2 (ASCII \\w)", "stop_at_nul": True, "seq_len": self.seq_len,
+                "pad_id": self.pad_id, "unk_id": self.unk_id, "truncation": "keep_start", "padding": "end", "vocab_size": self.vocab_size,
                 "vocabulary": self.origin}
 
     @staticmethod
