@@ -212,8 +212,8 @@ class RegexTokenizer(WordTokenizer):
         return {"type": self.TYPE, "format_version": FORMAT_VERSION, "normalization": "none",
                 "lowercase": False, "delim_regex_pattern": self.DELIM, "pattern": self.DELIM,
                 "regex_flavor": "RE2 (ASCII \\w)", "stop_at_nul": True, "seq_len": self.seq_len,
-                "pad_id": self.pad_id, "unk_id": self.unk_id, "truncation": "keep_start", "padding": "end", "vocab_size": self.vocab_size,
-                "vocabulary": self.origin}
+                "pad_id": self.pad_id, "unk_id": self.unk_id, "truncation": "keep_start", "padding": "end",
+                "vocab_size": self.vocab_size, "vocabulary": self.origin}
 
     @staticmethod
     def config_pattern() -> str:
