@@ -204,7 +204,8 @@ def emulator_setup(arch, force, as_json):
         _dump(st)
     else:
         click.echo(f"emulator {arch}: {'set up' if st['changed'] else 'already set up'} at {st['root']} "
-                   f"(qemu {st['qemu_version']}); CPU models: {', '.join(c['cpu'] for c in st['cpus'])}")
+                   f"(qemu {st['qemu_version']}); CPU models: {', '.join(c['cpu'] for c in st['cpus'])}; "
+                   f"instruction counter {st['instruction_counter']['plugin']}")
 
 
 @emulator.command("list")
@@ -223,6 +224,9 @@ def emulator_list(arch, as_json):
                f"({st['root']}; qemu {st['qemu_version'] or 'missing'})")
     for c in st["cpus"]:
         click.echo(f"  {c['cpu']:<12} CPU part {c['cpu_part']}  {'ready' if c['ready'] else 'not ready'}  {c['like']}")
+    ic = st["instruction_counter"]
+    click.echo(f"  instruction counter: {'ready' if ic['ready'] else 'NOT ready: ' + '; '.join(ic['problems'])} "
+               f"({ic['plugin']}, {ic['qemu'] or 'no dynamic qemu-aarch64'})")
 
 
 # --------------------------------------------------------------------------------------------- inspect

@@ -169,6 +169,7 @@ class EmulatedRun(_Closed):
     parity: dict[str, Any]
     load_error: Optional[str] = None
     correct: Optional[str] = None
+    instructions: Optional[dict[str, Any]] = None  # emulated instructions per inference (XNNPACK on/off)
 
 
 class EmulatedSample(_Open):
@@ -188,6 +189,8 @@ class Tolerances(_Closed):
     accuracy_alpha: float = Field(default=0.001, gt=0, lt=0.5)
     size_rel: float = Field(default=0.02, ge=0)
     latency_rel: float = Field(default=0.25, ge=0)
+    # emulated instructions per inference: deterministic, so the gate is tight (a 5% costlier artifact fails)
+    instructions_rel: float = Field(default=0.005, ge=0)
 
 
 class Baseline(_Closed):

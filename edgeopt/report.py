@@ -8,6 +8,10 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
+def _n(x) -> str:
+    return "-" if x is None else f"{x:,}"
+
+
 def _f6(x) -> str:
     return "n/a" if x is None else f"{x:.6f}"
 
@@ -134,6 +138,17 @@ def render(m: dict) -> str:
             lines.append(f"| {c['cpu']} | {'yes' if c['loaded'] else 'NO'} | {'yes' if c['delegate_applied'] else 'no'} "
                          f"| {', '.join(c['rejected_ops']) or '-'} | {acc} | {val} | {p.get('limit', '-')} | "
                          f"{'pass' if c['passed'] else 'FAIL'} |")
+        counted = [c for c in emu["cpus"] if c.get("instructions")]
+        lines += ["", "**Emulated instructions per inference** (batch 1, 1 thread; counted by a qemu TCG plugin on the "
+                      "CPU model: deterministic, an instruction count and not a time). "
+                  + ("" if counted else emu.get("instructions_note", "Not counted.")), ""]
+        if counted:
+            lines += ["| qemu CPU | XNNPACK on | XNNPACK off | ONNX Runtime | spread over 20 invokes | seconds |",
+                      "|---|---|---|---|---|---|"]
+            for c in counted:
+                ins = c["instructions"]
+                lines.append(f"| {c['cpu']} | {_n(ins.get('xnnpack_on'))} | {_n(ins.get('xnnpack_off'))} | "
+                             f"{_n(ins.get('onnxruntime'))} | {ins.get('spread')} | {ins.get('seconds')} |")
     tr, data = m["training"], m["data"]
     lines += ["", "## Provenance", "",
               f"- data: {data['dataset']} ({data['labels']} labels), sizes {data.get('sizes')}, split seed "

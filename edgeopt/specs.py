@@ -299,6 +299,8 @@ class Budgets(_Frozen):
     max_size_bytes: Optional[int] = Field(default=None, gt=0)  # raw bytes of the deployed artifact
     max_latency_p90_ms: Optional[float] = Field(default=None, gt=0)  # target threads + delegates, this machine
     min_accuracy: Optional[float] = Field(default=None, ge=0, le=1)
+    # emulated instructions per inference on device.qemu_cpu at the target's XNNPACK setting (build --emulate)
+    max_instructions_per_inference: Optional[int] = Field(default=None, gt=0)
     min_macro_f1: Optional[float] = Field(default=None, ge=0, le=1)  # the deployed artifact, test split
     max_macro_f1_drop: Optional[float] = Field(default=None, ge=0, le=1)  # vs the float32 artifact
     # The float32 artifact must agree with the Keras model it was exported from (argmax over the test split);

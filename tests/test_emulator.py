@@ -195,6 +195,15 @@ def test_build_emulate_then_verify_catches_a_broken_artifact(emulator_root, tmp_
     assert bad.exit_code == 3, bad.output
     failed = {ln.split("  ")[0] for ln in bad.stdout.splitlines() if "FAIL" in ln}
     assert {"accuracy", "emulator cortex-a53: accuracy"} <= failed, bad.stdout
+    # the same weights at another quantization (the float32 file in the int8 file's place) cost more instructions
+    # on the emulated core: the instruction gate fails, with nothing but the count to go on
+    ins = {c["metric"]: c for c in json.loads(ok.stdout)["checks"] if "instructions" in c["metric"]}
+    assert ins and all(c["passed"] and c["current"] == c["baseline"] for c in ins.values()), ins
+    shutil.copy(out / "model_float32.tflite", art)
+    bad = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30", "--json"])
+    checks = {c["metric"]: c for c in json.loads(bad.stdout)["checks"]}
+    c = checks["emulator cortex-a53: instructions (xnnpack on)"]
+    assert bad.exit_code == 3 and not c["passed"] and c["current"] > 1.05 * c["baseline"], c
 
 
 @pytest.mark.emulator
@@ -273,3 +282,48 @@ def test_own_model_file_gets_the_same_evidence(emulator_root, tmp_path):
     loosen_latency(base)
     ok = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30", "--json"])
     assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.emulator
+def test_instructions_per_inference_are_deterministic_and_belong_to_the_core(emulator_root, multi_build):
+    """The same artifact counted 10 times on the same CPU model gives one number; the numbers rank the cores and
+    XNNPACK as the hardware does (dotprod int8 kernels on the A76, none on the A53)."""
+    from edgeopt.data.tokenizer import load_tokenizer
+    from edgeopt.emulator import counter
+
+    d = multi_build["out"] / "pixel-7"
+    x = load_tokenizer(d).encode_batch(["my card still has not arrived"])
+    art = d / "model_int8.tflite"
+    runs = [counter.count(emulator_root, art, x, "cortex-a76", True) for _ in range(10)]
+    assert len({r["instructions"] for r in runs}) == 1 and runs[0]["instructions"] > 0, runs
+    assert all(r["delegate_applied"] and r["identical"] >= r["of"] // 2 for r in runs)
+    a76_off = counter.count(emulator_root, art, x, "cortex-a76", False)["instructions"]
+    a53 = counter.count(emulator_root, art, x, "cortex-a53", True)["instructions"]
+    assert a76_off > runs[0]["instructions"] and a53 > runs[0]["instructions"]
+    # in the emulated validation's record, never as a time
+    r = run_cli(["validate", str(art), "-m", str(multi_build["spec"]), "-t", "pixel-7", "--emulate", "--sample", "20",
+                 "--json"])
+    c = json.loads(r.stdout)["cpus"][0]
+    assert c["instructions"]["xnnpack_on"] == runs[0]["instructions"] and c["instructions"]["xnnpack_off"] == a76_off
+    assert "not a time" in json.loads(r.stdout)["instructions_note"]
+
+
+@pytest.mark.emulator
+def test_instruction_budget_is_judged_on_the_emulated_core(emulator_root, tmp_path):
+    import yaml
+
+    spec = write_spec(tmp_path / "s.yaml", "tiny", "text_cnn", TINY["text_cnn"], epochs=1,
+                      limit={"train": 600, "dev": 100, "test": 100})
+    t = yaml.safe_load((REPO / "targets" / "raspberry-pi-zero-2w.yaml").read_text())
+    t["name"] = "tight-zero"
+    t["budgets"] = {"max_instructions_per_inference": 1000}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(t))
+    r = run_cli(["build", str(spec), "-t", str(tmp_path / "t.yaml"), "--out", str(tmp_path / "b"), "--emulate", "-q",
+                 "--json", *FAST_LATENCY])
+    assert r.exit_code == 3, r.output
+    c = next(c for c in json.loads(r.stdout)["budgets"]["checks"] if c["name"] == "max_instructions_per_inference")
+    assert not c["passed"] and c["value"] > 1000 and "cortex-a53" in c["unit"]
+    # without --emulate nothing was counted: the budget is not passed on host numbers
+    r = run_cli(["build", str(spec), "-t", str(tmp_path / "t.yaml"), "--out", str(tmp_path / "c"), "-q", "--json",
+                 *FAST_LATENCY])
+    assert r.exit_code == 3 and "max_instructions_per_inference: not counted" in r.stderr

@@ -148,8 +148,10 @@ def status(arch: str = "arm64") -> dict:
                 err = str(e)
         cpus.append({"cpu": name, "cpu_part": f"0x{m.part:03x}", "like": m.like,
                      "ready": not problems and err is None, "problem": err})
+    from . import counter
+
     return {"arch": arch, "root": str(r), "qemu": q, "qemu_version": qemu_version(q) if q else None,
-            "ready": not problems, "problems": problems, "cpus": cpus,
+            "ready": not problems, "problems": problems, "cpus": cpus, "instruction_counter": counter.status(r),
             "setup_seconds": info.get("setup_seconds") if info else None}
 
 
@@ -224,8 +226,11 @@ def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict
     r = root(arch)
     st = status(arch)
     if st["ready"] and not force and all(c["ready"] for c in st["cpus"]):
+        from . import counter
+
+        built = counter.setup(r, quiet)["changed"]
         _log(quiet, f"[edgeopt] emulator {arch}: already set up at {r}")
-        return {**st, "changed": False}
+        return {**status(arch), "changed": built}
     t0 = time.perf_counter()
     r.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=r.parent, prefix=f".{arch}."))
@@ -286,6 +291,9 @@ def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict
         (r / "ready.json").write_text(json.dumps(info, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    from . import counter
+
+    counter.setup(r, quiet)
     _log(quiet, f"[edgeopt] emulator {arch}: ready at {r} ({time.perf_counter() - t0:.0f} s)")
     return {**status(arch), "changed": True}
 

@@ -167,9 +167,12 @@ def validate(artifact: Path, tokens: np.ndarray, labels: np.ndarray, cpus: list[
     from ..manifest import encode_correct
     from ..validate.accuracy import accuracy
 
+    from . import counter
+
     r = require_ready(arch)
     for c in cpus:
         require_cpu_model(c)  # all of them, before the host run
+    counting = counter.status(r)
     artifact = Path(artifact)
     sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, xnnpack=xnnpack))
     host = sess.run(tokens)
@@ -178,7 +181,10 @@ def validate(artifact: Path, tokens: np.ndarray, labels: np.ndarray, cpus: list[
            "xnnpack_requested": xnnpack and runtime_for(artifact) == "litert", "examples": int(len(tokens)),
            "output_scale": scale,
            "host": {"accuracy": round(accuracy(host, labels), 6), "delegate_applied": sess.delegate_applied},
-           "cpus": [], "note": EMULATED_TIME_NOTE}
+           "cpus": [], "note": EMULATED_TIME_NOTE,
+           "instructions_note": ("emulated instructions per inference (batch 1, 1 thread, qemu TCG plugin): an "
+                                 "instruction count on the CPU model, not a time" if counting["ready"] else
+                                 "not counted: " + "; ".join(counting["problems"]))}
     for cpu in cpus:
         _log(quiet, f"[edgeopt] emulator: {artifact.name} on qemu -cpu {cpu} ({len(tokens)} examples)")
         guest, res = run_in_guest(r, artifact, tokens, cpu, threads, xnnpack)
@@ -193,12 +199,44 @@ def validate(artifact: Path, tokens: np.ndarray, labels: np.ndarray, cpus: list[
             row["parity"] = parity(host, guest, scale, hybrid)
         else:
             row["accuracy"], row["parity"] = None, {"passed": False, "kind": "not run"}
+        row["instructions"] = _instructions(r, artifact, tokens, cpu, quiet) if counting["ready"] and row[
+            "loaded"] else None
         want_delegate = out["xnnpack_requested"]
         row["passed"] = bool(row["loaded"] and row["parity"]["passed"]
                              and (row["delegate_applied"] or not want_delegate or sess.delegate_applied is False))
         out["cpus"].append(row)
     out["passed"] = all(c["passed"] for c in out["cpus"])
     return out
+
+
+def _instructions(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, quiet: bool) -> dict:
+    """Instructions per inference on ``cpu``: XNNPACK on and off for LiteRT, ONNX Runtime's CPU EP as it is."""
+    from . import counter
+
+    _log(quiet, f"[edgeopt] emulator: counting instructions per inference of {artifact.name} on {cpu}")
+    settings = (("xnnpack_on", True), ("xnnpack_off", False)) if runtime_for(artifact) == "litert" else (
+        ("onnxruntime", False),)
+    out, runs = {}, []
+    for key, x in settings:
+        c = counter.count(r, artifact, tokens, cpu, x)
+        out[key] = c["instructions"]
+        runs.append(c)
+    out["spread"] = max((c.get("spread") or 0) for c in runs)
+    out["seconds"] = round(sum(c["seconds"] for c in runs), 2)
+    errors = [c["error"] for c in runs if c.get("error")]
+    if errors:
+        out["error"] = errors[0][:300]
+    return out
+
+
+def instructions_for(emulated: Optional[dict], cpu: Optional[str], xnnpack: bool) -> Optional[int]:
+    """The count a target's budget is judged on: its own CPU model, its own XNNPACK setting."""
+    if not emulated or not cpu:
+        return None
+    row = next((c for c in emulated["cpus"] if c["cpu"] == cpu), None)
+    ins = (row or {}).get("instructions") or {}
+    key = "onnxruntime" if "onnxruntime" in ins else ("xnnpack_on" if xnnpack else "xnnpack_off")
+    return ins.get(key)
 
 
 def format_table(result: dict) -> str:

@@ -219,6 +219,7 @@ def _clients(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> list:
 
 
 def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, emulated, clients) -> dict:
+    from ..emulator.validate import instructions_for
     from ..validate import budgets as bud_v
     from ..validate import latency as lat_v
 
@@ -232,7 +233,9 @@ def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: 
                        size_bytes=dep_art["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
                        export_agreement=_or_nan(base["parity_vs_keras"]["argmax_agreement"]), emulated=emulated,
                        finite=finite, macro_f1=dep["per_class"]["macro_f1"],
-                       macro_f1_drop=base["per_class"]["macro_f1"] - dep["per_class"]["macro_f1"], clients=clients)
+                       macro_f1_drop=base["per_class"]["macro_f1"] - dep["per_class"]["macro_f1"], clients=clients,
+                       instructions=instructions_for(emulated, tp.target.device.qemu_cpu, "xnnpack" in rt.delegates),
+                       instructions_cpu=tp.target.device.qemu_cpu)
 
 
 def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, cross,

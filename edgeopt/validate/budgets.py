@@ -6,7 +6,8 @@ import math
 
 def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
           export_agreement: float | None = None, emulated: dict | None = None, finite: dict | None = None,
-          macro_f1: float | None = None, macro_f1_drop: float | None = None, clients: list | None = None) -> dict:
+          macro_f1: float | None = None, macro_f1_drop: float | None = None, clients: list | None = None,
+          instructions: int | None = None, instructions_cpu: str | None = None) -> dict:
     """Every budget with its limit, value and verdict. Not a budget but always checked: every output is finite
     (a diverged model outputs NaN, and argmax over NaN picks class 0, which can pass an accuracy budget)."""
     checks = []
@@ -38,6 +39,14 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
     if budgets.max_latency_p90_ms is not None:
         ok = latency_p90_ms is not None and latency_p90_ms <= budgets.max_latency_p90_ms
         add("max_latency_p90_ms", budgets.max_latency_p90_ms, latency_p90_ms, ok, "ms")
+    if budgets.max_instructions_per_inference is not None:
+        # the device's own signal: judged when the build counted it (build --emulate), never on host time
+        if instructions is None:
+            add("max_instructions_per_inference", budgets.max_instructions_per_inference,
+                "not counted (build --emulate counts it on the emulated CPU)", False, "instructions")
+        else:
+            add("max_instructions_per_inference", budgets.max_instructions_per_inference, instructions,
+                instructions <= budgets.max_instructions_per_inference, f"instructions ({instructions_cpu})")
     if emulated is not None:  # build --emulate: the artifact must load, take XNNPACK and match the host per CPU
         for c in emulated["cpus"]:
             p = c["parity"]
@@ -57,6 +66,7 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
 
 def failures(verdict: dict) -> list[str]:
     return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith(("emulator_", "finite", "client_"))
+            else f"{c['name']}: {c['value']}" if isinstance(c["value"], str) and c["value"].startswith("not counted")
             else f"{c['name']}: nothing was compared (non-finite outputs)" if c["value"] is None
             else f"{c['name']}: measured {c['value']} {c['unit']} > limit {c['limit']}" if c["name"].startswith("max")
             else f"{c['name']}: measured {c['value']} {c['unit']} < limit {c['limit']}"

@@ -20,7 +20,9 @@
   p90-p50 spread together; compared only on the machine the baseline was taken on;
 - with emulator results in the baseline (or ``--emulate``), the artifact is re-run under qemu on each CPU model:
   it must load, take XNNPACK when the baseline did, match the host within the parity bound (int8: 1 quantization
-  step), and pass the same accuracy test on the emulated sample.
+  step), pass the same accuracy test on the emulated sample, and cost no more emulated instructions per inference
+  than the baseline plus ``instructions_rel`` (0.5%: the counts are deterministic, so a noise margin is not
+  needed, and a 5% costlier artifact fails).
 """
 from __future__ import annotations
 
@@ -130,7 +132,8 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
         n = m.emulator.sample.examples if m.emulator else None
         res = validate_for_target(art, x, y, target, seed, cpus=cpus, sample=n, quiet=True)
         emulated = {"sample": res["sample"], "examples_sha256": res["examples_sha256"], "cpus": [
-            {k: c.get(k) for k in ("cpu", "loaded", "delegate_applied", "accuracy", "parity", "load_error", "correct")}
+            {k: c.get(k) for k in ("cpu", "loaded", "delegate_applied", "accuracy", "parity", "load_error", "correct",
+                                   "instructions")}
             for c in res["cpus"]]}
     return {"model": m.model, "target": m.target, "artifact": art.name, "sha256": size["sha256"],
             "manifest_sha256": next((a.sha256 for a in m.artifacts if a.path == art.name), None),
@@ -249,6 +252,16 @@ def compare(current: dict, baseline: Baseline) -> dict:
                 f"{cc['loaded']}, {cc['delegate_applied']}", "same",
                 (cc["loaded"] or not bc.loaded) and cc["delegate_applied"] == bc.delegate_applied,
                 (cc.get("load_error") or "")[:120])
+            bi, ci = bc.instructions or {}, cc.get("instructions") or {}
+            for key in ("xnnpack_on", "xnnpack_off", "onnxruntime"):
+                if bi.get(key) is None:
+                    continue
+                hi_i = int(bi[key] * (1 + tol.instructions_rel))
+                cur_i = ci.get(key)
+                add(f"{name}: instructions ({key.replace('_', ' ')})", bi[key], cur_i, f"<= {hi_i}",
+                    cur_i is not None and cur_i <= hi_i,
+                    "emulated instructions per inference" if cur_i is not None else
+                    "not counted (the instruction counter needs edgeopt emulator setup and qemu-user)")
             p = cc["parity"]
             par = p.get("max_steps", p.get("max_abs_diff"))
             bp = bc.parity.get("max_steps", bc.parity.get("max_abs_diff"))

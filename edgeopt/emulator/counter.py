@@ -1,0 +1,142 @@
+"""Instructions per inference on an emulated CPU: a deterministic cost signal that belongs to the device's core.
+
+qemu-user runs the guest Python with ``-cpu MODEL`` (so XNNPACK picks that core's kernels) and loads
+``count.c``, a TCG plugin of our own (no Debian package ships one), compiled at ``edgeopt emulator setup`` with
+the system's C compiler. The guest brackets each ``invoke()`` with two marker syscalls; the plugin writes the
+instructions executed between them. Plugins need the dynamic ``qemu-aarch64`` from Debian's ``qemu-user`` (the
+static binary rejects ``-plugin``).
+
+What made counts drift, and is fixed here (TOOLCHAIN section 6): the environment (only the variables below,
+absolute paths, stdout/stderr to pipes), numpy's second thread (``OPENBLAS_NUM_THREADS=1``), hash randomisation
+(``PYTHONHASHSEED=0``), the first invokes (warm-up). The count per inference is the most common count over the
+measured invokes, minus the most common count of empty windows (the markers' and the Python call's own cost), so
+the figure is what ``invoke()`` costs. It is an instruction count, not a time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .env import EmulatorError, check_cpuinfo
+
+SOURCE = Path(__file__).with_name("count.c")
+WARMUP, MEASURED, EMPTY = 10, 20, 20
+QEMU_USER_INSTALL = "apt-get install -y qemu-user"
+
+
+def plugin_path(r: Path) -> Path:
+    return r / "plugins" / "libcount.so"
+
+
+def _source_sha() -> str:
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+
+
+def qemu_dynamic() -> Optional[str]:
+    return shutil.which("qemu-aarch64")
+
+
+def status(r: Path) -> dict:
+    problems = []
+    if qemu_dynamic() is None:
+        problems.append(f"the dynamic qemu-aarch64 is missing (Debian's qemu-user; the static one rejects -plugin). "
+                        f"Fix: {QEMU_USER_INSTALL}")
+    try:
+        info = json.loads((r / "plugins" / "ready.json").read_text())
+    except (OSError, ValueError):
+        info = None
+    if info is None or info.get("source_sha256") != _source_sha() or not plugin_path(r).is_file():
+        problems.append("the instruction counter is not built. Fix: edgeopt emulator setup")
+    return {"ready": not problems, "problems": problems, "plugin": str(plugin_path(r)), "qemu": qemu_dynamic()}
+
+
+def setup(r: Path, quiet: bool = True) -> dict:
+    """Compile the plugin into ``r/plugins`` (a no-op when the built one is from the same source)."""
+    if qemu_dynamic() is None:
+        raise EmulatorError(f"emulator setup: the instruction counter needs Debian's qemu-user (the dynamic "
+                            f"qemu-aarch64; qemu-user-static rejects -plugin). Fix: {QEMU_USER_INSTALL}")
+    st = status(r)
+    if st["ready"]:
+        return {**st, "changed": False}
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise EmulatorError("emulator setup: the instruction counter is compiled with the system's C compiler, and "
+                            "none is installed. Fix: apt-get install -y gcc")
+    d = r / "plugins"
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".libcount.{os.getpid()}.so"
+    p = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-Wall", "-o", str(tmp), str(SOURCE)], capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise EmulatorError(f"emulator setup: compiling {SOURCE.name} failed: {' '.join(p.stderr.split())[-300:]}. "
+                            f"Fix: apt-get install -y gcc libc6-dev")
+    os.replace(tmp, plugin_path(r))
+    (d / "ready.json").write_text(json.dumps({"source_sha256": _source_sha(), "compiler": cc}))
+    if not quiet:
+        print(f"[edgeopt] emulator: instruction counter built ({plugin_path(r)})", flush=True)
+    return {**status(r), "changed": True}
+
+
+def _mode(values: list[int]) -> int:
+    return Counter(values).most_common(1)[0][0]
+
+
+def count(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, xnnpack: bool, timeout: float = 600) -> dict:
+    """Instructions per inference of ``artifact`` (batch 1, one thread) on ``cpu``; XNNPACK on or off (LiteRT)."""
+    import edgeopt
+
+    from .validate import runtime_for
+
+    st = status(r)
+    if not st["ready"]:
+        raise EmulatorError("; ".join(st["problems"]))
+    cpu_root = check_cpuinfo(r, cpu)
+    work = Path(tempfile.mkdtemp(prefix="edgeopt-count-"))
+    try:
+        pkgs = work / "pkgs"
+        pkgs.mkdir()
+        os.symlink(Path(edgeopt.__file__).resolve().parent, pkgs / "edgeopt")
+        np.save(work / "inputs.npy", np.ascontiguousarray(tokens[:1], dtype=np.int32))
+        req = {"artifact": str(Path(artifact).resolve()), "runtime": runtime_for(artifact), "threads": 1,
+               "xnnpack": bool(xnnpack), "inputs": str(work / "inputs.npy"), "outputs": str(work / "outputs.npy"),
+               "result": str(work / "result.json"), "count": {"empty": EMPTY, "invokes": WARMUP + MEASURED}}
+        (work / "request.json").write_text(json.dumps(req))
+        out = work / "counts.txt"
+        py = r / "sysroot" / "usr" / "bin" / "python3.11"
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([str(r / "site"), str(pkgs)]),
+               "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8", "HOME": str(r),
+               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        cmd = [st["qemu"], "-plugin", f"{plugin_path(r)},out={out}", "-L", str(cpu_root), "-cpu", cpu, str(py), "-s",
+               "-m", "edgeopt.emulator.guest", str(work / "request.json")]
+        t0 = time.perf_counter()
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise EmulatorError(f"counting instructions on {cpu} ran past {timeout:.0f} s") from None
+        seconds = round(time.perf_counter() - t0, 2)
+        res = json.loads((work / "result.json").read_text()) if (work / "result.json").is_file() else {}
+        counts = [int(x) for x in out.read_text().split()] if out.is_file() else []
+        if p.returncode != 0 or not res.get("loaded") or len(counts) != EMPTY + WARMUP + MEASURED:
+            why = res.get("load_error") or " ".join(p.stderr.split())[-300:] or f"exit {p.returncode}"
+            return {"cpu": cpu, "xnnpack": bool(xnnpack), "instructions": None, "error": why, "seconds": seconds}
+        empty, measured = counts[:EMPTY], counts[EMPTY + WARMUP:]
+        base, per = _mode(empty[5:]), _mode(measured)
+        return {"cpu": cpu, "xnnpack": bool(xnnpack), "delegate_applied": bool(res.get("delegate_applied")),
+                "instructions": per - base, "marker_overhead": base, "spread": max(measured) - min(measured),
+                "identical": measured.count(per), "of": len(measured), "seconds": seconds,
+                "runtime": f"{req['runtime']} {res.get('runtime_version', '')}".strip()}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
