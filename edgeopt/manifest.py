@@ -146,6 +146,7 @@ class Manifest(_Closed):
     artifacts: list[ArtifactRecord]
     metrics: Metrics
     emulator: Optional[BuildEmulator] = None
+    device_cost: Optional[dict[str, Any]] = None  # emulated instructions per inference (+ an estimate, labelled)
     metadata: Optional[dict[str, Any]] = None  # the TFLite model metadata written into the .tflite files
     clients: Optional[list[dict[str, Any]]] = None  # real clients run on the deployed file (MediaPipe)
     budgets: dict[str, Any]

@@ -149,6 +149,16 @@ def render(m: dict) -> str:
                 ins = c["instructions"]
                 lines.append(f"| {c['cpu']} | {_n(ins.get('xnnpack_on'))} | {_n(ins.get('xnnpack_off'))} | "
                              f"{_n(ins.get('onnxruntime'))} | {ins.get('spread')} | {ins.get('seconds')} |")
+    dc = m.get("device_cost")
+    if dc:
+        lines += ["", f"**Device cost** ({m['target']}, emulated {dc['cpu']}"
+                      + (f", XNNPACK {'on' if dc['xnnpack'] else 'off'}" if dc.get("xnnpack") is not None else "")
+                      + f"): {dc['emulated_instructions_per_inference']:,} emulated instructions per inference "
+                        f"(an instruction count, not a time)."]
+        if "estimated_latency_ms" in dc:
+            lines += ["", f"**Estimated device latency: {dc['estimated_latency_ms']:.4f} ms. This is an estimate**, "
+                          f"not a measurement: instructions / {dc['estimate_rate_instructions_per_ns']:g} instructions "
+                          f"per ns (source: {dc['estimate_source']})."]
     tr, data = m["training"], m["data"]
     lines += ["", "## Provenance", "",
               f"- data: {data['dataset']} ({data['labels']} labels), sizes {data.get('sizes')}, split seed "

@@ -241,12 +241,38 @@ def _check_cpu_models(names) -> None:
         raise ValueError(f"unknown qemu CPU model(s) {bad}; edgeopt emulates {', '.join(CPU_MODELS)}")
 
 
+class CostModel(_Frozen):
+    """How fast the device's real core retires the emulated instructions: instructions per nanosecond, or
+    instructions per cycle with a clock. An estimate, always reported with its source."""
+
+    instructions_per_ns: Optional[float] = Field(default=None, gt=0)
+    ipc: Optional[float] = Field(default=None, gt=0)
+    clock_ghz: Optional[float] = Field(default=None, gt=0)
+    source: str = Field(min_length=1)  # where the figure comes from (a measurement, a datasheet, an assumption)
+
+    @model_validator(mode="after")
+    def _one_rate(self):
+        if (self.instructions_per_ns is None) == (self.ipc is None or self.clock_ghz is None):
+            raise ValueError("give instructions_per_ns, or ipc with clock_ghz (one rate, not both)")
+        if self.instructions_per_ns is not None and (self.ipc is not None or self.clock_ghz is not None):
+            raise ValueError("give instructions_per_ns, or ipc with clock_ghz (one rate, not both)")
+        return self
+
+    @property
+    def rate_per_ns(self) -> float:
+        return self.instructions_per_ns if self.instructions_per_ns is not None else self.ipc * self.clock_ghz
+
+    def estimate_ms(self, instructions: int) -> float:
+        return instructions / self.rate_per_ns / 1e6
+
+
 class DeviceSpec(_Frozen):
     arch: Literal["arm64", "armv7", "x86_64"]
     cpu: str
     qemu_cpu: Optional[str] = None  # the qemu CPU model that emulates it (edgeopt emulator list)
     cores: int = Field(ge=1)
     memory_mb: int = Field(ge=1)
+    cost_model: Optional[CostModel] = None  # turns qemu_cpu's instruction count into an estimated latency
 
     @field_validator("qemu_cpu")
     @classmethod
@@ -301,6 +327,7 @@ class Budgets(_Frozen):
     min_accuracy: Optional[float] = Field(default=None, ge=0, le=1)
     # emulated instructions per inference on device.qemu_cpu at the target's XNNPACK setting (build --emulate)
     max_instructions_per_inference: Optional[int] = Field(default=None, gt=0)
+    max_estimated_latency_ms: Optional[float] = Field(default=None, gt=0)  # needs device.cost_model
     min_macro_f1: Optional[float] = Field(default=None, ge=0, le=1)  # the deployed artifact, test split
     max_macro_f1_drop: Optional[float] = Field(default=None, ge=0, le=1)  # vs the float32 artifact
     # The float32 artifact must agree with the Keras model it was exported from (argmax over the test split);
@@ -352,6 +379,11 @@ class TargetProfile(_Frozen):
                 raise ValueError("clients (MediaPipe Tasks) run .tflite files; remove 'clients' from an ONNX target")
         elif self.onnx is not None:
             raise ValueError("an 'onnx' section needs runtime onnxruntime / format onnx")
+        if self.budgets.max_estimated_latency_ms is not None and self.device.cost_model is None:
+            raise ValueError("budgets.max_estimated_latency_ms needs device.cost_model (the rate that turns emulated "
+                             "instructions into an estimate, with its source)")
+        if self.device.cost_model is not None and not self.device.qemu_cpu:
+            raise ValueError("device.cost_model applies to device.qemu_cpu's instruction count; set qemu_cpu")
         return self
 
     @model_validator(mode="after")

@@ -316,13 +316,24 @@ def test_instruction_budget_is_judged_on_the_emulated_core(emulator_root, tmp_pa
                       limit={"train": 600, "dev": 100, "test": 100})
     t = yaml.safe_load((REPO / "targets" / "raspberry-pi-zero-2w.yaml").read_text())
     t["name"] = "tight-zero"
-    t["budgets"] = {"max_instructions_per_inference": 1000}
+    t["budgets"] = {"max_instructions_per_inference": 1000, "max_estimated_latency_ms": 100.0}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(t))
+    assert "needs device.cost_model" in run_cli(["targets", "check", str(tmp_path / "bad.yaml")]).output
+    t["device"]["cost_model"] = {"ipc": 0.5, "clock_ghz": 1.0, "source": "a test's assumption"}
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(t))
     r = run_cli(["build", str(spec), "-t", str(tmp_path / "t.yaml"), "--out", str(tmp_path / "b"), "--emulate", "-q",
                  "--json", *FAST_LATENCY])
     assert r.exit_code == 3, r.output
-    c = next(c for c in json.loads(r.stdout)["budgets"]["checks"] if c["name"] == "max_instructions_per_inference")
+    m = json.loads(r.stdout)
+    checks = {c["name"]: c for c in m["budgets"]["checks"]}
+    c = checks["max_instructions_per_inference"]
     assert not c["passed"] and c["value"] > 1000 and "cortex-a53" in c["unit"]
+    dc = m["device_cost"]
+    assert dc["emulated_instructions_per_inference"] == c["value"] and dc["cpu"] == "cortex-a53"
+    assert dc["estimated_latency_ms"] == round(c["value"] / 0.5 / 1e6, 4) and dc["estimate_source"] == "a test's assumption"
+    assert checks["max_estimated_latency_ms"]["passed"] and "estimate" in checks["max_estimated_latency_ms"]["unit"]
+    report = (tmp_path / "b" / "report.md").read_text()
+    assert "This is an estimate" in report and "a test's assumption" in report
     # without --emulate nothing was counted: the budget is not passed on host numbers
     r = run_cli(["build", str(spec), "-t", str(tmp_path / "t.yaml"), "--out", str(tmp_path / "c"), "-q", "--json",
                  *FAST_LATENCY])

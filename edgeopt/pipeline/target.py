@@ -219,12 +219,12 @@ def _clients(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> list:
 
 
 def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, emulated, clients) -> dict:
-    from ..emulator.validate import instructions_for
     from ..validate import budgets as bud_v
     from ..validate import latency as lat_v
 
     base, dep = measured["baseline"], measured["deployed"]
     rt = tp.target.runtime
+    cost = _device_cost(tp, emulated) or {}
     row = lat_v.pick(dep["latency"], rt.threads, "xnnpack" in rt.delegates)
     finite = {"keras model": bool(np.isfinite(run.keras_logits).all() and np.isfinite(run.base_keras_logits).all()),
               files["baseline"].name: base["finite"], files["deployed"].name: dep["finite"]}
@@ -234,8 +234,31 @@ def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: 
                        export_agreement=_or_nan(base["parity_vs_keras"]["argmax_agreement"]), emulated=emulated,
                        finite=finite, macro_f1=dep["per_class"]["macro_f1"],
                        macro_f1_drop=base["per_class"]["macro_f1"] - dep["per_class"]["macro_f1"], clients=clients,
-                       instructions=instructions_for(emulated, tp.target.device.qemu_cpu, "xnnpack" in rt.delegates),
-                       instructions_cpu=tp.target.device.qemu_cpu)
+                       instructions=cost.get("emulated_instructions_per_inference"),
+                       instructions_cpu=tp.target.device.qemu_cpu,
+                       estimated_latency_ms=cost.get("estimated_latency_ms"))
+
+
+def _device_cost(tp: TargetPlan, emulated) -> dict | None:
+    """The device's own cost signal: emulated instructions per inference on device.qemu_cpu at the target's
+    XNNPACK setting, and, where the target declares a cost model, the estimated latency it gives (an estimate,
+    with its source, in fields of its own)."""
+    from ..emulator.validate import instructions_for
+
+    t = tp.target
+    xnn = "xnnpack" in t.runtime.delegates
+    ins = instructions_for(emulated, t.device.qemu_cpu, xnn)
+    if ins is None:
+        return None
+    out = {"cpu": t.device.qemu_cpu, "xnnpack": xnn if t.runtime.name == "litert" else None,
+           "emulated_instructions_per_inference": ins,
+           "note": "an instruction count on the emulated CPU model (batch 1, 1 thread), not a time"}
+    cm = t.device.cost_model
+    if cm is not None:
+        out.update(estimated_latency_ms=round(cm.estimate_ms(ins), 4), estimate_rate_instructions_per_ns=cm.rate_per_ns,
+                   estimate_source=cm.source, estimate_note="an ESTIMATE: instructions / the cost model's rate; not "
+                                                            "measured on the device")
+    return out
 
 
 def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, cross,
@@ -295,6 +318,7 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
             **({"cross_format": cross} if cross else {}),
         },
         **({"emulator": emulated} if emulated else {}),
+        **({"device_cost": _device_cost(tp, emulated)} if _device_cost(tp, emulated) else {}),
         **({"metadata": run.metadata} if run.metadata else {}),
         **({"clients": clients} if clients else {}),
         "budgets": verdict,

@@ -7,7 +7,8 @@ import math
 def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
           export_agreement: float | None = None, emulated: dict | None = None, finite: dict | None = None,
           macro_f1: float | None = None, macro_f1_drop: float | None = None, clients: list | None = None,
-          instructions: int | None = None, instructions_cpu: str | None = None) -> dict:
+          instructions: int | None = None, instructions_cpu: str | None = None,
+          estimated_latency_ms: float | None = None) -> dict:
     """Every budget with its limit, value and verdict. Not a budget but always checked: every output is finite
     (a diverged model outputs NaN, and argmax over NaN picks class 0, which can pass an accuracy budget)."""
     checks = []
@@ -47,6 +48,13 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
         else:
             add("max_instructions_per_inference", budgets.max_instructions_per_inference, instructions,
                 instructions <= budgets.max_instructions_per_inference, f"instructions ({instructions_cpu})")
+    if budgets.max_estimated_latency_ms is not None:
+        if estimated_latency_ms is None:
+            add("max_estimated_latency_ms", budgets.max_estimated_latency_ms,
+                "not counted (build --emulate counts the instructions the estimate is made from)", False, "ms")
+        else:
+            add("max_estimated_latency_ms", budgets.max_estimated_latency_ms, round(estimated_latency_ms, 4),
+                estimated_latency_ms <= budgets.max_estimated_latency_ms, "ms (estimate)")
     if emulated is not None:  # build --emulate: the artifact must load, take XNNPACK and match the host per CPU
         for c in emulated["cpus"]:
             p = c["parity"]
