@@ -53,6 +53,6 @@ setup(
         "scipy==1.17.1",  # the regression gate's exact tests
         "scikit-learn==1.9.1",  # per-class precision / recall / F1, confusion matrices
     ],
-    package_data={"edgeopt.clients": ["*.lock"]},
+    package_data={"edgeopt.clients": ["*.lock"], "edgeopt.emulator": ["count.c"]},
     entry_points={"console_scripts": ["edgeopt = edgeopt.cli:entry"]},
 )
