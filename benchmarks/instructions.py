@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +29,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import parse_args, write_results  # noqa: E402
 
+from edgeopt.emulator.counter import EMPTY, MEASURED, WARMUP, mode_of  # noqa: E402  (the same windows as qemu's)
+
 QUANTS = ("float32", "dynamic", "int8", "float16")
 CPUS = ("cortex-a53", "cortex-a72", "cortex-a76")
-EMPTY, WARMUP, MEASURED = 20, 10, 20
 
 
 def build(model: str, quant: str, out: Path) -> Path:
@@ -46,27 +46,22 @@ def build(model: str, quant: str, out: Path) -> Path:
 
 
 def callgrind(artifact: Path, tokens: np.ndarray, xnnpack: bool) -> dict:
-    import edgeopt
+    from edgeopt.emulator.validate import stage_request
 
     work = Path(tempfile.mkdtemp(prefix="edgeopt-cg-"))
-    np.save(work / "in.npy", np.ascontiguousarray(tokens[:1], np.int32))
-    req = {"artifact": str(artifact.resolve()), "runtime": "litert", "threads": 1, "xnnpack": xnnpack,
-           "inputs": str(work / "in.npy"), "outputs": str(work / "out.npy"), "result": str(work / "res.json"),
-           "count": {"empty": EMPTY, "invokes": WARMUP + MEASURED}}
-    (work / "req.json").write_text(json.dumps(req))
+    stage_request(work, artifact, tokens[:1], 1, xnnpack, count={"empty": EMPTY, "invokes": WARMUP + MEASURED})
     env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8",
-           "PYTHONPATH": str(Path(edgeopt.__file__).resolve().parent.parent)}
+           "PYTHONPATH": str(work / "pkgs")}
     t0 = time.perf_counter()
     subprocess.run(["valgrind", "--tool=callgrind", "--dump-before=sched_get_priority_max",
                     f"--callgrind-out-file={work / 'cg.out'}", sys.executable, "-m", "edgeopt.emulator.guest",
-                    str(work / "req.json")], capture_output=True, text=True, env=env, cwd=work, check=True)
+                    str(work / "request.json")], capture_output=True, text=True, env=env, cwd=work, check=True)
     files = sorted(glob.glob(str(work / "cg.out.*")), key=lambda f: int(f.rsplit(".", 1)[1]))
     totals = [int(re.search(r"^totals: (\d+)", Path(f).read_text(), re.M).group(1)) for f in files]
     windows = totals[1::2]  # a dump at every marker: the odd dumps are the bracketed windows
     empty, measured = windows[:EMPTY], windows[EMPTY + WARMUP:EMPTY + WARMUP + MEASURED]
-    mode = lambda v: Counter(v).most_common(1)[0][0]  # noqa: E731
-    res = json.loads((work / "res.json").read_text())
-    return {"instructions": mode(measured) - mode(empty[5:]), "spread": max(measured) - min(measured),
+    res = json.loads((work / "result.json").read_text())
+    return {"instructions": mode_of(measured) - mode_of(empty[5:]), "spread": max(measured) - min(measured),
             "delegate_applied": res.get("delegate_applied"), "seconds": round(time.perf_counter() - t0, 1)}
 
 

@@ -33,8 +33,7 @@ zipfile.ZipFile.writestr = _fixed_time_writestr
 def write(job):
     with open(job["src"], "rb") as f:
         w = metadata_writer.MetadataWriter(bytearray(f.read()))
-    # add_general_info takes name and description only; the GeneralMd it fills also carries version and author
-    w.add_general_info(job["name"], job["description"])
+    # add_general_info takes name and description only: the GeneralMd it would fill, with version and author too
     w._general_md = metadata_info.GeneralMd(name=job["name"], version=job["version"],
                                             description=job["description"], author=job["author"])
     inp = job["input"]

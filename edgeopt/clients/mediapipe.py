@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .env import ClientError, ensure, status
+from .env import ClientError, _log, ensure, status
 
-CLIENT = "mediapipe"
 AGREEMENT_MIN = 0.999
 SCORE_TOL = 1e-6  # the client must return the very scores edgeopt's run of the same file gives
 SHOWN_DISAGREEMENTS = 20
@@ -59,11 +58,12 @@ def write_metadata(paths: list[Path], tok, labels: list[str], *, name: str, vers
     output's labels. Returns the metadata JSON (the same for every path)."""
     with tempfile.TemporaryDirectory(prefix="edgeopt-md-") as td:
         vocab = Path(td) / "vocab.txt"  # the associated file's name inside the model
+        wordpiece = wordpiece_vocab(tok)
         if client_compatible(tok):
             vocab.write_text(tok.client_vocab(), encoding="utf-8")
             inp = {"kind": "regex", "pattern": tok.DELIM, "vocab": str(vocab)}
-        elif wordpiece_vocab(tok) is not None:
-            vocab.write_text("".join(t + "\n" for t in wordpiece_vocab(tok)), encoding="utf-8")
+        elif wordpiece is not None:
+            vocab.write_text("".join(t + "\n" for t in wordpiece), encoding="utf-8")
             inp = {"kind": "wordpiece", "vocab": str(vocab),
                    "description": f"int32 WordPiece ids [1, {tok.seq_len}] (BERT tokenizer, vocab.txt); "
                                   f"tokenizer.json beside the model has the normalizer and truncation. MediaPipe's "
@@ -140,10 +140,3 @@ def check(path: Path, texts: list[str], labels: np.ndarray, edgeopt_logits: np.n
             "client_seconds": res["seconds"], "seconds": round(time.perf_counter() - t0, 1), "passed": passed,
             "note": "agreement counts a row whose top score is tied between labels as agreeing when the client "
                     "lists another of the tied labels first; 'accuracy' is the client's own top-1"}
-
-
-def _log(quiet: bool, msg: str) -> None:
-    import sys
-
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)

@@ -155,12 +155,14 @@ class WordTokenizer:
         return [d / CONFIG, d / HF_FILE, d / "vocab.txt"]
 
     @classmethod
-    def load(cls, directory) -> "WordTokenizer":
+    def load(cls, directory, cfg=None) -> "WordTokenizer":
+        """The tokenizer in ``directory`` (``cfg``: its config, when the caller has already parsed it)."""
         path = Path(directory) / CONFIG
         from ..files import read_text_capped
 
         try:
-            cfg = json.loads(read_text_capped(path, 256 << 20, CONFIG, ArtifactError))
+            if cfg is None:
+                cfg = json.loads(read_text_capped(path, 256 << 20, CONFIG, ArtifactError))
             if not isinstance(cfg, dict):
                 raise ValueError(f"expected a JSON object, got {type(cfg).__name__}")
             if cfg.get("type") != cls.TYPE or cfg.get("pattern") != cls.config_pattern():
@@ -404,7 +406,8 @@ def load_tokenizer(directory):
     if cls is None:
         raise ArtifactError(f"{d / CONFIG}: not an edgeopt tokenizer config (type {kind!r}). Fix: point at a build "
                             f"directory.")
-    return cls.load(d)
+    # the word and regex configs hold the vocabulary: parsed once, here; the Hugging Face one is read by its loader
+    return HFTokenizer.load(d) if cls is HFTokenizer else cls.load(d, cfg)
 
 
 GOLDEN_EDGE_CASES = (

@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from .env import EmulatorError, check_cpuinfo
+from .env import EmulatorError
 
 SOURCE = Path(__file__).with_name("count.c")
 WARMUP, MEASURED, EMPTY = 10, 20, 20
@@ -88,42 +88,28 @@ def setup(r: Path, quiet: bool = True) -> dict:
     return {**status(r), "changed": True}
 
 
-def _mode(values: list[int]) -> int:
+def mode_of(values: list[int]) -> int:
+    """The most common count (the first invokes warm up; an occasional one does a little more)."""
     return Counter(values).most_common(1)[0][0]
 
 
 def count(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, xnnpack: bool, timeout: float = 600) -> dict:
     """Instructions per inference of ``artifact`` (batch 1, one thread) on ``cpu``; XNNPACK on or off (LiteRT)."""
-    import edgeopt
-
-    from .validate import runtime_for
+    from .env import guest_python
+    from .validate import stage_request
 
     st = status(r)
     if not st["ready"]:
         raise EmulatorError("; ".join(st["problems"]))
-    cpu_root = check_cpuinfo(r, cpu)
     work = Path(tempfile.mkdtemp(prefix="edgeopt-count-"))
     try:
-        pkgs = work / "pkgs"
-        pkgs.mkdir()
-        os.symlink(Path(edgeopt.__file__).resolve().parent, pkgs / "edgeopt")
-        np.save(work / "inputs.npy", np.ascontiguousarray(tokens[:1], dtype=np.int32))
-        req = {"artifact": str(Path(artifact).resolve()), "runtime": runtime_for(artifact), "threads": 1,
-               "xnnpack": bool(xnnpack), "inputs": str(work / "inputs.npy"), "outputs": str(work / "outputs.npy"),
-               "result": str(work / "result.json"), "count": {"empty": EMPTY, "invokes": WARMUP + MEASURED}}
-        (work / "request.json").write_text(json.dumps(req))
+        req = stage_request(work, artifact, tokens[:1], 1, bool(xnnpack),
+                            count={"empty": EMPTY, "invokes": WARMUP + MEASURED})
         out = work / "counts.txt"
-        py = r / "sysroot" / "usr" / "bin" / "python3.11"
-        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([str(r / "site"), str(pkgs)]),
-               "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8", "HOME": str(r),
-               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-        cmd = [st["qemu"], "-plugin", f"{plugin_path(r)},out={out}", "-L", str(cpu_root), "-cpu", cpu, str(py), "-s",
-               "-m", "edgeopt.emulator.guest", str(work / "request.json")]
         t0 = time.perf_counter()
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise EmulatorError(f"counting instructions on {cpu} ran past {timeout:.0f} s") from None
+        p = guest_python(r, cpu, ["-m", "edgeopt.emulator.guest", str(work / "request.json")], timeout=timeout,
+                         extra_path=[work / "pkgs"], env={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+                         qemu=st["qemu"], qemu_args=("-plugin", f"{plugin_path(r)},out={out}"))
         seconds = round(time.perf_counter() - t0, 2)
         res = json.loads((work / "result.json").read_text()) if (work / "result.json").is_file() else {}
         counts = [int(x) for x in out.read_text().split()] if out.is_file() else []
@@ -131,7 +117,7 @@ def count(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, xnnpack: bool, 
             why = res.get("load_error") or " ".join(p.stderr.split())[-300:] or f"exit {p.returncode}"
             return {"cpu": cpu, "xnnpack": bool(xnnpack), "instructions": None, "error": why, "seconds": seconds}
         empty, measured = counts[:EMPTY], counts[EMPTY + WARMUP:]
-        base, per = _mode(empty[5:]), _mode(measured)
+        base, per = mode_of(empty[5:]), mode_of(measured)
         return {"cpu": cpu, "xnnpack": bool(xnnpack), "delegate_applied": bool(res.get("delegate_applied")),
                 "instructions": per - base, "marker_overhead": base, "spread": max(measured) - min(measured),
                 "identical": measured.count(per), "of": len(measured), "seconds": seconds,

@@ -299,15 +299,17 @@ def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict
 
 
 def guest_python(r: Path, cpu: str, args: list[str], timeout: float = 1800, extra_path: Optional[list] = None,
-                 env: Optional[dict] = None) -> subprocess.CompletedProcess:
-    """Run the sysroot's python3.11 under ``qemu -cpu cpu`` with that CPU's -L root."""
-    q = require_qemu()
+                 env: Optional[dict] = None, qemu: Optional[str] = None,
+                 qemu_args: tuple = ()) -> subprocess.CompletedProcess:
+    """Run the sysroot's python3.11 under ``qemu -cpu cpu`` with that CPU's -L root (``qemu``: another qemu binary,
+    e.g. the dynamic one that loads plugins; ``qemu_args``: options before ``-L``, e.g. ``-plugin``)."""
+    q = qemu or require_qemu()
     cpu_root = check_cpuinfo(r, cpu)
     py = r / "sysroot" / "usr" / "bin" / "python3.11"
     path = [str(r / "site"), *(str(p) for p in (extra_path or []))]
     genv = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(path), "PYTHONNOUSERSITE": "1",
             "PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8", "HOME": str(r), **(env or {})}
-    cmd = [q, "-L", str(cpu_root), "-cpu", cpu, str(py), "-s", *args]
+    cmd = [q, *qemu_args, "-L", str(cpu_root), "-cpu", cpu, str(py), "-s", *args]
     try:
         return subprocess.run(cmd, capture_output=True, text=True, env=genv, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:

@@ -99,24 +99,31 @@ def output_scale(artifact: Path, session) -> Optional[float]:
     return None
 
 
+def stage_request(work: Path, artifact: Path, tokens: np.ndarray, threads: int, xnnpack: bool, **extra) -> dict:
+    """The guest's request in ``work``: ``request.json``, the inputs, and ``pkgs/`` holding only edgeopt (not the
+    host's packages) for the guest's PYTHONPATH. Returns the request."""
+    import edgeopt
+
+    pkgs = work / "pkgs"
+    pkgs.mkdir()
+    os.symlink(Path(edgeopt.__file__).resolve().parent, pkgs / "edgeopt")
+    np.save(work / "inputs.npy", np.ascontiguousarray(tokens, dtype=np.int32))
+    req = {"artifact": str(Path(artifact).resolve()), "runtime": runtime_for(artifact), "threads": threads,
+           "xnnpack": xnnpack, "inputs": str(work / "inputs.npy"), "outputs": str(work / "outputs.npy"),
+           "result": str(work / "result.json"), **extra}
+    (work / "request.json").write_text(json.dumps(req))
+    return req
+
+
 def run_in_guest(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, threads: int, xnnpack: bool,
                  timeout: float = 1800) -> tuple[Optional[np.ndarray], dict]:
     """(outputs or None, what the guest reported) for ``artifact`` on ``tokens`` under ``qemu -cpu cpu``."""
-    import edgeopt
-
     work = Path(tempfile.mkdtemp(prefix="edgeopt-emu-"))
     try:
-        pkgs = work / "pkgs"
-        pkgs.mkdir()
-        os.symlink(Path(edgeopt.__file__).resolve().parent, pkgs / "edgeopt")  # only edgeopt, not host packages
-        np.save(work / "inputs.npy", np.ascontiguousarray(tokens, dtype=np.int32))
-        req = {"artifact": str(Path(artifact).resolve()), "runtime": runtime_for(artifact), "threads": threads,
-               "xnnpack": xnnpack, "inputs": str(work / "inputs.npy"), "outputs": str(work / "outputs.npy"),
-               "result": str(work / "result.json")}
-        (work / "request.json").write_text(json.dumps(req))
+        stage_request(work, artifact, tokens, threads, xnnpack)
         t0 = time.perf_counter()
         p = guest_python(r, cpu, ["-m", "edgeopt.emulator.guest", str(work / "request.json")], timeout=timeout,
-                         extra_path=[pkgs])
+                         extra_path=[work / "pkgs"])
         wall = round(time.perf_counter() - t0, 2)
         if p.returncode != 0 or not (work / "result.json").is_file():
             sig = {-4: "SIGILL (an instruction this CPU model lacks)", -11: "SIGSEGV", -6: "SIGABRT"}

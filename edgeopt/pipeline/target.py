@@ -68,8 +68,10 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
             emulated = validate_for_target(files["deployed"], b.x_test, b.y_test, tp.target, b.p.spec.training.seed,
                                            cpus=list(tp.emulate), quiet=b.quiet)
         clients = _clients(b, tp, files, measured)
-        verdict = _verdict(tp, run, files, measured, artifacts, emulated, clients)
-        manifest = _manifest(b, tp, run, files, measured, artifacts, cross, side_files, emulated, verdict, clients)
+        cost = _device_cost(tp, emulated)
+        verdict = _verdict(tp, run, files, measured, artifacts, emulated, clients, cost)
+        manifest = _manifest(b, tp, run, files, measured, artifacts, cross, side_files, emulated, verdict, clients,
+                             cost)
         manifest = dump_manifest(staging / "manifest.json", manifest)
         write_report(staging / "report.md", manifest)
         (staging / STAGING_MARKER).unlink()
@@ -218,13 +220,14 @@ def _clients(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> list:
     return out
 
 
-def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, emulated, clients) -> dict:
+def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, emulated, clients,
+             cost: dict | None) -> dict:
     from ..validate import budgets as bud_v
     from ..validate import latency as lat_v
 
     base, dep = measured["baseline"], measured["deployed"]
     rt = tp.target.runtime
-    cost = _device_cost(tp, emulated) or {}
+    cost = cost or {}
     row = lat_v.pick(dep["latency"], rt.threads, "xnnpack" in rt.delegates)
     finite = {"keras model": bool(np.isfinite(run.keras_logits).all() and np.isfinite(run.base_keras_logits).all()),
               files["baseline"].name: base["finite"], files["deployed"].name: dep["finite"]}
@@ -262,7 +265,7 @@ def _device_cost(tp: TargetPlan, emulated) -> dict | None:
 
 
 def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, cross,
-              side_files: list, emulated, verdict: dict, clients: list) -> dict:
+              side_files: list, emulated, verdict: dict, clients: list, cost: dict | None) -> dict:
     from ..manifest import encode_correct, encode_predictions, examples_sha256
     from ..validate import accuracy as acc_v
     from ..validate.size import size_of_bytes
@@ -318,7 +321,7 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
             **({"cross_format": cross} if cross else {}),
         },
         **({"emulator": emulated} if emulated else {}),
-        **({"device_cost": _device_cost(tp, emulated)} if _device_cost(tp, emulated) else {}),
+        **({"device_cost": cost} if cost else {}),
         **({"metadata": run.metadata} if run.metadata else {}),
         **({"clients": clients} if clients else {}),
         "budgets": verdict,
