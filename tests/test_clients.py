@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import FAST_LATENCY, REPO, assert_no_tensorflow, run_cli
+from conftest import FAST_LATENCY, REPO, assert_no_tensorflow, loosen_latency, run_cli
 from edgeopt.data import load_dataset
 from edgeopt.data.tokenizer import GOLDEN_EDGE_CASES, RegexTokenizer, WordTokenizer
 from edgeopt.specs import DataSpec
@@ -303,6 +303,7 @@ def test_build_reports_per_class_quality_and_verify_gates_macro_f1(mp_builds, tm
     assert "## Per-class quality" in (d / "report.md").read_text()
     bl = tmp_path / "b.json"
     assert run_cli(["verify", str(d), "--baseline", str(bl), "--update", "--iterations", "20"]).exit_code == 0
+    loosen_latency(bl)  # as every verify test: a 0.01 ms p50 over 20 calls is noise; this test gates macro-F1
     v = run_cli(["verify", str(d), "--baseline", str(bl), "--iterations", "20", "--json"])
     assert v.exit_code == 0, v.output
     assert next(c for c in json.loads(v.stdout)["checks"] if c["metric"] == "macro_f1")["passed"]
