@@ -50,12 +50,19 @@ def _resolve(ref: str, kind: str) -> Path:
 
 
 @lru_cache(maxsize=64)
-def _load_target(path: str) -> TargetProfile:
+def _load_target(path: str, stamp: tuple) -> TargetProfile:
     return load_target_file(path)
 
 
 def load_target(ref: str) -> TargetProfile:
-    return _load_target(str(_resolve(ref, "targets").resolve()))
+    """A target by name or path; parsed once per file version (an edited file is read again)."""
+    path = _resolve(ref, "targets").resolve()
+    try:
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = ()
+    return _load_target(str(path), stamp)
 
 
 def load_model_spec(ref: str) -> ModelSpec:
