@@ -35,7 +35,6 @@ APT_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "python3.11")
 APT_EXTRA = ("libstdc++6",)
 APT_SKIP = re.compile(r"^(debconf|perl.*|libperl.*|dpkg|install-info|base-files|debianutils|libc-bin|tzdata|"
                       r"media-types|mime-support|readline-common|sensible-utils)$")
-# the guest's Python packages: exact pins (the same versions as requirements.lock; a test keeps them equal)
 # the guest's Python packages: exact pins (the same versions as requirements.lock; a test keeps them equal), each
 # with the SHA-256 of its aarch64 (or pure-Python) wheels on PyPI: pip installs them in --require-hashes mode
 GUEST_HASHES = {

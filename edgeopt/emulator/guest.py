@@ -7,7 +7,8 @@ edgeopt.runtimes / edgeopt.inspect / edgeopt.errors (no TensorFlow, no pydantic:
 
 REQUEST: {"artifact", "runtime": "litert"|"onnxruntime", "threads", "xnnpack", "inputs": .npy, "outputs": .npy,
 "result": .json, "count": {"empty", "invokes"} (optional: marker windows for the instruction counter instead of
-running the inputs)}
+running the inputs), "bench": {"warmup", "iterations"} (optional: time the inputs at batch 1 instead, as
+``edgeopt bench`` does on the host; on a real board over SSH, edgeopt/remote.py)}
 """
 from __future__ import annotations
 
@@ -56,16 +57,41 @@ def _count_windows(req: dict, sess, x) -> None:
         reset = sess.it.reset_all_variables if sess.variable_tensors else None
     else:
         feed = {sess._in.name: x[:1]}
-        ort = sess.sess
+        names = [o.name for o in sess.sess.get_outputs()]
+        run = sess.sess._sess.run  # the binding's run: the Python wrapper's input checks are not the model's cost
 
         def call():
-            return ort.run(None, feed)
+            return run(names, feed, None)
+    import gc
+
+    gc.collect()
+    gc.disable()  # a collection inside a window is the interpreter's cost, not the model's
     for _ in range(int(c["invokes"])):
         if reset is not None:
             reset()
         _mark(MARK_START)
         call()
         _mark(MARK_STOP)
+
+
+def _board_identity() -> dict:
+    """What a board says it is: its model (device tree), hostname, kernel, and each core's CPU part (arm64's
+    /proc/cpuinfo has no model name)."""
+    import os
+
+    out = {"hostname": platform.node(), "kernel": platform.release()}
+    try:
+        out["model"] = open("/proc/device-tree/model", "rb").read().rstrip(b"\0").decode("utf-8", "replace")
+    except OSError:
+        pass
+    try:
+        parts = re.findall(r"^CPU part\s*:\s*(0x[0-9a-fA-F]+)", open("/proc/cpuinfo").read(), re.M)
+        if parts:
+            out["cpu_parts"] = {p: parts.count(p) for p in sorted(set(parts))}
+    except OSError:
+        pass
+    out["cores_online"] = os.cpu_count()
+    return out
 
 
 def main(request_path: str) -> int:
@@ -103,6 +129,14 @@ def main(request_path: str) -> int:
     x = np.load(req["inputs"])
     if req.get("count"):
         _count_windows(req, sess, x)
+        open(req["result"], "w").write(json.dumps(res))
+        return 0
+    if req.get("bench"):
+        from edgeopt.runtimes.base import machine_info
+
+        st = sess.benchmark(x, warmup=int(req["bench"]["warmup"]), iterations=int(req["bench"]["iterations"]))
+        res["latency"] = st.to_dict()
+        res["board"] = {**machine_info(), **_board_identity(), "kind": "remote device"}
         open(req["result"], "w").write(json.dumps(res))
         return 0
     t1 = time.perf_counter()
