@@ -10,13 +10,15 @@ __version__ = "0.1.0"
 
 
 def plan(model, targets, out=None, ptq=None, recipe=None, passes=None, use_cache=True, formats="target",
-         emulate=False):
+         emulate=False, count=None, on_device=False):
     """Resolve and check a build (no training): model/target names or paths, optional recipe file, pass configs
-    (``edgeopt.recipe.PruneConfig`` ...) keyed by pass name."""
+    (``edgeopt.recipe.PruneConfig`` ...) keyed by pass name; ``count``: count instructions per inference on the
+    target's CPU (None: when its budgets or cost model are about instructions); ``on_device``: measure latency on
+    the target's board (device.remote, over SSH)."""
     from .pipeline import plan as _plan
 
     return _plan(model, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=use_cache,
-                 formats=formats, emulate=emulate)
+                 formats=formats, emulate=emulate, count=count, on_device=on_device)
 
 
 def build(plan_or_model, targets=None, quiet=False, latency=None, **plan_kw):

@@ -136,6 +136,13 @@ def main():
               help="Also run each arm64 target's deployed artifact under qemu on its CPU model(s): load, XNNPACK, "
                    "accuracy and parity with the host; a failure fails the build (exit 3). Needs `edgeopt emulator "
                    "setup`.")
+@click.option("--count/--no-count", "count", default=None,
+              help="Count instructions per inference of the deployed file on the target's CPU (qemu -cpu "
+                   "device.qemu_cpu for arm64, valgrind's callgrind for x86; a few seconds to a minute). Default: "
+                   "when the target's budgets or cost model are about instructions.")
+@click.option("--on-device", is_flag=True,
+              help="Also measure the deployed file's latency on the target's board (device.remote, over SSH): the "
+                   "only figures reported as device latency.")
 @click.option("--fallback", "fallback", multiple=True, type=click.Choice(["float32", "dynamic", "int8", "float16"]),
               help="Quantization to deploy instead when the converter fails or crashes (repeatable, tried in order; "
                    "replaces the target's fallback list).")
@@ -161,7 +168,7 @@ def main():
               help="Timed calls per latency configuration (percentiles are taken over these).")
 @_handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
-          qat, teacher, no_cache, formats, emulate, fallback, data, vocab, hf_tokenizer, fit, trust_model_code,
+          qat, teacher, no_cache, formats, emulate, count, on_device, fallback, data, vocab, hf_tokenizer, fit, trust_model_code,
           custom_module, force, dry_run, as_json, quiet, latency_warmup, latency_iterations):
     """Build MODEL for each --target. MODEL: a built-in name, a ModelSpec YAML, or a Keras model file (.keras,
     .h5, a SavedModel directory) with --data.
@@ -192,7 +199,8 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
     spec = model_from_args(model, data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
                            trust_model_code=trust_model_code, custom_module=custom_module)
     p = plan(spec, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache,
-             formats=formats, emulate=emulate, force=force, fallback=fallback)
+             formats=formats, emulate=emulate, force=force, fallback=fallback, count=count,
+             on_device=on_device)
     _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations)
 
 

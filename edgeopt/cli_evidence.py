@@ -13,14 +13,26 @@ from .cli import EXIT_BUDGET, MAX_ITER, _dump, _Group, _handle_errors, main
 # ----------------------------------------------------------------------------------------------- bench
 @main.command()
 @click.argument("artifact", type=click.Path())
-@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Threads (default 1, or the --target's).")
 @click.option("--no-xnnpack", is_flag=True, help="Run with the builtin kernels only (XNNPACK off).")
 @click.option("--warmup", type=click.IntRange(0, MAX_ITER), default=50, show_default=True)
 @click.option("--iterations", type=click.IntRange(1, MAX_ITER), default=500, show_default=True)
+@click.option("--remote", default=None, metavar="ssh://USER@HOST[:PORT]",
+              help="Measure on this board over SSH instead of this machine (with --key).")
+@click.option("--key", "key_file", default=None, type=click.Path(), help="Private key for --remote.")
+@click.option("--python", "remote_python", default="python3", show_default=True,
+              help="The board's Python (with numpy and the runtime) for --remote.")
+@click.option("--known-hosts", default=None, type=click.Path(),
+              help="known_hosts file the board's host key is checked against (default ~/.ssh/known_hosts).")
+@click.option("--target", "-t", "target", default=None,
+              help="Take threads and XNNPACK from this target; with --on-device, measure on its device.remote.")
+@click.option("--on-device", is_flag=True, help="Measure on the --target's board (device.remote).")
 @click.option("--json", "as_json", is_flag=True)
 @_handle_errors
-def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
-    """Latency of ARTIFACT (.tflite or .onnx) at batch 1 on this machine: p50/p90/p99 after warm-up.
+def bench(artifact, threads, no_xnnpack, warmup, iterations, remote, key_file, remote_python, known_hosts, target,
+          on_device, as_json):
+    """Latency of ARTIFACT (.tflite or .onnx) at batch 1: p50/p90/p99 after warm-up, on this machine, or on a real
+    board over SSH (--remote, or --target T --on-device), labelled with the board's identity.
 
     Inputs are token ids: random ids within the vocabulary of the tokenizer next to the artifact (a build
     directory's edgeopt_tokenizer.json), else all-<unk> ids.
@@ -31,8 +43,23 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
 
     from . import runtimes
     from .data.tokenizer import CONFIG, load_tokenizer
+    from .errors import InputError
 
-    sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, xnnpack=not no_xnnpack))
+    t = None
+    if target:
+        from .registry import load_target
+
+        t = load_target(target)
+    if on_device and t is None:
+        raise InputError("--on-device measures on a target's board. Fix: add --target NAME (its device.remote).")
+    if remote and on_device:
+        raise InputError("--remote and --on-device both name a board. Fix: give one of them.")
+    if remote and not key_file:
+        raise InputError("--remote needs --key (edgeopt logs in with a key only). Fix: add --key ~/.ssh/id_ed25519.")
+    if threads is None:
+        threads = t.runtime.threads if t else 1
+    xnnpack = not no_xnnpack and (t is None or "xnnpack" in t.runtime.delegates)
+    sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, xnnpack=xnnpack))
     seq_len = sess.input_shape[1]
     tok_dir = Path(artifact).parent
     if (tok_dir / CONFIG).is_file():
@@ -42,14 +69,34 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, as_json):
     else:
         x = np.ones((64, seq_len), np.int32)
         inputs = f"all <unk> ids (no {CONFIG} beside the artifact)"
+    if remote or on_device:
+        from . import remote as rem
+
+        board = rem.parse(remote, key_file, remote_python, known_hosts) if remote else rem.for_target(t)
+        where = "--remote" if remote else f"{t.source or t.name}: device.remote"
+        st = rem.bench(board, Path(artifact), x, threads, xnnpack, warmup, iterations,
+                       arch=t.device.arch if t else None, where=where)
+        st.update(artifact=str(artifact), inputs=inputs)
+        if as_json:
+            return _dump(st)
+        bd = st["board"]
+        click.echo(f"{artifact}: {st['runtime']} on the board {st['remote']}, threads {threads}, XNNPACK "
+                   f"{'on' if xnnpack else 'off'} (applied: {'yes' if st['delegate_applied'] else 'no'})")
+        click.echo(f"  device latency: p50 {st['p50_ms']:.4f} ms  p90 {st['p90_ms']:.4f} ms  p99 {st['p99_ms']:.4f} "
+                   f"ms  ({iterations} iterations after {warmup} warm-up; {inputs})")
+        click.echo(f"  board: {bd.get('model') or bd.get('hostname')}, {bd['arch']} {bd.get('cpu') or ''}"
+                   f"{' CPU parts ' + str(bd['cpu_parts']) if bd.get('cpu_parts') else ''}, {bd['cores']} cores, "
+                   f"Python {st['python']}, {st['runtime']}"
+                   + ("" if st["runtime_matches_build"] else " (not the build machine's runtime version)"))
+        return
     st = sess.benchmark(x, warmup=warmup, iterations=iterations).to_dict()
     st.update(artifact=str(artifact), inputs=inputs)
     if as_json:
         return _dump(st)
-    click.echo(f"{artifact}: {st['runtime']}, threads {threads}, XNNPACK {'off' if no_xnnpack else 'on'} "
+    click.echo(f"{artifact}: {st['runtime']}, threads {threads}, XNNPACK {'on' if xnnpack else 'off'} "
                f"(applied: {'yes' if st['delegate_applied'] else 'no'})")
     click.echo(f"  p50 {st['p50_ms']:.4f} ms  p90 {st['p90_ms']:.4f} ms  p99 {st['p99_ms']:.4f} ms  "
-               f"({iterations} iterations after {warmup} warm-up; {inputs})")
+               f"({iterations} iterations after {warmup} warm-up; {inputs}); this machine's latency, not a device's")
     m = st["machine"]
     click.echo(f"  machine: {m['arch']} {m['cpu']}, {m['cores']} cores")
 

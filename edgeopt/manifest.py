@@ -146,7 +146,8 @@ class Manifest(_Closed):
     artifacts: list[ArtifactRecord]
     metrics: Metrics
     emulator: Optional[BuildEmulator] = None
-    device_cost: Optional[dict[str, Any]] = None  # emulated instructions per inference (+ an estimate, labelled)
+    device_cost: Optional[dict[str, Any]] = None  # instructions per inference on the target's CPU (+ an estimate)
+    device_latency: Optional[dict[str, Any]] = None  # p50/p90/p99 on the board over SSH (build --on-device)
     metadata: Optional[dict[str, Any]] = None  # the TFLite model metadata written into the .tflite files
     clients: Optional[list[dict[str, Any]]] = None  # real clients run on the deployed file (MediaPipe)
     budgets: dict[str, Any]
@@ -214,6 +215,8 @@ class Baseline(_Closed):
     machine: dict[str, Any]
     measured_at: str
     emulator: Optional[EmulatedRuns] = None
+    # instructions per inference on the target's own CPU ({cpu, xnnpack_on/off | onnxruntime, spread, seconds})
+    device_instructions: Optional[dict[str, Any]] = None
     tolerances: Tolerances = Tolerances()
 
 

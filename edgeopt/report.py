@@ -151,14 +151,36 @@ def render(m: dict) -> str:
                              f"{_n(ins.get('onnxruntime'))} | {ins.get('spread')} | {ins.get('seconds')} |")
     dc = m.get("device_cost")
     if dc:
-        lines += ["", f"**Device cost** ({m['target']}, emulated {dc['cpu']}"
-                      + (f", XNNPACK {'on' if dc['xnnpack'] else 'off'}" if dc.get("xnnpack") is not None else "")
-                      + f"): {dc['emulated_instructions_per_inference']:,} emulated instructions per inference "
-                        f"(an instruction count, not a time)."]
+        ins = dc["counts"]
+        how = (f"XNNPACK on {_n(ins.get('xnnpack_on'))}, off {_n(ins.get('xnnpack_off'))}" if "xnnpack_on" in ins
+               else f"ONNX Runtime {_n(ins.get('onnxruntime'))}")
+        lines += ["", f"**Device cost** ({m['target']}): "
+                      + (f"{dc['instructions_per_inference']:,} {dc['label']}" if dc["instructions_per_inference"]
+                         is not None else f"{dc['label']}: not counted ({dc.get('error', '')[:200]})")
+                      + (f" at the target's setting (XNNPACK {'on' if dc['xnnpack'] else 'off'})"
+                         if dc.get("xnnpack") is not None else "")
+                      + f"; {how}; spread over 20 invokes {ins.get('spread')}, {ins.get('seconds')} s to count. "
+                        f"Counted by {dc['counter']}: {dc['note']}."]
         if "estimated_latency_ms" in dc:
             lines += ["", f"**Estimated device latency: {dc['estimated_latency_ms']:.4f} ms. This is an estimate**, "
                           f"not a measurement: instructions / {dc['estimate_rate_instructions_per_ns']:g} instructions "
                           f"per ns (source: {dc['estimate_source']})."]
+    dl = m.get("device_latency")
+    if dl:
+        bd = dl["board"]
+        who = ", ".join(x for x in (bd.get("model"), f"{bd.get('arch')} {bd.get('cpu') or ''}".strip(),
+                                     f"CPU parts {bd['cpu_parts']}" if bd.get("cpu_parts") else None,
+                                     f"{bd.get('cores')} cores", f"host name {bd.get('hostname')}",
+                                     f"kernel {bd.get('kernel')}") if x)
+        lines += ["", "## Device latency (on the board)", "",
+                  f"Measured on **{dl['remote']}** over SSH ({who}): {dl['runtime']} (Python {dl['python']}), "
+                  f"{dl['threads']} threads, XNNPACK {'requested' if dl['xnnpack'] else 'off'} (applied: "
+                  f"{'yes' if dl['delegate_applied'] else 'no'}), batch 1, {dl['iterations']} calls after "
+                  f"{dl['warmup']} warm-up."
+                  + ("" if dl["runtime_matches_build"] else " The board's runtime version differs from the build "
+                                                            "machine's."), "",
+                  "| p50 ms | p90 ms | p99 ms | mean ms |", "|---|---|---|---|",
+                  f"| {dl['p50_ms']:.4f} | {dl['p90_ms']:.4f} | {dl['p99_ms']:.4f} | {dl['mean_ms']:.4f} |"]
     tr, data = m["training"], m["data"]
     lines += ["", "## Provenance", "",
               f"- data: {data['dataset']} ({data['labels']} labels), sizes {data.get('sizes')}, split seed "

@@ -266,6 +266,16 @@ class CostModel(_Frozen):
         return instructions / self.rate_per_ns / 1e6
 
 
+class RemoteSpec(_Frozen):
+    """A real board reached over SSH (``build --on-device``, ``bench --target T --on-device``): key login only,
+    host keys checked against known_hosts (edgeopt/remote.py)."""
+
+    url: str = Field(pattern=r"^ssh://[^:@/\s]+@[^@/\s]+$")  # ssh://user@host[:port]; no password
+    key_file: str = Field(min_length=1)  # the private key (relative: from the target file's directory)
+    python: str = Field(default="python3", min_length=1)  # the Python on the board that has the runtime
+    known_hosts: Optional[str] = None  # default: ~/.ssh/known_hosts
+
+
 class DeviceSpec(_Frozen):
     arch: Literal["arm64", "armv7", "x86_64"]
     cpu: str
@@ -273,6 +283,7 @@ class DeviceSpec(_Frozen):
     cores: int = Field(ge=1)
     memory_mb: int = Field(ge=1)
     cost_model: Optional[CostModel] = None  # turns qemu_cpu's instruction count into an estimated latency
+    remote: Optional[RemoteSpec] = None  # a real board of this kind, reached over SSH
 
     @field_validator("qemu_cpu")
     @classmethod
@@ -324,8 +335,9 @@ class Budgets(_Frozen):
     max_accuracy_drop: Optional[float] = Field(default=None, ge=0, le=1)  # fraction, vs the float32 artifact
     max_size_bytes: Optional[int] = Field(default=None, gt=0)  # raw bytes of the deployed artifact
     max_latency_p90_ms: Optional[float] = Field(default=None, gt=0)  # target threads + delegates, this machine
+    max_device_latency_p90_ms: Optional[float] = Field(default=None, gt=0)  # on device.remote (build --on-device)
     min_accuracy: Optional[float] = Field(default=None, ge=0, le=1)
-    # emulated instructions per inference on device.qemu_cpu at the target's XNNPACK setting (build --emulate)
+    # instructions per inference on device.qemu_cpu (emulated; x86: callgrind) at the target's XNNPACK setting
     max_instructions_per_inference: Optional[int] = Field(default=None, gt=0)
     max_estimated_latency_ms: Optional[float] = Field(default=None, gt=0)  # needs device.cost_model
     min_macro_f1: Optional[float] = Field(default=None, ge=0, le=1)  # the deployed artifact, test split
@@ -384,6 +396,13 @@ class TargetProfile(_Frozen):
                              "instructions into an estimate, with its source)")
         if self.device.cost_model is not None and not self.device.qemu_cpu:
             raise ValueError("device.cost_model applies to device.qemu_cpu's instruction count; set qemu_cpu")
+        if self.budgets.max_device_latency_p90_ms is not None and self.device.remote is None:
+            raise ValueError("budgets.max_device_latency_p90_ms is measured on the board: add device.remote (url, "
+                             "key_file, python)")
+        if (self.budgets.max_instructions_per_inference is not None and self.device.arch == "arm64"
+                and not self.device.qemu_cpu):
+            raise ValueError("budgets.max_instructions_per_inference is counted on device.qemu_cpu (the emulated "
+                             "core); set qemu_cpu")
         return self
 
     @model_validator(mode="after")

@@ -19,6 +19,8 @@ if not os.environ.get("EDGEOPT_DATA_PATH") and DEFAULT_DATA.is_dir():
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains and converts real models (runs in CI too)")
     config.addinivalue_line("markers", "client: runs MediaPipe Tasks in its own environment (set up on first use)")
+    config.addinivalue_line("markers", "ssh: measures on a board through a real OpenSSH server on 127.0.0.1 (CI "
+                                       "installs openssh-server)")
     config.addinivalue_line("markers", "emulator: runs artifacts under qemu-user arm64 (CI installs qemu-user-static; "
                                        "a session fixture runs `edgeopt emulator setup` into a temporary directory)")
 
@@ -30,6 +32,15 @@ def _client_envs(tmp_path_factory):
     if not os.environ.get("EDGEOPT_CLIENT_DIR"):
         os.environ["EDGEOPT_CLIENT_DIR"] = str(tmp_path_factory.mktemp("clients"))
     yield Path(os.environ["EDGEOPT_CLIENT_DIR"])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _emulator_dir(tmp_path_factory):
+    """The arm64 emulator (builds for targets with an instruction budget count on it and set it up on first use),
+    in one directory for the whole session (EDGEOPT_EMULATOR_DIR when CI gives one), never the user's."""
+    if not os.environ.get("EDGEOPT_EMULATOR_DIR"):
+        os.environ["EDGEOPT_EMULATOR_DIR"] = str(tmp_path_factory.mktemp("emulator"))
+    yield Path(os.environ["EDGEOPT_EMULATOR_DIR"])
 
 
 @pytest.fixture(autouse=True)

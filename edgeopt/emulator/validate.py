@@ -236,14 +236,86 @@ def _instructions(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, quiet: 
     return out
 
 
+def require_counter(cpu: str, target) -> None:
+    """Fail before any training when the tools counting on ``cpu`` ("x86": callgrind) are missing. The arm64
+    emulator itself is set up on first use (``ensure_emulator``)."""
+    import platform
+
+    from . import counter
+    from .env import require_qemu
+
+    if cpu == "x86":
+        if platform.machine() not in ("x86_64", "AMD64"):
+            raise EmulatorError(f"target {target.name}: x86 instruction counts run under valgrind on an x86_64 build "
+                                f"machine; this one is {platform.machine()}. Fix: build with --no-count here.")
+        if shutil.which("valgrind") is None:
+            raise EmulatorError(f"target {target.name}: x86 instruction counts are taken with valgrind, which is not "
+                                f"installed. Fix: {counter.VALGRIND_INSTALL} (or build with --no-count)")
+        return
+    require_qemu()
+    if counter.qemu_dynamic() is None:
+        raise EmulatorError(f"target {target.name}: instructions per inference on {cpu} need Debian's qemu-user (the "
+                            f"dynamic qemu-aarch64 that loads edgeopt's counter). Fix: {counter.QEMU_USER_INSTALL} "
+                            f"(or build with --no-count)")
+
+
+def ensure_emulator(quiet: bool = False, arch: str = "arm64") -> Path:
+    """The emulator's root, set up first when it is not (once; concurrent builds wait on a lock)."""
+    import fcntl
+
+    from .env import root, setup
+
+    st = status(arch)
+    if st["ready"] and st["instruction_counter"]["ready"]:
+        return Path(st["root"])
+    r = root(arch)
+    r.parent.mkdir(parents=True, exist_ok=True)
+    with open(r.parent / f".{arch}.setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _log(quiet, f"[edgeopt] emulator: setting up the {arch} environment and the instruction counter in {r} "
+                    f"(first use; edgeopt emulator setup does the same)")
+        return Path(setup(arch, quiet=quiet)["root"])
+
+
+def count_for_target(artifact: Path, tokens: np.ndarray, target, cpu: str, quiet: bool = False) -> dict:
+    """Instructions per inference of the deployed artifact on the target's counted CPU (``cpu``: a qemu model, or
+    "x86" for callgrind), batch 1, one thread, XNNPACK on and off where the runtime has it. In the shape the
+    emulated validation records per CPU."""
+    from . import counter
+
+    if cpu == "x86":
+        _log(quiet, f"[edgeopt] counting instructions per inference of {Path(artifact).name} on x86 (callgrind)")
+        settings = (("xnnpack_on", True), ("xnnpack_off", False)) if runtime_for(artifact) == "litert" else (
+            ("onnxruntime", False),)
+        out, runs = {}, []
+        for key, x in settings:
+            c = counter.count_x86(artifact, tokens, x)
+            out[key] = c["instructions"]
+            runs.append(c)
+        out["spread"] = max((c.get("spread") or 0) for c in runs)
+        out["seconds"] = round(sum(c["seconds"] for c in runs), 2)
+        errors = [c["error"] for c in runs if c.get("error")]
+        if errors:
+            out["error"] = errors[0][:300]
+        return {"cpu": "x86", "counter": "valgrind callgrind", "instructions": out, "note": counter.X86_NOTE}
+    r = ensure_emulator(quiet)
+    return {"cpu": cpu, "counter": "qemu TCG plugin (edgeopt count.c)", "instructions": _instructions(
+        r, artifact, tokens, cpu, quiet), "note": "emulated instructions per inference (batch 1, 1 thread): an "
+                                                  "instruction count on the CPU model, not a time"}
+
+
+def pick_count(ins: dict, xnnpack: bool) -> Optional[int]:
+    """The count a budget is judged on: ONNX Runtime's, or LiteRT's at the target's XNNPACK setting."""
+    key = "onnxruntime" if "onnxruntime" in ins else ("xnnpack_on" if xnnpack else "xnnpack_off")
+    return ins.get(key)
+
+
 def instructions_for(emulated: Optional[dict], cpu: Optional[str], xnnpack: bool) -> Optional[int]:
-    """The count a target's budget is judged on: its own CPU model, its own XNNPACK setting."""
+    """The count a target's budget is judged on from an emulated validation: its own CPU model and XNNPACK setting."""
     if not emulated or not cpu:
         return None
     row = next((c for c in emulated["cpus"] if c["cpu"] == cpu), None)
-    ins = (row or {}).get("instructions") or {}
-    key = "onnxruntime" if "onnxruntime" in ins else ("xnnpack_on" if xnnpack else "xnnpack_off")
-    return ins.get(key)
+    return pick_count((row or {}).get("instructions") or {}, xnnpack)
 
 
 def format_table(result: dict) -> str:

@@ -38,6 +38,13 @@ class TargetPlan:
     cross_format: bool = False  # also export the other format from the same weights and compare
     emulate: tuple[str, ...] = ()  # qemu CPU models to validate the deployed artifact on (build --emulate)
     force: bool = False  # replace out_dir even when it is not an edgeopt build (build --force)
+    count: Optional[str] = None  # the CPU instructions per inference are counted on: a qemu model, or "x86"
+    remote: Optional[object] = None  # remote.Remote: the board device latency is measured on (build --on-device)
+
+    @property
+    def counts_separately(self) -> bool:
+        """Counted by a run of its own (an emulated validation on that CPU counts there already)."""
+        return self.count is not None and self.count not in self.emulate
 
     @property
     def pass_names(self) -> list[str]:
@@ -89,7 +96,8 @@ class Plan:
                 "tokenizer": s.tokenizer.model_dump(), "training": s.training.model_dump(), "cache": self.use_cache,
                 "targets": [{"target": t.target.name, "out": str(t.out_dir), "passes": t.pass_names, "ptq": t.ptq,
                              "fallback": list(t.target.fallback), "steps": t.describe_steps(),
-                             "emulate": list(t.emulate)} for t in self.targets]}
+                             "emulate": list(t.emulate), "count_instructions_on": t.count,
+                             "on_device": t.remote.url if t.remote else None} for t in self.targets]}
 
     def describe(self) -> str:
         s, tr, tk = self.spec, self.spec.training, self.spec.tokenizer
@@ -125,6 +133,12 @@ class Plan:
                              "add --fallback dynamic (or fallback: in the target).")
             if t.emulate:
                 lines.append(f"    then: emulated validation on qemu {', '.join(t.emulate)}")
+            if t.remote:
+                lines.append(f"    then: latency on the board {t.remote.url} (device latency, over SSH)")
+            if t.count:
+                lines.append("    then: instructions per inference on "
+                             + ("x86 (valgrind's callgrind)" if t.count == "x86" else f"qemu -cpu {t.count}")
+                             + ", batch 1, XNNPACK on and off" * (t.target.runtime.name == "litert"))
         return "\n".join(lines)
 
 
@@ -147,7 +161,8 @@ def _check_writable(out: Path) -> None:
 def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Optional[str] = None,
          ptq: Optional[str] = None, recipe: Optional[str] = None, passes: Optional[dict] = None,
          use_cache: bool = True, formats: str = "target", emulate: bool = False, force: bool = False,
-         fallback: Optional[tuple[str, ...]] = None) -> Plan:
+         fallback: Optional[tuple[str, ...]] = None, count: Optional[bool] = None,
+         on_device: bool = False) -> Plan:
     if out is not None and not str(out).strip():
         raise InputError("--out is empty. Fix: give a directory, e.g. --out build/my-model.")
 
@@ -222,17 +237,52 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
 
             emu = tuple(cpus_for(p))
         plans.append(TargetPlan(p, tuple(steps), final_ptq, d, p.representative_samples, formats == "both", emu,
-                                force))
+                                force, _count_on(p, count), _board(p) if on_device else None))
     if any(t.emulate for t in plans):
         from ..emulator.validate import require_ready
 
         require_ready()  # before any training: the fix (emulator setup) is the user's
+    if any(t.counts_separately for t in plans):
+        from ..emulator.validate import require_counter
+
+        for t in plans:
+            if t.counts_separately:
+                require_counter(t.count, t.target)  # the tools it needs, before any training
     rows = ()
     if prep.source.kind != "architecture":
         from .layer_table import layer_rows
 
         rows = tuple(layer_rows(prep.source.model, plans[0].steps, plans[0].ptq, plans[0].target))
     return Plan(spec, tuple(plans), use_cache, teacher, prep.source, prep.facts, rows)
+
+
+def _board(p: TargetProfile):
+    """The target's board, checked before any training: reachable, known host key, accepted key, the right
+    architecture, a Python with numpy and the runtime."""
+    from .. import remote
+
+    r = remote.for_target(p)
+    where = f"{p.source or p.name}: device.remote"
+    remote.probe(r, p.runtime.name, p.device.arch, where)
+    return r
+
+
+def _count_on(p: TargetProfile, count: Optional[bool]) -> Optional[str]:
+    """Where a build counts instructions per inference: never with ``count=False`` (--no-count); with
+    ``count=True`` (--count), or by default when the target's budgets or cost model are about instructions, on
+    device.qemu_cpu (arm64) or under callgrind (x86_64)."""
+    b = p.budgets
+    wanted = count if count is not None else (b.max_instructions_per_inference is not None
+                                              or b.max_estimated_latency_ms is not None
+                                              or p.device.cost_model is not None)
+    if not wanted:
+        return None
+    if p.device.arch == "x86_64":
+        return "x86"
+    if not p.device.qemu_cpu:
+        raise InputError(f"--count: target {p.name} names no emulated CPU. Fix: add device.qemu_cpu to "
+                         f"{p.source or p.name}.")
+    return p.device.qemu_cpu
 
 
 def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.ndarray, list, list]:

@@ -67,11 +67,27 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
 
             emulated = validate_for_target(files["deployed"], b.x_test, b.y_test, tp.target, b.p.spec.training.seed,
                                            cpus=list(tp.emulate), quiet=b.quiet)
+        counted = None
+        if tp.counts_separately:
+            from ..emulator.validate import count_for_target
+
+            counted = count_for_target(files["deployed"], b.x_test, tp.target, tp.count, b.quiet)
+        device_latency = None
+        if tp.remote is not None:
+            from .. import remote
+
+            _log(b.quiet, f"[edgeopt] {tp.target.name}: measuring {files['deployed'].name} on the board "
+                          f"{tp.remote.url}")
+            rt = tp.target.runtime
+            device_latency = remote.bench(tp.remote, files["deployed"], b.x_test[:LATENCY_INPUTS], rt.threads,
+                                          "xnnpack" in rt.delegates, b.latency.warmup, b.latency.iterations,
+                                          arch=tp.target.device.arch,
+                                          where=f"{tp.target.source or tp.target.name}: device.remote")
         clients = _clients(b, tp, files, measured)
-        cost = _device_cost(tp, emulated)
-        verdict = _verdict(tp, run, files, measured, artifacts, emulated, clients, cost)
+        cost = _device_cost(tp, emulated, counted)
+        verdict = _verdict(tp, run, files, measured, artifacts, emulated, clients, cost, device_latency)
         manifest = _manifest(b, tp, run, files, measured, artifacts, cross, side_files, emulated, verdict, clients,
-                             cost)
+                             cost, device_latency)
         manifest = dump_manifest(staging / "manifest.json", manifest)
         write_report(staging / "report.md", manifest)
         (staging / STAGING_MARKER).unlink()
@@ -221,7 +237,7 @@ def _clients(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> list:
 
 
 def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, emulated, clients,
-             cost: dict | None) -> dict:
+             cost: dict | None, device_latency: dict | None) -> dict:
     from ..validate import budgets as bud_v
     from ..validate import latency as lat_v
 
@@ -237,27 +253,41 @@ def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: 
                        export_agreement=_or_nan(base["parity_vs_keras"]["argmax_agreement"]), emulated=emulated,
                        finite=finite, macro_f1=dep["per_class"]["macro_f1"],
                        macro_f1_drop=base["per_class"]["macro_f1"] - dep["per_class"]["macro_f1"], clients=clients,
-                       instructions=cost.get("emulated_instructions_per_inference"),
-                       instructions_cpu=tp.target.device.qemu_cpu,
-                       estimated_latency_ms=cost.get("estimated_latency_ms"))
+                       instructions=cost.get("instructions_per_inference"),
+                       instructions_cpu=cost.get("cpu", tp.target.device.qemu_cpu),
+                       estimated_latency_ms=cost.get("estimated_latency_ms"), device_latency=device_latency)
 
 
-def _device_cost(tp: TargetPlan, emulated) -> dict | None:
-    """The device's own cost signal: emulated instructions per inference on device.qemu_cpu at the target's
-    XNNPACK setting, and, where the target declares a cost model, the estimated latency it gives (an estimate,
-    with its source, in fields of its own)."""
-    from ..emulator.validate import instructions_for
+def _device_cost(tp: TargetPlan, emulated, counted: dict | None) -> dict | None:
+    """The device's own cost signal: instructions per inference at the target's XNNPACK setting, on
+    device.qemu_cpu (the emulated run of that CPU, or a count of its own) or on x86 under callgrind, and, where the
+    target declares a cost model, the estimated latency it gives (an estimate, with its source, in fields of its
+    own)."""
+    from ..emulator.validate import instructions_for, pick_count
 
     t = tp.target
     xnn = "xnnpack" in t.runtime.delegates
-    ins = instructions_for(emulated, t.device.qemu_cpu, xnn)
-    if ins is None:
+    if counted is not None:
+        cpu, ins, counts, counter = counted["cpu"], pick_count(counted["instructions"], xnn), counted["instructions"], \
+            counted["counter"]
+    else:
+        cpu, ins, counter = t.device.qemu_cpu, instructions_for(emulated, t.device.qemu_cpu, xnn), \
+            "qemu TCG plugin (edgeopt count.c)"
+        row = next((c for c in (emulated or {}).get("cpus", []) if c["cpu"] == cpu), {})
+        counts = row.get("instructions")
+    if counts is None:
         return None
-    out = {"cpu": t.device.qemu_cpu, "xnnpack": xnn if t.runtime.name == "litert" else None,
-           "emulated_instructions_per_inference": ins,
-           "note": "an instruction count on the emulated CPU model (batch 1, 1 thread), not a time"}
+    x86 = cpu == "x86"
+    out = {"cpu": cpu, "counter": counter, "xnnpack": xnn if t.runtime.name == "litert" else None,
+           "instructions_per_inference": ins, "counts": counts,
+           "label": ("x86 instructions per inference (valgrind callgrind, AVX2)" if x86 else
+                     f"emulated instructions per inference ({cpu})"),
+           "note": (counted or {}).get("note") or "an instruction count on the emulated CPU model (batch 1, 1 thread), "
+                                                  "not a time"}
+    if counts.get("error"):
+        out["error"] = counts["error"]
     cm = t.device.cost_model
-    if cm is not None:
+    if cm is not None and ins is not None:
         out.update(estimated_latency_ms=round(cm.estimate_ms(ins), 4), estimate_rate_instructions_per_ns=cm.rate_per_ns,
                    estimate_source=cm.source, estimate_note="an ESTIMATE: instructions / the cost model's rate; not "
                                                             "measured on the device")
@@ -265,7 +295,8 @@ def _device_cost(tp: TargetPlan, emulated) -> dict | None:
 
 
 def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, cross,
-              side_files: list, emulated, verdict: dict, clients: list, cost: dict | None) -> dict:
+              side_files: list, emulated, verdict: dict, clients: list, cost: dict | None,
+              device_latency: dict | None) -> dict:
     from ..manifest import encode_correct, encode_predictions, examples_sha256
     from ..validate import accuracy as acc_v
     from ..validate.size import size_of_bytes
@@ -322,6 +353,7 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
         },
         **({"emulator": emulated} if emulated else {}),
         **({"device_cost": cost} if cost else {}),
+        **({"device_latency": device_latency} if device_latency else {}),
         **({"metadata": run.metadata} if run.metadata else {}),
         **({"clients": clients} if clients else {}),
         "budgets": verdict,

@@ -8,7 +8,7 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
           export_agreement: float | None = None, emulated: dict | None = None, finite: dict | None = None,
           macro_f1: float | None = None, macro_f1_drop: float | None = None, clients: list | None = None,
           instructions: int | None = None, instructions_cpu: str | None = None,
-          estimated_latency_ms: float | None = None) -> dict:
+          estimated_latency_ms: float | None = None, device_latency: dict | None = None) -> dict:
     """Every budget with its limit, value and verdict. Not a budget but always checked: every output is finite
     (a diverged model outputs NaN, and argmax over NaN picks class 0, which can pass an accuracy budget)."""
     checks = []
@@ -39,19 +39,28 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
         add("max_size_bytes", budgets.max_size_bytes, size_bytes, size_bytes <= budgets.max_size_bytes, "bytes")
     if budgets.max_latency_p90_ms is not None:
         ok = latency_p90_ms is not None and latency_p90_ms <= budgets.max_latency_p90_ms
-        add("max_latency_p90_ms", budgets.max_latency_p90_ms, latency_p90_ms, ok, "ms")
+        add("max_latency_p90_ms", budgets.max_latency_p90_ms, latency_p90_ms, ok, "ms (build machine)")
+    if budgets.max_device_latency_p90_ms is not None:  # the board's own p90 (build --on-device), never the host's
+        if device_latency is None:
+            add("max_device_latency_p90_ms", budgets.max_device_latency_p90_ms,
+                "not measured (build --on-device measures it on device.remote)", False, "ms")
+        else:
+            add("max_device_latency_p90_ms", budgets.max_device_latency_p90_ms, device_latency["p90_ms"],
+                device_latency["p90_ms"] <= budgets.max_device_latency_p90_ms, f"ms (on {device_latency['remote']})")
     if budgets.max_instructions_per_inference is not None:
         # the device's own signal: judged when the build counted it (build --emulate), never on host time
         if instructions is None:
             add("max_instructions_per_inference", budgets.max_instructions_per_inference,
-                "not counted (build --emulate counts it on the emulated CPU)", False, "instructions")
+                "not counted (a build counts it unless --no-count is given; see the manifest's device_cost for why "
+                "not)", False, "instructions")
         else:
             add("max_instructions_per_inference", budgets.max_instructions_per_inference, instructions,
                 instructions <= budgets.max_instructions_per_inference, f"instructions ({instructions_cpu})")
     if budgets.max_estimated_latency_ms is not None:
         if estimated_latency_ms is None:
             add("max_estimated_latency_ms", budgets.max_estimated_latency_ms,
-                "not counted (build --emulate counts the instructions the estimate is made from)", False, "ms")
+                "not counted (a build counts the instructions the estimate is made from unless --no-count is given)",
+                False, "ms")
         else:
             add("max_estimated_latency_ms", budgets.max_estimated_latency_ms, round(estimated_latency_ms, 4),
                 estimated_latency_ms <= budgets.max_estimated_latency_ms, "ms (estimate)")
@@ -74,7 +83,7 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
 
 def failures(verdict: dict) -> list[str]:
     return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith(("emulator_", "finite", "client_"))
-            else f"{c['name']}: {c['value']}" if isinstance(c["value"], str) and c["value"].startswith("not counted")
+            else f"{c['name']}: {c['value']}" if isinstance(c["value"], str) and c["value"].startswith(("not counted", "not measured"))
             else f"{c['name']}: nothing was compared (non-finite outputs)" if c["value"] is None
             else f"{c['name']}: measured {c['value']} {c['unit']} > limit {c['limit']}" if c["name"].startswith("max")
             else f"{c['name']}: measured {c['value']} {c['unit']} < limit {c['limit']}"

@@ -22,7 +22,9 @@
   it must load, take XNNPACK when the baseline did, match the host within the parity bound (int8: 1 quantization
   step), pass the same accuracy test on the emulated sample, and cost no more emulated instructions per inference
   than the baseline plus ``instructions_rel`` (0.5%: the counts are deterministic, so a noise margin is not
-  needed, and a 5% costlier artifact fails).
+  needed, and a 5% costlier artifact fails);
+- a build that counted its target's device cost (``device_cost``: qemu on device.qemu_cpu, or callgrind for x86) is
+  counted again the same way and gated with the same ``instructions_rel``.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import ArtifactError, InputError
+from ..errors import ArtifactError, EdgeOptError, InputError
 from ..manifest import (Baseline, Tolerances, decode_correct, decode_predictions, encode_correct,
                         encode_predictions, examples_sha256, load_baseline, load_manifest)
 
@@ -135,6 +137,23 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
             {k: c.get(k) for k in ("cpu", "loaded", "delegate_applied", "accuracy", "parity", "load_error", "correct",
                                    "instructions")}
             for c in res["cpus"]]}
+    device = None
+    if m.device_cost and m.device_cost.get("cpu"):
+        # the build's own device count (its target's CPU), counted again: from the emulated run on that CPU when
+        # there is one, else by a count of its own (a few seconds under qemu, about a minute under callgrind)
+        from ..emulator.validate import count_for_target
+        from ..specs import TargetProfile
+
+        cpu = m.device_cost["cpu"]
+        row = next((c for c in (emulated or {}).get("cpus", []) if c["cpu"] == cpu and c.get("instructions")), None)
+        if row is not None:
+            device = {"cpu": cpu, **row["instructions"]}
+        else:
+            try:
+                c = count_for_target(art, x, TargetProfile.model_validate(m.target_profile), cpu, quiet=True)
+                device = {"cpu": cpu, **c["instructions"]}
+            except EdgeOptError as e:
+                device = {"cpu": cpu, "error": str(e)}
     return {"model": m.model, "target": m.target, "artifact": art.name, "sha256": size["sha256"],
             "manifest_sha256": next((a.sha256 for a in m.artifacts if a.path == art.name), None),
             "accuracy": round(float(correct.mean()), 6), "test_examples": int(len(y)),
@@ -146,7 +165,8 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
                         "p50_ms": st.p50_ms, "p90_ms": st.p90_ms, "runtime": st.runtime},
             "machine": {k: st.machine[k] for k in ("arch", "cpu", "cores", "isa_flags")},
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **({"emulator": emulated} if emulated else {})}
+            **({"emulator": emulated} if emulated else {}),
+            **({"device_instructions": device} if device else {})}
 
 
 def check_outputs(path, logits: np.ndarray, num_classes: int) -> None:
@@ -236,6 +256,18 @@ def compare(current: dict, baseline: Baseline) -> dict:
             f"skipped: the baseline was measured on {why}")
     add("delegate_applied", bl.delegate_applied, cl.get("delegate_applied"), "same",
         bl.delegate_applied == cl.get("delegate_applied") or not same_setting)
+    if baseline.device_instructions:
+        bd, cd = baseline.device_instructions, current.get("device_instructions") or {}
+        where = "x86 (callgrind)" if bd["cpu"] == "x86" else f"{bd['cpu']} (emulated)"
+        for key in ("xnnpack_on", "xnnpack_off", "onnxruntime"):
+            if bd.get(key) is None:
+                continue
+            hi_i = int(bd[key] * (1 + tol.instructions_rel))
+            cur_i = cd.get(key) if cd.get("cpu") == bd["cpu"] else None
+            add(f"instructions on {where} ({key.replace('_', ' ')})", bd[key], cur_i, f"<= {hi_i}",
+                cur_i is not None and cur_i <= hi_i,
+                "instructions per inference, the target's device cost" if cur_i is not None else
+                "not counted: " + (cd.get("error") or "the build counted none")[:200])
     if baseline.emulator is not None:
         be = baseline.emulator
         ce = current.get("emulator") or {}
