@@ -9,8 +9,8 @@ static binary rejects ``-plugin``).
 What made counts drift, and is fixed here (TOOLCHAIN section 6): the environment (only the variables below,
 absolute paths, stdout/stderr to pipes), numpy's second thread (``OPENBLAS_NUM_THREADS=1``), hash randomisation
 (``PYTHONHASHSEED=0``), the first invokes (warm-up); found here: the artifact's path and the working directory's
-name (a count runs in one fixed directory with the artifact copied in), and glibc malloc's history
-(``MALLOC_TUNABLES``). The count per inference is the most common count over the
+name (a count runs in one fixed directory with the artifact copied in), glibc malloc's history
+(``MALLOC_TUNABLES``) and, under callgrind, address-space randomisation (``setarch -R``). The count per inference is the most common count over the
 measured invokes, minus the most common count of empty windows (the markers' and the Python call's own cost), so
 the figure is what ``invoke()`` costs. It is an instruction count, not a time.
 """
@@ -171,6 +171,15 @@ def count(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, xnnpack: bool, 
 
 
 
+def _no_aslr() -> list[str]:
+    """``setarch -R`` (util-linux) where it is there: with address-space randomisation, hash tables keyed by
+    addresses probe differently from run to run, and one x86 count in five moved by about 150 instructions."""
+    sa = shutil.which("setarch")
+    if sa is None or subprocess.run([sa, "-R", "true"], capture_output=True).returncode != 0:
+        return []  # a sandbox that forbids personality(2): counted as it is
+    return [sa, "-R"]
+
+
 def count_x86(artifact: Path, tokens: np.ndarray, xnnpack: bool, timeout: float = 900) -> dict:
     """Instructions per inference of ``artifact`` on x86 (batch 1, one thread), counted by valgrind's callgrind in
     the build machine's Python: callgrind dumps its counters at every marker syscall the guest protocol makes (the
@@ -194,7 +203,7 @@ def count_x86(artifact: Path, tokens: np.ndarray, xnnpack: bool, timeout: float 
                "GLIBC_TUNABLES": MALLOC_TUNABLES}
         t0 = time.perf_counter()
         try:
-            p = subprocess.run([vg, "--tool=callgrind", "--dump-before=sched_get_priority_max",
+            p = subprocess.run([*_no_aslr(), vg, "--tool=callgrind", "--dump-before=sched_get_priority_max",
                                 f"--callgrind-out-file={work / 'cg.out'}", sys.executable, "-s", "-m",
                                 "edgeopt.emulator.guest", str(work / "request.json")],
                                capture_output=True, text=True, env=env, cwd=work, timeout=timeout, check=False)
@@ -214,7 +223,8 @@ def count_x86(artifact: Path, tokens: np.ndarray, xnnpack: bool, timeout: float 
             return {"cpu": "x86", "xnnpack": bool(xnnpack), "instructions": None, "error": why, "seconds": seconds}
         empty, measured = windows[:EMPTY], windows[EMPTY + WARMUP:]
         base, per = mode_of(empty[5:]), mode_of(measured)
-        return {"cpu": "x86", "xnnpack": bool(xnnpack), "delegate_applied": bool(res.get("delegate_applied")),
+        return {"aslr_off": bool(_no_aslr()), "cpu": "x86", "xnnpack": bool(xnnpack),
+                "delegate_applied": bool(res.get("delegate_applied")),
                 "instructions": per - base, "marker_overhead": base, "spread": max(measured) - min(measured),
                 "identical": measured.count(per), "of": len(measured), "seconds": seconds,
                 "runtime": f"{req['runtime']} {res.get('runtime_version', '')}".strip(), "counter": "callgrind"}

@@ -217,15 +217,21 @@ def validate(artifact: Path, tokens: np.ndarray, labels: np.ndarray, cpus: list[
 
 
 def _instructions(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, quiet: bool) -> dict:
-    """Instructions per inference on ``cpu``: XNNPACK on and off for LiteRT, ONNX Runtime's CPU EP as it is."""
+    """Instructions per inference on the emulated ``cpu``."""
     from . import counter
 
     _log(quiet, f"[edgeopt] emulator: counting instructions per inference of {artifact.name} on {cpu}")
+    return _per_setting(artifact, lambda x: counter.count(r, artifact, tokens, cpu, x))
+
+
+def _per_setting(artifact: Path, count_one) -> dict:
+    """``count_one(xnnpack)`` for XNNPACK on and off (LiteRT) or once (ONNX Runtime's CPU EP as it is), with the
+    largest spread, the seconds taken and the first error."""
     settings = (("xnnpack_on", True), ("xnnpack_off", False)) if runtime_for(artifact) == "litert" else (
         ("onnxruntime", False),)
     out, runs = {}, []
     for key, x in settings:
-        c = counter.count(r, artifact, tokens, cpu, x)
+        c = count_one(x)
         out[key] = c["instructions"]
         runs.append(c)
     out["spread"] = max((c.get("spread") or 0) for c in runs)
@@ -285,18 +291,7 @@ def count_for_target(artifact: Path, tokens: np.ndarray, target, cpu: str, quiet
 
     if cpu == "x86":
         _log(quiet, f"[edgeopt] counting instructions per inference of {Path(artifact).name} on x86 (callgrind)")
-        settings = (("xnnpack_on", True), ("xnnpack_off", False)) if runtime_for(artifact) == "litert" else (
-            ("onnxruntime", False),)
-        out, runs = {}, []
-        for key, x in settings:
-            c = counter.count_x86(artifact, tokens, x)
-            out[key] = c["instructions"]
-            runs.append(c)
-        out["spread"] = max((c.get("spread") or 0) for c in runs)
-        out["seconds"] = round(sum(c["seconds"] for c in runs), 2)
-        errors = [c["error"] for c in runs if c.get("error")]
-        if errors:
-            out["error"] = errors[0][:300]
+        out = _per_setting(Path(artifact), lambda x: counter.count_x86(artifact, tokens, x))
         return {"cpu": "x86", "counter": "valgrind callgrind", "instructions": out, "note": counter.X86_NOTE}
     r = ensure_emulator(quiet)
     return {"cpu": cpu, "counter": "qemu TCG plugin (edgeopt count.c)", "instructions": _instructions(
