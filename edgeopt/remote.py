@@ -219,7 +219,8 @@ def _tar(files: dict[str, bytes]) -> bytes:
 
 def bench(remote: Remote, artifact: Path, tokens: np.ndarray, threads: int, xnnpack: bool, warmup: int = 50,
           iterations: int = 500, arch: Optional[str] = None, where: str = "", timeout: float = 1800) -> dict:
-    """p50/p90/p99 of ``artifact`` at batch 1 on the board, with what the board is."""
+    """p50/p90/p99 of ``artifact`` at batch 1 on the board, with what the board is. It probes the board first, also
+    after ``build --on-device``'s plan did: training can take hours, and the board may have changed meanwhile."""
     import edgeopt
 
     from .emulator.validate import runtime_for

@@ -10,9 +10,9 @@ What made counts drift, and is fixed here (TOOLCHAIN section 6): the environment
 absolute paths, stdout/stderr to pipes), numpy's second thread (``OPENBLAS_NUM_THREADS=1``), hash randomisation
 (``PYTHONHASHSEED=0``), the first invokes (warm-up); found here: the artifact's path and the working directory's
 name (a count runs in one fixed directory with the artifact copied in), glibc malloc's history
-(``MALLOC_TUNABLES``) and, under callgrind, address-space randomisation (``setarch -R``). The count per inference is the most common count over the
-measured invokes, minus the most common count of empty windows (the markers' and the Python call's own cost), so
-the figure is what ``invoke()`` costs. It is an instruction count, not a time.
+(``MALLOC_TUNABLES``) and, under callgrind, address-space randomisation (``setarch -R``). The count per
+inference is the typical count over the measured invokes, minus the typical count of empty windows (the markers'
+and the Python call's own cost), so the figure is what ``invoke()`` costs. It is an instruction count, not a time.
 """
 from __future__ import annotations
 
@@ -41,6 +41,9 @@ VALGRIND_INSTALL = "apt-get install -y valgrind"
 # under callgrind). A large tcache, no fastbins and no trimming or mmap make malloc's cost the same in every run.
 MALLOC_TUNABLES = ("glibc.malloc.tcache_count=65535:glibc.malloc.mxfast=0:glibc.malloc.trim_threshold=1000000000:"
                    "glibc.malloc.mmap_threshold=1000000000")
+QEMU_COUNTER, X86_COUNTER = "qemu TCG plugin (edgeopt count.c)", "valgrind callgrind"
+QEMU_NOTE = ("emulated instructions per inference (batch 1, 1 thread): an instruction count on the CPU model, not "
+             "a time")
 X86_NOTE = ("valgrind's callgrind on the build machine: its synthetic CPU has AVX2 and FMA but not AVX-512, so these "
             "are the runtime's AVX2 kernels' instructions; an instruction count, not a time")
 
@@ -156,19 +159,23 @@ def count(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, xnnpack: bool, 
                                                           "GLIBC_TUNABLES": MALLOC_TUNABLES},
                          qemu=st["qemu"], qemu_args=("-plugin", f"{plugin_path(r)},out={out}"))
         seconds = round(time.perf_counter() - t0, 2)
-        res = json.loads((work / "result.json").read_text()) if (work / "result.json").is_file() else {}
         counts = [int(x) for x in out.read_text().split()] if out.is_file() else []
-        if p.returncode != 0 or not res.get("loaded") or len(counts) != EMPTY + WARMUP + MEASURED:
-            why = res.get("load_error") or " ".join(p.stderr.split())[-300:] or f"exit {p.returncode}"
-            return {"cpu": cpu, "xnnpack": bool(xnnpack), "instructions": None, "error": why, "seconds": seconds}
-        empty, measured = counts[:EMPTY], counts[EMPTY + WARMUP:]
-        base, per = mode_of(empty[5:]), mode_of(measured)
-        return {"cpu": cpu, "xnnpack": bool(xnnpack), "delegate_applied": bool(res.get("delegate_applied")),
-                "instructions": per - base, "marker_overhead": base, "spread": max(measured) - min(measured),
-                "identical": measured.count(per), "of": len(measured), "seconds": seconds,
-                "runtime": f"{req['runtime']} {res.get('runtime_version', '')}".strip()}
+        return _from_windows(cpu, xnnpack, p, work, req, counts, seconds)
 
 
+def _from_windows(cpu: str, xnnpack: bool, p: subprocess.CompletedProcess, work: Path, req: dict,
+                  windows: list[int], seconds: float, **extra) -> dict:
+    """The count per inference from the marker windows (empty, warm-up, measured), or why there is none."""
+    res = json.loads((work / "result.json").read_text()) if (work / "result.json").is_file() else {}
+    if p.returncode != 0 or not res.get("loaded") or len(windows) != EMPTY + WARMUP + MEASURED or -1 in windows:
+        why = res.get("load_error") or " ".join(p.stderr.split())[-300:] or f"exit {p.returncode}"
+        return {"cpu": cpu, "xnnpack": bool(xnnpack), "instructions": None, "error": why, "seconds": seconds}
+    empty, measured = windows[:EMPTY], windows[EMPTY + WARMUP:]
+    base, per = mode_of(empty[5:]), mode_of(measured)
+    return {"cpu": cpu, "xnnpack": bool(xnnpack), "delegate_applied": bool(res.get("delegate_applied")),
+            "instructions": per - base, "marker_overhead": base, "spread": max(measured) - min(measured),
+            "identical": measured.count(per), "of": len(measured), "seconds": seconds,
+            "runtime": f"{req['runtime']} {res.get('runtime_version', '')}".strip(), **extra}
 
 
 def _no_aslr() -> list[str]:
@@ -201,9 +208,10 @@ def count_x86(artifact: Path, tokens: np.ndarray, xnnpack: bool, timeout: float 
         env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
                "LC_ALL": "C.UTF-8", "PYTHONPATH": str(work / "pkgs"), "PYTHONNOUSERSITE": "1",
                "GLIBC_TUNABLES": MALLOC_TUNABLES}
+        no_aslr = _no_aslr()
         t0 = time.perf_counter()
         try:
-            p = subprocess.run([*_no_aslr(), vg, "--tool=callgrind", "--dump-before=sched_get_priority_max",
+            p = subprocess.run([*no_aslr, vg, "--tool=callgrind", "--dump-before=sched_get_priority_max",
                                 f"--callgrind-out-file={work / 'cg.out'}", sys.executable, "-s", "-m",
                                 "edgeopt.emulator.guest", str(work / "request.json")],
                                capture_output=True, text=True, env=env, cwd=work, timeout=timeout, check=False)
@@ -211,20 +219,11 @@ def count_x86(artifact: Path, tokens: np.ndarray, xnnpack: bool, timeout: float 
             return {"cpu": "x86", "xnnpack": bool(xnnpack), "instructions": None,
                     "error": f"valgrind ran past {timeout:.0f} s", "seconds": round(time.perf_counter() - t0, 2)}
         seconds = round(time.perf_counter() - t0, 2)
-        res = json.loads((work / "result.json").read_text()) if (work / "result.json").is_file() else {}
         dumps = sorted(glob.glob(str(work / "cg.out.*")), key=lambda f: int(f.rsplit(".", 1)[1]))
         totals = []
         for f in dumps:
             m = re.search(r"^totals: (\d+)", Path(f).read_text(), re.M)
             totals.append(int(m.group(1)) if m else -1)
         windows = totals[1::2]  # a dump before every marker: the odd dumps are the bracketed windows
-        if p.returncode != 0 or not res.get("loaded") or len(windows) != EMPTY + WARMUP + MEASURED or -1 in windows:
-            why = res.get("load_error") or " ".join(p.stderr.split())[-300:] or f"exit {p.returncode}"
-            return {"cpu": "x86", "xnnpack": bool(xnnpack), "instructions": None, "error": why, "seconds": seconds}
-        empty, measured = windows[:EMPTY], windows[EMPTY + WARMUP:]
-        base, per = mode_of(empty[5:]), mode_of(measured)
-        return {"aslr_off": bool(_no_aslr()), "cpu": "x86", "xnnpack": bool(xnnpack),
-                "delegate_applied": bool(res.get("delegate_applied")),
-                "instructions": per - base, "marker_overhead": base, "spread": max(measured) - min(measured),
-                "identical": measured.count(per), "of": len(measured), "seconds": seconds,
-                "runtime": f"{req['runtime']} {res.get('runtime_version', '')}".strip(), "counter": "callgrind"}
+        return _from_windows("x86", xnnpack, p, work, req, windows, seconds, counter="callgrind",
+                             aslr_off=bool(no_aslr))

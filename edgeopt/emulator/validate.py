@@ -278,12 +278,15 @@ def ensure_emulator(quiet: bool = False, arch: str = "arm64") -> Path:
     r.parent.mkdir(parents=True, exist_ok=True)
     with open(r.parent / f".{arch}.setup.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        st = status(arch)  # another build may have set it up while this one waited
+        if st["ready"] and st["instruction_counter"]["ready"]:
+            return Path(st["root"])
         _log(quiet, f"[edgeopt] emulator: setting up the {arch} environment and the instruction counter in {r} "
                     f"(first use; edgeopt emulator setup does the same)")
         return Path(setup(arch, quiet=quiet)["root"])
 
 
-def count_for_target(artifact: Path, tokens: np.ndarray, target, cpu: str, quiet: bool = False) -> dict:
+def count_for_target(artifact: Path, tokens: np.ndarray, cpu: str, quiet: bool = False) -> dict:
     """Instructions per inference of the deployed artifact on the target's counted CPU (``cpu``: a qemu model, or
     "x86" for callgrind), batch 1, one thread, XNNPACK on and off where the runtime has it. In the shape the
     emulated validation records per CPU."""
@@ -292,25 +295,16 @@ def count_for_target(artifact: Path, tokens: np.ndarray, target, cpu: str, quiet
     if cpu == "x86":
         _log(quiet, f"[edgeopt] counting instructions per inference of {Path(artifact).name} on x86 (callgrind)")
         out = _per_setting(Path(artifact), lambda x: counter.count_x86(artifact, tokens, x))
-        return {"cpu": "x86", "counter": "valgrind callgrind", "instructions": out, "note": counter.X86_NOTE}
+        return {"cpu": "x86", "counter": counter.X86_COUNTER, "instructions": out, "note": counter.X86_NOTE}
     r = ensure_emulator(quiet)
-    return {"cpu": cpu, "counter": "qemu TCG plugin (edgeopt count.c)", "instructions": _instructions(
-        r, artifact, tokens, cpu, quiet), "note": "emulated instructions per inference (batch 1, 1 thread): an "
-                                                  "instruction count on the CPU model, not a time"}
+    return {"cpu": cpu, "counter": counter.QEMU_COUNTER, "instructions": _instructions(r, artifact, tokens, cpu, quiet),
+            "note": counter.QEMU_NOTE}
 
 
 def pick_count(ins: dict, xnnpack: bool) -> Optional[int]:
     """The count a budget is judged on: ONNX Runtime's, or LiteRT's at the target's XNNPACK setting."""
     key = "onnxruntime" if "onnxruntime" in ins else ("xnnpack_on" if xnnpack else "xnnpack_off")
     return ins.get(key)
-
-
-def instructions_for(emulated: Optional[dict], cpu: Optional[str], xnnpack: bool) -> Optional[int]:
-    """The count a target's budget is judged on from an emulated validation: its own CPU model and XNNPACK setting."""
-    if not emulated or not cpu:
-        return None
-    row = next((c for c in emulated["cpus"] if c["cpu"] == cpu), None)
-    return pick_count((row or {}).get("instructions") or {}, xnnpack)
 
 
 def format_table(result: dict) -> str:

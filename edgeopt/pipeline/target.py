@@ -71,7 +71,7 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
         if tp.counts_separately:
             from ..emulator.validate import count_for_target
 
-            counted = count_for_target(files["deployed"], b.x_test, tp.target, tp.count, b.quiet)
+            counted = count_for_target(files["deployed"], b.x_test, tp.count, b.quiet)
         device_latency = None
         if tp.remote is not None:
             from .. import remote
@@ -263,27 +263,25 @@ def _device_cost(tp: TargetPlan, emulated, counted: dict | None) -> dict | None:
     device.qemu_cpu (the emulated run of that CPU, or a count of its own) or on x86 under callgrind, and, where the
     target declares a cost model, the estimated latency it gives (an estimate, with its source, in fields of its
     own)."""
-    from ..emulator.validate import instructions_for, pick_count
+    from ..emulator import counter
+    from ..emulator.validate import pick_count
 
     t = tp.target
     xnn = "xnnpack" in t.runtime.delegates
     if counted is not None:
-        cpu, ins, counts, counter = counted["cpu"], pick_count(counted["instructions"], xnn), counted["instructions"], \
-            counted["counter"]
-    else:
-        cpu, ins, counter = t.device.qemu_cpu, instructions_for(emulated, t.device.qemu_cpu, xnn), \
-            "qemu TCG plugin (edgeopt count.c)"
-        row = next((c for c in (emulated or {}).get("cpus", []) if c["cpu"] == cpu), {})
-        counts = row.get("instructions")
+        cpu, counts = counted["cpu"], counted["instructions"]
+    else:  # the emulated validation's row for the target's own CPU
+        cpu = t.device.qemu_cpu
+        counts = next((c for c in (emulated or {}).get("cpus", []) if c["cpu"] == cpu), {}).get("instructions")
     if counts is None:
         return None
+    ins = pick_count(counts, xnn)
     x86 = cpu == "x86"
-    out = {"cpu": cpu, "counter": counter, "xnnpack": xnn if t.runtime.name == "litert" else None,
-           "instructions_per_inference": ins, "counts": counts,
+    out = {"cpu": cpu, "counter": counter.X86_COUNTER if x86 else counter.QEMU_COUNTER,
+           "xnnpack": xnn if t.runtime.name == "litert" else None, "instructions_per_inference": ins, "counts": counts,
            "label": ("x86 instructions per inference (valgrind callgrind, AVX2)" if x86 else
                      f"emulated instructions per inference ({cpu})"),
-           "note": (counted or {}).get("note") or "an instruction count on the emulated CPU model (batch 1, 1 thread), "
-                                                  "not a time"}
+           "note": counter.X86_NOTE if x86 else counter.QEMU_NOTE}
     if counts.get("error"):
         out["error"] = counts["error"]
     cm = t.device.cost_model

@@ -142,7 +142,6 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
         # the build's own device count (its target's CPU), counted again: from the emulated run on that CPU when
         # there is one, else by a count of its own (a few seconds under qemu, about a minute under callgrind)
         from ..emulator.validate import count_for_target
-        from ..specs import TargetProfile
 
         cpu = m.device_cost["cpu"]
         row = next((c for c in (emulated or {}).get("cpus", []) if c["cpu"] == cpu and c.get("instructions")), None)
@@ -150,7 +149,7 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
             device = {"cpu": cpu, **row["instructions"]}
         else:
             try:
-                c = count_for_target(art, x, TargetProfile.model_validate(m.target_profile), cpu, quiet=True)
+                c = count_for_target(art, x, cpu, quiet=True)
                 device = {"cpu": cpu, **c["instructions"]}
             except EdgeOptError as e:
                 device = {"cpu": cpu, "error": str(e)}
@@ -259,15 +258,9 @@ def compare(current: dict, baseline: Baseline) -> dict:
     if baseline.device_instructions:
         bd, cd = baseline.device_instructions, current.get("device_instructions") or {}
         where = "x86 (callgrind)" if bd["cpu"] == "x86" else f"{bd['cpu']} (emulated)"
-        for key in ("xnnpack_on", "xnnpack_off", "onnxruntime"):
-            if bd.get(key) is None:
-                continue
-            hi_i = int(bd[key] * (1 + tol.instructions_rel))
-            cur_i = cd.get(key) if cd.get("cpu") == bd["cpu"] else None
-            add(f"instructions on {where} ({key.replace('_', ' ')})", bd[key], cur_i, f"<= {hi_i}",
-                cur_i is not None and cur_i <= hi_i,
-                "instructions per inference, the target's device cost" if cur_i is not None else
-                "not counted: " + (cd.get("error") or "the build counted none")[:200])
+        _gate_instructions(add, f"instructions on {where}", bd, cd if cd.get("cpu") == bd["cpu"] else {},
+                           tol.instructions_rel, "instructions per inference, the target's device cost",
+                           "not counted: " + (cd.get("error") or "the build counted none")[:200])
     if baseline.emulator is not None:
         be = baseline.emulator
         ce = current.get("emulator") or {}
@@ -284,16 +277,9 @@ def compare(current: dict, baseline: Baseline) -> dict:
                 f"{cc['loaded']}, {cc['delegate_applied']}", "same",
                 (cc["loaded"] or not bc.loaded) and cc["delegate_applied"] == bc.delegate_applied,
                 (cc.get("load_error") or "")[:120])
-            bi, ci = bc.instructions or {}, cc.get("instructions") or {}
-            for key in ("xnnpack_on", "xnnpack_off", "onnxruntime"):
-                if bi.get(key) is None:
-                    continue
-                hi_i = int(bi[key] * (1 + tol.instructions_rel))
-                cur_i = ci.get(key)
-                add(f"{name}: instructions ({key.replace('_', ' ')})", bi[key], cur_i, f"<= {hi_i}",
-                    cur_i is not None and cur_i <= hi_i,
-                    "emulated instructions per inference" if cur_i is not None else
-                    "not counted (the instruction counter needs edgeopt emulator setup and qemu-user)")
+            _gate_instructions(add, f"{name}: instructions", bc.instructions or {}, cc.get("instructions") or {},
+                               tol.instructions_rel, "emulated instructions per inference",
+                               "not counted (the instruction counter needs edgeopt emulator setup and qemu-user)")
             p = cc["parity"]
             par = p.get("max_steps", p.get("max_abs_diff"))
             bp = bc.parity.get("max_steps", bc.parity.get("max_abs_diff"))
@@ -315,6 +301,17 @@ def compare(current: dict, baseline: Baseline) -> dict:
                        "current": current["sha256"][:12], "limit": "info", "passed": True,
                        "note": "the artifact differs from the one its manifest describes (re-measured here)"})
     return {"passed": all(c["passed"] for c in checks), "checks": checks}
+
+
+def _gate_instructions(add, name: str, base: dict, cur: dict, rel: float, counted: str, missing: str) -> None:
+    """One check per counted setting (XNNPACK on/off, ONNX Runtime): no more than the baseline plus ``rel``."""
+    for key in ("xnnpack_on", "xnnpack_off", "onnxruntime"):
+        if base.get(key) is None:
+            continue
+        hi = int(base[key] * (1 + rel))
+        c = cur.get(key)
+        add(f"{name} ({key.replace('_', ' ')})", base[key], c, f"<= {hi}", c is not None and c <= hi,
+            counted if c is not None else missing)
 
 
 def format_table(result: dict) -> str:
