@@ -42,9 +42,10 @@ def test_verify_recounts_x86_instructions_and_gates_them(x86_build, tmp_path):
     b = json.loads(base.read_text())
     dev = b["device_instructions"]
     built = x86_build["manifest"]["device_cost"]["instructions_per_inference"]
-    # counted again in another process: within 0.1% (ONNX Runtime's x86 counts moved by up to 75 instructions of
-    # 177,000 between the build's process and verify's, the paths and malloc fixed; LiteRT's do not move)
-    assert dev["cpu"] == "x86" and abs(dev["onnxruntime"] - built) <= 0.001 * built, (dev, built)
+    # counted again in another process: within the gate's own 0.5% (ONNX Runtime's x86 counts moved by up to 195
+    # instructions of 177,000, 0.11%, between the build's process and verify's; repeats from one process are exact,
+    # test_x86_counts_repeat_exactly)
+    assert dev["cpu"] == "x86" and abs(dev["onnxruntime"] - built) <= 0.005 * built, (dev, built)
     ok = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30", "--json"])
     assert ok.exit_code == 0, ok.output
     c = next(c for c in json.loads(ok.stdout)["checks"] if c["metric"].startswith("instructions on x86"))
