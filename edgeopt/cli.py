@@ -121,7 +121,8 @@ def main():
 @click.option("--prune-schedule", type=click.Choice(["polynomial", "constant"]), default=None,
               help="Pruning schedule (default polynomial).")
 @click.option("--prune-structure", type=click.Choice(["2:4"]), default=None,
-              help="Structured m-by-n sparsity (2 of every 4 consecutive weights zero).")
+              help="Structured m-by-n sparsity (2 of every 4 consecutive weights zero), in Dense layers (TFMOT "
+                   "structures 2-D kernels only).")
 @click.option("--cluster", "clusters", type=click.IntRange(2, 256), default=None,
               help="Add weight clustering to N clusters per layer.")
 @click.option("--cluster-init", type=click.Choice(["kmeans++", "linear", "density", "random"]), default=None,

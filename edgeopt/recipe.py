@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from .errors import SpecError, suggest
 from .schema import Frozen as _Frozen
 
-Quantization = Literal["float32", "dynamic", "int8", "float16"]
+Quantization = Literal["float32", "dynamic", "int8", "float16", "int16x8"]
 
 
 class LayerSelect(_Frozen):
@@ -135,6 +135,9 @@ def load_recipe_file(path) -> "RecipeFile":
 # --------------------------------------------------------------------------------------------- planner
 # Layers each pass can handle, by Keras class name (TOOLCHAIN §2). Layers outside these are left alone.
 PRUNABLE = {"Embedding", "Conv1D", "Dense", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "MultiHeadAttention"}
+# m-by-n (2:4) structured pruning: TFMOT rearranges only 2-D (Dense) and 4-D (Conv2D) kernels; a Conv1D kernel is
+# 3-D and fails in training ("weight tensor with shape: (4, 128, 128) is not supported").
+M_BY_N_PRUNABLE = {"Dense"}
 CLUSTERABLE = {"Embedding", "Conv1D", "Dense", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "MultiHeadAttention"}
 # QAT annotates these (Dense by TFMOT's registry, the rest with edgeopt's quantize configs); Embedding is never
 # annotated (its int32 input breaks fake-quant) and recurrent layers are left to the int8 converter's calibration.
@@ -188,10 +191,13 @@ def resolve(passes: list[tuple[str, BaseModel]], ptq: str, layer_types: set[str]
         if name not in cfg:
             continue
         sel = cfg[name].layers
+        if name == "prune" and cfg[name].m_by_n:
+            types_ok = M_BY_N_PRUNABLE
         chosen = set(sel.types) if sel.types else (layer_types & types_ok)
         bad = sorted(chosen - types_ok)
         if bad:
-            raise SpecError(f"{where}: {name} cannot handle layer type(s) {bad}; it supports {sorted(types_ok)}. "
+            what = f"{name} m-by-n (structured)" if types_ok is M_BY_N_PRUNABLE else name
+            raise SpecError(f"{where}: {what} cannot handle layer type(s) {bad}; it supports {sorted(types_ok)}. "
                             f"Fix: remove them from {name}.layers.types.")
         missing = sorted(chosen - layer_types)
         if sel.types and missing:

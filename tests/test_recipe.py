@@ -110,3 +110,15 @@ def test_planner_does_not_import_tensorflow():
                          "p = plan('banking77-bilstm', ['pixel-7'], passes={}); "
                          "p = plan('banking77-cnn', ['pixel-7'], passes={'prune': PruneConfig(), 'qat': QATConfig()}); "
                          "assert [s.name for s in p.targets[0].steps][-1] == 'pqat'")
+
+
+def test_structured_2_4_pruning_is_for_dense_layers_only():
+    """TFMOT's m-by-n pruning rearranges 2-D kernels only: a Conv1D kernel (3-D) failed in training with
+    'weight tensor with shape ... is not supported'. The planner now keeps 2:4 to Dense layers, before training."""
+    steps, _ = resolve([("prune", PruneConfig(sparsity=0.5, m_by_n=(2, 4)))], "int8", CNN, "t")
+    assert [s.name for s in steps][:2] == ["train", "prune"]
+    with pytest.raises(SpecError, match=r"m-by-n \(structured\) cannot handle layer type\(s\) \['Conv1D'\]"):
+        resolve([("prune", PruneConfig(sparsity=0.5, m_by_n=(2, 4), layers={"types": ["Conv1D"]}))], "int8", CNN,
+                "t")
+    with pytest.raises(SpecError, match="would touch no layer"):
+        resolve([("prune", PruneConfig(sparsity=0.5, m_by_n=(2, 4)))], "int8", {"Embedding", "LSTM"}, "t")

@@ -2,7 +2,7 @@
 fine-tuned, then stripped back into the plain architecture."""
 from __future__ import annotations
 
-from ..recipe import PRUNABLE
+from ..recipe import M_BY_N_PRUNABLE, PRUNABLE
 from ..tf import keras
 from .common import PassContext, copy_model, fine_tune, select_layers, to_base
 
@@ -55,7 +55,7 @@ def wrap(model, cfg, total_steps: int):
     tfmot, K = _tfmot(), keras()
     sk = tfmot.sparsity.keras
     work = copy_model(model)
-    chosen = select_layers(work, cfg.layers, PRUNABLE)
+    chosen = select_layers(work, cfg.layers, M_BY_N_PRUNABLE if cfg.m_by_n else PRUNABLE)
     PB = prunable_bidirectional_class()
     kw = {"pruning_schedule": schedule(cfg, total_steps)}
     if cfg.m_by_n:
