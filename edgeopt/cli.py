@@ -113,7 +113,7 @@ def main():
               help="Target profile name or YAML path; repeat for several targets.")
 @click.option("--out", "-o", default=None,
               help="Build directory (default build/<model>/<target>; with several targets, OUT/<target>).")
-@click.option("--ptq", type=click.Choice(["float32", "dynamic", "int8", "float16"]), default=None,
+@click.option("--ptq", type=click.Choice(["float32", "dynamic", "int8", "float16", "int16x8"]), default=None,
               help="Override the target's post-training quantization.")
 @click.option("--recipe", type=str, default=None, help="Recipe YAML (passes + ptq); overrides the target's recipe.")
 @click.option("--prune", "prune_sparsity", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
@@ -144,7 +144,7 @@ def main():
 @click.option("--on-device", is_flag=True,
               help="Also measure the deployed file's latency on the target's board (device.remote, over SSH): the "
                    "only figures reported as device latency.")
-@click.option("--fallback", "fallback", multiple=True, type=click.Choice(["float32", "dynamic", "int8", "float16"]),
+@click.option("--fallback", "fallback", multiple=True, type=click.Choice(["float32", "dynamic", "int8", "float16", "int16x8"]),
               help="Quantization to deploy instead when the converter fails or crashes (repeatable, tried in order; "
                    "replaces the target's fallback list).")
 @click.option("--data", "data", default=None,
@@ -336,7 +336,7 @@ def models_show(name, as_json):
     _dump(m) if as_json else click.echo(yaml.safe_dump(m, sort_keys=False, width=100).rstrip())
 
 
-from . import cli_apps, cli_evidence  # noqa: E402,F401  (register the artifact and app commands on main)
+from . import cli_apps, cli_evidence, cli_tune  # noqa: E402,F401  (register the artifact, app and tune commands)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -23,8 +23,9 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit (it names the build folder)"
 MAX_SPEC_BYTES = 1 << 20  # a spec/target/recipe YAML larger than 1 MiB is not a hand-written config
 
-Quantization = Literal["float32", "dynamic", "int8", "float16"]
-QUANTIZATIONS = ("float32", "dynamic", "int8", "float16")
+Quantization = Literal["float32", "dynamic", "int8", "float16", "int16x8"]
+QUANTIZATIONS = ("float32", "dynamic", "int8", "float16", "int16x8")
+TFLITE_ONLY = ("float16", "int16x8")  # no ONNX Runtime counterpart here
 
 
 _Frozen = Frozen
@@ -361,6 +362,22 @@ class EmulatorSpec(_Frozen):
         return v
 
 
+class TuneSpec(_Frozen):
+    """What `edgeopt tune` may choose for this device beyond the profile's own runtime and quantization."""
+
+    runtimes: tuple[Literal["litert", "onnxruntime"], ...] = ()  # alternatives the device can run (default: its own)
+    quantizations: tuple[Quantization, ...] = ()  # default: every mode the format has
+    threads: tuple[int, ...] = ()  # default: 1 and runtime.threads (searched only where the cost is a latency)
+    teachers: tuple[str, ...] = ()  # distillation teachers to try (ModelSpec names/paths, or all-MiniLM-L6-v2)
+
+    @field_validator("threads")
+    @classmethod
+    def _threads(cls, v):
+        if any(t < 1 or t > 64 for t in v):
+            raise ValueError("threads must be between 1 and 64")
+        return tuple(dict.fromkeys(v))
+
+
 class TargetProfile(_Frozen):
     name: str
 
@@ -378,15 +395,16 @@ class TargetProfile(_Frozen):
     emulator: EmulatorSpec = EmulatorSpec()
     # real client libraries the deployed file is run with as the last check (TFLite targets): mediapipe
     clients: tuple[Literal["mediapipe"], ...] = ()
+    tune: TuneSpec = TuneSpec()  # the search space of `edgeopt tune` on this device
     notes: str
     source: Optional[str] = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _format_fits(self):
         if self.runtime.format == "onnx":
-            if self.quantization == "float16":
+            if self.quantization in TFLITE_ONLY:
                 raise ValueError("ONNX targets take quantization float32, dynamic (ORT quantize_dynamic) or int8 "
-                                 "(ORT quantize_static); float16 is for TFLite targets")
+                                 f"(ORT quantize_static); {self.quantization} is for TFLite targets")
             if self.clients:
                 raise ValueError("clients (MediaPipe Tasks) run .tflite files; remove 'clients' from an ONNX target")
         elif self.onnx is not None:
@@ -411,8 +429,9 @@ class TargetProfile(_Frozen):
         if len(set(chain)) != len(chain):
             raise ValueError(f"fallback {list(self.fallback)} repeats a mode (the quantization is tried first, then "
                              f"each fallback once)")
-        if self.runtime.format == "onnx" and "float16" in self.fallback:
-            raise ValueError("fallback float16 is for TFLite targets")
+        bad = [m for m in self.fallback if m in TFLITE_ONLY]
+        if self.runtime.format == "onnx" and bad:
+            raise ValueError(f"fallback {bad[0]} is for TFLite targets")
         return self
 
     @property
@@ -445,8 +464,9 @@ class TargetProfile(_Frozen):
             if any(n == "qat" for n, _ in self.recipe.parsed()):
                 raise ValueError("a qat pass ends in a TFLite int8 graph; this is an ONNX target (use ptq: int8, "
                                  "ONNX Runtime static quantization, instead)")
-            if self.recipe.ptq == "float16":
-                raise ValueError("recipe.ptq float16 is for TFLite targets; ONNX targets take float32, dynamic or int8")
+            if self.recipe.ptq in TFLITE_ONLY:
+                raise ValueError(f"recipe.ptq {self.recipe.ptq} is for TFLite targets; ONNX targets take float32, "
+                                 "dynamic or int8")
         return self
 
 

@@ -3,7 +3,9 @@
 Modes (TOOLCHAIN §3): ``float32``; ``dynamic`` (Optimize.DEFAULT: int8 weights, float activations);
 ``int8`` (full integer: representative dataset from real training text, TFLITE_BUILTINS_INT8 only; the
 token input stays int32 because the converter cannot make it int8, the logits stay float32);
-``float16`` (float16 weights). Every model is exported with a static batch of 1: recurrent layers need a static
+``float16`` (float16 weights); ``int16x8`` (int16 activations x int8 weights, calibrated like int8: more
+accurate than int8 where activations are fragile; converts for convolutional models, not for LSTM or LayerNorm,
+TOOLCHAIN §3, and runs on LiteRT's reference kernels, not XNNPACK). Every model is exported with a static batch of 1: recurrent layers need a static
 batch to convert, and batch 1 is how an edge app calls the model. The model is saved as a SavedModel with one
 ``tokens`` signature and converted in a separate process (convert/worker.py): the converter can crash.
 """
@@ -18,7 +20,8 @@ from ..errors import ConversionError
 from ..tf import tf
 from .worker import ConverterCrash, worker  # noqa: F401 (ConverterCrash is part of this module's interface)
 
-MODES = ("float32", "dynamic", "int8", "float16")
+MODES = ("float32", "dynamic", "int8", "float16", "int16x8")
+CALIBRATED = ("int8", "int16x8")  # the modes that need a representative dataset
 
 
 def save_for_conversion(model, directory: Path, seq_len: int | None = None) -> Path:
@@ -48,11 +51,11 @@ def convert_saved(saved: Path, mode: str, representative: np.ndarray | None = No
     that process dies, ConversionError when the converter refuses the model."""
     if mode not in MODES:
         raise ConversionError(f"unknown quantization {mode!r}; choose one of {', '.join(MODES)}.")
-    if mode == "int8" and (representative is None or len(representative) == 0):
-        raise ConversionError("int8 conversion needs a representative dataset (token ids from training text).")
+    if mode in CALIBRATED and (representative is None or len(representative) == 0):
+        raise ConversionError(f"{mode} conversion needs a representative dataset (token ids from training text).")
     with tempfile.TemporaryDirectory(prefix="edgeopt-convert-") as d:
         rep = None
-        if mode == "int8":
+        if mode in CALIBRATED:
             rep = str(Path(d) / "rep.npy")
             np.save(rep, np.asarray(representative, dtype=np.int32))
         out = Path(d) / "model.tflite"

@@ -47,7 +47,7 @@ def convert_saved_model(saved: str, mode: str, rep_path: str | None, out: str) -
         conv.optimizations = [T.lite.Optimize.DEFAULT]
     if mode == "float16":
         conv.target_spec.supported_types = [T.float16]
-    if mode == "int8":
+    if mode in ("int8", "int16x8"):
         rep = np.load(rep_path).astype(np.int32)
 
         def gen():
@@ -55,7 +55,8 @@ def convert_saved_model(saved: str, mode: str, rep_path: str | None, out: str) -
                 yield [row[None, :]]
 
         conv.representative_dataset = gen
-        conv.target_spec.supported_ops = [T.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.target_spec.supported_ops = [T.lite.OpsSet.TFLITE_BUILTINS_INT8 if mode == "int8" else
+                                          T.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     data = conv.convert()
     with open(out + ".part", "wb") as f:
         f.write(data)

@@ -195,7 +195,9 @@ class _Builder:
     def convert(self, k: str, model, mode: str, n_rep: int, target: Optional[TargetProfile] = None) -> bytes:
         """The model as a file for ``target``'s format (TFLite when no target is given), memoized."""
         fmt = target.runtime.format if target is not None else "tflite"
-        n_rep = n_rep if mode == "int8" else 0  # only int8 calibrates: part of the memo key there alone
+        from ..convert.tflite import CALIBRATED
+
+        n_rep = n_rep if mode in CALIBRATED else 0  # only calibrated modes: part of the memo key there alone
         if fmt == "onnx":
             ox = target.onnx_settings
             ck = (k, "onnx", ox.opset, mode, ox.quant.model_dump_json() if mode != "float32" else "", n_rep)
@@ -209,7 +211,7 @@ class _Builder:
                 if mode != "float32":
                     _log(self.quiet, f"[edgeopt] ONNX Runtime {mode} quantization")
                     self.converted[ck] = onnx_conv.quantize(self.converted[fkey], mode, ox.quant,
-                                                            self.representative(n_rep) if mode == "int8" else None)
+                                                            self.representative(n_rep) if mode in CALIBRATED else None)
             return self.converted[ck]
         ck = (k, "tflite", mode, n_rep)
         if ck not in self.converted:
@@ -221,7 +223,7 @@ class _Builder:
                 self.exports[k] = save_for_conversion(model, d, self.tok.seq_len)
             _log(self.quiet, f"[edgeopt] converting to TFLite {mode} (converter process)")
             self.converted[ck] = convert_saved(self.exports[k], mode,
-                                               self.representative(n_rep) if mode == "int8" else None)
+                                               self.representative(n_rep) if mode in CALIBRATED else None)
         return self.converted[ck]
 
     def artifact_metrics(self, data: bytes, fmt: str = "tflite") -> dict:

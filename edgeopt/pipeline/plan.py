@@ -53,7 +53,7 @@ class TargetPlan:
     def describe_steps(self) -> list[str]:
         s = [st.describe() for st in self.steps]
         qat = self.steps[-1].name in QAT_STEPS
-        extra = f", representative dataset: {self.representative_samples} training texts" if self.ptq == "int8" else ""
+        extra = f", representative dataset: {self.representative_samples} training texts" if self.ptq in ("int8", "int16x8") else ""
         fmt = self.target.runtime.format
         how = (f"tf2onnx opset {self.target.onnx_settings.opset}" if fmt == "onnx" else "TFLite converter")
         s.append(f"convert float32 -> model_float32.{fmt} ({how}; baseline: the uncompressed model)")
@@ -206,8 +206,8 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
             if steps[-1].name in QAT_STEPS:
                 raise InputError(f"{where}: QAT ends in a TFLite int8 graph; {p.name} is an ONNX target. Fix: drop "
                                  f"--qat and use --ptq int8 (ONNX Runtime static quantization) or dynamic.")
-            if final_ptq == "float16":
-                raise InputError(f"{where}: float16 is for TFLite targets; {p.name} is an ONNX target. Fix: use "
+            if final_ptq in ("float16", "int16x8"):
+                raise InputError(f"{where}: {final_ptq} is for TFLite targets; {p.name} is an ONNX target. Fix: use "
                                  f"--ptq float32, dynamic or int8.")
         if steps[0].name == "distill" and teacher is None:
             from ..teachers.minilm import MiniLMTeacher, is_minilm, model_dir

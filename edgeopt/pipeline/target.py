@@ -312,7 +312,7 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
         "conversion": run.conversion,
         "recipe": {"passes": tp.pass_names, "steps": [st.describe() for st in tp.steps],
                    "convert": {"format": fmt, "quantization": ptq, "batch": 1 if fmt == "tflite" else "dynamic",
-                               "representative_samples": tp.representative_samples if ptq == "int8" else 0,
+                               "representative_samples": tp.representative_samples if ptq in ("int8", "int16x8") else 0,
                                **({"opset": target.onnx_settings.opset,
                                    "ort_quantization": target.onnx_settings.quant.model_dump()}
                                   if fmt == "onnx" else {})}},
@@ -412,7 +412,7 @@ def _cross_format(b: _Builder, tp: TargetPlan, k: str, model, staging: Path, dep
     if t.runtime.format == "tflite":
         other = t.model_copy(update={"runtime": RuntimeSpec(name="onnxruntime", format="onnx", threads=1, delegates=()),
                                      "onnx": OnnxSpec()})
-        mode = "float32" if tp.ptq == "float16" else tp.ptq  # ONNX has no float16 weight-only mode here
+        mode = "float32" if tp.ptq in ("float16", "int16x8") else tp.ptq  # no ONNX counterpart here
     else:
         other, mode = None, tp.ptq
     fmt = "onnx" if other is not None else "tflite"
