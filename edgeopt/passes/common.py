@@ -23,6 +23,9 @@ class PassContext:
     quiet: bool = False
     initial: Callable[[], object] = None  # what training starts from (a model file's weights; else = rebuild)
     from_logits: bool = True  # False: the model outputs probabilities (ends in a softmax)
+    # called after each fine-tuning epoch as on_epoch(pass label, epoch (1-based), epochs, dev accuracy); it may
+    # raise to stop a hopeless candidate (edgeopt tune). It never changes what a pass computes.
+    on_epoch: Callable[[str, int, int, float], None] | None = None
 
     def start(self):
         return (self.initial or self.rebuild)()
@@ -72,9 +75,13 @@ def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None,
                   loss=loss or ctx.loss(),
                   metrics=["accuracy"] if loss is None else [])
     val = (ctx.x_dev, ctx.y_dev) if loss is None else None
+    hooks = []
+    if ctx.on_epoch is not None and val is not None:
+        hooks.append(K.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ctx.on_epoch(
+            label, epoch + 1, cfg.epochs, float((logs or {}).get("val_accuracy", float("nan"))))))
     return model.fit(ctx.x_train, ctx.y_train if y_train is None else y_train, validation_data=val,
                      epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0,
-                     callbacks=[*callbacks, _progress_callback(cfg.epochs, ctx.quiet, label)])
+                     callbacks=[*callbacks, _progress_callback(cfg.epochs, ctx.quiet, label), *hooks])
 
 
 def _norm(name: str) -> str:
