@@ -30,6 +30,40 @@ def build(plan_or_model, targets=None, quiet=False, latency=None, **plan_kw):
     return _build(p, quiet=quiet, latency=latency or LatencySettings())
 
 
+def tune(model, target, **kw):
+    """Search ``target``'s space (runtime, quantization, XNNPACK, threads, compression) for the best artifact of
+    ``model`` under its budgets, on the dev split; build the pick. See ``edgeopt.search.run.tune`` for the options
+    (out, trials, timeout, objective, storage, study, resume, dry_run, quiet, latency, teachers, on_device)."""
+    from .search import tune as _tune
+
+    return _tune(model, target, **kw)
+
+
+def evaluate(model, target, candidate=None, split="dev", **kw):
+    """Measure one candidate (``edgeopt.Candidate``; default the target's preset) of ``model`` on ``target``:
+    quality on ``split``, size, the device's cost signal and the build machine's latency. For many candidates
+    keep one ``edgeopt.Evaluator`` (it shares trained passes and conversions between them)."""
+    from .search import evaluate as _evaluate
+
+    return _evaluate(model, target, candidate, split, **kw)
+
+
+def __getattr__(name):  # without importing anything heavy at ``import edgeopt``
+    if name in ("Candidate", "Evaluator"):
+        from . import search as _t
+
+        return getattr(_t, name)
+    if name == "LatencySettings":  # warm-up and timed calls of every latency measurement
+        from .pipeline.plan import LatencySettings
+
+        return LatencySettings
+    if name == "machine_info":  # what this machine is (latency labels)
+        from .runtimes.base import machine_info
+
+        return machine_info
+    raise AttributeError(f"module 'edgeopt' has no attribute {name!r}")
+
+
 def load_target(ref):
     from .registry import load_target as _lt
 
@@ -42,4 +76,5 @@ def load_model_spec(ref):
     return _lm(ref)
 
 
-__all__ = ["__version__", "plan", "build", "load_target", "load_model_spec"]
+__all__ = ["__version__", "plan", "build", "tune", "evaluate", "Candidate", "Evaluator", "LatencySettings",
+           "load_target", "load_model_spec", "machine_info"]

@@ -369,3 +369,28 @@ def test_keras3_layer_without_tf_keras_equivalent_is_named(tmp_path, data_yaml):
     rb = json.loads(r.stdout)["model_source"]["keras3_rebuild"]
     assert rb["max_abs_difference"] <= 1e-4 and rb["compared_examples"] == 200
 
+
+
+@pytest.mark.slow
+def test_tune_takes_a_users_model_file(tmp_path, data_yaml):
+    """`edgeopt tune` on the user's own Keras file (trained on the data first): the grid, a sampled training
+    candidate, and the pick built from the file's model."""
+    from edgeopt.registry import load_target
+
+    _model("cnn").save(tmp_path / "mine.keras")
+    t = load_target("x86-avx2-server").model_dump(mode="json", exclude_none=True)
+    t.update(name="server-small", tune={"runtimes": [], "quantizations": ["float32", "dynamic"], "threads": [1]})
+    (tmp_path / "server-small.yaml").write_text(yaml.safe_dump(t))
+    out = tmp_path / "tune"
+    r = run_cli(["tune", str(tmp_path / "mine.keras"), "--data", str(data_yaml), "--fit", "--target",
+                 str(tmp_path / "server-small.yaml"), "--trials", "1", "--out", str(out), "-q", "--json",
+                 *FAST_LATENCY])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    rows = json.loads((out / "tune" / "trials.json").read_text())
+    assert [x["label"] for x in rows if not x["trains"]] == [  # the preset first, then the target's tune space
+        "onnxruntime int8, 1 thread", "onnxruntime float32, 1 thread", "onnxruntime dynamic, 1 thread"]
+    assert len([x for x in rows if x["trains"]]) == 1 and s["trial_budget"] == 4
+    man = json.loads((out / "build" / "manifest.json").read_text())
+    assert man["model_source"]["kind"] == "file" and man["passes"][0]["step"] == "train"
+    assert s["pick_build"]["budgets_passed"] and man["metrics"]["test_examples"] == 300

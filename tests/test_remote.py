@@ -188,3 +188,28 @@ def test_on_device_checks_the_board_before_training(sshd, tiny_build, tmp_path):
     r = run_cli(["build", str(tiny_build["spec"]), "-t", str(ok), "--on-device", "--dry-run", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["targets"][0]["on_device"] == sshd["url"]
+
+
+def test_tune_on_device_costs_every_candidate_on_the_board(sshd, tiny_build, tmp_path):
+    """`tune --on-device`: the cost of each candidate is its p90 latency on the board, labelled as such, and the
+    pick's build measures the board again."""
+    target = _board_target(tmp_path, sshd, "pixel-7", arch="x86_64", qemu_cpu=None)
+    t = yaml.safe_load(target.read_text())
+    t["tune"] = {"runtimes": [], "quantizations": ["float32", "int8"], "threads": [4]}  # pixel-7 runs 4
+    target.write_text(yaml.safe_dump(t))
+    out = tmp_path / "tune"
+    r = run_cli(["tune", str(tiny_build["spec"]), "-t", str(target), "--on-device", "--trials", "0", "--out",
+                 str(out), "-q", "--json", *FAST_LATENCY])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["cost_signal"] == "device_latency" and "on the board" in s["cost_label"]
+    rows = json.loads((out / "tune" / "trials.json").read_text())
+    assert len(rows) == 4 and all(x["state"] == "complete" and x["cost"] > 0 for x in rows)
+    man = json.loads((out / "build" / "manifest.json").read_text())
+    assert man["device_latency"]["remote"] == sshd["url"]
+    secret = _secret(sshd["key"])
+    for f in (out / "tune").iterdir():
+        assert secret not in f.read_text(errors="replace")
+    # the board's budget needs the board: refused before any work without --on-device
+    r = run_cli(["tune", str(tiny_build["spec"]), "-t", str(target), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--on-device" in r.stderr

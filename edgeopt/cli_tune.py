@@ -1,0 +1,111 @@
+"""`edgeopt tune`: the search for the best artifact for a device (edgeopt/search)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .cli import MAX_ITER, _dump, _handle_errors, main
+from .errors import EXIT_BUDGET
+
+
+@main.command()
+@click.argument("model", default="banking77-cnn")
+@click.option("--target", "-t", default="pixel-7", show_default=True, help="Target profile name or YAML path.")
+@click.option("--out", "-o", default=None,
+              help="Tune directory: the pick's build in OUT/build, the study and report in OUT/tune (default "
+                   "build/<model>/<target>-tune).")
+@click.option("--trials", type=click.IntRange(0, 100_000), default=8, show_default=True,
+              help="Training candidates (compression, QAT, distillation) to sample after the conversion-only grid, "
+                   "which is always evaluated in full.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None,
+              help="Stop starting new trials after this many minutes (this worker); the pick is made from what "
+                   "finished.")
+@click.option("--objective", type=click.Choice(["cost", "size", "accuracy"]), default="cost", show_default=True,
+              help="What the pick minimizes (cost, size) or maximizes (dev accuracy) among the candidates that meet "
+                   "every budget.")
+@click.option("--storage", default=None,
+              help="Share the study: postgresql://user:password@host:port/db. Several `edgeopt tune` processes on "
+                   "several machines with the same --storage and --study work on one study. Default: a SQLite file "
+                   "in OUT/tune.")
+@click.option("--study", "study_name", default=None, help="Study name (default <model>@<target>).")
+@click.option("--resume", is_flag=True,
+              help="Continue the study in OUT after an interrupt or kill; finished trials are not run again.")
+@click.option("--teacher", "teachers", multiple=True,
+              help="A distillation teacher to include in the space (repeatable): a ModelSpec or all-MiniLM-L6-v2.")
+@click.option("--on-device", is_flag=True,
+              help="Cost every candidate by its latency on the target's board (device.remote, over SSH).")
+@click.option("--data", "data", default=None,
+              help="With MODEL a model file: the data (a built-in dataset name, or a data YAML).")
+@click.option("--vocab", "vocab", default=None, type=click.Path(),
+              help="With MODEL a model file: the vocabulary it was trained with.")
+@click.option("--hf-tokenizer", "hf_tokenizer", default=None, type=click.Path(),
+              help="With MODEL a model file: the Hugging Face tokenizers JSON it was trained with.")
+@click.option("--fit", is_flag=True, help="With MODEL a model file: train it on the data first.")
+@click.option("--trust-model-code", is_flag=True, help="Allow Lambda layers in a model file.")
+@click.option("--custom-module", default=None, help="Module defining the custom Keras layers a model file uses.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The sampler's seed.")
+@click.option("--no-cache", is_flag=True, help="Recompute every pass instead of reusing cached outputs.")
+@click.option("--dry-run", is_flag=True, help="Print the search space and the trial budget; train nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tune's summary as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--latency-warmup", type=click.IntRange(0, MAX_ITER), default=50, show_default=True,
+              help="Untimed calls before each latency measurement.")
+@click.option("--latency-iterations", type=click.IntRange(10, MAX_ITER), default=500, show_default=True,
+              help="Timed calls per latency measurement.")
+@_handle_errors
+def tune(model, target, out, trials, timeout, objective, storage, study_name, resume, teachers, on_device, data,
+         vocab, hf_tokenizer, fit, trust_model_code, custom_module, seed, no_cache, dry_run, as_json, quiet,
+         latency_warmup, latency_iterations):
+    """Search MODEL's compression and conversion space for the best artifact for --target under its budgets.
+
+    Candidates are compared on the dev split (cost: instructions per inference on the target's emulated CPU for
+    arm64, latency on the board with --on-device, host latency for x86); the pick is built into OUT/build, which
+    alone touches the test split. Exit 0 when the pick's build passes its budgets, 3 when no candidate meets them
+    (the closest are listed) or the pick's build fails on the test split, 2 for bad input.
+    """
+    from .pipeline import LatencySettings
+    from .registry import model_from_args
+    from .search import tune as run_tune
+
+    spec = model_from_args(model, data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
+                           trust_model_code=trust_model_code, custom_module=custom_module)
+    res = run_tune(spec, target, out=out, trials=trials, timeout=timeout, objective=objective, storage=storage,
+                   study=study_name, resume=resume, dry_run=dry_run, quiet=quiet,
+                   latency=LatencySettings(latency_warmup, latency_iterations), teachers=tuple(teachers),
+                   on_device=on_device, use_cache=not no_cache, seed=seed)
+    if dry_run:
+        if as_json:
+            return _dump(res)
+        click.echo(f"tune {res['model']} on {res['target']} -> {res['out']} (study {res['study']}, {res['storage']})")
+        click.echo(f"  cost: {res['cost_signal']}; objective: {res['objective']}; budgets as constraints: "
+                   f"{', '.join(res['constraints'])}")
+        for line in res["space"]:
+            click.echo(f"  {line}")
+        t = res["trials"]
+        click.echo(f"  trial budget: {t['conversion_only']} conversion-only + {t['sampled_training']} sampled with "
+                   f"training = {t['total']}" + (f", at most {res['timeout_minutes']} min" if res["timeout_minutes"]
+                                                  else ""))
+        return
+    s = res.summary
+    if as_json:
+        _dump(s)
+    elif not quiet:
+        click.echo(f"tune {s['model']} on {s['target']}: {s['evaluated']} candidates evaluated on the dev split, "
+                   f"{s['feasible']} meet the budgets, {len(s['pareto'])} on the Pareto front "
+                   f"({s['search_seconds']:.0f} s)")
+        click.echo(f"  {s['why']}")
+        pb = s.get("pick_build")
+        if pb:
+            click.echo(f"  pick built: test accuracy {pb['test_accuracy']:.4f} (float32 {pb['test_accuracy_float32']:.4f}), "
+                       f"{pb['size_bytes']:,} B, budgets {'PASSED' if pb['budgets_passed'] else 'FAILED'} -> "
+                       f"{pb['out']}")
+        click.echo(f"  report: {res.tune_dir / 'report.html'}")
+    if s.get("pick") is None:
+        click.echo("edgeopt: no candidate meets every budget of " + s["target"] + "; closest: " + "; ".join(
+            f"{c['label']} (misses {', '.join(c['misses'])})" for c in s.get("closest", [])), err=True)
+        sys.exit(EXIT_BUDGET)
+    if not res.build.passed:
+        for f in res.build.failures:
+            click.echo(f"edgeopt: the pick's build failed a budget on the test split: {f}", err=True)
+        sys.exit(EXIT_BUDGET)

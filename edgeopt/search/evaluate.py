@@ -1,0 +1,246 @@
+"""Evaluating one candidate: the public way `tune`, the benchmarks and a user's own scripts measure a point of the
+space, with the same pipeline `build` runs (the plan's checks, the cached passes, the conversions, the runtimes).
+
+An :class:`Evaluator` holds one pipeline builder for one model and one target, so every candidate reuses the pass
+outputs it shares with others (in memory, and on disk through the artifact cache): the reference model is trained
+once, a pruned model once for all the quantizations it is converted to, a conversion once for XNNPACK on and off.
+Candidates are measured on the **dev** split by default; the test split is for the final build of a pick.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..specs import TargetProfile
+from .space import Candidate, Space, space_for
+
+HOPELESS_SLACK = 0.05  # how far below the accuracy floor a fine-tuning epoch's dev accuracy may be before stopping
+
+
+class Hopeless(Exception):
+    """A candidate stopped early: its dev accuracy during fine-tuning cannot meet the accuracy budget."""
+
+
+class Evaluator:
+    """Measures candidates of ``model`` on ``target`` (names, paths or loaded objects)."""
+
+    def __init__(self, model, target, *, quiet: bool = False, use_cache: bool = True, latency=None,
+                 on_device: bool = False, teachers: tuple[str, ...] = ()):
+        from ..pipeline import LatencySettings, _Builder
+        from ..pipeline import plan as _plan
+        from ..registry import load_target
+
+        self.target = target if isinstance(target, TargetProfile) else load_target(target)
+        self.quiet, self.on_device = quiet, on_device
+        self.space: Space = space_for(self.target, teachers, on_device)
+        self._tmp = tempfile.TemporaryDirectory(prefix="edgeopt-evaluate-")
+        self._plan_out = Path(self._tmp.name) / "plan"  # plans are checked against an out dir; nothing is built there
+        p0 = _plan(model, [self.target], out=str(self._plan_out), count=False, use_cache=use_cache)
+        self.spec = p0.spec
+        self.model_arg = model
+        self.builder = _Builder(p0, quiet, latency or LatencySettings())
+        self._ctx = self.builder.ctx
+        self._plans: dict = {}
+        self._counts: dict[tuple, dict] = {}  # (artifact sha256, split) -> instruction counts (XNNPACK on and off)
+        self._reference: Optional[dict] = None
+        self._board = None
+        if self.space.signal == "instructions" or on_device:
+            self._check_cost_tools()
+
+    # ------------------------------------------------------------------------------------------------ set-up
+    def _check_cost_tools(self) -> None:
+        """Before any training: the counter's tools (arm64 targets) or the board (--on-device)."""
+        if self.on_device:
+            from ..pipeline.plan import _board
+
+            self._board = _board(self.target)
+        elif self.space.signal == "instructions":
+            from ..emulator.validate import require_counter
+
+            require_counter(self.target.device.qemu_cpu, self.target)
+
+    def target_plan(self, c: Candidate):
+        """The checked plan of ``c`` (the same checks `build` makes: recipe order, layers, format)."""
+        from ..pipeline import plan as _plan
+
+        key = (c.runtime, c.quantization, c.xnnpack, c.threads, tuple(sorted(
+            (k, v.model_dump_json()) for k, v in c.passes().items())))
+        if key not in self._plans:
+            self._plans[key] = _plan(self.spec, [c.profile(self.target)], out=str(self._plan_out),
+                                     passes=c.passes(), ptq=c.quantization, count=False,
+                                     use_cache=self.builder.p.use_cache)
+        return self._plans[key]
+
+    def data(self, split: str):
+        """(token ids, labels) of the ``dev`` or ``test`` split."""
+        b = self.builder
+        if split == "dev":
+            return b.ctx.x_dev, b.ctx.y_dev
+        if split == "test":
+            return b.x_test, b.y_test
+        raise ValueError(f"split must be 'dev' or 'test', not {split!r}")
+
+    # ---------------------------------------------------------------------------------------------- measuring
+    def artifact(self, c: Candidate, on_epoch: Optional[Callable] = None) -> tuple[bytes, str, list]:
+        """(file bytes, deployed quantization, pass records) of candidate ``c``: its passes run or fetched from the
+        cache, then converted (memoized). ``on_epoch`` sees every fine-tuning epoch's dev accuracy (and may raise)."""
+        p = self.target_plan(c)
+        tp = p.targets[0]
+        b = self.builder
+        b.p = p  # its teacher (distillation) and facts; the data, tokenizer and caches stay the builder's
+        b.ctx = replace(self._ctx, on_epoch=on_epoch)
+        try:
+            model, records, k, _ = b.run_steps(tp.steps)
+        finally:
+            b.ctx = self._ctx
+        return b.convert(k, model, tp.ptq, tp.representative_samples, tp.target), tp.ptq, records
+
+    def keras_model(self, c: Candidate):
+        """The tf_keras model candidate ``c``'s passes produce (trained or fetched from the cache)."""
+        p = self.target_plan(c)
+        self.builder.p = p
+        return self.builder.run_steps(p.targets[0].steps)[0]
+
+    def reference(self) -> dict:
+        """The float32 file of the reference model (no compression) in the target's own format, on the dev split:
+        what every candidate's accuracy drop is measured against."""
+        if self._reference is None:
+            preset_fmt = self.space.preset.format
+            ref = Candidate(self.space.preset.runtime, "float32", False, 1)
+            data, _, _ = self.artifact(ref)
+            m = self._quality(data, preset_fmt, "dev", xnnpack=False)
+            self._reference = {"artifact": f"float32 .{preset_fmt} of the reference model", **m}
+        return self._reference
+
+    def _quality(self, data: bytes, fmt: str, split: str, xnnpack: bool) -> dict:
+        from .. import runtimes
+        from ..validate.accuracy import accuracy
+        from ..validate.classes import macro_f1
+
+        x, y = self.data(split)
+        with tempfile.TemporaryDirectory(prefix="edgeopt-evaluate-") as d:
+            path = Path(d) / f"model.{fmt}"
+            path.write_bytes(data)
+            logits = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack=xnnpack)).run(x)
+        pred = logits.argmax(1)
+        return {"split": split, "examples": int(len(y)), "accuracy": round(accuracy(logits, y), 6),
+                "macro_f1": round(macro_f1(pred, y, self.builder.ds.num_classes), 6),
+                "finite": bool(np.isfinite(logits).all())}
+
+    def evaluate(self, c: Candidate, split: str = "dev", on_epoch: Optional[Callable] = None) -> dict:
+        """Quality on ``split``, size, and cost of candidate ``c``: the device's signal (instructions per inference
+        on the target's emulated CPU, latency on its board) and the build machine's latency, each labelled."""
+        from .. import runtimes
+        from ..validate.size import size_of_bytes
+
+        t0 = time.perf_counter()
+        ref = self.reference() if split == "dev" else None
+        data, ptq, records = self.artifact(c, on_epoch)
+        sha = hashlib.sha256(data).hexdigest()
+        q = self._quality(data, c.format, split, c.xnnpack)
+        out = {"candidate": c.to_dict(), "deployed_quantization": ptq, **q, **size_of_bytes(data)}
+        if ref is not None:
+            out["accuracy_drop"] = round(ref["accuracy"] - q["accuracy"], 6)
+            out["macro_f1_drop"] = round(ref["macro_f1"] - q["macro_f1"], 6)
+        x, _ = self.data(split)
+        lat = self.builder.latency
+        with tempfile.TemporaryDirectory(prefix="edgeopt-evaluate-") as d:
+            path = Path(d) / f"model.{c.format}"
+            path.write_bytes(data)
+            st = runtimes.load(path, runtimes.RuntimeOptions(threads=c.threads, xnnpack=c.xnnpack)).benchmark(
+                x[:64], warmup=lat.warmup, iterations=lat.iterations)
+            out["host_latency"] = {"p50_ms": st.p50_ms, "p90_ms": st.p90_ms, "threads": st.threads,
+                                   "xnnpack": st.xnnpack, "delegate_applied": st.delegate_applied,
+                                   "runtime": st.runtime, "unit": "ms (build machine)",
+                                   "machine": f"{st.machine.get('arch')} {st.machine.get('cpu')}"}
+            out["instructions"] = (self._count(path, (sha, split), c, x) if self.space.signal == "instructions"
+                                   else None)
+            out["device_latency"] = self._on_board(path, c, x) if self.on_device else None
+        out["cost"], out["cost_label"] = self.cost_of(out)
+        out["sha256"] = sha
+        out["passes"] = [{"step": r["step"], "cached": r.get("cached"), "key": r.get("key")} for r in records]
+        out["seconds"] = round(time.perf_counter() - t0, 2)
+        return out
+
+    @property
+    def cost_label(self) -> str:
+        """What the cost is, in words (a count is not a time; the build machine is not the device)."""
+        return {"instructions": f"emulated instructions per inference ({self.target.device.qemu_cpu})",
+                "device_latency": "p90 ms on the board (device latency)",
+                "host_latency": "p90 ms on the build machine (host latency; " + (
+                    "the target is x86)" if self.target.device.arch == "x86_64" else "not the device's)")}[
+            self.space.signal]
+
+    def cost_of(self, m: dict) -> tuple[Optional[float], str]:
+        """The device's cost signal in a measurement, and its label."""
+        sig = self.space.signal
+        if sig == "instructions":
+            return (m.get("instructions") or {}).get("per_inference"), self.cost_label
+        if sig == "device_latency":
+            return (m.get("device_latency") or {}).get("p90_ms"), self.cost_label
+        return m["host_latency"]["p90_ms"], self.cost_label
+
+    def _count(self, path: Path, key: tuple, c: Candidate, x: np.ndarray) -> dict:
+        """Counted once per (file, split): XNNPACK on and off come from one run; the inputs move the count a few
+        instructions (data-dependent kernels), so another split is counted again."""
+        from ..emulator.validate import count_for_target, pick_count
+
+        if key not in self._counts:
+            self._counts[key] = count_for_target(path, x, self.target.device.qemu_cpu, quiet=True)
+        got = self._counts[key]
+        return {"cpu": got["cpu"], "counter": got["counter"], "per_inference": pick_count(got["instructions"],
+                                                                                          c.xnnpack),
+                "counts": {k: v for k, v in got["instructions"].items() if k in ("xnnpack_on", "xnnpack_off",
+                                                                                  "onnxruntime", "error")}}
+
+    def _on_board(self, path: Path, c: Candidate, x: np.ndarray) -> dict:
+        from .. import remote
+
+        lat = self.builder.latency
+        r = remote.bench(self._board, path, x[:64], c.threads, c.xnnpack, lat.warmup, lat.iterations,
+                         arch=self.target.device.arch,
+                         where=f"{self.target.source or self.target.name}: device.remote")
+        return {k: r.get(k) for k in ("remote", "label", "board", "p50_ms", "p90_ms", "p99_ms", "threads", "xnnpack")} | {
+            "unit": "ms (device)"}
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+def hopeless_floor(target: TargetProfile, reference_accuracy: float) -> Optional[float]:
+    """The dev accuracy below which (minus a slack) a fine-tuning candidate is stopped: the accuracy budget."""
+    b = target.budgets
+    floors = [v for v in ((reference_accuracy - b.max_accuracy_drop) if b.max_accuracy_drop is not None else None,
+                          b.min_accuracy) if v is not None]
+    return max(floors) - HOPELESS_SLACK if floors else None
+
+
+def stop_when_hopeless(floor: Optional[float]) -> Optional[Callable]:
+    """An ``on_epoch`` hook: from the second half of a fine-tuning pass on, a dev accuracy under ``floor`` stops
+    the candidate (raises :class:`Hopeless`). Pruning dips while its schedule runs and recovers after; the first
+    half of a pass is never judged."""
+    if floor is None:
+        return None
+
+    def hook(label: str, epoch: int, epochs: int, dev_accuracy: float) -> None:
+        if epoch >= math.ceil(epochs / 2) and dev_accuracy < floor:
+            raise Hopeless(f"{label} epoch {epoch}/{epochs}: dev accuracy {dev_accuracy:.4f} < {floor:.4f} (the "
+                           f"accuracy budget minus {HOPELESS_SLACK})")
+
+    return hook
+
+
+def evaluate(model, target, candidate: Optional[Candidate] = None, split: str = "dev", **kw) -> dict:
+    """Measure one candidate (default: the target's own preset) of ``model`` on ``target``; see :class:`Evaluator`."""
+    ev = Evaluator(model, target, **kw)
+    try:
+        return ev.evaluate(candidate or ev.space.preset, split)
+    finally:
+        ev.close()

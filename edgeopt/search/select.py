@@ -1,0 +1,84 @@
+"""Judging trials: the target's budgets as constraints (the same checks `build` applies, on the dev split), the
+Pareto front over (dev accuracy, cost, size), the pick by the objective, and the candidates closest to the budgets
+when none meets them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from ..specs import TargetProfile
+
+OBJECTIVES = ("cost", "size", "accuracy")
+NOT_JUDGED = ("min_export_agreement",)  # judged by the final build (it needs the Keras model's outputs)
+
+
+def verdict(target: TargetProfile, m: dict) -> dict:
+    """``build``'s budget checks applied to a candidate's dev measurement."""
+    from ..validate import budgets as bud_v
+
+    ins = m.get("instructions") or {}
+    b = target.budgets
+    cm = target.device.cost_model
+    est = cm.estimate_ms(ins["per_inference"]) if cm is not None and ins.get("per_inference") is not None else None
+    return bud_v.check(b, accuracy=m["accuracy"], accuracy_drop=m.get("accuracy_drop", 0.0),
+                       size_bytes=m["size_bytes"], latency_p90_ms=m["host_latency"]["p90_ms"],
+                       finite={"artifact": m["finite"]}, macro_f1=m["macro_f1"], macro_f1_drop=m.get("macro_f1_drop"),
+                       instructions=ins.get("per_inference"), instructions_cpu=ins.get("cpu"),
+                       estimated_latency_ms=est, device_latency=m.get("device_latency"))
+
+
+def constraint_names(target: TargetProfile) -> list[str]:
+    """The budgets a tune judges candidates on, in a fixed order (Optuna wants one length for every trial)."""
+    names = [k for k, v in target.budgets.model_dump().items() if v is not None and k not in NOT_JUDGED]
+    return ["finite_outputs", *names]
+
+
+def _violation(check: dict) -> float:
+    """How far a failed check is from its limit, relative to the limit (0 when it passes)."""
+    if check["passed"]:
+        return 0.0
+    v, lim = check.get("value"), check.get("limit")
+    if isinstance(v, (int, float)) and isinstance(lim, (int, float)) and not isinstance(v, bool):
+        return max(abs(v - lim) / max(abs(lim), 1e-9), 1e-6)
+    return 1.0  # not measured, not finite
+
+
+def constraints(target: TargetProfile, verdict_: dict) -> list[float]:
+    """One value per :func:`constraint_names`: 0 when met, the relative violation (> 0) when not."""
+    by = {c["name"]: c for c in verdict_["checks"]}
+    return [_violation(by[n]) if n in by else 0.0 for n in constraint_names(target)]
+
+
+def failed_budgets(target: TargetProfile, verdict_: dict) -> list[str]:
+    keep = set(constraint_names(target))
+    return [f"{c['name']} {c['value']} (limit {c['limit']})" for c in verdict_["checks"]
+            if not c["passed"] and c["name"] in keep]
+
+
+def _objective_key(row: dict, objective: str):
+    """Sort key, smaller is better: the objective first, then the other two."""
+    acc, cost, size = -row["accuracy"], row["cost"], row["size_bytes"]
+    return {"cost": (cost, acc, size), "size": (size, cost, acc), "accuracy": (acc, cost, size)}[objective]
+
+
+def dominates(a: dict, b: dict) -> bool:
+    ka = (-a["accuracy"], a["cost"], a["size_bytes"])
+    kb = (-b["accuracy"], b["cost"], b["size_bytes"])
+    return all(x <= y for x, y in zip(ka, kb)) and ka != kb
+
+
+def pareto(rows: list[dict]) -> list[dict]:
+    """The non-dominated rows over (dev accuracy up, cost down, size down)."""
+    return [r for r in rows if not any(dominates(o, r) for o in rows if o is not r)]
+
+
+def pick(rows: list[dict], objective: str) -> Optional[dict]:
+    """The best feasible row by the objective (ties: the other two), or None when no row meets every budget."""
+    ok = [r for r in rows if r["feasible"]]
+    return min(ok, key=lambda r: _objective_key(r, objective)) if ok else None
+
+
+def closest(rows: list[dict], k: int = 3) -> list[dict]:
+    """The rows nearest to meeting every budget (smallest summed relative violation)."""
+    return sorted(rows, key=lambda r: (sum(r["constraints"]), r["cost"] if r["cost"] is not None else math.inf))[:k]
