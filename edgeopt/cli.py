@@ -15,6 +15,36 @@ from .errors import EXIT_BUDGET, EdgeOptError
 MAX_ITER = 1_000_000  # timed calls: more than enough for any percentile; larger counts only exhaust memory
 
 
+def _options(*decorators):
+    """Click options shared by several commands, applied in order (one definition, one help text)."""
+    def apply(fn):
+        for d in reversed(decorators):
+            fn = d(fn)
+        return fn
+    return apply
+
+
+# MODEL as the user's own Keras file (build, tune)
+model_file_options = _options(
+    click.option("--data", "data", default=None, help="With MODEL a model file: the data (a built-in dataset name, "
+                                                      "or a data YAML with a 'data:' section)."),
+    click.option("--vocab", "vocab", default=None, type=click.Path(),
+                 help="With MODEL a model file: the vocabulary it was trained with (one token a line)."),
+    click.option("--hf-tokenizer", "hf_tokenizer", default=None, type=click.Path(),
+                 help="With MODEL a model file: the Hugging Face tokenizers JSON it was trained with."),
+    click.option("--fit", is_flag=True, help="With MODEL a model file: train it on the data first (from its weights)."),
+    click.option("--trust-model-code", is_flag=True,
+                 help="Allow Lambda layers in a model file (their Python code runs when it is loaded)."),
+    click.option("--custom-module", default=None, help="Module defining the custom Keras layers a model file uses."))
+
+# every latency measurement's warm-up and timed calls (build, tune)
+latency_options = _options(
+    click.option("--latency-warmup", type=click.IntRange(0, MAX_ITER), default=50, show_default=True,
+                 help="Untimed calls before each latency measurement."),
+    click.option("--latency-iterations", type=click.IntRange(10, MAX_ITER), default=500, show_default=True,
+                 help="Timed calls per latency configuration (percentiles are taken over these)."))
+
+
 def _handle_errors(fn):
     @functools.wraps(fn)
     def wrapper(*a, **kw):
@@ -147,26 +177,14 @@ def main():
 @click.option("--fallback", "fallback", multiple=True, type=click.Choice(["float32", "dynamic", "int8", "float16", "int16x8"]),
               help="Quantization to deploy instead when the converter fails or crashes (repeatable, tried in order; "
                    "replaces the target's fallback list).")
-@click.option("--data", "data", default=None,
-              help="With MODEL a model file: the data (a built-in dataset name, or a data YAML with a 'data:' section).")
-@click.option("--vocab", "vocab", default=None, type=click.Path(),
-              help="With MODEL a model file: the vocabulary it was trained with (one token a line).")
-@click.option("--hf-tokenizer", "hf_tokenizer", default=None, type=click.Path(),
-              help="With MODEL a model file: the Hugging Face tokenizers JSON it was trained with.")
-@click.option("--fit", is_flag=True, help="With MODEL a model file: train it on the data first (from its weights).")
-@click.option("--trust-model-code", is_flag=True,
-              help="Allow Lambda layers in a model file (their Python code runs when it is loaded).")
-@click.option("--custom-module", default=None, help="Module defining the custom Keras layers a model file uses.")
+@model_file_options
 @click.option("--force", is_flag=True,
               help="Replace --out even when it is not an edgeopt build (it is deleted). Never the current directory, "
                    "a directory holding it, home or /.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit without training.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest(s) (or the plan) as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-@click.option("--latency-warmup", type=click.IntRange(0, MAX_ITER), default=50, show_default=True,
-              help="Untimed calls before each latency measurement.")
-@click.option("--latency-iterations", type=click.IntRange(10, MAX_ITER), default=500, show_default=True,
-              help="Timed calls per latency configuration (percentiles are taken over these).")
+@latency_options
 @_handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
           qat, teacher, no_cache, formats, emulate, count, on_device, fallback, data, vocab, hf_tokenizer, fit, trust_model_code,

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .cli import MAX_ITER, _dump, _handle_errors, main
+from .cli import _dump, _handle_errors, latency_options, main, model_file_options
 from .errors import EXIT_BUDGET
 
 
@@ -35,24 +35,13 @@ from .errors import EXIT_BUDGET
               help="A distillation teacher to include in the space (repeatable): a ModelSpec or all-MiniLM-L6-v2.")
 @click.option("--on-device", is_flag=True,
               help="Cost every candidate by its latency on the target's board (device.remote, over SSH).")
-@click.option("--data", "data", default=None,
-              help="With MODEL a model file: the data (a built-in dataset name, or a data YAML).")
-@click.option("--vocab", "vocab", default=None, type=click.Path(),
-              help="With MODEL a model file: the vocabulary it was trained with.")
-@click.option("--hf-tokenizer", "hf_tokenizer", default=None, type=click.Path(),
-              help="With MODEL a model file: the Hugging Face tokenizers JSON it was trained with.")
-@click.option("--fit", is_flag=True, help="With MODEL a model file: train it on the data first.")
-@click.option("--trust-model-code", is_flag=True, help="Allow Lambda layers in a model file.")
-@click.option("--custom-module", default=None, help="Module defining the custom Keras layers a model file uses.")
+@model_file_options
 @click.option("--seed", type=int, default=0, show_default=True, help="The sampler's seed.")
 @click.option("--no-cache", is_flag=True, help="Recompute every pass instead of reusing cached outputs.")
 @click.option("--dry-run", is_flag=True, help="Print the search space and the trial budget; train nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the tune's summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-@click.option("--latency-warmup", type=click.IntRange(0, MAX_ITER), default=50, show_default=True,
-              help="Untimed calls before each latency measurement.")
-@click.option("--latency-iterations", type=click.IntRange(10, MAX_ITER), default=500, show_default=True,
-              help="Timed calls per latency measurement.")
+@latency_options
 @_handle_errors
 def tune(model, target, out, trials, timeout, objective, storage, study_name, resume, teachers, on_device, data,
          vocab, hf_tokenizer, fit, trust_model_code, custom_module, seed, no_cache, dry_run, as_json, quiet,

@@ -8,7 +8,7 @@ from conftest import assert_no_tensorflow, run_cli
 
 COMMANDS = [[], ["build"], ["targets"], ["targets", "list"], ["targets", "show"], ["targets", "check"],
             ["models"], ["models", "list"], ["models", "show"], ["bench"], ["inspect"], ["verify"],
-            ["predict"], ["client"], ["client", "setup"], ["client", "list"], ["validate"]]
+            ["predict"], ["client"], ["client", "setup"], ["client", "list"], ["validate"], ["tune"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "edgeopt")
