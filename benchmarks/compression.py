@@ -18,7 +18,6 @@ import time
 
 import edgeopt
 from _common import parse_args, write_results
-from edgeopt.pipeline import LatencySettings
 from edgeopt.recipe import ClusterConfig, DistillConfig, PruneConfig, QATConfig
 
 MINILM = "all-MiniLM-L6-v2"
@@ -51,7 +50,7 @@ def recipes(teacher: str):
     ]
 
 
-def run(models, latency: LatencySettings) -> list[dict]:
+def run(models, latency) -> list[dict]:
     rows = []
     for teacher in models:
         f32_gzip = None
@@ -109,7 +108,7 @@ def markdown(rows: list[dict]) -> str:
 
 def main():
     args = parse_args(MODELS, __doc__)
-    rows = run(args.models, LatencySettings(warmup=20, iterations=200))
+    rows = run(args.models, edgeopt.LatencySettings(warmup=20, iterations=200))
     write_results(args.out, "compression", rows, markdown(rows))
 
 

@@ -3,7 +3,8 @@
 For each reference Banking77 model, on the same test inputs and one thread: Keras float32 (``model(x)`` per
 example, and batched ``predict``), LiteRT float32 and int8 with XNNPACK, LiteRT int8 without XNNPACK, ONNX Runtime
 float32 and its best quantized form (dynamic / static QDQ / static QOperator: the fastest whose accuracy is within
-0.01 of float32), and edgeopt's built artifact for pixel-7 and for x86-avx2-server. Writes
+0.01 of float32), and edgeopt's preset artifact for pixel-7 and for x86-avx2-server. Uses the public API only
+(``edgeopt.Evaluator``: the same passes, conversions and runtimes `build` and `tune` use). Writes
 benchmarks/results/peers.{json,md}; latency ratios are to edgeopt's x86-avx2-server artifact (this machine is x86).
 
     EDGEOPT_DATA_PATH=../shared/data python benchmarks/peers.py [--models ...]
@@ -11,89 +12,91 @@ benchmarks/results/peers.{json,md}; latency ratios are to edgeopt's x86-avx2-ser
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 import edgeopt
 from _common import parse_args, write_results
-from edgeopt import runtimes
-from edgeopt.convert import onnx as ox
-from edgeopt.pipeline import LatencySettings, Plan, _Builder
-from edgeopt.recipe import Step
-from edgeopt.runtimes.base import machine_info, time_calls
-from edgeopt.specs import OnnxQuant
-from edgeopt.validate.accuracy import accuracy
 
 MODELS = ["banking77-cnn", "banking77-bilstm", "banking77-transformer"]
 WARMUP, ITERS, N_INPUTS = 50, 500, 64
+LATENCY = edgeopt.LatencySettings(warmup=WARMUP, iterations=ITERS)
 
 
 def pct(t):
     return {"p50_ms": round(float(np.percentile(t, 50)), 5), "p90_ms": round(float(np.percentile(t, 90)), 5)}
 
 
-def measure_file(path, b, xnnpack=True):
-    s = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack=xnnpack))
-    acc = accuracy(s.run(b.x_test), b.y_test)
-    st = s.benchmark(b.x_test[:N_INPUTS], warmup=WARMUP, iterations=ITERS)
-    return {"accuracy": round(acc, 4), "size_bytes": Path(path).stat().st_size, "p50_ms": st.p50_ms,
-            "p90_ms": st.p90_ms, "runtime": st.runtime, "delegate_applied": st.delegate_applied}
+def row(m: dict) -> dict:
+    """A row from ``edgeopt.evaluate``'s measurement of a candidate on the test split."""
+    h = m["host_latency"]
+    return {"accuracy": round(m["accuracy"], 4), "size_bytes": m["size_bytes"], "p50_ms": h["p50_ms"],
+            "p90_ms": h["p90_ms"], "runtime": h["runtime"], "delegate_applied": h["delegate_applied"]}
 
 
-def run_model(name: str, d: Path) -> list[dict]:
-    spec = edgeopt.load_model_spec(name)
-    b = _Builder(Plan(spec, (), True), quiet=True, latency=LatencySettings())
-    model, *_ = b.run_steps([Step("train")])  # cached after the first run
-    k = b.root_key
+def onnx_variant(label: str, mode: str, quant: dict):
+    """x86-avx2-server with another ONNX Runtime quantization preset (a TargetProfile is data)."""
+    t = edgeopt.load_target("x86-avx2-server")
+    d = t.model_dump(mode="json")
+    d["name"], d["quantization"] = f"x86-{label.replace(' ', '-')}", mode
+    d["onnx"]["quant"] = {**d["onnx"]["quant"], **quant}
+    return type(t).model_validate(d)
+
+
+def run_model(name: str) -> list[dict]:
+    C = edgeopt.Candidate
+    ev = edgeopt.Evaluator(name, "pixel-7", quiet=True, latency=LATENCY)
+    model = ev.keras_model(C("litert", "float32", True, 1))  # cached after the first run
+    x, y = ev.data("test")
     rows = []
-    x1 = [b.x_test[i:i + 1] for i in range(N_INPUTS)]
-    from edgeopt.tf import tf as _tf
+    import tensorflow as tf  # imported by the Evaluator already (as tf_keras's TensorFlow)
 
-    tf = _tf()
-    call = lambda i: model(x1[i], training=False)  # noqa: E731
-    t = time_calls(call, N_INPUTS, 10, 200)
-    rows.append({"name": "Keras float32, model(x) per example", "accuracy": round(accuracy(
-        model.predict(b.x_test, batch_size=256, verbose=0), b.y_test), 4), "size_bytes": None, **pct(t),
-        "runtime": f"tf_keras {tf.__version__}"})
+    x1 = [x[i:i + 1] for i in range(N_INPUTS)]
+    for i in range(10):
+        model(x1[i % N_INPUTS], training=False)
+    t = []
+    for i in range(200):
+        t0 = time.perf_counter()
+        model(x1[i % N_INPUTS], training=False)
+        t.append((time.perf_counter() - t0) * 1000)
+    acc = float((model.predict(x, batch_size=256, verbose=0).argmax(1) == y).mean())
+    rows.append({"name": "Keras float32, model(x) per example", "accuracy": round(acc, 4), "size_bytes": None,
+                 **pct(np.array(t)), "runtime": f"tf_keras {tf.__version__}"})
     per = []
     for _ in range(5):
         t0 = time.perf_counter()
-        model.predict(b.x_test, batch_size=256, verbose=0)
-        per.append((time.perf_counter() - t0) * 1000 / len(b.x_test))
+        model.predict(x, batch_size=256, verbose=0)
+        per.append((time.perf_counter() - t0) * 1000 / len(x))
     rows.append({"name": "Keras float32, predict(batch 256), per example", "accuracy": rows[0]["accuracy"],
                  "size_bytes": None, **pct(np.array(per)), "runtime": f"tf_keras {tf.__version__}"})
-    files = {}
-    for mode in ("float32", "int8"):
-        files[mode] = d / f"{name}.{mode}.tflite"
-        files[mode].write_bytes(b.convert(k, model, mode, 200))
-    rows.append({"name": "LiteRT float32, XNNPACK", **measure_file(files["float32"], b)})
-    rows.append({"name": "LiteRT int8, XNNPACK", **measure_file(files["int8"], b)})
-    rows.append({"name": "LiteRT int8, no XNNPACK", **measure_file(files["int8"], b, xnnpack=False)})
-    f32 = ox.to_onnx(model, 17)
-    (d / f"{name}.f32.onnx").write_bytes(f32)
-    ort_f32 = {"name": "ONNX Runtime float32", **measure_file(d / f"{name}.f32.onnx", b)}
-    rows.append(ort_f32)
-    calib = b.representative(200)
+    for label, c in (("LiteRT float32, XNNPACK", C("litert", "float32", True, 1)),
+                     ("LiteRT int8, XNNPACK", C("litert", "int8", True, 1)),
+                     ("LiteRT int8, no XNNPACK", C("litert", "int8", False, 1)),
+                     ("ONNX Runtime float32", C("onnxruntime", "float32", False, 1))):
+        rows.append({"name": label, **row(ev.evaluate(c, split="test"))})
+    ort_f32 = rows[-1]
+    ev.close()
     cands = []
-    for label, mode, preset in (("dynamic QInt8", "dynamic", OnnxQuant(weight_type="QInt8")),
-                                ("static QDQ u8s8", "int8", OnnxQuant(format="QDQ")),
-                                ("static QOperator u8s8", "int8", OnnxQuant(format="QOperator"))):
-        p = d / f"{name}.{label.replace(' ', '_')}.onnx"
-        p.write_bytes(ox.quantize(f32, mode, preset, calib))
-        cands.append({"name": f"ONNX Runtime {label}", **measure_file(p, b)})
+    for label, mode, quant in (("dynamic QInt8", "dynamic", {"weight_type": "QInt8", "reduce_range": False}),
+                               ("static QDQ u8s8", "int8", {"format": "QDQ", "reduce_range": False}),
+                               ("static QOperator u8s8", "int8", {"format": "QOperator", "reduce_range": False})):
+        e2 = edgeopt.Evaluator(name, onnx_variant(label, mode, quant), quiet=True, latency=LATENCY)
+        cands.append({"name": f"ONNX Runtime {label}",
+                      **row(e2.evaluate(C("onnxruntime", mode, False, 1), split="test"))})
+        e2.close()
     ok = [c for c in cands if c["accuracy"] >= ort_f32["accuracy"] - 0.01] or cands
     best = min(ok, key=lambda c: c["p50_ms"])
     rows.append({**best, "name": best["name"] + " (best quantized)",
                  "others": [{k2: c[k2] for k2 in ("name", "accuracy", "p50_ms")} for c in cands]})
-    for target in ("pixel-7", "x86-avx2-server"):
-        out = d / f"{name}-{target}"
-        m = edgeopt.build(name, [target], out=str(out), quiet=True,
-                          latency=LatencySettings(warmup=10, iterations=50))[0].manifest
-        art = out / m["metrics"]["artifact"]
-        rows.append({"name": f"edgeopt {target}: {art.name}", **measure_file(art, b)})
+    for target in ("pixel-7", "x86-avx2-server"):  # the preset, as `edgeopt build` deploys it (1-thread row)
+        p = edgeopt.load_target(target)
+        xnn = "xnnpack" in p.runtime.delegates
+        preset = C(p.runtime.name, p.quantization, xnn, 1)
+        e3 = edgeopt.Evaluator(name, p, quiet=True, latency=LATENCY)
+        m = e3.evaluate(preset, split="test")
+        e3.close()
+        rows.append({"name": f"edgeopt {target} preset: {m['deployed_quantization']} .{preset.format}", **row(m)})
     ref = rows[-1]["p50_ms"]
     for r in rows:
         r["model"] = name
@@ -108,7 +111,7 @@ def markdown(rows) -> str:
         size = f"{r['size_bytes']:,}" if r["size_bytes"] else "(Keras)"
         lines.append(f"| {r['model']} | {r['name']} | {r['accuracy']:.4f} | {size} | {r['p50_ms']:.4f} | "
                      f"{r['p90_ms']:.4f} | {r['p50_ratio_to_edgeopt_x86']} |")
-    m = machine_info()
+    m = edgeopt.machine_info()
     lines += ["", f"One thread, batch 1 (except the batched Keras row), the first {N_INPUTS} Banking77 test inputs "
                   f"cycled, {WARMUP} warm-up + {ITERS} timed calls; accuracy over all 3,080 test examples. Machine: "
                   f"{m['arch']} {m['cpu']} ({m['cores']} cores, {m['isa_flags']}), not a device."]
@@ -117,19 +120,20 @@ def markdown(rows) -> str:
 
 def main():
     args = parse_args(MODELS, __doc__)
-    from edgeopt.tf import tf
+    import os
 
-    T = tf()  # one thread for Keras too, set before TensorFlow initializes
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # as edgeopt runs it (tf_keras)
+    import tensorflow as T  # one thread for Keras too, set before TensorFlow initializes
+
     T.config.threading.set_intra_op_parallelism_threads(1)
     T.config.threading.set_inter_op_parallelism_threads(1)
     rows = []
-    with tempfile.TemporaryDirectory() as d:
-        for name in args.models:
-            got = run_model(name, Path(d))
-            rows += got
-            for r in got:
-                print(f"{name:<22} {r['name']:<48} acc {r['accuracy']:.4f} p50 {r['p50_ms']:.4f} ms",
-                      file=sys.stderr, flush=True)
+    for name in args.models:
+        got = run_model(name)
+        rows += got
+        for r in got:
+            print(f"{name:<22} {r['name']:<48} acc {r['accuracy']:.4f} p50 {r['p50_ms']:.4f} ms",
+                  file=sys.stderr, flush=True)
     write_results(args.out, "peers", rows, markdown(rows))
 
 
