@@ -195,7 +195,7 @@ def test_evaluate_is_what_build_measures(tuned, monkeypatch):
 
     monkeypatch.setenv("EDGEOPT_CACHE_DIR", str(tuned["cache"]))
     s = _summary(tuned["out"])
-    c = edgeopt.Candidate(**{k: v for k, v in s["pick"]["candidate"].items() if k not in ("label", "format")})
+    c = edgeopt.Candidate.from_dict(s["pick"]["candidate"])
     ev = edgeopt.Evaluator(str(tuned["spec"]), "pixel-7", quiet=True)
     try:
         m = ev.evaluate(c, split="test")

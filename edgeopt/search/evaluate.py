@@ -12,12 +12,14 @@ import hashlib
 import math
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
+from ..pipeline.plan import LATENCY_INPUTS
 from ..specs import TargetProfile
 from .space import Candidate, Space, space_for
 
@@ -88,9 +90,9 @@ class Evaluator:
         raise ValueError(f"split must be 'dev' or 'test', not {split!r}")
 
     # ---------------------------------------------------------------------------------------------- measuring
-    def artifact(self, c: Candidate, on_epoch: Optional[Callable] = None) -> tuple[bytes, str, list]:
-        """(file bytes, deployed quantization, pass records) of candidate ``c``: its passes run or fetched from the
-        cache, then converted (memoized). ``on_epoch`` sees every fine-tuning epoch's dev accuracy (and may raise)."""
+    def _passes(self, c: Candidate, on_epoch: Optional[Callable] = None):
+        """(model, pass records, cache key, target plan) of candidate ``c``: its passes run or fetched from the
+        cache. ``on_epoch`` sees every fine-tuning epoch's dev accuracy (and may raise)."""
         p = self.target_plan(c)
         tp = p.targets[0]
         b = self.builder
@@ -100,13 +102,16 @@ class Evaluator:
             model, records, k, _ = b.run_steps(tp.steps)
         finally:
             b.ctx = self._ctx
-        return b.convert(k, model, tp.ptq, tp.representative_samples, tp.target), tp.ptq, records
+        return model, records, k, tp
+
+    def artifact(self, c: Candidate, on_epoch: Optional[Callable] = None) -> tuple[bytes, str, list]:
+        """(file bytes, deployed quantization, pass records) of candidate ``c``, converted (memoized)."""
+        model, records, k, tp = self._passes(c, on_epoch)
+        return self.builder.convert(k, model, tp.ptq, tp.representative_samples, tp.target), tp.ptq, records
 
     def keras_model(self, c: Candidate):
         """The tf_keras model candidate ``c``'s passes produce (trained or fetched from the cache)."""
-        p = self.target_plan(c)
-        self.builder.p = p
-        return self.builder.run_steps(p.targets[0].steps)[0]
+        return self._passes(c)[0]
 
     def reference(self) -> dict:
         """The float32 file of the reference model (no compression) in the target's own format, on the dev split:
@@ -115,20 +120,18 @@ class Evaluator:
             preset_fmt = self.space.preset.format
             ref = Candidate(self.space.preset.runtime, "float32", False, 1)
             data, _, _ = self.artifact(ref)
-            m = self._quality(data, preset_fmt, "dev", xnnpack=False)
+            with _as_file(data, preset_fmt) as path:
+                m = self._quality(path, "dev", xnnpack=False)
             self._reference = {"artifact": f"float32 .{preset_fmt} of the reference model", **m}
         return self._reference
 
-    def _quality(self, data: bytes, fmt: str, split: str, xnnpack: bool) -> dict:
+    def _quality(self, path: Path, split: str, xnnpack: bool) -> dict:
         from .. import runtimes
         from ..validate.accuracy import accuracy
         from ..validate.classes import macro_f1
 
         x, y = self.data(split)
-        with tempfile.TemporaryDirectory(prefix="edgeopt-evaluate-") as d:
-            path = Path(d) / f"model.{fmt}"
-            path.write_bytes(data)
-            logits = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack=xnnpack)).run(x)
+        logits = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack=xnnpack)).run(x)
         pred = logits.argmax(1)
         return {"split": split, "examples": int(len(y)), "accuracy": round(accuracy(logits, y), 6),
                 "macro_f1": round(macro_f1(pred, y, self.builder.ds.num_classes), 6),
@@ -144,18 +147,16 @@ class Evaluator:
         ref = self.reference() if split == "dev" else None
         data, ptq, records = self.artifact(c, on_epoch)
         sha = hashlib.sha256(data).hexdigest()
-        q = self._quality(data, c.format, split, c.xnnpack)
-        out = {"candidate": c.to_dict(), "deployed_quantization": ptq, **q, **size_of_bytes(data)}
-        if ref is not None:
-            out["accuracy_drop"] = round(ref["accuracy"] - q["accuracy"], 6)
-            out["macro_f1_drop"] = round(ref["macro_f1"] - q["macro_f1"], 6)
         x, _ = self.data(split)
         lat = self.builder.latency
-        with tempfile.TemporaryDirectory(prefix="edgeopt-evaluate-") as d:
-            path = Path(d) / f"model.{c.format}"
-            path.write_bytes(data)
+        with _as_file(data, c.format) as path:  # written once: quality, latency and cost read the same file
+            q = self._quality(path, split, c.xnnpack)
+            out = {"candidate": c.to_dict(), "deployed_quantization": ptq, **q, **size_of_bytes(data)}
+            if ref is not None:
+                out["accuracy_drop"] = round(ref["accuracy"] - q["accuracy"], 6)
+                out["macro_f1_drop"] = round(ref["macro_f1"] - q["macro_f1"], 6)
             st = runtimes.load(path, runtimes.RuntimeOptions(threads=c.threads, xnnpack=c.xnnpack)).benchmark(
-                x[:64], warmup=lat.warmup, iterations=lat.iterations)
+                x[:LATENCY_INPUTS], warmup=lat.warmup, iterations=lat.iterations)
             out["host_latency"] = {"p50_ms": st.p50_ms, "p90_ms": st.p90_ms, "threads": st.threads,
                                    "xnnpack": st.xnnpack, "delegate_applied": st.delegate_applied,
                                    "runtime": st.runtime, "unit": "ms (build machine)",
@@ -204,7 +205,7 @@ class Evaluator:
         from .. import remote
 
         lat = self.builder.latency
-        r = remote.bench(self._board, path, x[:64], c.threads, c.xnnpack, lat.warmup, lat.iterations,
+        r = remote.bench(self._board, path, x[:LATENCY_INPUTS], c.threads, c.xnnpack, lat.warmup, lat.iterations,
                          arch=self.target.device.arch,
                          where=f"{self.target.source or self.target.name}: device.remote")
         return {k: r.get(k) for k in ("remote", "label", "board", "p50_ms", "p90_ms", "p99_ms", "threads", "xnnpack")} | {
@@ -212,6 +213,15 @@ class Evaluator:
 
     def close(self) -> None:
         self._tmp.cleanup()
+
+
+@contextmanager
+def _as_file(data: bytes, fmt: str):
+    """``data`` as a model file in a temporary directory (the runtimes load paths)."""
+    with tempfile.TemporaryDirectory(prefix="edgeopt-evaluate-") as d:
+        path = Path(d) / f"model.{fmt}"
+        path.write_bytes(data)
+        yield path
 
 
 def hopeless_floor(target: TargetProfile, reference_accuracy: float) -> Optional[float]:

@@ -430,7 +430,7 @@ def _build_pick(spec, prof, chosen, out, quiet, latency, on_device):
     from .. import pipeline
     from .space import Candidate
 
-    c = Candidate(**{k: v for k, v in chosen["candidate"].items() if k not in ("label", "format")})
+    c = Candidate.from_dict(chosen["candidate"])
     _log(quiet, f"[edgeopt] tune: building the pick ({c.label()}) into {out / 'build'}; the test split is used "
                 f"here, once")
     p = pipeline.plan(spec, [c.profile(prof)], out=str(out / "build"), passes=c.passes(), ptq=c.quantization,

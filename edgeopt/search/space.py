@@ -104,6 +104,11 @@ class Candidate:
             p["clusters"] = self.clusters
         return p
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Candidate":
+        """The candidate a :meth:`to_dict` record describes (its derived keys, label and format, are dropped)."""
+        return cls(**{k: v for k, v in d.items() if k not in ("label", "format")})
+
     def to_dict(self) -> dict:
         return {"runtime": self.runtime, "format": self.format, "quantization": self.quantization,
                 "xnnpack": self.xnnpack, "threads": self.threads, "compression": self.compression,
