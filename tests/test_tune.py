@@ -89,6 +89,15 @@ def test_pareto_front_and_pick_by_hand():
     assert sel.pick(rows, "accuracy")["trial"] == 1
     assert sel.pick(rows, "size")["trial"] == 4
     assert sel.pick([r for r in rows if not r["feasible"]], "cost") is None
+    # noise in the cost does not outrank accuracy: 0.3% dearer but more accurate wins within a 0.5% tie, and the
+    # tied pick is still on the front
+    noisy = [row(0, 0.860, 1_000_000, 50), row(1, 0.863, 1_003_000, 60), row(2, 0.870, 1_006_000, 40)]
+    assert sel.pick(noisy, "cost")["trial"] == 0
+    assert sel.pick(noisy, "cost", cost_tie=0.005)["trial"] == 1
+    assert sel.pick(noisy, "cost", cost_tie=0.01)["trial"] == 2
+    assert sel.pick(noisy, "cost", cost_tie=0.005) in sel.pareto(noisy)
+    same = [row(0, 0.86, 100, 50), row(1, 0.86, 100.2, 40), row(2, 0.86, 100.1, 40)]  # then size, then cost
+    assert sel.pick(same, "cost", cost_tie=0.005)["trial"] == 2
     assert sel.closest(rows, 1)[0]["trial"] in (0, 1, 2, 4)
 
 
@@ -168,12 +177,15 @@ def test_tune_searches_the_grid_then_samples_and_builds_the_pick(tuned):
     assert by["litert int16x8, XNNPACK, 4 threads"]["cost"] == by["litert int16x8, no XNNPACK, 4 threads"]["cost"]
     assert by["litert int16x8, XNNPACK, 4 threads"]["size_bytes"] < by["litert float32, XNNPACK, 4 threads"][
         "size_bytes"]
-    # the pick: meets every budget, lowest cost among those, on the Pareto front, never worse than the preset
+    # the pick: meets every budget, the most accurate of those within the cost tie of the cheapest, on the Pareto
+    # front, never worse than the preset beyond the tie
     pick = s["pick"]
-    assert pick["feasible"] and pick["trial"] in s["pareto"]
+    assert pick["feasible"] and pick["trial"] in s["pareto"] and s["cost_tie"] == 0.005
     feasible = [x for x in rows if x["feasible"] and x["duplicate_of"] is None]
-    assert pick["cost"] == min(x["cost"] for x in feasible)
-    assert pick["cost"] <= s["preset"]["cost"]
+    floor = min(x["cost"] for x in feasible)
+    tied = [x for x in feasible if x["cost"] <= floor * 1.005]
+    assert pick["cost"] <= floor * 1.005 and pick["accuracy"] == max(x["accuracy"] for x in tied)
+    assert pick["cost"] <= s["preset"]["cost"] * 1.005
     # compared on dev; the test split is touched by the pick's build only
     assert s["reference"]["examples"] == 300 and "test split is touched once" in s["selection"]
     man = json.loads((out / "build" / "manifest.json").read_text())

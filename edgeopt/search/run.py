@@ -369,18 +369,19 @@ def _finish(spec, prof, space, rows, out, tune_dir, url, name, objective, ev, re
     front = sel.pareto(feasible)
     for r in rows:
         r["pareto"] = any(r is f for f in front)
-    chosen = sel.pick(unique, objective)
+    tie = sel.COST_TIE[space.signal]
+    chosen = sel.pick(unique, objective, cost_tie=tie)
     preset = next((r for r in unique if r["preset"]), None)
     summary = {
         "model": spec.name, "target": prof.name, "study": name, "storage": st.redact(url), "objective": objective,
-        "cost_signal": space.signal, "cost_label": ev.cost_label,
+        "cost_signal": space.signal, "cost_label": ev.cost_label, "cost_tie": tie,
         "selection": "candidates compared on the dev split; the test split is touched once, by the final build of "
                      "the pick (out/build), exactly as `edgeopt build` measures it",
         "reference": {k: ref[k] for k in ("artifact", "accuracy", "macro_f1", "examples")},
         "space": space.describe(), "trial_budget": n_total, "trials": len(rows),
         "evaluated": len(unique), "feasible": len(feasible),
         "pareto": [r["trial"] for r in front], "preset": _brief(preset), "pick": _brief(chosen),
-        "why": _explain(chosen, preset, objective, prof), "constraints": sel.constraint_names(prof),
+        "why": _explain(chosen, preset, objective, prof, tie), "constraints": sel.constraint_names(prof),
         "search_seconds": round(time.perf_counter() - t_start, 1),
     }
     result = TuneResult(out, tune_dir, summary, rows)
@@ -408,17 +409,22 @@ def _brief(r: Optional[dict]) -> Optional[dict]:
                               "size_bytes", "gzip_bytes", "host_p90_ms", "feasible", "failed_budgets")}
 
 
-def _explain(chosen, preset, objective, prof) -> str:
+def _num(x) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+
+
+def _explain(chosen, preset, objective, prof, tie=0.0) -> str:
     if chosen is None:
         return "no candidate met every budget on the dev split"
-    what = {"cost": "the lowest cost", "size": "the smallest file", "accuracy": "the highest dev accuracy"}[objective]
+    what = {"cost": f"the most accurate of the cheapest (costs within {tie:.1%} of the lowest are tied)",
+            "size": "the smallest file", "accuracy": "the highest dev accuracy"}[objective]
     s = f"{chosen['label']}: {what} among the candidates that meet every budget of {prof.name}"
     if preset is None:
         return s + "; the preset was not evaluated"
     if chosen["trial"] == preset["trial"] or chosen["candidate"] == preset["candidate"]:
         return s + "; it is the target's preset"
     ratio = preset["cost"] / chosen["cost"] if chosen["cost"] else float("inf")
-    s += (f". Against the preset ({preset['label']}): cost {chosen['cost']:,.6g} vs {preset['cost']:,.6g} "
+    s += (f". Against the preset ({preset['label']}): cost {_num(chosen['cost'])} vs {_num(preset['cost'])} "
           f"({ratio:.2f}x {'cheaper' if ratio >= 1 else 'dearer'}), dev accuracy {chosen['accuracy']:.4f} vs "
           f"{preset['accuracy']:.4f}, size {chosen['size_bytes']:,} B vs {preset['size_bytes']:,} B")
     if not preset["feasible"]:

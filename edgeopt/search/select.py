@@ -73,10 +73,30 @@ def pareto(rows: list[dict]) -> list[dict]:
     return [r for r in rows if not any(dominates(o, r) for o in rows if o is not r)]
 
 
-def pick(rows: list[dict], objective: str) -> Optional[dict]:
-    """The best feasible row by the objective (ties: the other two), or None when no row meets every budget."""
+# Relative cost differences a tune does not tell apart, by cost signal. Emulated instruction counts repeat to about
+# 0.01% for ONNX Runtime (its thread pool spins) and exactly for LiteRT; 0.5% is the regression gate's own
+# instructions tolerance (manifest.Tolerances.instructions_rel). Host p90s do not repeat as well: six `edgeopt bench`
+# runs of one file each (idle 2-core Xeon, 1 thread, 50 warm-up + 500 runs) spread 2.5% (CNN float32 .tflite), 3.6%
+# (CNN int8 .tflite) and 6.6% (BiLSTM dynamic .onnx) from fastest to slowest; 5% ties most of that noise and no more.
+COST_TIE = {"instructions": 0.005, "host_latency": 0.05, "device_latency": 0.05}
+
+
+def pick(rows: list[dict], objective: str, cost_tie: float = 0.0) -> Optional[dict]:
+    """The best feasible row by the objective (ties: the other two), or None when no row meets every budget.
+
+    With ``objective="cost"``, costs within ``cost_tie`` (relative) of the cheapest are tied, so noise in the
+    cost signal does not outrank a real difference in dev accuracy or size: among the tied rows the most accurate
+    wins, then the smallest, then the cheapest. The pick stays on the Pareto front (a row that dominated it would
+    be in the same band and sort before it).
+    """
     ok = [r for r in rows if r["feasible"]]
-    return min(ok, key=lambda r: _objective_key(r, objective)) if ok else None
+    if not ok:
+        return None
+    if objective == "cost" and cost_tie > 0:
+        floor = min(r["cost"] for r in ok)
+        ok = [r for r in ok if r["cost"] <= floor * (1 + cost_tie)]
+        return min(ok, key=lambda r: (-r["accuracy"], r["size_bytes"], r["cost"]))
+    return min(ok, key=lambda r: _objective_key(r, objective))
 
 
 def closest(rows: list[dict], k: int = 3) -> list[dict]:
