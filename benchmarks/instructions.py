@@ -2,10 +2,11 @@
 
 For each model, builds it for raspberry-pi-4 at each quantization (float32, dynamic, int8, float16; one training,
 the conversions from edgeopt's cache) and for jetson-orin-nano-cpu (ONNX Runtime, dynamic), then counts one
-inference at batch 1 and 1 thread with edgeopt's own counters (emulator/counter.py, as builds and verify do):
+inference at batch 1 and 1 thread with edgeopt's own counters (``edgeopt.count_instructions``, what builds, verify
+and tune count):
 
 - arm64: qemu-user ``-cpu cortex-a53 / cortex-a72 / cortex-a76`` with edgeopt's TCG plugin, XNNPACK on and off;
-- x86: valgrind's callgrind on this machine (``count_x86``), XNNPACK on and off. Valgrind's CPU has AVX2 but not
+- x86: valgrind's callgrind on this machine (``cpu="x86"``), XNNPACK on and off. Valgrind's CPU has AVX2 but not
   AVX-512, so these are the AVX2 kernels' counts.
 
 and repeats one configuration 10 times to show the spread. Instruction counts, never times. Needs
@@ -14,7 +15,7 @@ and repeats one configuration 10 times to show the spread. Instruction counts, n
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,35 +40,31 @@ def build(model: str, quant: str, out: Path, target: str = "raspberry-pi-4") -> 
 
 def main() -> None:
     args = parse_args(["banking77-cnn", "banking77-bilstm", "banking77-transformer"], __doc__)
-    from edgeopt.data.tokenizer import load_tokenizer
-    from edgeopt.emulator import counter, env
+    import edgeopt
 
-    r = env.root()
-    counter.setup(r)
+    text = "my card still has not arrived, what can I do?"
     out = Path(tempfile.mkdtemp(prefix="edgeopt-ins-"))
     rows = []
     for model in args.models:
         for q, target in [(q, "raspberry-pi-4") for q in QUANTS] + [("dynamic", "jetson-orin-nano-cpu")]:
             art = build(model, q, out, target)
-            x = load_tokenizer(art.parent).encode_batch(["my card still has not arrived, what can I do?"])
             ort = art.suffix == ".onnx"  # ONNX Runtime: one setting, reported in the "xnnpack on" columns' place
             row = {"model": model, "quantization": q + (" (ONNX Runtime)" if ort else ""), "artifact": art.name,
                    "size_bytes": art.stat().st_size}
             for cpu in CPUS:
                 for xnn in (True,) if ort else (True, False):
-                    c = counter.count(r, art, x, cpu, xnn)
+                    c = edgeopt.count_instructions(art, cpu, xnn, text)
                     row[f"{cpu} xnnpack {'on' if xnn else 'off'}"] = c["instructions"]
                     row.setdefault("seconds_per_count", []).append(c["seconds"])
             for xnn in (True,) if ort else (True, False):
-                c = counter.count_x86(art, x, xnn)
+                c = edgeopt.count_instructions(art, "x86", xnn, text)
                 row[f"x86 (valgrind, AVX2) xnnpack {'on' if xnn else 'off'}"] = c["instructions"]
                 row.setdefault("seconds_per_x86_count", []).append(c["seconds"])
             rows.append(row)
             print(json.dumps(row), flush=True)
     # the spread over 10 repeats of one configuration
     art = build(args.models[0], "int8", out)
-    x = load_tokenizer(art.parent).encode_batch(["my card still has not arrived, what can I do?"])
-    reps = [counter.count(r, art, x, "cortex-a76", True)["instructions"] for _ in range(10)]
+    reps = [edgeopt.count_instructions(art, "cortex-a76", True, text)["instructions"] for _ in range(10)]
     rows.append({"model": args.models[0], "quantization": "int8", "repeats_cortex-a76_xnnpack_on": reps,
                  "spread": max(reps) - min(reps)})
     cols = [f"{c} xnnpack {s}" for c in CPUS for s in ("on", "off")] + [
@@ -82,7 +79,7 @@ def main() -> None:
     md += ["", f"10 repeats, {args.models[0]} int8 on cortex-a76 with XNNPACK: {sorted(set(reps))} (spread "
                f"{max(reps) - min(reps)})."]
     write_results(args.out, "instructions", rows, "\n".join(md) + "\n")
-    os.system(f"rm -rf {out}")
+    shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":

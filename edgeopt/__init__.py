@@ -48,6 +48,16 @@ def evaluate(model, target, candidate=None, split="dev", **kw):
     return _evaluate(model, target, candidate, split, **kw)
 
 
+def count_instructions(artifact, cpu="cortex-a76", xnnpack=True, text=None):
+    """Instructions per inference of a ``.tflite``/``.onnx`` file on an emulated arm64 core (``edgeopt emulator
+    list``; needs ``edgeopt emulator setup``) or on ``"x86"`` (valgrind), batch 1, one thread: a dict with
+    ``instructions`` (None with ``error`` when it could not be counted), ``spread`` and ``seconds``. An
+    instruction count, not a time. ``text`` is encoded by the tokenizer beside the artifact (else all-<unk>)."""
+    from .emulator.counter import count_artifact
+
+    return count_artifact(artifact, cpu, xnnpack, text)
+
+
 def __getattr__(name):  # without importing anything heavy at ``import edgeopt``
     if name in ("Candidate", "Evaluator"):
         from . import search as _t
@@ -76,5 +86,5 @@ def load_model_spec(ref):
     return _lm(ref)
 
 
-__all__ = ["__version__", "plan", "build", "tune", "evaluate", "Candidate", "Evaluator", "LatencySettings",
+__all__ = ["__version__", "plan", "build", "tune", "evaluate", "count_instructions", "Candidate", "Evaluator", "LatencySettings",
            "load_target", "load_model_spec", "machine_info"]

@@ -294,6 +294,11 @@ def test_instructions_per_inference_are_deterministic_and_belong_to_the_core(emu
     a76_off = counter.count(emulator_root, art, x, "cortex-a76", False)["instructions"]
     a53 = counter.count(emulator_root, art, x, "cortex-a53", True)["instructions"]
     assert a76_off > runs[0]["instructions"] and a53 > runs[0]["instructions"]
+    # the public API counts the same (the text is encoded by the build directory's tokenizer)
+    import edgeopt
+
+    pub = edgeopt.count_instructions(art, "cortex-a76", True, "my card still has not arrived")
+    assert pub["instructions"] == runs[0]["instructions"] and pub["cpu"] == "cortex-a76", pub
     # in the emulated validation's record, never as a time
     r = run_cli(["validate", str(art), "-m", str(multi_build["spec"]), "-t", "pixel-7", "--emulate", "--sample", "20",
                  "--json"])

@@ -227,3 +227,32 @@ def count_x86(artifact: Path, tokens: np.ndarray, xnnpack: bool, timeout: float 
         windows = totals[1::2]  # a dump before every marker: the odd dumps are the bracketed windows
         return _from_windows("x86", xnnpack, p, work, req, windows, seconds, counter="callgrind",
                              aslr_off=bool(no_aslr))
+
+
+def count_artifact(artifact, cpu: str = "cortex-a76", xnnpack: bool = True, text: Optional[str] = None) -> dict:
+    """Instructions per inference of one ``.tflite``/``.onnx`` file on ``cpu`` (an emulated arm64 core of
+    ``edgeopt emulator list``, or ``"x86"`` for valgrind on this machine), batch 1, one thread. ``text`` is
+    tokenized by the tokenizer beside the artifact (a build directory); without it the input is all-<unk> ids.
+    The public counterpart of what builds, ``verify`` and ``tune`` count (``edgeopt.count_instructions``)."""
+    from .. import runtimes
+    from ..data.tokenizer import CONFIG, load_tokenizer
+    from ..errors import InputError
+    from . import env
+
+    artifact = Path(artifact)
+    if not artifact.is_file() or artifact.suffix.lower() not in (".tflite", ".onnx"):
+        raise InputError(f"{artifact}: not a .tflite or .onnx file. Fix: give a built artifact.")
+    if text is not None:
+        if not (artifact.parent / CONFIG).is_file():
+            raise InputError(f"{artifact.parent / CONFIG}: no tokenizer beside the artifact to encode the text. "
+                             f"Fix: count a file inside its build directory, or leave the text out.")
+        tokens = np.asarray(load_tokenizer(artifact.parent).encode_batch([text]), np.int32)
+    else:
+        seq_len = runtimes.load(artifact, runtimes.RuntimeOptions(threads=1, xnnpack=False)).input_shape[1]
+        tokens = np.ones((1, seq_len), np.int32)
+    if cpu == "x86":
+        return count_x86(artifact, tokens, xnnpack)
+    env.require_cpu_model(cpu)
+    r = env.root()
+    setup(r)
+    return count(r, artifact, tokens, cpu, xnnpack)
