@@ -354,7 +354,7 @@ def models_show(name, as_json):
     _dump(m) if as_json else click.echo(yaml.safe_dump(m, sort_keys=False, width=100).rstrip())
 
 
-from . import cli_apps, cli_evidence, cli_tune  # noqa: E402,F401  (register the artifact, app and tune commands)
+from . import cli_apps, cli_evidence, cli_gpu, cli_tune  # noqa: E402,F401  (register the artifact, app, GPU and tune commands)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -43,6 +43,19 @@ def _emulator_dir(tmp_path_factory):
     yield Path(os.environ["EDGEOPT_EMULATOR_DIR"])
 
 
+@pytest.fixture(scope="session")
+def gpu_dir(tmp_path_factory):
+    """The software Vulkan driver (``edgeopt gpu setup``, about 7 s), set up on first use into one directory for
+    the whole session (EDGEOPT_GPU_DIR when CI gives one), never the user's."""
+    if not os.environ.get("EDGEOPT_GPU_DIR"):
+        os.environ["EDGEOPT_GPU_DIR"] = str(tmp_path_factory.mktemp("gpu"))
+    from edgeopt.gpu import env
+
+    st = env.setup(quiet=True)
+    assert st["ready"], st
+    yield Path(os.environ["EDGEOPT_GPU_DIR"])
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Never read or write the user's real cache from a test."""

@@ -1,0 +1,261 @@
+"""The Vulkan driver LiteRT's GPU accelerator runs on: a real GPU's driver when the machine has one, else Mesa's
+lavapipe (a software Vulkan device) set up in the user cache, so GPU validation runs on CI and on this machine.
+
+LiteRT's GPU accelerator in ai-edge-litert 2.3.0 is WebGPU (Dawn) over Vulkan (TOOLCHAIN section 7). Debian 12's
+own Mesa 22.3 lavapipe is refused by Dawn (``shaderUniform*ArrayDynamicIndexing``); Mesa 25 from
+bookworm-backports works. ``setup`` downloads ``mesa-vulkan-drivers`` from bookworm-backports and the Vulkan
+loader ``libvulkan1`` (and any library they need that the host lacks) with apt-get into a private apt directory
+(no root, nothing installed system-wide), unpacks them with ``dpkg -x`` and keeps lavapipe and the loader::
+
+    $EDGEOPT_GPU_DIR (default ~/.cache/edgeopt/gpu)/
+        lib/            libvulkan_lvp.so, libvulkan.so.1 and the libraries the host lacked
+        lvp_icd.json    the ICD manifest, with lavapipe's absolute path
+        ready.json      what was set up (versions, size, seconds) and the adapter Dawn selected
+
+The driver's environment must be in place before the Vulkan loader is first loaded, so every GPU run happens in
+a child process (``edgeopt.gpu.worker``) started with it.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..errors import EdgeOptError
+
+SUITE, BACKPORTS = "bookworm", "bookworm-backports"
+PACKAGES = ("mesa-vulkan-drivers/" + BACKPORTS, "libvulkan1")
+DROP = re.compile(r"^(libvulkan_(?!lvp).*|libVkLayer_.*)$")  # other drivers and layers: not used, 40 MB
+SYSTEM_ICD_DIRS = ("/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d")
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+SETUP_CMD = "edgeopt gpu setup"
+LAYOUT_VERSION = 1
+LIB = "usr/lib/x86_64-linux-gnu"
+
+
+class GpuError(EdgeOptError):
+    """The GPU driver environment is missing or cannot be set up (exit 2: the fix is on the user's side)."""
+
+
+def root() -> Path:
+    from ..data.datasets import cache_dir
+
+    base = os.environ.get("EDGEOPT_GPU_DIR")  # to share one driver between caches (CI, tests)
+    return Path(base) if base else cache_dir() / "gpu"
+
+
+def _log(quiet: bool, msg: str) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _run(cmd: list[str], what: str, cwd: Optional[Path] = None) -> str:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    except FileNotFoundError:
+        raise GpuError(f"gpu setup: {cmd[0]} not found ({what}). Fix: run it on a Debian/Ubuntu host with apt-get and "
+                       f"dpkg, or install a Vulkan driver for the GPU.") from None
+    if p.returncode != 0:
+        tail = " ".join((p.stderr or p.stdout).split())[-300:]
+        raise GpuError(f"gpu setup: {what} failed (exit {p.returncode}): {tail}. Fix: check that the Debian archive "
+                       f"(EDGEOPT_DEBIAN_MIRROR) is reachable")
+    return p.stdout
+
+
+def _installed() -> set[str]:
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n"], capture_output=True,
+                             text=True).stdout
+    except FileNotFoundError:
+        return set()
+    return {ln.split()[0].split(":")[0] for ln in out.splitlines() if ln.endswith(" installed")}
+
+
+def status() -> dict:
+    """What is there, without changing anything."""
+    r = root()
+    info = json.loads((r / "ready.json").read_text()) if (r / "ready.json").is_file() else None
+    problems = []
+    if info is None:
+        problems.append(f"the software Vulkan driver is not set up ({SETUP_CMD})")
+    elif info.get("layout") != LAYOUT_VERSION or not (r / "lib" / "libvulkan_lvp.so").is_file() or not (
+            r / "lvp_icd.json").is_file():
+        problems.append(f"the software Vulkan driver is incomplete or from another edgeopt version ({SETUP_CMD} "
+                        f"rebuilds it)")
+    return {"root": str(r), "ready": not problems, "problems": problems, "info": info,
+            "system_icds": system_icds()}
+
+
+def system_icds() -> list[str]:
+    """The Vulkan drivers (ICD manifests) installed on this machine, lavapipe's excluded."""
+    return sorted(f for d in SYSTEM_ICD_DIRS for f in glob.glob(os.path.join(d, "*.json"))
+                  if "lvp" not in os.path.basename(f))
+
+
+def child_env(software: bool) -> dict:
+    """The environment of a GPU child process: the software driver's ICD and libraries, or the system's."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VK_ICD_FILENAMES", "VK_DRIVER_FILES")}
+    if software:
+        r = root()
+        env["VK_ICD_FILENAMES"] = str(r / "lvp_icd.json")
+        env["LD_LIBRARY_PATH"] = os.pathsep.join([str(r / "lib"), *filter(None, [env.get("LD_LIBRARY_PATH")])])
+    return env
+
+
+def setup(quiet: bool = False, force: bool = False) -> dict:
+    """Download and unpack Mesa's lavapipe and the Vulkan loader into the cache; a no-op when already there."""
+    st = status()
+    if st["ready"] and not force:
+        _log(quiet, f"[edgeopt] gpu: the software Vulkan driver is already set up at {st['root']}")
+        return {**st, "changed": False}
+    for tool in ("apt-get", "apt-cache", "dpkg"):
+        if shutil.which(tool) is None:
+            raise GpuError(f"gpu setup: {tool} is not on PATH; the software Vulkan driver comes from Debian's archive. "
+                           f"Fix: run {SETUP_CMD} on a Debian/Ubuntu host, or install a Vulkan driver for the GPU.")
+    from ..emulator.env import _debian_mirror
+
+    t0 = time.perf_counter()
+    r = root()
+    r.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=r.parent, prefix=".gpu."))
+    try:
+        apt = work / "apt"
+        (apt / "lists" / "partial").mkdir(parents=True)
+        (apt / "cache" / "archives" / "partial").mkdir(parents=True)
+        mirror = _debian_mirror()
+        signed = f"[signed-by={KEYRING}] " if os.path.isfile(KEYRING) else ""
+        (apt / "sources.list").write_text(f"deb {signed}{mirror} {SUITE} main\ndeb {signed}{mirror} {BACKPORTS} main\n")
+        o = ["-o", f"Dir::Etc::SourceList={apt / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/dev/null",
+             "-o", f"Dir::State::Lists={apt / 'lists'}", "-o", f"Dir::Cache={apt / 'cache'}",
+             "-o", "Debug::NoLocking=1"]
+        _log(quiet, f"[edgeopt] gpu: apt index of {mirror} {SUITE} and {BACKPORTS}")
+        _run(["apt-get", *o, "update"], f"apt-get update from {mirror}")
+        # the packages and what they need that this machine does not have (a bare machine lacks the loader and
+        # may lack LLVM 15, which lavapipe links)
+        deps = _run(["apt-cache", *o, "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
+                     "--no-breaks", "--no-replaces", "--no-enhances", "--no-pre-depends", "mesa-vulkan-drivers",
+                     "libvulkan1"], "apt-cache depends")
+        have = _installed()
+        extra = sorted({ln.strip() for ln in deps.splitlines() if re.match(r"^[a-z0-9]", ln)}
+                       - have - {"mesa-vulkan-drivers", "libvulkan1", "libc6", "libgcc-s1", "libstdc++6"})
+        extra = [p for p in extra if re.match(r"^(lib|zlib)", p) and not p.endswith(("-dev", "-bin"))]  # libraries
+        debs = work / "debs"
+        debs.mkdir()
+        _log(quiet, f"[edgeopt] gpu: downloading {' '.join(PACKAGES)}"
+                    + (f" and {len(extra)} libraries this machine lacks" if extra else ""))
+        _run(["apt-get", *o, "download", *PACKAGES, *extra], "apt-get download", cwd=debs)
+        unpacked = work / "unpacked"
+        versions = {}
+        for deb in sorted(debs.glob("*.deb")):
+            _run(["dpkg", "-x", str(deb), str(unpacked)], f"dpkg -x {deb.name}")
+            name, ver = deb.name.split("_")[:2]
+            versions[name] = ver.replace("%3a", ":")
+        lib = work / "lib"
+        lib.mkdir()
+        for d in (unpacked / LIB, unpacked / LIB.removeprefix("usr/")):  # bookworm: some libraries still in /lib
+            for f in sorted(d.glob("*")) if d.is_dir() else []:
+                if not f.is_dir() and not DROP.match(f.name) and not (lib / f.name).exists():
+                    os.rename(f, lib / f.name)
+        if not (lib / "libvulkan_lvp.so").is_file():
+            raise GpuError(f"gpu setup: mesa-vulkan-drivers from {BACKPORTS} has no libvulkan_lvp.so. Fix: check "
+                           f"EDGEOPT_DEBIAN_MIRROR points at a Debian mirror with {BACKPORTS}.")
+        missing = _missing_libs(lib)
+        if missing:
+            raise GpuError(f"gpu setup: lavapipe needs {', '.join(missing)}, which neither this machine nor the "
+                           f"downloaded packages have. Fix: apt-get install the Debian packages that provide them.")
+        icd = json.loads((unpacked / "usr/share/vulkan/icd.d/lvp_icd.json").read_text())
+        shutil.rmtree(apt, ignore_errors=True)
+        shutil.rmtree(debs, ignore_errors=True)
+        shutil.rmtree(unpacked, ignore_errors=True)
+        if r.exists():
+            for name in ("lib", "lvp_icd.json", "ready.json", "probe.tflite"):
+                p = r / name
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        r.mkdir(parents=True, exist_ok=True)
+        os.rename(lib, r / "lib")
+        icd["ICD"]["library_path"] = str(r / "lib" / "libvulkan_lvp.so")
+        (r / "lvp_icd.json").write_text(json.dumps(icd, indent=1))
+        size = sum(f.stat().st_size for f in (r / "lib").iterdir() if f.is_file() and not f.is_symlink())
+        info = {"layout": LAYOUT_VERSION, "mirror": mirror, "packages": versions, "size_bytes": size,
+                "setup_seconds": None}
+        probe = list_adapters(software_only=True)
+        sw = probe["software"]
+        if not sw.get("adapter"):
+            raise GpuError(f"gpu setup: lavapipe was unpacked but Dawn found no adapter on it ({sw.get('reason')}). "
+                           f"Fix: {SETUP_CMD} --force, or report the log with EDGEOPT_DEBUG=1")
+        info["adapter"] = sw["adapter"]
+        info["setup_seconds"] = round(time.perf_counter() - t0, 1)
+        (r / "ready.json").write_text(json.dumps(info, indent=1))
+    except BaseException:
+        for name in ("ready.json",):
+            (r / name).unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _log(quiet, f"[edgeopt] gpu: software Vulkan driver ready at {r} ({info['setup_seconds']:.0f} s, "
+                f"{info['size_bytes'] / 1e6:.1f} MB): {info['adapter']['name']}")
+    return {**status(), "changed": True}
+
+
+def _missing_libs(lib: Path) -> list[str]:
+    """Shared libraries lavapipe links that neither ``lib`` nor the system has (``ldd``'s "not found")."""
+    if shutil.which("ldd") is None:
+        return []
+    env = {**os.environ, "LD_LIBRARY_PATH": str(lib)}
+    out = subprocess.run(["ldd", str(lib / "libvulkan_lvp.so")], capture_output=True, text=True, env=env).stdout
+    return sorted({ln.split()[0] for ln in out.splitlines() if "not found" in ln})
+
+
+def _probe_model() -> Path:
+    """A tiny ``.tflite`` (a MUL and an ADD on a float vector), converted once into the GPU directory: enough for
+    Dawn to select an adapter."""
+    p = root() / "probe.tflite"
+    if not p.is_file():
+        from ..tf import tf as _tf
+
+        tf = _tf()
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 8], tf.float32)])
+        def f(x):
+            return x * 2.0 + 1.0
+
+        m = tf.Module()
+        m.f = f
+        data = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], m).convert()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".probe.{os.getpid()}.tflite")
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+    return p
+
+
+def list_adapters(software_only: bool = False) -> dict:
+    """The adapter Dawn selects with the system's Vulkan drivers and with the software driver, and which one edgeopt
+    uses (a hardware adapter when there is one, else the software one)."""
+    from . import run
+
+    out: dict = {}
+    if not software_only:
+        out["system"] = run.compile_only(_probe_model(), software=False) if system_icds() else {
+            "adapter": None, "reason": "no Vulkan driver installed (no ICD manifest in " + ", ".join(SYSTEM_ICD_DIRS) + ")"}
+    sw_ready = (root() / "lvp_icd.json").is_file()
+    out["software"] = run.compile_only(_probe_model(), software=True) if sw_ready else {
+        "adapter": None, "reason": f"not set up ({SETUP_CMD})"}
+    sysa = (out.get("system") or {}).get("adapter")
+    if sysa and not sysa["software"]:
+        out["selected"] = {"driver": "system", **sysa}
+    elif out["software"].get("adapter"):
+        out["selected"] = {"driver": "software (edgeopt gpu setup)", **out["software"]["adapter"]}
+    elif sysa:
+        out["selected"] = {"driver": "system", **sysa}
+    else:
+        out["selected"] = None
+    return out

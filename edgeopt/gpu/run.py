@@ -1,0 +1,142 @@
+"""GPU runs of a ``.tflite`` file through LiteRT's GPU accelerator, each in a child process with the driver's
+environment (env.py): compile and read the partition, run examples, compare with the CPU.
+
+What is reported, and what never is (TOOLCHAIN section 7, the brief's "measure honestly"):
+
+- the adapter Dawn selected, by name, and whether it is software (lavapipe is a CPU pretending to be a GPU);
+- the partition from LiteRT's log (partition.py): ops on the GPU and on the CPU, the refused op types with
+  LiteRT's reasons, fully delegated or not (decided by the log and a GPU-only compile, not by
+  ``is_fully_accelerated()``, which counts XNNPACK's nodes as accelerated);
+- no adapter: ``available: false`` with LiteRT's words and the setup command, never CPU figures in GPU fields;
+- latency only for a hardware adapter; on a software adapter the time per inference is the CPU's emulation of a
+  GPU, so it is kept out of every latency field and reported as what it is.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import partition
+from .env import SETUP_CMD, child_env, status, system_icds
+
+TIMEOUT = 1800
+
+
+def _total_ops(artifact: Path) -> Optional[int]:
+    from ..inspect import inspect_tflite
+
+    try:
+        return sum(o["count"] for o in inspect_tflite(str(artifact))["ops"])
+    except Exception:  # the partition is still read from the log
+        return None
+
+
+def _child(artifact: Path, software: bool, inputs: Optional[np.ndarray] = None, enforce_f32: bool = False,
+           gpu_only: bool = False) -> tuple[dict, str, Optional[np.ndarray]]:
+    with tempfile.TemporaryDirectory(prefix="edgeopt-gpu-") as d:
+        work = Path(d)
+        req = {"artifact": str(Path(artifact).resolve()), "enforce_f32": enforce_f32, "gpu_only": gpu_only}
+        if inputs is not None:
+            np.save(work / "inputs.npy", np.asarray(inputs, np.int32))
+            req["inputs"] = str(work / "inputs.npy")
+        (work / "request.json").write_text(json.dumps(req))
+        try:
+            p = subprocess.run([sys.executable, "-m", "edgeopt.gpu.worker", str(work / "request.json")],
+                               capture_output=True, text=True, env=child_env(software), timeout=TIMEOUT)
+            log, rc = p.stderr, p.returncode
+        except subprocess.TimeoutExpired as e:
+            log, rc = (e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr or ""), -9
+        res = json.loads((work / "result.json").read_text()) if (work / "result.json").is_file() else {
+            "compiled": False, "error": f"the GPU worker exited {rc} without a result (a crash in the driver?)"}
+        outs = np.load(work / "outputs.npy") if (work / "outputs.npy").is_file() else None
+        return res, log, outs
+
+
+def compile_only(artifact: Path, software: bool) -> dict:
+    """Compile ``artifact`` for ``GPU|CPU`` and report the adapter and the partition (no inference)."""
+    res, log, _ = _child(artifact, software)
+    return _describe(res, log, _total_ops(artifact))
+
+
+def _describe(res: dict, log: str, total_ops: Optional[int]) -> dict:
+    part = partition.parse(log, total_ops)
+    ad = part.pop("adapter")
+    out = {"adapter": ad, "compiled": bool(res.get("compiled"))}
+    if not res.get("compiled") or ad is None:
+        out["reason"] = partition.no_adapter_reason(log) or res.get("error") or "the GPU accelerator did not start"
+        return out
+    out.update(part)
+    out["is_fully_accelerated"] = res.get("is_fully_accelerated")  # LiteRT's own flag (XNNPACK counts), for reference
+    return out
+
+
+def _driver() -> tuple[bool, Optional[str]]:
+    """Which driver a GPU run uses: (software, why not available). A system driver when one is installed and its
+    adapter is hardware; else the software driver when it is set up."""
+    from .env import list_adapters
+
+    if system_icds():
+        sel = list_adapters().get("selected")
+        if sel and sel["driver"] == "system" and not sel["software"]:
+            return False, None
+    if status()["ready"]:
+        return True, None
+    return True, f"no GPU adapter: no hardware Vulkan driver and the software driver is not set up. Fix: {SETUP_CMD}"
+
+
+def check(artifact, inputs: np.ndarray, cpu_outputs: Optional[np.ndarray] = None, labels=None,
+          software: Optional[bool] = None) -> dict:
+    """The GPU evidence for one ``.tflite`` file: partition (GPU with CPU fallback), whether a GPU-only compile
+    works, outputs over ``inputs`` at the GPU's default precision (fp16) and with ``enforce_f32``, their deviation
+    from ``cpu_outputs`` (the CPU interpreter's, same inputs) and, with ``labels``, the accuracy through the GPU."""
+    artifact = Path(artifact)
+    why = None
+    if software is None:
+        software, why = _driver()
+    if why:
+        return {"available": False, "reason": why, "setup": SETUP_CMD, "latency_ms": None}
+    total = _total_ops(artifact)
+    res, log, y16 = _child(artifact, software, inputs, enforce_f32=False)
+    d = _describe(res, log, total)
+    if d["adapter"] is None or not d["compiled"]:
+        return {"available": False, "reason": d.get("reason"), "setup": SETUP_CMD, "latency_ms": None}
+    out = {"available": True, "adapter": d["adapter"], "software": d["adapter"]["software"],
+           "driver": "software (edgeopt gpu setup)" if software else "system",
+           "partition": {k: d[k] for k in ("gpu_ops", "cpu_ops", "total_ops", "refused", "fully_delegated")},
+           "is_fully_accelerated": d["is_fully_accelerated"], "examples": int(len(inputs))}
+    gonly, _, _ = _child(artifact, software, gpu_only=True)
+    out["gpu_only_compiles"] = bool(gonly.get("compiled"))
+    out["partition"]["fully_delegated"] = bool(d["fully_delegated"] and out["gpu_only_compiles"])
+    res32, _, y32 = _child(artifact, software, inputs, enforce_f32=True)
+    for name, y, r in (("fp16", y16, res), ("fp32", y32, res32)):
+        out[name] = _numerics(y, cpu_outputs, labels, r)
+    sec = res.get("seconds_per_example")
+    if out["software"]:
+        out["latency_ms"] = None
+        out["latency_note"] = (f"software adapter ({d['adapter']['name']}): its time per inference "
+                               f"({sec * 1e3:.2f} ms) is a CPU emulating a GPU, not a device latency"
+                               if sec else "software adapter: no latency")
+    else:
+        out["latency_ms"] = round(sec * 1e3, 4) if sec else None
+        out["latency_note"] = "median wall time of one inference including the wait for the GPU's result"
+    return out
+
+
+def _numerics(y: Optional[np.ndarray], cpu: Optional[np.ndarray], labels, res: dict) -> dict:
+    if y is None:
+        return {"ran": False, "error": res.get("error")}
+    o: dict = {"ran": True, "finite": bool(np.isfinite(y).all())}
+    if cpu is not None:
+        diff = np.abs(y.astype(np.float64) - np.asarray(cpu, np.float64).reshape(y.shape))
+        o["max_abs_deviation"] = float(diff.max()) if diff.size else 0.0
+        o["argmax_agreement"] = float((y.argmax(-1) == np.asarray(cpu).reshape(y.shape).argmax(-1)).mean())
+    if labels is not None:
+        o["accuracy"] = float((y.argmax(-1) == np.asarray(labels)).mean())
+    return o
