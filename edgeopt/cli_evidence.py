@@ -27,10 +27,13 @@ from .cli import EXIT_BUDGET, MAX_ITER, _dump, _Group, _handle_errors, main
 @click.option("--target", "-t", "target", default=None,
               help="Take threads and XNNPACK from this target; with --on-device, measure on its device.remote.")
 @click.option("--on-device", is_flag=True, help="Measure on the --target's board (device.remote).")
+@click.option("--accelerator", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="gpu: LiteRT's GPU accelerator (.tflite): the partition, and the latency on a hardware adapter "
+                   "only (a software one gives none, and says so).")
 @click.option("--json", "as_json", is_flag=True)
 @_handle_errors
 def bench(artifact, threads, no_xnnpack, warmup, iterations, remote, key_file, remote_python, known_hosts, target,
-          on_device, as_json):
+          on_device, accelerator, as_json):
     """Latency of ARTIFACT (.tflite or .onnx) at batch 1: p50/p90/p99 after warm-up, on this machine, or on a real
     board over SSH (--remote, or --target T --on-device), labelled with the board's identity.
 
@@ -59,6 +62,9 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, remote, key_file, r
     if threads is None:
         threads = t.runtime.threads if t else 1
     xnnpack = not no_xnnpack and (t is None or "xnnpack" in t.runtime.delegates)
+    if accelerator == "gpu" and (remote or on_device or not str(artifact).lower().endswith(".tflite")):
+        raise InputError(f"{artifact}: --accelerator gpu runs a .tflite file on this machine's GPU adapter. Fix: give "
+                         f"a .tflite and leave out --remote/--on-device.")
     sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, xnnpack=xnnpack))
     seq_len = sess.input_shape[1]
     tok_dir = Path(artifact).parent
@@ -69,6 +75,21 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, remote, key_file, r
     else:
         x = np.ones((64, seq_len), np.int32)
         inputs = f"all <unk> ids (no {CONFIG} beside the artifact)"
+    if accelerator == "gpu":
+        from .gpu import run as gpu_run
+        from .report import gpu_partition_line
+
+        st = gpu_run.bench(artifact, x, warmup, iterations)
+        st.update(artifact=str(artifact), inputs=inputs)
+        if as_json:
+            return _dump(st)
+        click.echo(f"{artifact}: LiteRT GPU accelerator (CPU fallback); {gpu_partition_line(st)}")
+        if st["available"]:
+            lat = st.get("latency")
+            click.echo(f"  p50 {lat['p50_ms']:.4f} ms  p90 {lat['p90_ms']:.4f} ms  p99 {lat['p99_ms']:.4f} ms  "
+                       f"({iterations} iterations after {warmup} warm-up; {inputs}); {st['latency_note']}" if lat else
+                       f"  latency: none ({st['latency_note']})")
+        return
     if remote or on_device:
         from . import remote as rem
 
@@ -162,9 +183,12 @@ def verify(build_dir, baseline, update, iterations, emulate, as_json):
 @click.option("--client/--no-client", "use_client", default=None,
               help="Also run the deployed file in MediaPipe's TextClassifier and compare (default: when the target "
                    "declares clients: [mediapipe]).")
+@click.option("--gpu/--no-gpu", "use_gpu", default=None,
+              help="Also run it through LiteRT's GPU accelerator: partition, accuracy and deviation from the CPU "
+                   "(default: when the target's delegates include gpu).")
 @click.option("--json", "as_json", is_flag=True)
 @_handle_errors
-def validate(artifact, model, target, emulate, cpus, sample, use_client, as_json):
+def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu, as_json):
     """Validate ARTIFACT (.tflite/.onnx) on the test split: on the host (accuracy, macro-F1, and the real client
     where the target declares one), or with --emulate on emulated CPUs.
 
@@ -217,7 +241,26 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, as_json
         from .clients.mediapipe import check
 
         res["client"] = check(Path(artifact), texts, y, logits, label_names, tok, quiet=as_json)
-    ok = res.get("client", {}).get("passed") is not False
+    if use_gpu is None:
+        use_gpu = tgt.uses_gpu
+    if use_gpu:
+        if Path(artifact).suffix.lower() != ".tflite":
+            raise InputError(f"{artifact}: LiteRT's GPU accelerator runs .tflite files. Fix: drop --gpu.")
+        from .emulator.validate import sample_indices
+        from .gpu import run as gpu_run
+
+        idx = sample_indices(len(x), tgt.gpu.sample, spec.training.seed)
+        g = gpu_run.check(Path(artifact), x[idx], logits[idx], y[idx])
+        if g["available"]:
+            g["cpu_accuracy"] = round(float((logits[idx].argmax(1) == y[idx]).mean()), 6)
+            b = tgt.budgets
+            dev = g["fp16"].get("max_abs_deviation")
+            g["passed"] = bool((not b.require_full_delegation or g["partition"]["fully_delegated"])
+                               and (b.max_gpu_deviation is None or (dev is not None and dev <= b.max_gpu_deviation)))
+        else:
+            g["passed"] = not (tgt.budgets.require_full_delegation or tgt.budgets.max_gpu_deviation is not None)
+        res["gpu"] = g
+    ok = res.get("client", {}).get("passed") is not False and res.get("gpu", {}).get("passed") is not False
     if as_json:
         _dump(res)
     else:
@@ -228,6 +271,15 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, as_json
             from .report import client_line
 
             click.echo(client_line(res["client"]))
+        if "gpu" in res:
+            from .report import gpu_partition_line
+
+            g = res["gpu"]
+            click.echo("gpu: " + gpu_partition_line(g) + (
+                f"; accuracy through the GPU {g['fp16']['accuracy']:.4f} (CPU {g['cpu_accuracy']:.4f}), max |GPU - "
+                f"CPU| {g['fp16']['max_abs_deviation']:.3g} at fp16, {g['fp32']['max_abs_deviation']:.3g} with "
+                f"enforce_f32, {g['examples']} examples; {'passed' if g['passed'] else 'FAILED'} ({tgt.name}'s GPU "
+                f"budgets)" if g["available"] and g["fp16"].get("ran") else ""))
     if not ok:
         sys.exit(EXIT_BUDGET)
 
@@ -279,11 +331,23 @@ def emulator_list(arch, as_json):
 # --------------------------------------------------------------------------------------------- inspect
 @main.command()
 @click.argument("artifact", type=click.Path())
+@click.option("--gpu", is_flag=True, help="Also compile it for LiteRT's GPU accelerator and show which ops run on the "
+                                          "GPU and which fall back to the CPU, with LiteRT's reasons.")
 @click.option("--json", "as_json", is_flag=True)
 @_handle_errors
-def inspect(artifact, as_json):
+def inspect(artifact, gpu, as_json):
     """Ops, tensor dtypes and size of a .tflite file (no TensorFlow needed)."""
     from .inspect import format_inspect, inspect_tflite
 
     info = inspect_tflite(artifact)
-    _dump(info) if as_json else click.echo(format_inspect(info))
+    if gpu:
+        from .gpu import run as gpu_run
+
+        info["gpu"] = gpu_run.partition_of(artifact)
+    if as_json:
+        return _dump(info)
+    click.echo(format_inspect(info))
+    if gpu:
+        from .report import gpu_partition_line
+
+        click.echo("gpu: " + gpu_partition_line(info["gpu"]))

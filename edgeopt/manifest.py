@@ -150,6 +150,8 @@ class Manifest(_Closed):
     device_latency: Optional[dict[str, Any]] = None  # p50/p90/p99 on the board over SSH (build --on-device)
     metadata: Optional[dict[str, Any]] = None  # the TFLite model metadata written into the .tflite files
     clients: Optional[list[dict[str, Any]]] = None  # real clients run on the deployed file (MediaPipe)
+    # GPU targets: the deployed file through LiteRT's GPU accelerator (adapter, partition, numerics; gpu/run.py)
+    gpu: Optional[dict[str, Any]] = None
     budgets: dict[str, Any]
     build_seconds: float
 
@@ -217,6 +219,8 @@ class Baseline(_Closed):
     emulator: Optional[EmulatedRuns] = None
     # instructions per inference on the target's own CPU ({cpu, xnnpack_on/off | onnxruntime, spread, seconds})
     device_instructions: Optional[dict[str, Any]] = None
+    # GPU targets: where the ops ran under LiteRT's GPU accelerator ({available, adapter, gpu_ops, cpu_ops, ...})
+    gpu_partition: Optional[dict[str, Any]] = None
     tolerances: Tolerances = Tolerances()
 
 

@@ -181,6 +181,7 @@ def render(m: dict) -> str:
                                                             "machine's."), "",
                   "| p50 ms | p90 ms | p99 ms | mean ms |", "|---|---|---|---|",
                   f"| {dl['p50_ms']:.4f} | {dl['p90_ms']:.4f} | {dl['p99_ms']:.4f} | {dl['mean_ms']:.4f} |"]
+    lines += gpu_md(m.get("gpu"))
     tr, data = m["training"], m["data"]
     lines += ["", "## Provenance", "",
               f"- data: {data['dataset']} ({data['labels']} labels), sizes {data.get('sizes')}, split seed "
@@ -193,6 +194,48 @@ def render(m: dict) -> str:
               f"- edgeopt {m['edgeopt_version']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
               ""]
     return "\n".join(lines)
+
+
+def gpu_partition_line(g: dict) -> str:
+    """One line: the adapter and the partition (``inspect --gpu``, ``bench --accelerator gpu``)."""
+    if not g.get("available"):
+        return f"no GPU adapter ({g.get('reason')}). Fix: {g.get('setup')}"
+    a, pt = g["adapter"], g["partition"]
+    refused = "; ".join(f"{r['op']}: {r['reason']}" for r in pt["refused"])
+    return (f"{a['name']}{' (software)' if g['software'] else ''}: {pt['gpu_ops']} of {pt['total_ops']} ops on the "
+            f"GPU, {pt['cpu_ops']} on the CPU" + (f" (refused: {refused})" if refused else "")
+            + ("; fully delegated" if pt["fully_delegated"] else "; not fully delegated"))
+
+
+def gpu_md(g: dict | None) -> list[str]:
+    """The GPU section: adapter (software or not), partition with LiteRT's reasons, numerics; never a CPU figure."""
+    if not g:
+        return []
+    out = ["", "## GPU (LiteRT's GPU accelerator, CPU fallback)", ""]
+    if not g.get("available"):
+        return out + [f"**Not run: no GPU adapter** ({g.get('reason')}). Fix: `{g.get('setup')}` (a software Vulkan "
+                      f"device) or install the GPU's Vulkan driver. No GPU figures are reported."]
+    a, pt = g["adapter"], g["partition"]
+    refused = "; ".join(f"`{r['op']}`: {r['reason']}" for r in pt["refused"]) or "none"
+    out += [f"Adapter: **{a['name']}** ({a['backend']}, {a['type']}" + (", **software**: a CPU emulating a GPU; "
+            "function, partition and numerics only" if g["software"] else "") + f"), driver: {g['driver']}.", "",
+            f"- partition: **{pt['gpu_ops']} of {pt['total_ops']} ops on the GPU**, {pt['cpu_ops']} on the CPU; "
+            f"refused: {refused}; fully delegated: **{'yes' if pt['fully_delegated'] else 'no'}** (GPU-only compile "
+            f"{'works' if g['gpu_only_compiles'] else 'fails'}; LiteRT's is_fully_accelerated(), which also counts "
+            f"XNNPACK's nodes: {g.get('is_fully_accelerated')})",
+            f"- export: embedding lookups with {'1-D ids (ids clipped into the table, RESHAPE, GATHER, RESHAPE)' if g['export']['flat_lookup'] else '[1, seq_len] ids, as exported for the CPU'}",
+            "", "| precision | examples | accuracy (GPU) | accuracy (CPU) | max abs deviation vs CPU | argmax agreement |",
+            "|---|---|---|---|---|---|"]
+    for name, label in (("fp16", "fp16 (GPU default)"), ("fp32", "enforce_f32")):
+        r = g[name]
+        if not r.get("ran"):
+            out.append(f"| {label} | - | did not run: {r.get('error')} | | | |")
+            continue
+        out.append(f"| {label} | {g['examples']} | {_pct(r.get('accuracy'))} | {_pct(g.get('cpu_accuracy'))} | "
+                   f"{r.get('max_abs_deviation', float('nan')):.3g} | {_pct(r.get('argmax_agreement'))} |")
+    out += ["", f"Latency: {'%.4f ms' % g['latency_ms'] if g.get('latency_ms') is not None else 'none'} "
+                f"({g.get('latency_note')})."]
+    return out
 
 
 def _per_class_md(met: dict) -> list[str]:

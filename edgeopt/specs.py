@@ -298,7 +298,9 @@ class RuntimeSpec(_Frozen):
     name: Literal["litert", "onnxruntime"] = "litert"
     format: Literal["tflite", "onnx"] = "tflite"
     threads: int = Field(default=1, ge=1, le=64)  # LiteRT num_threads / ORT intra_op_num_threads
-    delegates: tuple[Literal["xnnpack"], ...] = ("xnnpack",)
+    # xnnpack: LiteRT's CPU delegate; gpu: LiteRT's GPU accelerator (WebGPU over Vulkan) with CPU fallback, checked
+    # by build and validate on a Vulkan adapter (edgeopt gpu setup)
+    delegates: tuple[Literal["xnnpack", "gpu"], ...] = ("xnnpack",)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -307,6 +309,8 @@ class RuntimeSpec(_Frozen):
             raise ValueError(f"runtime {self.name} runs {want} files, not {self.format}")
         if self.name == "onnxruntime" and self.delegates:
             raise ValueError("onnxruntime takes no delegates (the CPU execution provider is used); set delegates: []")
+        if len(set(self.delegates)) != len(self.delegates):
+            raise ValueError(f"delegates {list(self.delegates)} repeats one")
         return self
 
 
@@ -346,6 +350,11 @@ class Budgets(_Frozen):
     # The float32 artifact must agree with the Keras model it was exported from (argmax over the test split);
     # below this the export itself is broken, whatever the quantized artifact's accuracy drop says.
     min_export_agreement: Optional[float] = Field(default=0.99, ge=0, le=1)
+    # GPU targets (delegates: [gpu, ...]): every op on the GPU (no CPU fallback; verify fails when one moves back),
+    # and the largest |GPU output - CPU output| of the deployed file over the GPU run's examples at the GPU's default
+    # precision (fp16)
+    require_full_delegation: Optional[bool] = None
+    max_gpu_deviation: Optional[float] = Field(default=None, ge=0)
 
 
 class EmulatorSpec(_Frozen):
@@ -360,6 +369,15 @@ class EmulatorSpec(_Frozen):
     def _known(cls, v):
         _check_cpu_models(v)
         return v
+
+
+class GpuSpec(_Frozen):
+    """GPU targets: how the file is exported for the GPU and how much of the test split runs through it."""
+
+    # the embedding lookups take 1-D ids (RESHAPE, GATHER, RESHAPE): LiteRT's GPU refuses GATHER on [1, seq_len]
+    # ids, which sends the lookup and the graph's start to the CPU; the outputs are identical
+    flat_lookup: bool = True
+    sample: Optional[int] = Field(default=None, ge=1)  # test examples run through the GPU (None: the whole split)
 
 
 class TuneSpec(_Frozen):
@@ -396,6 +414,7 @@ class TargetProfile(_Frozen):
     # real client libraries the deployed file is run with as the last check (TFLite targets): mediapipe
     clients: tuple[Literal["mediapipe"], ...] = ()
     tune: TuneSpec = TuneSpec()  # the search space of `edgeopt tune` on this device
+    gpu: GpuSpec = GpuSpec()  # applies when runtime.delegates has gpu
     notes: str
     source: Optional[str] = Field(default=None, exclude=True)
 
@@ -432,6 +451,23 @@ class TargetProfile(_Frozen):
         bad = [m for m in self.fallback if m in TFLITE_ONLY]
         if self.runtime.format == "onnx" and bad:
             raise ValueError(f"fallback {bad[0]} is for TFLite targets")
+        return self
+
+    @property
+    def uses_gpu(self) -> bool:
+        return "gpu" in self.runtime.delegates
+
+    @property
+    def flat_lookup(self) -> bool:
+        """Export the embedding lookups with 1-D ids (GPU targets, unless gpu.flat_lookup is false)."""
+        return self.uses_gpu and self.gpu.flat_lookup
+
+    @model_validator(mode="after")
+    def _gpu_budgets(self):
+        b = self.budgets
+        if (b.require_full_delegation is not None or b.max_gpu_deviation is not None) and not self.uses_gpu:
+            raise ValueError("budgets.require_full_delegation and max_gpu_deviation are about the GPU: add gpu to "
+                             "runtime.delegates")
         return self
 
     @property

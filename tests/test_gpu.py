@@ -25,6 +25,15 @@ def test_partition_parser_is_pinned_to_real_logs():
                             "backend": "Vulkan", "type": "CPU / Software", "software": True}
     full = partition.parse((LOGS / "flat_int8_full.log").read_text(), total_ops=8)
     assert (full["gpu_ops"], full["cpu_ops"], full["refused"], full["fully_delegated"]) == (8, 0, [], True)
+    # a float16 file: the fp16 weights' DEQUANTIZE ops are refused with an empty reason, the lookup for its dtype
+    f16 = partition.parse((LOGS / "float16_dequantize.log").read_text(), total_ops=20)
+    assert (f16["gpu_ops"], f16["cpu_ops"], f16["fully_delegated"]) == (9, 11, False)
+    assert f16["refused"] == [{"op": "DEQUANTIZE", "reason": "(LiteRT gives no reason)"},
+                              {"op": "GATHER", "reason": "Input / output dtype mismatch."}]
+    # a node kept off the GPU with LiteRT's debug variable: no split line, the node named in the log
+    ex = partition.parse((LOGS / "excluded_node.log").read_text(), total_ops=13)
+    assert (ex["gpu_ops"], ex["cpu_ops"], ex["fully_delegated"]) == (12, 1, False)
+    assert ex["refused"] == [{"op": "node 3", "reason": "excluded from the GPU (LITERT_GPU_DEBUG_EXCLUDE_NODES)"}]
     none = (LOGS / "no_adapter.log").read_text()
     p = partition.parse(none, total_ops=14)
     assert p["adapter"] is None and not p["fully_delegated"] and not p["gpu_kernel"]
@@ -73,3 +82,145 @@ def test_no_adapter_is_a_clear_result_not_a_crash(tmp_path, monkeypatch, no_syst
     res = run.check(LOGS / "cnn_int8_partial.log", np.ones((1, 32), np.int32))  # never even opened
     assert res == {"available": False, "reason": res["reason"], "setup": "edgeopt gpu setup", "latency_ms": None}
     assert "no GPU adapter" in res["reason"]
+
+
+def _variant(tmp_path, name, **update) -> Path:
+    """pixel-7-gpu with some fields changed, as a target file."""
+    import yaml
+
+    from edgeopt.registry import load_target
+
+    d = load_target("pixel-7-gpu").model_dump(mode="json", exclude_none=True)
+    for k, v in update.items():
+        d[k] = {**d.get(k, {}), **v} if isinstance(v, dict) else v
+    d["name"] = name
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+@pytest.fixture(scope="module")
+def gpu_builds(tmp_path_factory, gpu_dir):
+    """A tiny CNN built for pixel-7-gpu (1-D lookups) and for the same profile exporting the lookup as it is."""
+    import json as _json
+
+    from conftest import FAST_LATENCY, TINY, write_spec
+
+    d = tmp_path_factory.mktemp("gpub")
+    spec = write_spec(d / "tiny.yaml", "tiny-gpu", "text_cnn", TINY["text_cnn"], epochs=6, learning_rate=0.005,
+                      limit={"train": 4000, "dev": 200, "test": 300})
+    asis = _variant(d, "pixel-7-gpu-asis", gpu={"flat_lookup": False})
+    out = d / "out"
+    r = run_cli(["build", str(spec), "-t", "pixel-7-gpu", "-t", str(asis), "--out", str(out), "-q", "--json",
+                 *FAST_LATENCY])
+    assert r.exit_code in (0, 3), r.output
+    ms = {m["target"]: m for m in _json.loads(r.stdout)}
+    return {"out": out, "flat": ms["pixel-7-gpu"], "asis": ms["pixel-7-gpu-asis"], "spec": spec, "dir": d}
+
+
+@pytest.mark.slow
+def test_gpu_build_is_fully_delegated_with_1d_lookups(gpu_builds):
+    m = gpu_builds["flat"]
+    g = m["gpu"]
+    assert g["available"] and g["software"] and "llvmpipe" in g["adapter"]["name"]
+    assert g["export"] == {"flat_lookup": True} and g["examples"] == 300
+    pt = g["partition"]
+    assert pt["fully_delegated"] and pt["gpu_ops"] == pt["total_ops"] > 0 and pt["refused"] == []
+    assert g["gpu_only_compiles"] is True
+    # numerics: fp16 near the CPU, enforce_f32 nearer; accuracy through the GPU is the CPU's within what fp16 flips
+    assert g["fp32"]["max_abs_deviation"] < 1e-3 <= g["fp16"]["max_abs_deviation"] * 1000
+    assert g["fp32"]["max_abs_deviation"] <= g["fp16"]["max_abs_deviation"]
+    assert g["fp32"]["argmax_agreement"] >= 0.99 and g["fp16"]["argmax_agreement"] >= 0.97
+    assert abs(g["fp16"]["accuracy"] - g["cpu_accuracy"]) <= 0.03 and g["cpu_accuracy"] == m["metrics"]["accuracy"]
+    # a software adapter gives no latency, and says why
+    assert g["latency_ms"] is None and "not a device latency" in g["latency_note"]
+    checks = {c["name"]: c for c in m["budgets"]["checks"]}
+    assert checks["require_full_delegation"]["passed"] and checks["max_gpu_deviation"]["passed"]
+    assert checks["max_gpu_deviation"]["value"] == round(g["fp16"]["max_abs_deviation"], 6)
+    report = (gpu_builds["out"] / "pixel-7-gpu" / "report.md").read_text()
+    assert "GPU" in report and "llvmpipe" in report and "software" in report
+
+
+@pytest.mark.slow
+def test_gpu_partition_before_the_1d_lookup_fails_the_gate(gpu_builds):
+    """The same model exported with its lookup as it is: the GPU refuses GATHER on [1, seq_len] ids, the graph's
+    start runs on the CPU, and require_full_delegation fails the build (exit 3), naming LiteRT's reason."""
+    m = gpu_builds["asis"]
+    pt = m["gpu"]["partition"]
+    assert not pt["fully_delegated"] and pt["cpu_ops"] >= 1 and pt["gpu_ops"] == pt["total_ops"] - pt["cpu_ops"]
+    assert {"op": "GATHER", "reason": "Only support 1D indices"} in pt["refused"]
+    assert m["gpu"]["gpu_only_compiles"] is False
+    c = next(c for c in m["budgets"]["checks"] if c["name"] == "require_full_delegation")
+    assert not c["passed"] and "GATHER: Only support 1D indices" in c["value"]
+    # the 1-D export has exactly one more op pair around the lookup, and the same predictions on the CPU
+    flat = gpu_builds["flat"]
+    assert flat["gpu"]["partition"]["total_ops"] > pt["total_ops"]
+    assert flat["metrics"]["predictions"] == m["metrics"]["predictions"]
+
+
+@pytest.mark.slow
+def test_out_of_range_ids_are_clipped_the_same_on_gpu_and_cpu(gpu_builds):
+    """The GPU's GATHER does not bound-check; the 1-D export clips ids into the table, so an id past the vocabulary
+    gives the CPU's output on the GPU too, instead of an error on one and a silent fixed row on the other."""
+    import numpy as np
+
+    from edgeopt import runtimes
+    from edgeopt.gpu import run
+
+    art = gpu_builds["out"] / "pixel-7-gpu" / gpu_builds["flat"]["metrics"]["artifact"]
+    x = np.full((2, 24), 5, np.int32)
+    x[0, 3], x[1, :] = 10_000_000, -7
+    cpu = runtimes.load(art).run(x)
+    g = run.check(art, x, cpu)
+    assert g["fp32"]["max_abs_deviation"] < 1e-3 and np.isfinite(cpu).all()
+    inside = x.copy()
+    inside[0, 3], inside[1, :] = gpu_builds["flat"]["tokenizer"]["vocab_size"] - 1, 0
+    vocab_rows = runtimes.load(art).run(inside)
+    assert np.abs(vocab_rows - cpu).max() < 1e-6  # clipped to the last row and to row 0
+
+
+@pytest.mark.slow
+def test_validate_inspect_and_bench_show_the_partition(gpu_builds, no_system_driver):
+    flat = gpu_builds["out"] / "pixel-7-gpu" / gpu_builds["flat"]["metrics"]["artifact"]
+    asis = gpu_builds["out"] / "pixel-7-gpu-asis" / gpu_builds["asis"]["metrics"]["artifact"]
+    r = run_cli(["validate", str(flat), "-m", str(gpu_builds["spec"]), "-t", "pixel-7-gpu", "--json"])
+    assert r.exit_code == 0, r.output
+    g = json.loads(r.stdout)["gpu"]
+    assert g["passed"] and g["partition"]["fully_delegated"] and g["examples"] == 300
+    assert g["fp16"]["accuracy"] == gpu_builds["flat"]["gpu"]["fp16"]["accuracy"]  # the same file, the same run
+    r = run_cli(["validate", str(asis), "-m", str(gpu_builds["spec"]), "-t", "pixel-7-gpu"])
+    assert r.exit_code == 3 and "not fully delegated" in r.stdout and "FAILED" in r.stdout, r.output
+    r = run_cli(["inspect", str(asis), "--gpu"])
+    assert r.exit_code == 0 and "refused: GATHER: Only support 1D indices" in r.stdout
+    info = json.loads(run_cli(["inspect", str(flat), "--gpu", "--json"]).stdout)
+    assert info["gpu"]["partition"]["fully_delegated"] and info["gpu"]["adapter"]["software"]
+    b = run_cli(["bench", str(flat), "--accelerator", "gpu", "--json", "--iterations", "5"])
+    st = json.loads(b.stdout)
+    assert b.exit_code == 0 and st["latency"] is None and "software adapter" in st["latency_note"]
+    assert "p50_ms" not in st and st["partition"]["gpu_ops"] == st["partition"]["total_ops"]
+    text = run_cli(["bench", str(flat), "--accelerator", "gpu"]).stdout
+    assert "latency: none" in text and "fully delegated" in text
+    bad = run_cli(["bench", str(flat).replace(".tflite", ".onnx"), "--accelerator", "gpu"])
+    assert bad.exit_code == 2 and "--accelerator gpu runs a .tflite" in bad.stderr
+
+
+@pytest.mark.slow
+def test_verify_fails_when_an_op_moves_back_to_the_cpu(gpu_builds, tmp_path, monkeypatch, no_system_driver):
+    """The partition is part of the regression baseline: with one node kept off the GPU (LiteRT's own debug
+    variable, read by the real accelerator) verify fails on the partition alone."""
+    from conftest import loosen_latency
+
+    out, base = gpu_builds["out"] / "pixel-7-gpu", tmp_path / "bl.json"
+    assert run_cli(["verify", str(out), "--baseline", str(base), "--update", "--iterations", "30"]).exit_code == 0
+    loosen_latency(base)
+    bg = json.loads(base.read_text())["gpu_partition"]
+    assert bg["fully_delegated"] and bg["cpu_ops"] == 0 and "llvmpipe" in bg["adapter"]
+    ok = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30", "--json"])
+    assert ok.exit_code == 0, ok.output
+    monkeypatch.setenv("LITERT_GPU_DEBUG_EXCLUDE_NODES", "3")
+    bad = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30", "--json"])
+    checks = {c["metric"]: c for c in json.loads(bad.stdout)["checks"]}
+    c = checks["gpu partition: ops on the GPU"]
+    assert bad.exit_code == 3 and not c["passed"] and c["current"] == bg["gpu_ops"] - 1, c
+    assert "moved to the CPU: node 3" in c["note"] and not checks["gpu partition: fully delegated"]["passed"]
+    assert all(v["passed"] for k, v in checks.items() if not k.startswith("gpu partition"))

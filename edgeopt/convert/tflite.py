@@ -11,7 +11,9 @@ batch to convert, and batch 1 is how an edge app calls the model. The model is s
 """
 from __future__ import annotations
 
+import contextlib
 import tempfile
+import types
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +26,64 @@ MODES = ("float32", "dynamic", "int8", "float16", "int16x8")
 CALIBRATED = ("int8", "int16x8")  # the modes that need a representative dataset
 
 
-def save_for_conversion(model, directory: Path, seq_len: int | None = None) -> Path:
-    """``model`` as a SavedModel whose one signature takes int32 ``tokens`` [1, seq_len]."""
+def _embeddings(model) -> list:
+    """The Embedding layers of ``model``, also those inside TFMOT's wrappers (prune, cluster, quantize)."""
+    from ..tf import keras
+
+    E = keras().layers.Embedding
+    out, stack, seen = [], list(getattr(model, "layers", [])), set()
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if isinstance(layer, E):
+            out.append(layer)
+        stack.extend(getattr(layer, "layers", []) or [])
+        inner = getattr(layer, "layer", None)
+        if inner is not None:
+            stack.append(inner)
+    return out
+
+
+@contextlib.contextmanager
+def flat_lookups(model, on: bool = True):
+    """While tracing for export, each Embedding looks its ids up as a 1-D vector (RESHAPE to [n], GATHER, RESHAPE
+    back) instead of GATHER on [1, seq_len], the ids clipped into the table. The values are identical for every
+    id the tokenizer makes; LiteRT's GPU accelerator refuses GATHER with
+    2-D indices ("Only support 1D indices", TOOLCHAIN section 7), which sends the lookup, and the graph's start, to
+    the CPU. Wrappers call the inner layer's ``call`` with their own weights, so the patch is on the layer
+    instance; it is removed afterwards."""
+    T = tf()
+    layers = _embeddings(model) if on else []
+
+    def flat_call(self, inputs):
+        # clipped into the table: the GPU's GATHER does not bound-check (an out-of-range id gives some fixed row,
+        # no error) while the CPU's fails; clipped, both give the same row for any id
+        ids = T.clip_by_value(T.cast(inputs, T.int32), 0, int(self.embeddings.shape[0]) - 1)
+        shape = ids.shape.as_list()
+        if any(d is None for d in shape):
+            shape = T.concat([T.shape(ids), [T.shape(self.embeddings)[-1]]], 0)
+        else:
+            shape = shape + [int(self.embeddings.shape[-1])]
+        return T.reshape(T.gather(self.embeddings, T.reshape(ids, [-1])), shape)
+
+    before = [layer.__dict__.get("call") for layer in layers]
+    for layer in layers:
+        layer.call = types.MethodType(flat_call, layer)
+    try:
+        yield len(layers)
+    finally:
+        for layer, old in zip(layers, before):
+            if old is None:
+                del layer.call
+            else:
+                layer.call = old
+
+
+def save_for_conversion(model, directory: Path, seq_len: int | None = None, flat_lookup: bool = False) -> Path:
+    """``model`` as a SavedModel whose one signature takes int32 ``tokens`` [1, seq_len]; ``flat_lookup``: the
+    embedding lookups take 1-D ids (:func:`flat_lookups`, for GPU targets)."""
     T = tf()
     seq_len = seq_len or int(model.inputs[0].shape[1])
     in_dtype = model.inputs[0].dtype
@@ -42,7 +100,9 @@ def save_for_conversion(model, directory: Path, seq_len: int | None = None) -> P
 
     mod.serve = serve
     out = Path(directory) / "saved_model"
-    T.saved_model.save(mod, str(out), signatures={"serving_default": mod.serve})
+    with flat_lookups(model, flat_lookup):
+        serve.get_concrete_function()  # traced here, with the lookups as asked
+        T.saved_model.save(mod, str(out), signatures={"serving_default": mod.serve})
     return out
 
 

@@ -8,6 +8,7 @@ descriptor 2 when it compiles a model for ``GPU|CPU`` does say it, in lines like
         backend=Vulkan, adapterType=CPU / Software
     ERROR: Following operations are not supported by GPU delegate:
     GATHER: Only support 1D indices
+    DEQUANTIZE:
     13 operations will run on the GPU, and the remaining 1 operations will run on the CPU.
     ... delegate_kernel.cc:984] Initializing WebGPU-based API from graph.
 
@@ -24,9 +25,10 @@ from typing import Optional
 ADAPTER = re.compile(r"Selected adapter: (?P<name>.+?), arch=(?P<arch>[^,]*), vendor=(?P<vendor>[^,]*), "
                      r"backend=(?P<backend>[^,]*), adapterType=(?P<type>[^\r\n]+)")
 UNSUPPORTED = "Following operations are not supported by GPU delegate:"
-REFUSED = re.compile(r"^(?P<op>[A-Z][A-Z0-9_]*): (?P<reason>.+)$")
+REFUSED = re.compile(r"^(?P<op>[A-Z][A-Z0-9_]*):(?:\s+(?P<reason>.*))?$")  # the reason may be empty
 SPLIT = re.compile(r"(?P<gpu>\d+) operations? will run on the GPU, and the remaining (?P<cpu>\d+) operations? will "
                    r"run on the CPU")
+EXCLUDED = re.compile(r"Excluding node (?P<node>\d+) .*from WebGPU delegation")  # LITERT_GPU_DEBUG_EXCLUDE_NODES
 GPU_KERNEL = ("Initializing WebGPU-based API from graph", "Created a WebGPU environment")
 NO_ADAPTER = re.compile(r"No (?:suitable )?adapters? (?:was )?found|Failed to create (?:a )?WebGPU|"
                         r"Failed to (?:create|initialize) .*GPU environment", re.I)
@@ -56,10 +58,10 @@ def refused(log: str) -> list[dict]:
             m = REFUSED.match(nxt.strip())
             if not m:
                 break
-            key = (m["op"], m["reason"].strip())
+            key = (m["op"], (m["reason"] or "").strip() or "(LiteRT gives no reason)")
             if key not in seen:
                 seen.add(key)
-                out.append({"op": m["op"], "reason": m["reason"].strip()})
+                out.append({"op": key[0], "reason": key[1]})
     return out
 
 
@@ -70,12 +72,18 @@ def parse(log: str, total_ops: Optional[int] = None) -> dict:
     splits = list(SPLIT.finditer(log))
     gpu_kernel = any(k in log for k in GPU_KERNEL)
     ref = refused(log)
+    # nodes kept off the GPU on purpose (LiteRT's debug variable): no split line is printed for them
+    excluded = sorted({int(m["node"]) for m in EXCLUDED.finditer(log)})
     if splits:
         gpu, cpu = sum(int(m["gpu"]) for m in splits), sum(int(m["cpu"]) for m in splits)
     elif gpu_kernel and not ref:
-        gpu, cpu = total_ops, 0
+        cpu = len(excluded)
+        gpu = total_ops - cpu if total_ops is not None else None
     else:
         gpu, cpu = (0, total_ops) if not gpu_kernel else (None, None)
+    if excluded:
+        ref = ref + [{"op": f"node {n}", "reason": "excluded from the GPU (LITERT_GPU_DEBUG_EXCLUDE_NODES)"}
+                     for n in excluded]
     return {"adapter": adapter(log), "gpu_ops": gpu, "cpu_ops": cpu, "total_ops": total_ops, "refused": ref,
             "gpu_kernel": gpu_kernel, "fully_delegated": bool(gpu_kernel and cpu == 0 and not ref)}
 

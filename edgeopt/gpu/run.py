@@ -39,10 +39,11 @@ def _total_ops(artifact: Path) -> Optional[int]:
 
 
 def _child(artifact: Path, software: bool, inputs: Optional[np.ndarray] = None, enforce_f32: bool = False,
-           gpu_only: bool = False) -> tuple[dict, str, Optional[np.ndarray]]:
+           gpu_only: bool = False, bench: Optional[dict] = None) -> tuple[dict, str, Optional[np.ndarray]]:
     with tempfile.TemporaryDirectory(prefix="edgeopt-gpu-") as d:
         work = Path(d)
-        req = {"artifact": str(Path(artifact).resolve()), "enforce_f32": enforce_f32, "gpu_only": gpu_only}
+        req = {"artifact": str(Path(artifact).resolve()), "enforce_f32": enforce_f32, "gpu_only": gpu_only,
+               "bench": bench}
         if inputs is not None:
             np.save(work / "inputs.npy", np.asarray(inputs, np.int32))
             req["inputs"] = str(work / "inputs.npy")
@@ -75,6 +76,38 @@ def _describe(res: dict, log: str, total_ops: Optional[int]) -> dict:
     out.update(part)
     out["is_fully_accelerated"] = res.get("is_fully_accelerated")  # LiteRT's own flag (XNNPACK counts), for reference
     return out
+
+
+def partition_of(artifact) -> dict:
+    """``inspect --gpu``: the adapter and the partition of one ``.tflite`` (compiled for ``GPU|CPU`` and for the GPU
+    alone), or ``available: false`` with the reason."""
+    software, why = _driver()
+    if why:
+        return {"available": False, "reason": why, "setup": SETUP_CMD}
+    d = compile_only(Path(artifact), software)
+    if d["adapter"] is None or not d["compiled"]:
+        return {"available": False, "reason": d.get("reason"), "setup": SETUP_CMD}
+    gonly, _, _ = _child(Path(artifact), software, gpu_only=True)
+    pt = {k: d[k] for k in ("gpu_ops", "cpu_ops", "total_ops", "refused", "fully_delegated")}
+    pt["fully_delegated"] = bool(pt["fully_delegated"] and gonly.get("compiled"))
+    return {"available": True, "adapter": d["adapter"], "software": d["adapter"]["software"],
+            "driver": "software (edgeopt gpu setup)" if software else "system", "partition": pt,
+            "gpu_only_compiles": bool(gonly.get("compiled")), "is_fully_accelerated": d.get("is_fully_accelerated")}
+
+
+def bench(artifact, inputs: np.ndarray, warmup: int, iterations: int) -> dict:
+    """``bench --accelerator gpu``: the partition, and p50/p90/p99 on a hardware adapter; on a software adapter no
+    latency, with the reason (its time is a CPU emulating a GPU)."""
+    out = partition_of(artifact)
+    if not out["available"]:
+        return {**out, "latency_ms": None}
+    if out["software"]:
+        return {**out, "latency": None, "latency_note": f"no latency: {out['adapter']['name']} is a software adapter "
+                                                        f"(a CPU emulating a GPU); its time says nothing of a device's "
+                                                        f"GPU"}
+    res, _, _ = _child(Path(artifact), False, inputs, bench={"warmup": warmup, "iterations": iterations})
+    return {**out, "latency": res.get("latency"), "error": res.get("error"),
+            "latency_note": "wall time of one call including the read-back of its output (the GPU's result), batch 1"}
 
 
 def _driver() -> tuple[bool, Optional[str]]:

@@ -46,7 +46,7 @@ class _Builder:
             self.cache = ArtifactCache(enabled=p.use_cache)
             self.memo: dict[str, tuple] = {}
             self.converted: dict[tuple, bytes] = {}
-            self.exports: dict[str, Path] = {}  # pass key -> SavedModel handed to the converter process
+            self.exports: dict[tuple, Path] = {}  # (pass key, flat lookup) -> SavedModel for the converter process
             self.tmp = tempfile.TemporaryDirectory(prefix="edgeopt-build-")
         else:
             for name in ("t_start", "ds", "versions", "cache", "memo", "converted", "exports", "tmp"):
@@ -213,16 +213,18 @@ class _Builder:
                     self.converted[ck] = onnx_conv.quantize(self.converted[fkey], mode, ox.quant,
                                                             self.representative(n_rep) if mode in CALIBRATED else None)
             return self.converted[ck]
-        ck = (k, "tflite", mode, n_rep)
+        flat = bool(target is not None and target.flat_lookup)  # GPU targets: 1-D ids into the embedding lookup
+        ck = (k, "tflite", mode, n_rep, flat)
         if ck not in self.converted:
             from ..convert.tflite import convert_saved, save_for_conversion
 
-            if k not in self.exports:
+            if (k, flat) not in self.exports:
                 d = Path(self.tmp.name) / f"export-{len(self.exports)}"
                 d.mkdir()
-                self.exports[k] = save_for_conversion(model, d, self.tok.seq_len)
-            _log(self.quiet, f"[edgeopt] converting to TFLite {mode} (converter process)")
-            self.converted[ck] = convert_saved(self.exports[k], mode,
+                self.exports[(k, flat)] = save_for_conversion(model, d, self.tok.seq_len, flat_lookup=flat)
+            _log(self.quiet, f"[edgeopt] converting to TFLite {mode} (converter process"
+                             f"{', 1-D embedding lookups for the GPU' if flat else ''})")
+            self.converted[ck] = convert_saved(self.exports[(k, flat)], mode,
                                                self.representative(n_rep) if mode in CALIBRATED else None)
         return self.converted[ck]
 

@@ -84,10 +84,11 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
                                           arch=tp.target.device.arch,
                                           where=f"{tp.target.source or tp.target.name}: device.remote")
         clients = _clients(b, tp, files, measured)
+        gpu = _gpu(b, tp, files, measured)
         cost = _device_cost(tp, emulated, counted)
-        verdict = _verdict(tp, run, files, measured, artifacts, emulated, clients, cost, device_latency)
+        verdict = _verdict(tp, run, files, measured, artifacts, emulated, clients, cost, device_latency, gpu)
         manifest = _manifest(b, tp, run, files, measured, artifacts, cross, side_files, emulated, verdict, clients,
-                             cost, device_latency)
+                             cost, device_latency, gpu)
         manifest = dump_manifest(staging / "manifest.json", manifest)
         write_report(staging / "report.md", manifest)
         (staging / STAGING_MARKER).unlink()
@@ -236,8 +237,35 @@ def _clients(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> list:
     return out
 
 
+def _gpu(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> dict | None:
+    """GPU targets: the deployed file through LiteRT's GPU accelerator (with CPU fallback) over the test split (or
+    gpu.sample of it): the adapter, the partition, accuracy and deviation from the CPU run at fp16 and fp32."""
+    if not tp.target.uses_gpu:
+        return None
+    from ..emulator.validate import sample_indices
+    from ..gpu import run as gpu_run
+
+    t = tp.target
+    idx = sample_indices(len(b.x_test), t.gpu.sample, b.p.spec.training.seed)
+    _log(b.quiet, f"[edgeopt] {t.name}: running {files['deployed'].name} through LiteRT's GPU accelerator on "
+                  f"{len(idx)} test examples")
+    res = gpu_run.check(files["deployed"], b.x_test[idx], measured["deployed"]["logits"][idx], b.y_test[idx])
+    res["export"] = {"flat_lookup": t.flat_lookup}
+    if res["available"]:
+        res["cpu_accuracy"] = round(float((measured["deployed"]["logits"][idx].argmax(1) == b.y_test[idx]).mean()), 6)
+        pt = res["partition"]
+        _log(b.quiet, f"[edgeopt] {t.name}: GPU {res['adapter']['name']}{' (software)' if res['software'] else ''}: "
+                      f"{pt['gpu_ops']} of {pt['total_ops']} ops on the GPU"
+                      + (", fully delegated" if pt["fully_delegated"] else
+                         f", refused: {'; '.join(r['op'] + ': ' + r['reason'] for r in pt['refused']) or 'none'}")
+                      + f"; accuracy through the GPU {res['fp16'].get('accuracy')} (CPU {res['cpu_accuracy']})")
+    else:
+        _log(b.quiet, f"[edgeopt] {t.name}: GPU not run: {res['reason']}")
+    return res
+
+
 def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, emulated, clients,
-             cost: dict | None, device_latency: dict | None) -> dict:
+             cost: dict | None, device_latency: dict | None, gpu: dict | None = None) -> dict:
     from ..validate import budgets as bud_v
     from ..validate import latency as lat_v
 
@@ -255,7 +283,7 @@ def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: 
                        macro_f1_drop=base["per_class"]["macro_f1"] - dep["per_class"]["macro_f1"], clients=clients,
                        instructions=cost.get("instructions_per_inference"),
                        instructions_cpu=cost.get("cpu", tp.target.device.qemu_cpu),
-                       estimated_latency_ms=cost.get("estimated_latency_ms"), device_latency=device_latency)
+                       estimated_latency_ms=cost.get("estimated_latency_ms"), device_latency=device_latency, gpu=gpu)
 
 
 def _device_cost(tp: TargetPlan, emulated, counted: dict | None) -> dict | None:
@@ -294,7 +322,7 @@ def _device_cost(tp: TargetPlan, emulated, counted: dict | None) -> dict | None:
 
 def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, cross,
               side_files: list, emulated, verdict: dict, clients: list, cost: dict | None,
-              device_latency: dict | None) -> dict:
+              device_latency: dict | None, gpu: dict | None = None) -> dict:
     from ..manifest import encode_correct, encode_predictions, examples_sha256
     from ..validate import accuracy as acc_v
     from ..validate.size import size_of_bytes
@@ -354,6 +382,7 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
         **({"device_latency": device_latency} if device_latency else {}),
         **({"metadata": run.metadata} if run.metadata else {}),
         **({"clients": clients} if clients else {}),
+        **({"gpu": gpu} if gpu else {}),
         "budgets": verdict,
         "build_seconds": round(time.perf_counter() - b.t_start, 1),
     }

@@ -121,7 +121,8 @@ class Candidate:
         whole, so a candidate can never produce a profile `targets check` would refuse."""
         d = target.model_dump(mode="json", exclude={"recipe", "fallback"})
         d["runtime"] = {"name": self.runtime, "format": self.format, "threads": self.threads,
-                        "delegates": ["xnnpack"] if self.xnnpack else []}
+                        "delegates": (["xnnpack"] if self.xnnpack else [])
+                        + (["gpu"] if self.runtime == "litert" and target.uses_gpu else [])}
         d["quantization"] = self.quantization
         if self.format == "onnx":
             d["onnx"] = d.get("onnx") or {}

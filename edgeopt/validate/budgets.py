@@ -8,7 +8,8 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
           export_agreement: float | None = None, emulated: dict | None = None, finite: dict | None = None,
           macro_f1: float | None = None, macro_f1_drop: float | None = None, clients: list | None = None,
           instructions: int | None = None, instructions_cpu: str | None = None,
-          estimated_latency_ms: float | None = None, device_latency: dict | None = None) -> dict:
+          estimated_latency_ms: float | None = None, device_latency: dict | None = None,
+          gpu: dict | None = None) -> dict:
     """Every budget with its limit, value and verdict. Not a budget but always checked: every output is finite
     (a diverged model outputs NaN, and argmax over NaN picks class 0, which can pass an accuracy budget)."""
     checks = []
@@ -64,6 +65,24 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
         else:
             add("max_estimated_latency_ms", budgets.max_estimated_latency_ms, round(estimated_latency_ms, 4),
                 estimated_latency_ms <= budgets.max_estimated_latency_ms, "ms (estimate)")
+    if budgets.require_full_delegation:  # GPU targets: the partition read from LiteRT's log (gpu/partition.py)
+        if not gpu or not gpu.get("available"):
+            add("require_full_delegation", "every op on the GPU", "not run: " + ((gpu or {}).get("reason") or
+                "no GPU run") + " (edgeopt gpu setup)", False, "")
+        else:
+            pt = gpu["partition"]
+            refused = "; ".join(f"{r['op']}: {r['reason']}" for r in pt["refused"])
+            add("require_full_delegation", "every op on the GPU",
+                f"{pt['gpu_ops']} of {pt['total_ops']} ops on the GPU" + (f", refused {refused}" if refused else ""),
+                pt["fully_delegated"], "")
+    if budgets.max_gpu_deviation is not None:
+        dev = ((gpu or {}).get("fp16") or {}).get("max_abs_deviation") if (gpu or {}).get("available") else None
+        if dev is None:
+            add("max_gpu_deviation", budgets.max_gpu_deviation, "not measured: " + ((gpu or {}).get("reason") or
+                "no GPU run") + " (edgeopt gpu setup)", False, "")
+        else:
+            add("max_gpu_deviation", budgets.max_gpu_deviation, round(dev, 6), dev <= budgets.max_gpu_deviation,
+                "max |GPU fp16 - CPU| output")
     if emulated is not None:  # build --emulate: the artifact must load, take XNNPACK and match the host per CPU
         for c in emulated["cpus"]:
             p = c["parity"]
@@ -82,8 +101,10 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
 
 
 def failures(verdict: dict) -> list[str]:
-    return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith(("emulator_", "finite", "client_"))
-            else f"{c['name']}: {c['value']}" if isinstance(c["value"], str) and c["value"].startswith(("not counted", "not measured"))
+    return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith(
+                ("emulator_", "finite", "client_", "require_"))
+            else f"{c['name']}: {c['value']}" if isinstance(c["value"], str) and c["value"].startswith(
+                ("not counted", "not measured"))
             else f"{c['name']}: nothing was compared (non-finite outputs)" if c["value"] is None
             else f"{c['name']}: measured {c['value']} {c['unit']} > limit {c['limit']}" if c["name"].startswith("max")
             else f"{c['name']}: measured {c['value']} {c['unit']} < limit {c['limit']}"

@@ -153,6 +153,14 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
                 device = {"cpu": cpu, **c["instructions"]}
             except EdgeOptError as e:
                 device = {"cpu": cpu, "error": str(e)}
+    gpu = None
+    if m.gpu:  # GPU targets: the partition, compiled again (an op moving back to the CPU fails the gate)
+        from ..gpu.run import partition_of
+
+        g = partition_of(art)
+        gpu = {"available": g["available"], "reason": g.get("reason")} if not g["available"] else {
+            "available": True, "adapter": g["adapter"]["name"], "software": g["software"],
+            **{k: g["partition"][k] for k in ("gpu_ops", "cpu_ops", "total_ops", "fully_delegated", "refused")}}
     return {"model": m.model, "target": m.target, "artifact": art.name, "sha256": size["sha256"],
             "manifest_sha256": next((a.sha256 for a in m.artifacts if a.path == art.name), None),
             "accuracy": round(float(correct.mean()), 6), "test_examples": int(len(y)),
@@ -165,7 +173,8 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
             "machine": {k: st.machine[k] for k in ("arch", "cpu", "cores", "isa_flags")},
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **({"emulator": emulated} if emulated else {}),
-            **({"device_instructions": device} if device else {})}
+            **({"device_instructions": device} if device else {}),
+            **({"gpu_partition": gpu} if gpu else {})}
 
 
 def check_outputs(path, logits: np.ndarray, num_classes: int) -> None:
@@ -261,6 +270,19 @@ def compare(current: dict, baseline: Baseline) -> dict:
         _gate_instructions(add, f"instructions on {where}", bd, cd if cd.get("cpu") == bd["cpu"] else {},
                            tol.instructions_rel, "instructions per inference, the target's device cost",
                            "not counted: " + (cd.get("error") or "the build counted none")[:200])
+    if baseline.gpu_partition and baseline.gpu_partition.get("available"):
+        bg, cg = baseline.gpu_partition, current.get("gpu_partition") or {}
+        if not cg.get("available"):
+            add("gpu partition", f"{bg['gpu_ops']} of {bg['total_ops']} ops on the GPU", "not run", "compiled again",
+                False, (cg.get("reason") or "no GPU run")[:200] + " (edgeopt gpu setup)")
+        else:
+            moved = [r for r in cg["refused"] if r not in bg["refused"]]
+            add("gpu partition: ops on the GPU", bg["gpu_ops"], cg["gpu_ops"], f">= {bg['gpu_ops']}",
+                cg["gpu_ops"] >= bg["gpu_ops"] and cg["cpu_ops"] <= bg["cpu_ops"],
+                ("moved to the CPU: " + "; ".join(f"{r['op']}: {r['reason']}" for r in moved)) if moved else
+                f"on {cg['adapter']}")
+            add("gpu partition: fully delegated", bg["fully_delegated"], cg["fully_delegated"], "same or better",
+                cg["fully_delegated"] or not bg["fully_delegated"])
     if baseline.emulator is not None:
         be = baseline.emulator
         ce = current.get("emulator") or {}
