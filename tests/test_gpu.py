@@ -64,6 +64,18 @@ def test_gpu_setup_is_idempotent_and_lists_a_software_adapter(gpu_dir, no_system
     r = run_cli(["gpu", "setup", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["changed"] is False
     assert (gpu_dir / "ready.json").stat().st_mtime_ns == before
+    # a forced setup that cannot reach the archive: one line, exit 2, and the working setup is left as it was
+    import os
+
+    os.environ["EDGEOPT_DEBIAN_MIRROR"] = "http://127.0.0.1:9/debian"
+    try:
+        bad = run_cli(["gpu", "setup", "--force"])
+    finally:
+        del os.environ["EDGEOPT_DEBIAN_MIRROR"]
+    err = [ln for ln in bad.stderr.splitlines() if ln.startswith("edgeopt: error:")]
+    assert bad.exit_code == 2 and len(err) == 1 and "no package index of bookworm-backports" in err[0], bad.stderr
+    assert "EDGEOPT_DEBIAN_MIRROR" in err[0]
+    assert (gpu_dir / "ready.json").stat().st_mtime_ns == before and not list(gpu_dir.parent.glob(".gpu.*"))
     ls = json.loads(run_cli(["gpu", "list", "--json"]).stdout)
     sel = ls["selected"]
     assert sel["software"] is True and "llvmpipe" in sel["name"] and sel["backend"] == "Vulkan", ls

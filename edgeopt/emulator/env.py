@@ -195,16 +195,23 @@ def _debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def _run(cmd: list[str], what: str, cwd: Optional[Path] = None) -> str:
+def run_tool(cmd: list[str], what: str, cwd: Optional[Path] = None, error=None, prefix: str = "emulator setup",
+             missing_fix: str = "run setup on a Debian/Ubuntu host with apt-get and dpkg.",
+             failed_fix: str = "") -> str:
+    """Run a setup tool (apt-get, dpkg, pip); a missing tool or a failure is ``error`` in one line."""
+    error = error or EmulatorError
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     except FileNotFoundError:
-        raise EmulatorError(f"emulator setup: {cmd[0]} not found ({what}). Fix: run setup on a Debian/Ubuntu host "
-                            f"with apt-get and dpkg.") from None
+        raise error(f"{prefix}: {cmd[0]} not found ({what}). Fix: {missing_fix}") from None
     if p.returncode != 0:
         tail = " ".join((p.stderr or p.stdout).split())[-300:]
-        raise EmulatorError(f"emulator setup: {what} failed (exit {p.returncode}): {tail}")
+        raise error(f"{prefix}: {what} failed (exit {p.returncode}): {tail}" + (f". Fix: {failed_fix}" if failed_fix
+                                                                                 else ""))
     return p.stdout
+
+
+_run = run_tool
 
 
 def _write_cpu_roots(r: Path, sysroot: Path) -> None:

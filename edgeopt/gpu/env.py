@@ -44,6 +44,8 @@ LIB = "usr/lib/x86_64-linux-gnu"
 class GpuError(EdgeOptError):
     """The GPU driver environment is missing or cannot be set up (exit 2: the fix is on the user's side)."""
 
+    exit_code = 2
+
 
 def root() -> Path:
     from ..data.datasets import cache_dir
@@ -58,16 +60,11 @@ def _log(quiet: bool, msg: str) -> None:
 
 
 def _run(cmd: list[str], what: str, cwd: Optional[Path] = None) -> str:
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
-    except FileNotFoundError:
-        raise GpuError(f"gpu setup: {cmd[0]} not found ({what}). Fix: run it on a Debian/Ubuntu host with apt-get and "
-                       f"dpkg, or install a Vulkan driver for the GPU.") from None
-    if p.returncode != 0:
-        tail = " ".join((p.stderr or p.stdout).split())[-300:]
-        raise GpuError(f"gpu setup: {what} failed (exit {p.returncode}): {tail}. Fix: check that the Debian archive "
-                       f"(EDGEOPT_DEBIAN_MIRROR) is reachable")
-    return p.stdout
+    from ..emulator.env import run_tool
+
+    return run_tool(cmd, what, cwd, error=GpuError, prefix="gpu setup",
+                    missing_fix="run it on a Debian/Ubuntu host with apt-get and dpkg, or install a Vulkan driver for "
+                                "the GPU.", failed_fix="check that the Debian archive (EDGEOPT_DEBIAN_MIRROR) is reachable")
 
 
 def _installed() -> set[str]:
@@ -138,6 +135,9 @@ def setup(quiet: bool = False, force: bool = False) -> dict:
              "-o", "Debug::NoLocking=1"]
         _log(quiet, f"[edgeopt] gpu: apt index of {mirror} {SUITE} and {BACKPORTS}")
         _run(["apt-get", *o, "update"], f"apt-get update from {mirror}")
+        if not any((apt / "lists").glob(f"*{BACKPORTS}*Packages*")):  # apt-get update exits 0 when it fetched nothing
+            raise GpuError(f"gpu setup: no package index of {BACKPORTS} could be fetched from {mirror}. Fix: check "
+                           f"the network, or point EDGEOPT_DEBIAN_MIRROR at a reachable Debian mirror")
         # the packages and what they need that this machine does not have (a bare machine lacks the loader and
         # may lack LLVM 15, which lavapipe links)
         deps = _run(["apt-cache", *o, "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
@@ -175,8 +175,9 @@ def setup(quiet: bool = False, force: bool = False) -> dict:
         shutil.rmtree(apt, ignore_errors=True)
         shutil.rmtree(debs, ignore_errors=True)
         shutil.rmtree(unpacked, ignore_errors=True)
+        (r / "ready.json").unlink(missing_ok=True)  # from here on the old setup is replaced
         if r.exists():
-            for name in ("lib", "lvp_icd.json", "ready.json", "probe.tflite"):
+            for name in ("lib", "lvp_icd.json", "probe.tflite"):
                 p = r / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         r.mkdir(parents=True, exist_ok=True)
@@ -194,10 +195,6 @@ def setup(quiet: bool = False, force: bool = False) -> dict:
         info["adapter"] = sw["adapter"]
         info["setup_seconds"] = round(time.perf_counter() - t0, 1)
         (r / "ready.json").write_text(json.dumps(info, indent=1))
-    except BaseException:
-        for name in ("ready.json",):
-            (r / name).unlink(missing_ok=True)
-        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _log(quiet, f"[edgeopt] gpu: software Vulkan driver ready at {r} ({info['setup_seconds']:.0f} s, "
