@@ -201,6 +201,10 @@ def gpu_partition_line(g: dict) -> str:
     if not g.get("available"):
         return f"no GPU adapter ({g.get('reason')}). Fix: {g.get('setup')}"
     a, pt = g["adapter"], g["partition"]
+    if not g.get("compiled", True):
+        return (f"{a['name'] if a else 'the adapter'}{' (software)' if g.get('software') else ''} never sees it: "
+                f"LiteRT's CompiledModel (the GPU path) does not load the file ({g['reason']}); nothing runs on the "
+                f"GPU, not fully delegated")
     refused = "; ".join(f"{r['op']}: {r['reason']}" for r in pt["refused"])
     return (f"{a['name']}{' (software)' if g['software'] else ''}: {pt['gpu_ops']} of {pt['total_ops']} ops on the "
             f"GPU, {pt['cpu_ops']} on the CPU" + (f" (refused: {refused})" if refused else "")
@@ -216,6 +220,8 @@ def gpu_md(g: dict | None) -> list[str]:
         return out + [f"**Not run: no GPU adapter** ({g.get('reason')}). Fix: `{g.get('setup')}` (a software Vulkan "
                       f"device) or install the GPU's Vulkan driver. No GPU figures are reported."]
     a, pt = g["adapter"], g["partition"]
+    if not g.get("compiled", True):
+        return out + [f"**Nothing runs on the GPU**: {gpu_partition_line(g)}. Fully delegated: **no**."]
     refused = "; ".join(f"`{r['op']}`: {r['reason']}" for r in pt["refused"]) or "none"
     out += [f"Adapter: **{a['name']}** ({a['backend']}, {a['type']}" + (", **software**: a CPU emulating a GPU; "
             "function, partition and numerics only" if g["software"] else "") + f"), driver: {g['driver']}.", "",

@@ -34,6 +34,10 @@ def test_partition_parser_is_pinned_to_real_logs():
     ex = partition.parse((LOGS / "excluded_node.log").read_text(), total_ops=13)
     assert (ex["gpu_ops"], ex["cpu_ops"], ex["fully_delegated"]) == (12, 1, False)
     assert ex["refused"] == [{"op": "node 3", "reason": "excluded from the GPU (LITERT_GPU_DEBUG_EXCLUDE_NODES)"}]
+    # the reference BiLSTM: LiteRT's CompiledModel refuses the file itself (the LSTM's variable tensors)
+    lstm = (LOGS / "bilstm_variable_tensors.log").read_text()
+    assert partition.load_error(lstm) == "Variable tensors not yet supported. (model_load.cc)"
+    assert partition.no_adapter_reason(lstm) is None and not partition.parse(lstm, 12)["gpu_kernel"]
     none = (LOGS / "no_adapter.log").read_text()
     p = partition.parse(none, total_ops=14)
     assert p["adapter"] is None and not p["fully_delegated"] and not p["gpu_kernel"]
@@ -236,3 +240,23 @@ def test_verify_fails_when_an_op_moves_back_to_the_cpu(gpu_builds, tmp_path, mon
     assert bad.exit_code == 3 and not c["passed"] and c["current"] == bg["gpu_ops"] - 1, c
     assert "moved to the CPU: node 3" in c["note"] and not checks["gpu partition: fully delegated"]["passed"]
     assert all(v["passed"] for k, v in checks.items() if not k.startswith("gpu partition"))
+
+
+@pytest.mark.slow
+def test_a_bilstm_cannot_reach_the_gpu_and_says_why(tmp_path, gpu_dir, no_system_driver):
+    """An LSTM's state is a variable tensor, which LiteRT's CompiledModel (the only GPU path in ai-edge-litert 2.3.0)
+    does not load: the build reports an adapter that never saw the file, the reason, and fails the gate."""
+    from conftest import FAST_LATENCY, TINY, write_spec
+
+    spec = write_spec(tmp_path / "l.yaml", "tiny-lstm", "bilstm", TINY["bilstm"], epochs=1,
+                      limit={"train": 600, "dev": 100, "test": 100})
+    r = run_cli(["build", str(spec), "-t", "pixel-7-gpu", "--out", str(tmp_path / "o"), "-q", "--json", *FAST_LATENCY])
+    assert r.exit_code == 3, r.output
+    g = json.loads(r.stdout)["gpu"]
+    assert g["available"] and g["compiled"] is False and "Variable tensors not yet supported" in g["reason"]
+    assert g["partition"]["gpu_ops"] == 0 and not g["partition"]["fully_delegated"] and g["adapter"]["software"]
+    assert g["fp16"] == {"ran": False, "error": g["reason"]} and g["latency_ms"] is None
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "Nothing runs on the GPU" in report and "Variable tensors" in report
+    checks = {c["name"]: c for c in json.loads(r.stdout)["budgets"]["checks"]}
+    assert not checks["require_full_delegation"]["passed"] and not checks["max_gpu_deviation"]["passed"]

@@ -94,3 +94,16 @@ def no_adapter_reason(log: str) -> Optional[str]:
         if NO_ADAPTER.search(line):
             return " ".join(line.split())[-200:]
     return None
+
+
+LOAD_ERROR = re.compile(r"^ERROR: \[(?P<where>[a-z_]+\.cc):\d+\] (?P<msg>[^\r\n]+)$", re.M)
+
+
+def load_error(log: str) -> Optional[str]:
+    """Why LiteRT refused the file before any partition (e.g. an LSTM's ``Variable tensors not yet supported.``
+    from model_load.cc): the first such native error line."""
+    for m in LOAD_ERROR.finditer(log):
+        msg = m["msg"].strip()
+        if msg and not msg.startswith(("Failed to", "└")):
+            return f"{msg} ({m['where']})"
+    return None

@@ -70,12 +70,33 @@ def _describe(res: dict, log: str, total_ops: Optional[int]) -> dict:
     part = partition.parse(log, total_ops)
     ad = part.pop("adapter")
     out = {"adapter": ad, "compiled": bool(res.get("compiled"))}
-    if not res.get("compiled") or ad is None:
-        out["reason"] = partition.no_adapter_reason(log) or res.get("error") or "the GPU accelerator did not start"
-        return out
+    if not res.get("compiled"):
+        none = partition.no_adapter_reason(log)
+        if none:
+            return {**out, "no_adapter": True, "reason": none}
+        # the adapter is there; LiteRT refused the file itself (nothing runs through CompiledModel, GPU or CPU)
+        why = partition.load_error(log) or res.get("error") or "the GPU accelerator did not start"
+        return {**out, "no_adapter": False, "reason": why, "gpu_ops": 0, "cpu_ops": total_ops, "total_ops": total_ops,
+                "refused": [{"op": "(the whole file)", "reason": f"LiteRT's CompiledModel does not load it: {why}"}],
+                "fully_delegated": False}
+    if ad is None:
+        return {**out, "no_adapter": True, "reason": partition.no_adapter_reason(log) or "no adapter was selected"}
     out.update(part)
     out["is_fully_accelerated"] = res.get("is_fully_accelerated")  # LiteRT's own flag (XNNPACK counts), for reference
     return out
+
+
+def _unloadable(d: dict, software: bool) -> dict:
+    """The evidence for a file the adapter never saw (LiteRT refused it): the adapter that would run it, and the
+    whole file on the CPU with the reason."""
+    from .env import list_adapters
+
+    sel = list_adapters(software_only=software).get("selected") if software else list_adapters().get("selected")
+    ad = {k: sel[k] for k in ("name", "arch", "vendor", "backend", "type", "software")} if sel else None
+    return {"available": True, "compiled": False, "adapter": ad, "software": bool(ad and ad["software"]),
+            "driver": "software (edgeopt gpu setup)" if software else "system", "reason": d["reason"],
+            "partition": {k: d[k] for k in ("gpu_ops", "cpu_ops", "total_ops", "refused", "fully_delegated")},
+            "gpu_only_compiles": False, "is_fully_accelerated": None}
 
 
 def partition_of(artifact) -> dict:
@@ -85,12 +106,14 @@ def partition_of(artifact) -> dict:
     if why:
         return {"available": False, "reason": why, "setup": SETUP_CMD}
     d = compile_only(Path(artifact), software)
-    if d["adapter"] is None or not d["compiled"]:
+    if d.get("no_adapter"):
         return {"available": False, "reason": d.get("reason"), "setup": SETUP_CMD}
+    if not d["compiled"]:
+        return _unloadable(d, software)
     gonly, _, _ = _child(Path(artifact), software, gpu_only=True)
     pt = {k: d[k] for k in ("gpu_ops", "cpu_ops", "total_ops", "refused", "fully_delegated")}
     pt["fully_delegated"] = bool(pt["fully_delegated"] and gonly.get("compiled"))
-    return {"available": True, "adapter": d["adapter"], "software": d["adapter"]["software"],
+    return {"available": True, "compiled": True, "adapter": d["adapter"], "software": d["adapter"]["software"],
             "driver": "software (edgeopt gpu setup)" if software else "system", "partition": pt,
             "gpu_only_compiles": bool(gonly.get("compiled")), "is_fully_accelerated": d.get("is_fully_accelerated")}
 
@@ -101,6 +124,8 @@ def bench(artifact, inputs: np.ndarray, warmup: int, iterations: int) -> dict:
     out = partition_of(artifact)
     if not out["available"]:
         return {**out, "latency_ms": None}
+    if not out.get("compiled", True):
+        return {**out, "latency": None, "latency_note": "nothing ran on the GPU: " + out["reason"]}
     if out["software"]:
         return {**out, "latency": None, "latency_note": f"no latency: {out['adapter']['name']} is a software adapter "
                                                         f"(a CPU emulating a GPU); its time says nothing of a device's "
@@ -138,9 +163,13 @@ def check(artifact, inputs: np.ndarray, cpu_outputs: Optional[np.ndarray] = None
     total = _total_ops(artifact)
     res, log, y16 = _child(artifact, software, inputs, enforce_f32=False)
     d = _describe(res, log, total)
-    if d["adapter"] is None or not d["compiled"]:
+    if d.get("no_adapter"):
         return {"available": False, "reason": d.get("reason"), "setup": SETUP_CMD, "latency_ms": None}
-    out = {"available": True, "adapter": d["adapter"], "software": d["adapter"]["software"],
+    if not d["compiled"]:
+        return {**_unloadable(d, software), "examples": int(len(inputs)), "latency_ms": None,
+                "fp16": {"ran": False, "error": d["reason"]}, "fp32": {"ran": False, "error": d["reason"]},
+                "latency_note": "nothing ran on the GPU"}
+    out = {"available": True, "compiled": True, "adapter": d["adapter"], "software": d["adapter"]["software"],
            "driver": "software (edgeopt gpu setup)" if software else "system",
            "partition": {k: d[k] for k in ("gpu_ops", "cpu_ops", "total_ops", "refused", "fully_delegated")},
            "is_fully_accelerated": d["is_fully_accelerated"], "examples": int(len(inputs))}
