@@ -66,7 +66,11 @@ def flat_lookups(model, on: bool = True):
             shape = T.concat([T.shape(ids), [T.shape(self.embeddings)[-1]]], 0)
         else:
             shape = shape + [int(self.embeddings.shape[-1])]
-        return T.reshape(T.gather(self.embeddings, T.reshape(ids, [-1])), shape)
+        # the table as [V, 1, D]: the lookup gives [n, 1, D], which the converter cannot fold into a following
+        # broadcast (a [n, D] lookup was: ADD([n, D], [1, n, D]) reads as another batch on the GPU, and the
+        # reference transformer's outputs were garbage there while right on the CPU)
+        table = T.expand_dims(self.embeddings, 1)
+        return T.reshape(T.gather(table, T.reshape(ids, [-1])), shape)
 
     before = [layer.__dict__.get("call") for layer in layers]
     for layer in layers:
