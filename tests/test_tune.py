@@ -174,7 +174,9 @@ def test_tune_searches_the_grid_then_samples_and_builds_the_pick(tuned):
     assert "cortex-a76" in s["cost_label"] and s["cost_signal"] == "instructions"
     assert by["litert int8, no XNNPACK, 4 threads"]["cost"] > by["litert int8, XNNPACK, 4 threads"]["cost"]
     # 16x8 converts for a CNN; XNNPACK has no 16x8 kernels, so on and off run the same builtin kernels
-    assert by["litert int16x8, XNNPACK, 4 threads"]["cost"] == by["litert int16x8, no XNNPACK, 4 threads"]["cost"]
+    # (to a few instructions: 865,323 and 865,319 were seen in one CI run, equal in others)
+    on, off = by["litert int16x8, XNNPACK, 4 threads"]["cost"], by["litert int16x8, no XNNPACK, 4 threads"]["cost"]
+    assert abs(on - off) <= 0.001 * off, (on, off)
     assert by["litert int16x8, XNNPACK, 4 threads"]["size_bytes"] < by["litert float32, XNNPACK, 4 threads"][
         "size_bytes"]
     # the pick: meets every budget, the most accurate of those within the cost tie of the cheapest, on the Pareto
