@@ -59,6 +59,9 @@ def row(model: str, target: str, export: str, m: dict) -> dict:
     if not g["available"]:
         return {**r, "reason": g["reason"]}
     pt = g["partition"]
+    r["compiled"] = g.get("compiled", True)
+    if not r["compiled"]:
+        r["reason"] = g["reason"]
     return {**r, "adapter": g["adapter"]["name"], "software": g["software"], "gpu_ops": pt["gpu_ops"],
             "cpu_ops": pt["cpu_ops"], "total_ops": pt["total_ops"], "refused": pt["refused"],
             "fully_delegated": pt["fully_delegated"], "gpu_only_compiles": g["gpu_only_compiles"],
@@ -97,6 +100,11 @@ def main() -> None:
     for r in rows:
         if not r["available"]:
             md.append(f"| {r['model']} | {r['target']} | {r['export']} | no GPU adapter: {r['reason']} | | | | | | |")
+            continue
+        if not r["compiled"]:
+            md.append(f"| {r['model']} | {r['target']} | {r['export']} | 0 / {r['total_ops']} | no | LiteRT's "
+                      f"CompiledModel does not load the file: {r['reason']} | - / - / {r['cpu_accuracy']:.4f} | - | - | "
+                      f"{'passed' if r['budgets_passed'] else 'failed: ' + ', '.join(r['failed'])} |")
             continue
         refused = "; ".join(f"{x['op']}: {x['reason']}" for x in r["refused"]) or "-"
         md.append(f"| {r['model']} | {r['target']} | {r['export']} | {r['gpu_ops']} / {r['cpu_ops']} | "

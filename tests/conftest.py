@@ -23,6 +23,8 @@ def pytest_configure(config):
                                        "installs openssh-server)")
     config.addinivalue_line("markers", "emulator: runs artifacts under qemu-user arm64 (CI installs qemu-user-static; "
                                        "a session fixture runs `edgeopt emulator setup` into a temporary directory)")
+    config.addinivalue_line("markers", "gpu: runs LiteRT's GPU accelerator on Mesa's software Vulkan device (a session "
+                                       "fixture runs `edgeopt gpu setup` into a temporary directory)")
 
 
 @pytest.fixture(autouse=True, scope="session")

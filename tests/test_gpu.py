@@ -9,6 +9,7 @@ import pytest
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.gpu
 LOGS = Path(__file__).parent / "data" / "gpu"
 
 
