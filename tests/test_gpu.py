@@ -278,3 +278,33 @@ def test_a_transformer_runs_right_on_the_gpu(tmp_path, gpu_dir, no_system_driver
     assert g["partition"]["fully_delegated"] and g["gpu_only_compiles"]
     assert g["fp32"]["max_abs_deviation"] < 1e-3 and g["fp32"]["argmax_agreement"] >= 0.99
     assert g["fp16"]["argmax_agreement"] >= 0.95 and g["fp16"]["max_abs_deviation"] < 0.5
+
+
+@pytest.mark.slow
+def test_tune_on_a_gpu_target_judges_candidates_on_the_gpu(tmp_path, gpu_dir, no_system_driver):
+    """Every candidate of a GPU target runs through the GPU on a dev sample and is judged by the GPU budgets: a
+    float16 file (its DEQUANTIZE ops refused) cannot be the pick, and the pick's build is fully delegated."""
+    import yaml
+
+    from conftest import TINY, write_spec
+    from edgeopt.registry import load_target
+
+    spec = write_spec(tmp_path / "s.yaml", "tiny-gtune", "text_cnn", TINY["text_cnn"], epochs=4, learning_rate=0.005,
+                      limit={"train": 3000, "dev": 200, "test": 200})
+    t = load_target("pixel-7-gpu").model_dump(mode="json", exclude_none=True)
+    t.update(name="gpu-small", tune={"quantizations": ["float32", "float16", "int8"]})
+    target = tmp_path / "gpu-small.yaml"
+    target.write_text(yaml.safe_dump(t))
+    out = tmp_path / "out"
+    r = run_cli(["tune", str(spec), "--target", str(target), "--out", str(out), "--trials", "0", "--json", "--quiet",
+                 "--latency-warmup", "5", "--latency-iterations", "30"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    rows = json.loads((out / "tune" / "trials.json").read_text())
+    assert "require_full_delegation" in s["constraints"] and "max_gpu_deviation" in s["constraints"]
+    f16 = [x for x in rows if x["candidate"]["quantization"] == "float16"]
+    assert f16 and all(not x["feasible"] and any("require_full_delegation" in f for f in x["failed_budgets"])
+                       for x in f16), f16
+    assert s["pick"]["candidate"]["quantization"] != "float16"
+    m = json.loads((out / "build" / "manifest.json").read_text())
+    assert m["gpu"]["partition"]["fully_delegated"] and s["pick_build"]["budgets_passed"]

@@ -19,6 +19,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+GPU_SAMPLE = 300  # dev examples a GPU target's candidates run through the GPU (a software adapter: ~6 ms each)
+
 from ..pipeline.plan import LATENCY_INPUTS
 from ..specs import TargetProfile
 from .space import Candidate, Space, space_for
@@ -51,6 +53,7 @@ class Evaluator:
         self._ctx = self.builder.ctx
         self._plans: dict = {}
         self._counts: dict[tuple, dict] = {}  # (artifact sha256, split) -> instruction counts (XNNPACK on and off)
+        self._gpu_runs: dict[tuple, dict] = {}  # (artifact sha256, split) -> GPU evidence (GPU targets)
         self._reference: Optional[dict] = None
         self._board = None
         if self.space.signal == "instructions" or on_device:
@@ -121,11 +124,11 @@ class Evaluator:
             ref = Candidate(self.space.preset.runtime, "float32", False, 1)
             data, _, _ = self.artifact(ref)
             with _as_file(data, preset_fmt) as path:
-                m = self._quality(path, "dev", xnnpack=False)
+                m, _ = self._quality(path, "dev", xnnpack=False)
             self._reference = {"artifact": f"float32 .{preset_fmt} of the reference model", **m}
         return self._reference
 
-    def _quality(self, path: Path, split: str, xnnpack: bool) -> dict:
+    def _quality(self, path: Path, split: str, xnnpack: bool) -> tuple[dict, np.ndarray]:
         from .. import runtimes
         from ..validate.accuracy import accuracy
         from ..validate.classes import macro_f1
@@ -135,7 +138,19 @@ class Evaluator:
         pred = logits.argmax(1)
         return {"split": split, "examples": int(len(y)), "accuracy": round(accuracy(logits, y), 6),
                 "macro_f1": round(macro_f1(pred, y, self.builder.ds.num_classes), 6),
-                "finite": bool(np.isfinite(logits).all())}
+                "finite": bool(np.isfinite(logits).all())}, logits
+
+    def _gpu(self, path: Path, key: tuple, split: str, logits: np.ndarray) -> dict:
+        """GPU targets: the file through LiteRT's GPU accelerator on a sample of ``split`` (the target's gpu.sample,
+        else GPU_SAMPLE examples): partition and deviation from the CPU, judged by the GPU budgets like a build's."""
+        from ..emulator.validate import sample_indices
+        from ..gpu import run as gpu_run
+
+        if key not in self._gpu_runs:
+            x, y = self.data(split)
+            idx = sample_indices(len(x), self.target.gpu.sample or GPU_SAMPLE, self.builder.p.spec.training.seed)
+            self._gpu_runs[key] = gpu_run.check(path, x[idx], logits[idx], y[idx])
+        return self._gpu_runs[key]
 
     def evaluate(self, c: Candidate, split: str = "dev", on_epoch: Optional[Callable] = None) -> dict:
         """Quality on ``split``, size, and cost of candidate ``c``: the device's signal (instructions per inference
@@ -150,7 +165,7 @@ class Evaluator:
         x, _ = self.data(split)
         lat = self.builder.latency
         with _as_file(data, c.format) as path:  # written once: quality, latency and cost read the same file
-            q = self._quality(path, split, c.xnnpack)
+            q, logits = self._quality(path, split, c.xnnpack)
             out = {"candidate": c.to_dict(), "deployed_quantization": ptq, **q, **size_of_bytes(data)}
             if ref is not None:
                 out["accuracy_drop"] = round(ref["accuracy"] - q["accuracy"], 6)
@@ -164,6 +179,8 @@ class Evaluator:
             out["instructions"] = (self._count(path, (sha, split), c, x) if self.space.signal == "instructions"
                                    else None)
             out["device_latency"] = self._on_board(path, c, x) if self.on_device else None
+            if self.target.uses_gpu and c.format == "tflite":
+                out["gpu"] = self._gpu(path, (sha, split), split, logits)
         out["cost"], out["cost_label"] = self.cost_of(out)
         out["sha256"] = sha
         out["passes"] = [{"step": r["step"], "cached": r.get("cached"), "key": r.get("key")} for r in records]

@@ -25,7 +25,7 @@ def verdict(target: TargetProfile, m: dict) -> dict:
                        size_bytes=m["size_bytes"], latency_p90_ms=m["host_latency"]["p90_ms"],
                        finite={"artifact": m["finite"]}, macro_f1=m["macro_f1"], macro_f1_drop=m.get("macro_f1_drop"),
                        instructions=ins.get("per_inference"), instructions_cpu=ins.get("cpu"),
-                       estimated_latency_ms=est, device_latency=m.get("device_latency"))
+                       estimated_latency_ms=est, device_latency=m.get("device_latency"), gpu=m.get("gpu"))
 
 
 def constraint_names(target: TargetProfile) -> list[str]:
