@@ -101,25 +101,6 @@ def test_pareto_front_and_pick_by_hand():
     assert sel.closest(rows, 1)[0]["trial"] in (0, 1, 2, 4)
 
 
-def test_an_interrupt_waits_while_optuna_keeps_its_books():
-    """SIGTERM or Ctrl-C inside Optuna's bookkeeping of a trial is held until Optuna returns (raised there, it broke
-    Optuna's _run_trial with an UnboundLocalError in one CI run); anywhere else it is raised at once."""
-    import signal as sig
-
-    from edgeopt.search import run as R
-
-    progress = {"bookkeeping": True, "pending": None}
-    handler = R._interrupt_handler(progress)
-    handler(sig.SIGTERM, None)  # held
-    assert progress["pending"] == sig.SIGTERM
-    with pytest.raises(KeyboardInterrupt):
-        R._raise_pending(progress)
-    progress.update(bookkeeping=False, pending=None)
-    with pytest.raises(KeyboardInterrupt):
-        handler(sig.SIGINT, None)
-    R._raise_pending(progress)  # nothing held: no-op
-
-
 def test_dry_run_prints_space_and_budget_without_tensorflow(tmp_path):
     spec = write_spec(tmp_path / "tiny.yaml", "tiny", "text_cnn", TINY["text_cnn"])
     assert_no_tensorflow("from edgeopt.cli import main\nimport sys\n"

@@ -123,9 +123,8 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
     created = not out.exists()
     _prepare_dir(out, tune_dir, resume, shared)
     lock = _lock(tune_dir)
-    progress = {"searching": False, "bookkeeping": False, "pending": None}
-    handler = _interrupt_handler(progress)
-    old_term, old_int = signal.signal(signal.SIGTERM, handler), signal.signal(signal.SIGINT, handler)
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    progress = {"searching": False}
     try:
         return _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, timeout, resume, shared,
                     quiet, latency, teachers, on_device, use_cache, seed, progress)
@@ -143,27 +142,11 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
         raise
     finally:
         signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
         lock.close()
 
 
-def _interrupt_handler(progress: dict):
-    """SIGTERM and Ctrl-C as KeyboardInterrupt (the CLI's clean stop, exit 130), but never inside Optuna's own
-    bookkeeping of a trial (asking, telling, storing): an interrupt there broke Optuna's ``_run_trial``
-    (UnboundLocalError: 'updated_state', exit 1) and could leave the study half-written. There it is held and
-    raised as soon as Optuna returns; inside edgeopt's evaluation of a candidate it is raised at once (Optuna
-    records that trial as failed and it is run again on --resume)."""
-    def handler(signum, frame):
-        if progress.get("bookkeeping"):
-            progress["pending"] = signum
-            return
-        raise KeyboardInterrupt(f"signal {signum}")
-    return handler
-
-
-def _raise_pending(progress: dict) -> None:
-    if progress.get("pending") is not None:
-        raise KeyboardInterrupt(f"signal {progress['pending']}")
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, timeout, resume, shared, quiet,
@@ -195,12 +178,7 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective_fn(trial):
-        progress["bookkeeping"] = False  # edgeopt's own evaluation: an interrupt is raised at once
-        try:
-            _raise_pending(progress)
-            return _objective(trial, study, ev, space, prof, floor, worker, quiet)
-        finally:
-            progress["bookkeeping"] = True
+        return _objective(trial, study, ev, space, prof, floor, worker, quiet)
 
     from ..convert.tflite import ConverterCrash
     from ..errors import ConversionError
@@ -221,13 +199,8 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
             if _no_room(study, n_total):
                 break
             continue
-        progress["bookkeeping"] = True  # Optuna asks, stores and tells: an interrupt waits until it returns
-        try:
-            study.optimize(objective_fn, n_trials=1, catch=(ConversionError, ConverterCrash, _NoCost),
-                           gc_after_trial=False)
-        finally:
-            progress["bookkeeping"] = False
-        _raise_pending(progress)
+        study.optimize(objective_fn, n_trials=1, catch=(ConversionError, ConverterCrash, _NoCost),
+                       gc_after_trial=False)
         if deadline is not None and time.monotonic() >= deadline:  # checked after a trial, as Optuna's timeout
             _log(quiet, f"[edgeopt] tune: --timeout reached; picking from the {st.finished(study)} finished trials")
             break
