@@ -253,12 +253,9 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
         g = gpu_run.check(Path(artifact), x[idx], logits[idx], y[idx])
         if g["available"]:
             g["cpu_accuracy"] = round(float((logits[idx].argmax(1) == y[idx]).mean()), 6)
-            b = tgt.budgets
-            dev = g["fp16"].get("max_abs_deviation")
-            g["passed"] = bool((not b.require_full_delegation or g["partition"]["fully_delegated"])
-                               and (b.max_gpu_deviation is None or (dev is not None and dev <= b.max_gpu_deviation)))
-        else:
-            g["passed"] = not (tgt.budgets.require_full_delegation or tgt.budgets.max_gpu_deviation is not None)
+        from .validate.budgets import gpu_checks
+
+        g["passed"] = all(c["passed"] for c in gpu_checks(tgt.budgets, g))  # the build's GPU budgets
         res["gpu"] = g
     ok = res.get("client", {}).get("passed") is not False and res.get("gpu", {}).get("passed") is not False
     if as_json:

@@ -14,7 +14,6 @@ What is reported, and what never is (TOOLCHAIN section 7, the brief's "measure h
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -86,17 +85,39 @@ def _describe(res: dict, log: str, total_ops: Optional[int]) -> dict:
     return out
 
 
+PARTITION_KEYS = ("gpu_ops", "cpu_ops", "total_ops", "refused", "fully_delegated")
+
+
+def _driver_label(software: bool) -> str:
+    return "software (edgeopt gpu setup)" if software else "system"
+
+
 def _unloadable(d: dict, software: bool) -> dict:
     """The evidence for a file the adapter never saw (LiteRT refused it): the adapter that would run it, and the
     whole file on the CPU with the reason."""
     from .env import list_adapters
 
-    sel = list_adapters(software_only=software).get("selected") if software else list_adapters().get("selected")
+    sel = list_adapters(software_only=software).get("selected")
     ad = {k: sel[k] for k in ("name", "arch", "vendor", "backend", "type", "software")} if sel else None
     return {"available": True, "compiled": False, "adapter": ad, "software": bool(ad and ad["software"]),
-            "driver": "software (edgeopt gpu setup)" if software else "system", "reason": d["reason"],
-            "partition": {k: d[k] for k in ("gpu_ops", "cpu_ops", "total_ops", "refused", "fully_delegated")},
-            "gpu_only_compiles": False, "is_fully_accelerated": None}
+            "driver": _driver_label(software), "reason": d["reason"],
+            "partition": {k: d[k] for k in PARTITION_KEYS}, "gpu_only_compiles": False, "is_fully_accelerated": None}
+
+
+def _evidence(artifact: Path, software: bool, res: dict, log: str) -> dict:
+    """The adapter and the partition from a GPU|CPU compile's result and log, with a GPU-only compile deciding full
+    delegation; or ``available: false`` (no adapter), or the file LiteRT refused (``compiled: false``)."""
+    d = _describe(res, log, _total_ops(artifact))
+    if d.get("no_adapter"):
+        return {"available": False, "reason": d.get("reason"), "setup": SETUP_CMD}
+    if not d["compiled"]:
+        return _unloadable(d, software)
+    gonly, _, _ = _child(artifact, software, gpu_only=True)
+    pt = {k: d[k] for k in PARTITION_KEYS}
+    pt["fully_delegated"] = bool(pt["fully_delegated"] and gonly.get("compiled"))
+    return {"available": True, "compiled": True, "adapter": d["adapter"], "software": d["adapter"]["software"],
+            "driver": _driver_label(software), "partition": pt, "gpu_only_compiles": bool(gonly.get("compiled")),
+            "is_fully_accelerated": d.get("is_fully_accelerated")}
 
 
 def partition_of(artifact) -> dict:
@@ -105,17 +126,8 @@ def partition_of(artifact) -> dict:
     software, why = _driver()
     if why:
         return {"available": False, "reason": why, "setup": SETUP_CMD}
-    d = compile_only(Path(artifact), software)
-    if d.get("no_adapter"):
-        return {"available": False, "reason": d.get("reason"), "setup": SETUP_CMD}
-    if not d["compiled"]:
-        return _unloadable(d, software)
-    gonly, _, _ = _child(Path(artifact), software, gpu_only=True)
-    pt = {k: d[k] for k in ("gpu_ops", "cpu_ops", "total_ops", "refused", "fully_delegated")}
-    pt["fully_delegated"] = bool(pt["fully_delegated"] and gonly.get("compiled"))
-    return {"available": True, "compiled": True, "adapter": d["adapter"], "software": d["adapter"]["software"],
-            "driver": "software (edgeopt gpu setup)" if software else "system", "partition": pt,
-            "gpu_only_compiles": bool(gonly.get("compiled")), "is_fully_accelerated": d.get("is_fully_accelerated")}
+    res, log, _ = _child(Path(artifact), software)
+    return _evidence(Path(artifact), software, res, log)
 
 
 def bench(artifact, inputs: np.ndarray, warmup: int, iterations: int) -> dict:
@@ -149,40 +161,30 @@ def _driver() -> tuple[bool, Optional[str]]:
     return True, f"no GPU adapter: no hardware Vulkan driver and the software driver is not set up. Fix: {SETUP_CMD}"
 
 
-def check(artifact, inputs: np.ndarray, cpu_outputs: Optional[np.ndarray] = None, labels=None,
-          software: Optional[bool] = None) -> dict:
+def check(artifact, inputs: np.ndarray, cpu_outputs: Optional[np.ndarray] = None, labels=None) -> dict:
     """The GPU evidence for one ``.tflite`` file: partition (GPU with CPU fallback), whether a GPU-only compile
     works, outputs over ``inputs`` at the GPU's default precision (fp16) and with ``enforce_f32``, their deviation
     from ``cpu_outputs`` (the CPU interpreter's, same inputs) and, with ``labels``, the accuracy through the GPU."""
     artifact = Path(artifact)
-    why = None
-    if software is None:
-        software, why = _driver()
+    software, why = _driver()
     if why:
         return {"available": False, "reason": why, "setup": SETUP_CMD, "latency_ms": None}
-    total = _total_ops(artifact)
     res, log, y16 = _child(artifact, software, inputs, enforce_f32=False)
-    d = _describe(res, log, total)
-    if d.get("no_adapter"):
-        return {"available": False, "reason": d.get("reason"), "setup": SETUP_CMD, "latency_ms": None}
-    if not d["compiled"]:
-        return {**_unloadable(d, software), "examples": int(len(inputs)), "latency_ms": None,
-                "fp16": {"ran": False, "error": d["reason"]}, "fp32": {"ran": False, "error": d["reason"]},
+    out = _evidence(artifact, software, res, log)
+    if not out["available"]:
+        return {**out, "latency_ms": None}
+    if not out["compiled"]:
+        return {**out, "examples": int(len(inputs)), "latency_ms": None,
+                "fp16": {"ran": False, "error": out["reason"]}, "fp32": {"ran": False, "error": out["reason"]},
                 "latency_note": "nothing ran on the GPU"}
-    out = {"available": True, "compiled": True, "adapter": d["adapter"], "software": d["adapter"]["software"],
-           "driver": "software (edgeopt gpu setup)" if software else "system",
-           "partition": {k: d[k] for k in ("gpu_ops", "cpu_ops", "total_ops", "refused", "fully_delegated")},
-           "is_fully_accelerated": d["is_fully_accelerated"], "examples": int(len(inputs))}
-    gonly, _, _ = _child(artifact, software, gpu_only=True)
-    out["gpu_only_compiles"] = bool(gonly.get("compiled"))
-    out["partition"]["fully_delegated"] = bool(d["fully_delegated"] and out["gpu_only_compiles"])
+    out["examples"] = int(len(inputs))
     res32, _, y32 = _child(artifact, software, inputs, enforce_f32=True)
     for name, y, r in (("fp16", y16, res), ("fp32", y32, res32)):
         out[name] = _numerics(y, cpu_outputs, labels, r)
     sec = res.get("seconds_per_example")
     if out["software"]:
         out["latency_ms"] = None
-        out["latency_note"] = (f"software adapter ({d['adapter']['name']}): its time per inference "
+        out["latency_note"] = (f"software adapter ({out['adapter']['name']}): its time per inference "
                                f"({sec * 1e3:.2f} ms) is a CPU emulating a GPU, not a device latency"
                                if sec else "software adapter: no latency")
     else:

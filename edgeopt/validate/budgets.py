@@ -4,6 +4,10 @@ from __future__ import annotations
 import math
 
 
+def _item(name, limit, value, ok, unit) -> dict:
+    return {"name": name, "limit": limit, "value": value, "unit": unit, "passed": bool(ok)}
+
+
 def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
           export_agreement: float | None = None, emulated: dict | None = None, finite: dict | None = None,
           macro_f1: float | None = None, macro_f1_drop: float | None = None, clients: list | None = None,
@@ -15,7 +19,7 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
     checks = []
 
     def add(name, limit, value, ok, unit):
-        checks.append({"name": name, "limit": limit, "value": value, "unit": unit, "passed": bool(ok)})
+        checks.append(_item(name, limit, value, ok, unit))
 
     if finite is not None:
         bad = [k for k, ok in finite.items() if not ok]
@@ -65,6 +69,32 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
         else:
             add("max_estimated_latency_ms", budgets.max_estimated_latency_ms, round(estimated_latency_ms, 4),
                 estimated_latency_ms <= budgets.max_estimated_latency_ms, "ms (estimate)")
+    checks += gpu_checks(budgets, gpu)
+    if emulated is not None:  # build --emulate: the artifact must load, take XNNPACK and match the host per CPU
+        for c in emulated["cpus"]:
+            p = c["parity"]
+            value = ("did not load: " + (c["load_error"] or "")[:120]) if not c["loaded"] else (
+                f"XNNPACK {'applied' if c['delegate_applied'] else 'NOT applied'}, "
+                + (f"{p['max_steps']} quantization steps" if "max_steps" in p else f"max |d| {p.get('max_abs_diff')}"))
+            add(f"emulator_{c['cpu']}", "loads, delegate as on the host, parity " + p.get("limit", ""), value,
+                c["passed"], "")
+    for c in clients or []:  # a declared client that ran: same accuracy as edgeopt's, >= 99.9% agreement
+        if c.get("ran"):
+            add("client_mediapipe", f"accuracy = edgeopt's, agreement >= {c['agreement_min']}",
+                f"accuracy {c['accuracy']} (edgeopt {c['edgeopt_accuracy']}), agreement {c['agreement']} "
+                f"({c['disagreements']} of {c['examples']} differ, {c['ties_broken_differently']} ties broken "
+                f"another way)", c["passed"], "")
+    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+
+
+def gpu_checks(budgets, gpu: dict | None) -> list[dict]:
+    """The GPU budgets (require_full_delegation, max_gpu_deviation) on a GPU run's evidence (gpu/run.py ``check``):
+    what ``build`` judges and ``validate --gpu`` reports."""
+    checks = []
+
+    def add(name, limit, value, ok, unit):
+        checks.append(_item(name, limit, value, ok, unit))
+
     if budgets.require_full_delegation:  # GPU targets: the partition read from LiteRT's log (gpu/partition.py)
         if not gpu or not gpu.get("available"):
             add("require_full_delegation", "every op on the GPU", "not run: " + ((gpu or {}).get("reason") or
@@ -83,21 +113,7 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
         else:
             add("max_gpu_deviation", budgets.max_gpu_deviation, round(dev, 6), dev <= budgets.max_gpu_deviation,
                 "max |GPU fp16 - CPU| output")
-    if emulated is not None:  # build --emulate: the artifact must load, take XNNPACK and match the host per CPU
-        for c in emulated["cpus"]:
-            p = c["parity"]
-            value = ("did not load: " + (c["load_error"] or "")[:120]) if not c["loaded"] else (
-                f"XNNPACK {'applied' if c['delegate_applied'] else 'NOT applied'}, "
-                + (f"{p['max_steps']} quantization steps" if "max_steps" in p else f"max |d| {p.get('max_abs_diff')}"))
-            add(f"emulator_{c['cpu']}", "loads, delegate as on the host, parity " + p.get("limit", ""), value,
-                c["passed"], "")
-    for c in clients or []:  # a declared client that ran: same accuracy as edgeopt's, >= 99.9% agreement
-        if c.get("ran"):
-            add("client_mediapipe", f"accuracy = edgeopt's, agreement >= {c['agreement_min']}",
-                f"accuracy {c['accuracy']} (edgeopt {c['edgeopt_accuracy']}), agreement {c['agreement']} "
-                f"({c['disagreements']} of {c['examples']} differ, {c['ties_broken_differently']} ties broken "
-                f"another way)", c["passed"], "")
-    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+    return checks
 
 
 def failures(verdict: dict) -> list[str]:

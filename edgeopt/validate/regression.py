@@ -155,12 +155,12 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
                 device = {"cpu": cpu, "error": str(e)}
     gpu = None
     if m.gpu:  # GPU targets: the partition, compiled again (an op moving back to the CPU fails the gate)
-        from ..gpu.run import partition_of
+        from ..gpu.run import PARTITION_KEYS, partition_of
 
         g = partition_of(art)
         gpu = {"available": g["available"], "reason": g.get("reason")} if not g["available"] else {
             "available": True, "adapter": g["adapter"]["name"], "software": g["software"],
-            **{k: g["partition"][k] for k in ("gpu_ops", "cpu_ops", "total_ops", "fully_delegated", "refused")}}
+            **{k: g["partition"][k] for k in PARTITION_KEYS}}
     return {"model": m.model, "target": m.target, "artifact": art.name, "sha256": size["sha256"],
             "manifest_sha256": next((a.sha256 for a in m.artifacts if a.path == art.name), None),
             "accuracy": round(float(correct.mean()), 6), "test_examples": int(len(y)),
