@@ -43,8 +43,8 @@ def test_verify_recounts_x86_instructions_and_gates_them(x86_build, tmp_path):
     dev = b["device_instructions"]
     built = x86_build["manifest"]["device_cost"]["instructions_per_inference"]
     # counted again in another process: within the gate's own 0.5% (ONNX Runtime's x86 counts moved by up to 195
-    # instructions of 177,000, 0.11%, between the build's process and verify's; repeats from one process are exact,
-    # test_x86_counts_repeat_exactly)
+    # instructions of 177,000, 0.11%, between the build's process and verify's; repeats from one process agree
+    # within 0.05%, test_x86_counts_repeat_within_the_noise)
     assert dev["cpu"] == "x86" and abs(dev["onnxruntime"] - built) <= 0.005 * built, (dev, built)
     ok = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30", "--json"])
     assert ok.exit_code == 0, ok.output
@@ -70,9 +70,11 @@ def test_count_needs_its_tools_before_training(tmp_path, monkeypatch):
     assert r.exit_code == 0 and json.loads(r.stdout)["targets"][0]["count_instructions_on"] is None
 
 
-def test_x86_counts_repeat_exactly(x86_build, tmp_path):
-    """Counted twice from the same process, the same file gives the same number: the working directory, the
-    artifact's path and malloc's behaviour are fixed (emulator/counter.py)."""
+def test_x86_counts_repeat_within_the_noise(x86_build, tmp_path):
+    """Counted twice from the same process, the same file (under another name) gives the same number within
+    0.05%: the working directory, the artifact's path and malloc's behaviour are fixed (emulator/counter.py).
+    ONNX Runtime's count is almost always identical, but one CI run in about ten moved by 36 of 177,317
+    instructions (0.02%); the regression gate's tolerance is 0.5%, ten times this bound."""
     import shutil
 
     import numpy as np
@@ -84,7 +86,8 @@ def test_x86_counts_repeat_exactly(x86_build, tmp_path):
     shutil.copy(art, moved)
     x = np.full((1, 24), 5, np.int32)
     a, b = counter.count_x86(art, x, False), counter.count_x86(moved, x, False)
-    assert a["instructions"] == b["instructions"] > 0 and a["counter"] == "callgrind", (a, b)
+    assert a["counter"] == b["counter"] == "callgrind" and a["instructions"] > 0, (a, b)
+    assert abs(a["instructions"] - b["instructions"]) <= 0.0005 * a["instructions"], (a, b)
 
 
 def test_count_instructions_is_public(x86_build, tmp_path):
