@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -123,11 +124,12 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
     created = not out.exists()
     _prepare_dir(out, tune_dir, resume, shared)
     lock = _lock(tune_dir)
-    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     progress = {"searching": False}
+    intr = Interrupts()
+    old_term, old_int = signal.signal(signal.SIGTERM, intr.handler), signal.signal(signal.SIGINT, intr.handler)
     try:
         return _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, timeout, resume, shared,
-                    quiet, latency, teachers, on_device, use_cache, seed, progress)
+                    quiet, latency, teachers, on_device, use_cache, seed, progress, intr)
     except KeyboardInterrupt:
         if progress["searching"]:
             _log(False, f"[edgeopt] tune interrupted; finished trials are kept in {tune_dir}. Continue with the "
@@ -142,15 +144,47 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
         raise
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
         lock.close()
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+class Interrupts:
+    """SIGTERM and Ctrl-C during a tune: raised as KeyboardInterrupt (the CLI's clean stop, exit 130) only inside
+    :meth:`interruptible` regions (edgeopt's own work: training the reference, evaluating a candidate, waiting,
+    building the pick); anywhere else (Optuna and SQLAlchemy asking, storing and telling a trial) the signal is
+    held and raised at the next :meth:`check` or region. An interrupt raised inside Optuna's ``_run_trial``
+    post-processing broke it (UnboundLocalError: 'updated_state', exit 1), and one raised between a lock's
+    acquire and release can leave the lock held, so that the interpreter's exit waits on it for ever: one CI
+    run's tune printed its clean-stop message and then never exited."""
+
+    def __init__(self):
+        self.open = False
+        self.pending: Optional[int] = None
+
+    def handler(self, signum, frame):
+        if self.open:
+            self.open = False  # a second signal while this one unwinds is held, not raised inside clean-up
+            raise KeyboardInterrupt(f"signal {signum}")
+        self.pending = signum
+
+    def check(self) -> None:
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise KeyboardInterrupt(f"signal {signum}")
+
+    @contextmanager
+    def interruptible(self):
+        self.check()
+        self.open = True
+        try:
+            yield
+        finally:
+            self.open = False
+        self.check()
 
 
 def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, timeout, resume, shared, quiet,
-         latency, teachers, on_device, use_cache, seed, progress):
+         latency, teachers, on_device, use_cache, seed, progress, intr):
     import optuna
 
     from .evaluate import Evaluator, hopeless_floor
@@ -173,12 +207,13 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
         for c in ([space.preset] if space.preset.trains else []) + grid:
             study.enqueue_trial(c.to_params(space), user_attrs={"training": c.trains}, skip_if_exists=True)
         study.set_user_attr("grid_enqueued", True)
-    ref = ev.reference()
+    with intr.interruptible():
+        ref = ev.reference()
     floor = hopeless_floor(prof, ref["accuracy"])
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective_fn(trial):
-        return _objective(trial, study, ev, space, prof, floor, worker, quiet)
+        return _objective(trial, study, ev, space, prof, floor, worker, quiet, intr)
 
     from ..convert.tflite import ConverterCrash
     from ..errors import ConversionError
@@ -186,6 +221,7 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
     deadline = None if timeout is None else time.monotonic() + timeout * 60
     progress["searching"] = True
     while True:
+        intr.check()
         # one trial at a time, each started only while the budget has room for it: finished trials and those
         # running on other workers count (Optuna's own stopping callbacks overshoot by one trial per worker)
         if len(study.get_trials(deepcopy=False)) >= 3 * n_total + 20:
@@ -195,20 +231,21 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
         if _no_room(study, n_total):
             if not shared:
                 break
-            _wait_for_others(study, quiet)  # a dead worker's trial goes stale and is re-queued: room again
+            _wait_for_others(study, quiet, intr)  # a dead worker's trial goes stale and is re-queued: room again
             if _no_room(study, n_total):
                 break
             continue
         study.optimize(objective_fn, n_trials=1, catch=(ConversionError, ConverterCrash, _NoCost),
                        gc_after_trial=False)
+        intr.check()
         if deadline is not None and time.monotonic() >= deadline:  # checked after a trial, as Optuna's timeout
             _log(quiet, f"[edgeopt] tune: --timeout reached; picking from the {st.finished(study)} finished trials")
             break
     if shared:
-        _wait_for_others(study, quiet)  # the pick is made over every worker's trials
+        _wait_for_others(study, quiet, intr)  # the pick is made over every worker's trials
     rows = _rows(study, space, prof)
     return _finish(spec, prof, space, rows, out, tune_dir, url, name, objective, ev, ref, t_start, quiet, latency,
-                   on_device, study, n_total)
+                   on_device, study, n_total, intr)
 
 
 def _no_room(study, n_total: int) -> bool:
@@ -221,7 +258,7 @@ class _NoCost(Exception):
     """A candidate that ran but could not be costed (the counter failed on it): a failed trial, recorded."""
 
 
-def _same_candidate(study, trial, cand: Candidate):
+def _same_candidate(study, trial, cand: Candidate, intr: "Interrupts"):
     """Another trial of the same candidate: finished (its result is reused), or running on another worker (waited
     for), so that no candidate is evaluated twice."""
     from optuna.trial import TrialState
@@ -239,13 +276,14 @@ def _same_candidate(study, trial, cand: Candidate):
                 twin = t
         if twin is None:
             return None
-        time.sleep(2)
+        with intr.interruptible():
+            time.sleep(2)
         from optuna.storages import fail_stale_trials
 
         fail_stale_trials(study)
 
 
-def _objective(trial, study, ev, space, prof, floor, worker, quiet):
+def _objective(trial, study, ev, space, prof, floor, worker, quiet, intr):
     import optuna
     from optuna.trial import TrialState
 
@@ -256,7 +294,7 @@ def _objective(trial, study, ev, space, prof, floor, worker, quiet):
     cand = space.suggest(trial, training=trial.user_attrs.get("training", True))
     trial.set_user_attr("candidate", cand.to_dict())
     trial.set_user_attr("worker", worker)
-    twin = _same_candidate(study, trial, cand)
+    twin = _same_candidate(study, trial, cand, intr)
     if twin is not None:
         trial.set_user_attr("duplicate_of", twin.number)
         for k in ("metrics", "constraints", "feasible", "failed_budgets"):
@@ -272,7 +310,8 @@ def _objective(trial, study, ev, space, prof, floor, worker, quiet):
         raise _NoCost(twin.user_attrs.get(st.OUTCOME, "failed"))
     _log(quiet, f"[edgeopt] tune trial {trial.number}: {cand.label()}")
     try:
-        m = ev.evaluate(cand, "dev", on_epoch=stop_when_hopeless(floor) if cand.trains else None)
+        with intr.interruptible():  # Optuna records an interrupted trial as failed; --resume runs it again
+            m = ev.evaluate(cand, "dev", on_epoch=stop_when_hopeless(floor) if cand.trains else None)
     except Hopeless as e:
         trial.set_user_attr(st.OUTCOME, f"stopped early: {e}")
         _log(quiet, f"[edgeopt] tune trial {trial.number}: stopped early ({e})")
@@ -311,7 +350,7 @@ def _objective(trial, study, ev, space, prof, floor, worker, quiet):
     return m["accuracy"], float(m["cost"]), float(m["size_bytes"])
 
 
-def _wait_for_others(study, quiet: bool, limit_s: float = 6 * 3600) -> None:
+def _wait_for_others(study, quiet: bool, intr: "Interrupts", limit_s: float = 6 * 3600) -> None:
     """Shared study: the pick is made over every trial, so wait until the other workers' running trials end (a
     dead worker's trial goes stale after its heartbeat stops and is failed)."""
     from optuna.storages import fail_stale_trials
@@ -327,7 +366,8 @@ def _wait_for_others(study, quiet: bool, limit_s: float = 6 * 3600) -> None:
         if not said:
             _log(quiet, f"[edgeopt] tune: waiting for other workers' trials {running}")
             said = True
-        time.sleep(2)
+        with intr.interruptible():
+            time.sleep(2)
 
 
 def _rows(study, space, prof) -> list[dict]:
@@ -363,7 +403,7 @@ def _rows(study, space, prof) -> list[dict]:
 
 
 def _finish(spec, prof, space, rows, out, tune_dir, url, name, objective, ev, ref, t_start, quiet, latency,
-            on_device, study, n_total):
+            on_device, study, n_total, intr):
     unique = [r for r in rows if r["state"] == "complete" and r["duplicate_of"] is None]
     feasible = [r for r in unique if r["feasible"]]
     front = sel.pareto(feasible)
@@ -389,7 +429,8 @@ def _finish(spec, prof, space, rows, out, tune_dir, url, name, objective, ev, re
         summary["closest"] = [_brief(r) | {"misses": r["failed_budgets"]} for r in sel.closest(unique)]
         _write_outputs(tune_dir, summary, rows, front)
         return result
-    build = _build_pick(spec, prof, chosen, out, quiet, latency, on_device)
+    with intr.interruptible():  # the build's own clean-up leaves nothing half-written
+        build = _build_pick(spec, prof, chosen, out, quiet, latency, on_device)
     result.build = build
     m = build.manifest["metrics"]
     summary["pick_build"] = {"out": str(build.out_dir), "artifact": m["artifact"], "test_accuracy": m["accuracy"],
