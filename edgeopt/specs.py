@@ -41,12 +41,20 @@ def _check_name(v: str) -> str:
 
 # ----------------------------------------------------------------------------------------- ModelSpec
 class DataFiles(_Frozen):
-    """A user's own dataset: CSV or JSONL files with a text column and a label column."""
+    """A user's own dataset: CSV or JSONL files with a text column and a label column, or (``format: conll``, for
+    ``task: token_classification``) CoNLL files: a token and its BIO tag a line, a blank line between sentences."""
 
     train: str
     test: str
     dev: Optional[str] = None
-    format: Optional[Literal["csv", "jsonl"]] = None  # default: from the file suffix
+    format: Optional[Literal["csv", "jsonl", "conll"]] = None  # default: from the file suffix (.conll: conll)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _conll_suffix(cls, data):
+        if isinstance(data, dict) and data.get("format") is None and str(data.get("train", "")).endswith(".conll"):
+            data = {**data, "format": "conll"}
+        return data
     text_column: str = "text"
     label_column: str = "label"
 
@@ -201,7 +209,7 @@ class TrainingSpec(_Frozen):
 class ModelSpec(_Frozen):
     name: str
     description: str = ""
-    task: Literal["text_classification"] = "text_classification"
+    task: Literal["text_classification", "token_classification"] = "text_classification"
 
     _name = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
     data: DataSpec
@@ -217,6 +225,31 @@ class ModelSpec(_Frozen):
             raise ValueError("name the model exactly one way: 'architecture:' (a built-in: text_cnn, bilstm, "
                              "transformer), 'model: {path: FILE}' (a saved Keras model) or 'model: {builder: "
                              "\"package.module:function\"}'")
+        from .data.datasets import task_of
+
+        if task_of(self.data) != self.task:
+            got = self.data.dataset or f"{self.data.files.format or 'csv/jsonl'} files"
+            raise ValueError(f"task {self.task} does not fit the data ({got}): token_classification reads CoNLL "
+                             f"files (data.files.format: conll) or the built-in wnut17; text_classification reads "
+                             f"the other datasets and CSV/JSONL files. Fix: set 'task' to match the data")
+        if self.task == "token_classification" and self.architecture is not None:
+            from .architectures import TAGGERS
+
+            if self.architecture.name not in TAGGERS:
+                raise ValueError(f"architecture {self.architecture.name} classifies sentences; task "
+                                 f"token_classification needs a tagger: one of {', '.join(TAGGERS)}")
+        if self.task == "text_classification" and self.architecture is not None:
+            from .architectures import TAGGERS
+
+            if self.architecture.name in TAGGERS:
+                raise ValueError(f"architecture {self.architecture.name} tags tokens; set 'task: "
+                                 f"token_classification' (with CoNLL data) or use text_cnn, bilstm or transformer")
+        if self.task == "token_classification" and self.tokenizer.kind != "word":
+            raise ValueError("task token_classification looks up the given tokens in a word vocabulary; remove "
+                             "tokenizer.kind regex (MediaPipe's regex tokenizer splits text, not tokens)")
+        if self.task == "token_classification" and self.tokenizer.mode != "fitted":
+            raise ValueError("task token_classification fits its word vocabulary on the given tokens; remove "
+                             "tokenizer.vocab_file/huggingface")
         if self.training.fit is False and (self.architecture is not None or self.model.builder is not None):
             raise ValueError("training.fit false applies to a model file (architectures and builders start "
                              "untrained)")
@@ -347,6 +380,10 @@ class Budgets(_Frozen):
     max_estimated_latency_ms: Optional[float] = Field(default=None, gt=0)  # needs device.cost_model
     min_macro_f1: Optional[float] = Field(default=None, ge=0, le=1)  # the deployed artifact, test split
     max_macro_f1_drop: Optional[float] = Field(default=None, ge=0, le=1)  # vs the float32 artifact
+    # token classification: entity F1 (strict spans, micro) of the deployed artifact over the test split, and its
+    # drop from the float32 artifact's; a sentence classifier is not judged on them
+    min_f1: Optional[float] = Field(default=None, ge=0, le=1)
+    max_f1_drop: Optional[float] = Field(default=None, ge=0, le=1)
     # The float32 artifact must agree with the Keras model it was exported from (argmax over the test split);
     # below this the export itself is broken, whatever the quantized artifact's accuracy drop says.
     min_export_agreement: Optional[float] = Field(default=0.99, ge=0, le=1)

@@ -61,25 +61,51 @@ class TransformerConfig(_Cfg):
         return self
 
 
+class BiLSTMTaggerConfig(_Cfg):
+    """Token classification: a bidirectional LSTM over the tokens, one tag's logits per position."""
+
+    embed_dim: Annotated[StrictInt, Field(ge=2, le=MAX_WIDTH)] = 100
+    units: Width = 64
+    dropout: float = Field(default=0.3, ge=0, lt=1)
+
+
+class CNNTaggerConfig(_Cfg):
+    """Token classification: stacked dilated Conv1D (each position sees 1 + (kernel_size - 1) * sum(dilations)
+    tokens), which int8 and XNNPACK run well, one tag's logits per position."""
+
+    embed_dim: Annotated[StrictInt, Field(ge=2, le=MAX_WIDTH)] = 100
+    filters: Width = 128
+    kernel_size: Annotated[StrictInt, Field(ge=1, le=64)] = 3
+    dilations: Annotated[tuple[Annotated[StrictInt, Field(ge=1, le=64)], ...], Field(min_length=1, max_length=8)] \
+        = (1, 2, 4)
+    dropout: float = Field(default=0.3, ge=0, lt=1)
+
+
 CONFIGS: dict[str, type[_Cfg]] = {
     "text_cnn": TextCNNConfig,
     "bilstm": BiLSTMConfig,
     "transformer": TransformerConfig,
+    "bilstm_tagger": BiLSTMTaggerConfig,
+    "cnn_tagger": CNNTaggerConfig,
 }
+TAGGERS = ("bilstm_tagger", "cnn_tagger")  # token classification: (batch, seq_len, tags) logits
 
 # Keras layer classes with weights that each architecture contains (for planning passes without building it).
 LAYER_TYPES: dict[str, set[str]] = {
     "text_cnn": {"Embedding", "Conv1D", "Dense"},
     "bilstm": {"Embedding", "Bidirectional", "LSTM", "Dense"},
     "transformer": {"Embedding", "MultiHeadAttention", "LayerNormalization", "Dense"},
+    "bilstm_tagger": {"Embedding", "Bidirectional", "LSTM", "Dense"},
+    "cnn_tagger": {"Embedding", "Conv1D", "Dense"},
 }
 
 # Recurrent layers convert to TFLite only with a static batch (TOOLCHAIN §3); the converter uses batch 1.
-NEEDS_FIXED_BATCH = {"bilstm"}
+NEEDS_FIXED_BATCH = {"bilstm", "bilstm_tagger"}
 
 
 def build_model(name: str, config, vocab_size: int, num_classes: int, seq_len: int):
     from . import builders
 
-    fn = {"text_cnn": builders.text_cnn, "bilstm": builders.bilstm, "transformer": builders.transformer}[name]
+    fn = {"text_cnn": builders.text_cnn, "bilstm": builders.bilstm, "transformer": builders.transformer,
+          "bilstm_tagger": builders.bilstm_tagger, "cnn_tagger": builders.cnn_tagger}[name]
     return fn(config, vocab_size=vocab_size, num_classes=num_classes, seq_len=seq_len)

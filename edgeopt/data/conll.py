@@ -118,6 +118,28 @@ def entity_scores(gold: list, pred: list) -> dict:
             "token_accuracy": round(right / tokens, 6) if tokens else 0.0, "sentences": len(gold), "tokens": tokens}
 
 
+def split_scores(pred_ids, gold_ids, names) -> dict:
+    """Entity scores of a tagger's predicted tag ids (one padded row per sentence) against every sentence's full
+    gold tag ids: tokens past the row's length are predicted ``O``, so their gold entities count as missed."""
+    gold, pred = [], []
+    for row, tags in zip(pred_ids, gold_ids):
+        n = len(tags)
+        gold.append([names[t] for t in tags])
+        pred.append([names[int(t)] for t in list(row)[:n]] + ["O"] * max(0, n - len(row)))
+    return entity_scores(gold, pred)
+
+
+def padded_tags(gold_ids, seq_len: int, pad: int = -1):
+    """(sentences, seq_len) tag ids, ``pad`` past each sentence's end; tags past seq_len are cut."""
+    import numpy as np
+
+    y = np.full((len(gold_ids), seq_len), pad, np.int32)
+    for i, tags in enumerate(gold_ids):
+        tags = list(tags)[:seq_len]
+        y[i, :len(tags)] = tags
+    return y
+
+
 WNUT17_FILES = {"train": "wnut17train.conll", "dev": "emerging.dev.conll", "test": "emerging.test.annotated"}
 
 

@@ -25,24 +25,32 @@ from ..errors import DataError, NotFoundError, suggest
 
 @dataclass(frozen=True)
 class Split:
+    """Sentence classification: ``texts`` and one label id each. Token classification: ``tokens`` (the given
+    tokens of each sentence), ``labels`` one tag id per token, and ``texts`` the tokens joined by spaces (what a
+    person reads, and what ``predict`` would be given)."""
+
     texts: tuple[str, ...]
-    labels: tuple[int, ...]
+    labels: tuple  # int per text, or a tuple of tag ids per sentence
+    tokens: Optional[tuple[tuple[str, ...], ...]] = None
 
     def __len__(self):
         return len(self.texts)
 
     def head(self, n: Optional[int]) -> "Split":
-        return self if n is None else Split(self.texts[:n], self.labels[:n])
+        if n is None:
+            return self
+        return Split(self.texts[:n], self.labels[:n], None if self.tokens is None else self.tokens[:n])
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    label_names: tuple[str, ...]
+    label_names: tuple[str, ...]  # class names, or the BIO tags of a token-classification dataset
     train: Split
     dev: Split
     test: Split
     provenance: dict = field(default_factory=dict)
+    task: str = "text_classification"
 
     @property
     def num_classes(self) -> int:
@@ -86,7 +94,7 @@ SOURCES: dict[str, tuple[RemoteFile, ...]] = {
         RemoteFile("SMSSpamCollection", _gh(*_SMS, "SMSSpamCollection"),
                    "fae7ea7d915ef73903e5c2f46ffa2f4a39909a574e20fda4f2b81f7cb1e15e1f"),
     ),
-    # token classification (CoNLL, BIO tags; data/conll.py): not a text_classification dataset
+    # token classification (CoNLL, BIO tags; data/conll.py)
     "wnut17": (
         RemoteFile("wnut17train.conll", _gh(*_WNUT, "wnut17train.conll"),
                    "731820e13f71af324c6b55a1575ec2ce59fbaa2a0806f8f0400b98d56cd6a7a5"),
@@ -191,7 +199,8 @@ def stratified_split(labels, fraction: float, seed: int) -> tuple[list[int], lis
 
 
 def _take(split: Split, idx) -> Split:
-    return Split(tuple(split.texts[i] for i in idx), tuple(split.labels[i] for i in idx))
+    return Split(tuple(split.texts[i] for i in idx), tuple(split.labels[i] for i in idx),
+                 None if split.tokens is None else tuple(split.tokens[i] for i in idx))
 
 
 def _shuffled(split: Split, seed: int) -> Split:
@@ -299,15 +308,58 @@ def _smsspam(folder: Path):
     return names, {"all": Split(tuple(texts), tuple(labels))}
 
 
-_PARSERS: dict[str, Callable] = {"banking77": _banking77, "sst2": _sst2, "smsspam": _smsspam}
+def _tagged(sentences_by_split: dict, where: dict) -> tuple[tuple[str, ...], dict]:
+    """CoNLL sentences as Splits: the tag set is the training file's (``O`` first, then each entity type's B- and
+    I- tags); a tag that only the dev or test file has is an error naming that file."""
+    train_tags = {t for s in sentences_by_split["train"] for t in s.tags}
+    types = sorted({t[2:] for t in train_tags if t != "O"})
+    names = ("O",) + tuple(f"{bi}-{k}" for k in types for bi in "BI")
+    index = {n: i for i, n in enumerate(names)}
+    out = {}
+    for split, sents in sentences_by_split.items():
+        unknown = sorted({t for s in sents for t in s.tags} - set(index))
+        if unknown:
+            raise DataError(f"{where[split]}: tags {unknown[:5]} do not occur in the training file {where['train']}. "
+                            f"Fix: every {split} tag must appear in train.")
+        out[split] = Split(tuple(" ".join(s.tokens) for s in sents), tuple(tuple(index[t] for t in s.tags)
+                                                                           for s in sents),
+                           tuple(s.tokens for s in sents))
+    return names, out
+
+
+def _wnut17(folder: Path):
+    from .conll import WNUT17_FILES, read_conll
+
+    return _tagged({k: read_conll(folder / f) for k, f in WNUT17_FILES.items()},
+                   {k: folder / f for k, f in WNUT17_FILES.items()})
+
+
+_PARSERS: dict[str, Callable] = {"banking77": _banking77, "sst2": _sst2, "smsspam": _smsspam, "wnut17": _wnut17}
 BUILTIN_DATASETS = tuple(SOURCES)
+TOKEN_DATASETS = ("wnut17",)  # token classification (CoNLL, BIO tags)
+
+
+def task_of(data_spec) -> str:
+    """The task a ``data:`` section's examples are for: CoNLL files and WNUT-17 are token classification."""
+    if data_spec.dataset is not None:
+        return "token_classification" if data_spec.dataset in TOKEN_DATASETS else "text_classification"
+    return "token_classification" if data_spec.files.format == "conll" else "text_classification"
 
 
 def load_dataset(data_spec) -> Dataset:
     """Load the dataset a ModelSpec's ``data:`` section describes, with splits and limits applied."""
     seed, frac = data_spec.split_seed, data_spec.dev_fraction
     prov: dict = {"split_seed": seed}
-    if data_spec.dataset is not None:
+    task = task_of(data_spec)
+    if task == "token_classification" and data_spec.files is not None:
+        from .conll import read_conll
+
+        f = data_spec.files
+        name = Path(f.train).stem
+        paths = {k: Path(getattr(f, k)) for k in ("train", "dev", "test") if getattr(f, k)}
+        names, splits = _tagged({k: read_conll(v) for k, v in paths.items()}, paths)
+        prov.update(source="files", format="conll", files={k: sha256_file(v) for k, v in paths.items()})
+    elif data_spec.dataset is not None:
         name = data_spec.dataset
         folder = locate(name)
         names, splits = _PARSERS[name](folder)
@@ -336,6 +388,12 @@ def load_dataset(data_spec) -> Dataset:
             splits[split] = Split(tuple(t), tuple(index[v] for v in y))
         prov.update(source="files", files={k: sha256_file(Path(getattr(f, k))) for k in ("train", "dev", "test")
                                            if getattr(f, k)})
+    if "dev" not in splits and task == "token_classification":  # sentences: a seeded random share, no strata
+        idx = list(range(len(splits["train"])))
+        random.Random(seed).shuffle(idx)
+        n = min(max(round(len(idx) * frac), 1), len(idx) - 1) if len(idx) > 1 else 0
+        splits["dev"], splits["train"] = _take(splits["train"], sorted(idx[:n])), _take(splits["train"], sorted(idx[n:]))
+        prov["dev_split"] = f"random {frac:.0%} of the training sentences, seeded"
     if "dev" not in splits:
         keep, held = stratified_split(splits["train"].labels, frac, seed)
         splits["dev"] = _take(splits["train"], held)
@@ -348,9 +406,13 @@ def load_dataset(data_spec) -> Dataset:
     for k in ("train", "dev", "test"):
         if len(splits[k]) == 0:
             raise DataError(f"dataset {name!r}: the {k} split is empty. Fix: give it examples.")
-    if len(set(splits["train"].labels)) < 2:
+    if task == "token_classification":
+        if len(names) < 3:
+            raise DataError(f"dataset {name!r}: the training sentences have no entity tag (only 'O'); a tagger "
+                            f"needs B-TYPE/I-TYPE tags to learn. Fix: give tagged training sentences.")
+    elif len(set(splits["train"].labels)) < 2:
         raise DataError(f"dataset {name!r}: the training split has {len(set(splits['train'].labels))} class "
                         f"({', '.join(names[:2])}); a classifier needs at least two. Fix: give examples of every "
                         f"class.")
     prov["sizes"] = {k: len(splits[k]) for k in ("train", "dev", "test")}
-    return Dataset(name, tuple(names), splits["train"], splits["dev"], splits["test"], prov)
+    return Dataset(name, tuple(names), splits["train"], splits["dev"], splits["test"], prov, task)

@@ -268,6 +268,42 @@ class RegexTokenizer(WordTokenizer):
         return tok
 
 
+class TokenTokenizer(WordTokenizer):
+    """Token classification's tokenizer: the words are the dataset's own tokens (CoNLL), split at whitespace and
+    never split further (a tag belongs to each), each NFKC-normalized and optionally lower-cased, then looked up as
+    the word tokenizer does. A sentence's text is its tokens joined by spaces, so ``encode`` gives one id per given
+    token; ``tokenizer.json`` does the same (``WhitespaceSplit``; ``encode(words, is_pretokenized=True)`` too)."""
+
+    TYPE = "tokens"
+
+    def split(self, text: str) -> list[str]:
+        words = (text if isinstance(text, str) else str(text)).split()
+        out = []
+        for w in words:
+            w = unicodedata.normalize("NFKC", w)
+            out.append(w.translate(_SIGMA).lower() if self.lowercase else w)
+        return out
+
+    def config(self) -> dict:
+        return {**super().config(), "type": self.TYPE, "pattern": self.config_pattern(),
+                "split": "whitespace; each token normalized (NFKC, lowercase if set) and never split further"}
+
+    @staticmethod
+    def config_pattern() -> str:
+        return "whitespace"
+
+    def to_hf(self):
+        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+        tok = Tokenizer(models.WordLevel(vocab=dict(self.table), unk_token=self.vocab[self.unk_id]))
+        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()] if self.lowercase
+                                              else [normalizers.NFKC()])
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tok.enable_truncation(self.seq_len)
+        tok.enable_padding(length=self.seq_len, pad_id=self.pad_id, pad_token=self.vocab[self.pad_id])
+        return tok
+
+
 _ASCII_TOKEN = re.compile(r"[A-Za-z0-9_']+")
 _SIGMA = {0x3A3: 0x3C3}
 
@@ -402,7 +438,8 @@ def load_tokenizer(directory):
         raise ArtifactError(f"{d / CONFIG}: expected a JSON object, got {type(cfg).__name__}. Fix: point at a build "
                             f"directory.")
     kind = cfg.get("type")
-    cls = {"word": WordTokenizer, "regex": RegexTokenizer, "huggingface": HFTokenizer}.get(kind)
+    cls = {"word": WordTokenizer, "regex": RegexTokenizer, "tokens": TokenTokenizer,
+           "huggingface": HFTokenizer}.get(kind)
     if cls is None:
         raise ArtifactError(f"{d / CONFIG}: not an edgeopt tokenizer config (type {kind!r}). Fix: point at a build "
                             f"directory.")

@@ -24,9 +24,16 @@ class Prepared:
 def make_tokenizer(spec: ModelSpec, ds):
     """The spec's tokenizer: a vocabulary file, a Hugging Face file, or edgeopt's word or regex (MediaPipe's)
     tokenizer fitted on the training texts (deterministic: the same vocabulary every build)."""
-    from ..data.tokenizer import HFTokenizer, RegexTokenizer, WordTokenizer
+    from ..data.tokenizer import HFTokenizer, RegexTokenizer, TokenTokenizer, WordTokenizer
 
     tk = spec.tokenizer
+    if getattr(ds, "task", "text_classification") == "token_classification":  # the dataset's own tokens
+        tok = TokenTokenizer.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
+                                 lowercase=tk.lowercase)
+        if tok.vocab_size <= 2:
+            raise DataError(f"dataset {ds.name!r}: no training token occurs {tk.min_freq} times or more. Fix: lower "
+                            f"tokenizer.min_freq.")
+        return tok
     if tk.vocab_file:
         return WordTokenizer.from_vocab_file(tk.vocab_file, tk.seq_len, tk.lowercase, tk.pad_token, tk.unk_token)
     if tk.huggingface:
@@ -72,7 +79,8 @@ def prepare(spec: ModelSpec) -> Prepared:
     tok = make_tokenizer(spec, ds)
     if source.kind == "builder":
         source.prepare(tok.vocab_size, ds.num_classes, tok.seq_len)
-    facts = check_io(source.model, source.where, ds.num_classes, tok.seq_len, tok.vocab_size, ds.name)
+    facts = check_io(source.model, source.where, ds.num_classes, tok.seq_len, tok.vocab_size, ds.name,
+                     tagging=ds.task == "token_classification")
     rows = facts.get("embedding_rows")
     if source.kind == "file" and spec.tokenizer.mode == "fitted" and rows and spec.tokenizer.max_vocab > rows:
         from ..errors import InputError

@@ -73,7 +73,7 @@ def machine_info() -> dict:
 
 def check_token_model(path, inputs: list[tuple], outputs: list[tuple]) -> None:
     """Refuse, in one line, a model that is not an edgeopt text model: one integer token-id input of shape
-    (batch, seq_len) and one output of shape (batch, classes). ``inputs``/``outputs``: (name, shape, dtype) with -1
+    (batch, seq_len) and one output of shape (batch, classes), or (batch, seq_len, tags) for a tagger. ``inputs``/``outputs``: (name, shape, dtype) with -1
     (or None) for a dynamic dimension."""
     from ..errors import ArtifactError
 
@@ -89,9 +89,12 @@ def check_token_model(path, inputs: list[tuple], outputs: list[tuple]) -> None:
     if not isinstance(shape[1], int) or shape[1] < 1:
         raise ArtifactError(f"{path}: input {name!r} has a dynamic sequence length ({shape[1]}); edgeopt pads to a "
                             f"fixed seq_len. Fix: export with a fixed sequence length.")
-    if len(outputs) < 1 or len(outputs[0][1]) != 2:
+    out = list(outputs[0][1]) if outputs else []
+    tagger = len(out) == 3 and out[1] in (shape[1], -1, None)  # [batch, seq_len, tags]: a token classifier
+    if len(outputs) < 1 or (len(out) != 2 and not tagger):
         got = [list(o[1]) for o in outputs]
-        raise ArtifactError(f"{path}: outputs {got}; a text classifier has one [batch, classes] output. {fix}")
+        raise ArtifactError(f"{path}: outputs {got}; a text classifier has one [batch, classes] output (a tagger "
+                            f"[batch, seq_len, tags]). {fix}")
 
 
 def raise_invoke_error(path, err: Exception):

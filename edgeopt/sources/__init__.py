@@ -246,8 +246,10 @@ def output_kind(model) -> str:
     return "logits"
 
 
-def check_io(model, where: str, num_classes: int, seq_len: int, vocab_size: int, dataset: str) -> dict:
-    """One-line errors for a model that does not fit the data; the facts used (a dict) otherwise."""
+def check_io(model, where: str, num_classes: int, seq_len: int, vocab_size: int, dataset: str,
+             tagging: bool = False) -> dict:
+    """One-line errors for a model that does not fit the data; the facts used (a dict) otherwise. ``tagging``:
+    token classification, whose output is [batch, seq_len, num_tags]."""
     fix_in = ("edgeopt feeds one integer tensor of token ids [batch, seq_len]; a padding mask is computed inside "
               "the model (Embedding(mask_zero=True), or from the ids)")
     if len(model.inputs) != 1:
@@ -264,11 +266,22 @@ def check_io(model, where: str, num_classes: int, seq_len: int, vocab_size: int,
     if shape[1] is not None and shape[1] != seq_len:
         raise InputError(f"{where}: takes sequences of {shape[1]} tokens, the tokenizer makes {seq_len}. Fix: set "
                          f"tokenizer.seq_len: {shape[1]} (or leave it unset: a model file's own length is used).")
-    if len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
+    if tagging:
+        out = list(model.outputs[0].shape) if len(model.outputs) == 1 else []
+        if len(out) != 3 or out[1] not in (None, seq_len):
+            got = [list(o.shape) for o in model.outputs]
+            raise InputError(f"{where}: outputs {got}; a tagger has one [batch, seq_len, num_tags] output (tag scores "
+                             f"per token, return_sequences=True). Fix: end the model in Dense({num_classes}) over the "
+                             f"sequence.")
+        if out[2] != num_classes:
+            raise InputError(f"{where}: outputs {out[2]} tag scores per token, dataset {dataset} has {num_classes} "
+                             f"BIO tags. Fix: give a model with Dense({num_classes}) output, or the data it was made "
+                             f"for.")
+    elif len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
         got = [list(o.shape) for o in model.outputs]
         raise InputError(f"{where}: outputs {got}; a text classifier has one [batch, num_classes] output (logits or "
                          f"probabilities). Fix: end the model in Dense(num_classes).")
-    n_out = model.outputs[0].shape[1]
+    n_out = model.outputs[0].shape[-1]
     if n_out != num_classes:
         raise InputError(f"{where}: outputs {n_out} class scores, dataset {dataset} has {num_classes} classes. Fix: "
                          f"give a model with Dense({num_classes}) output, or the data it was made for.")
