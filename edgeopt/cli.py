@@ -337,7 +337,7 @@ def models_list(as_json):
     if as_json:
         return _dump([m.model_dump(mode="json") for m in ms])
     for m in ms:
-        click.echo(f"{m.name:<24} {m.model_label:<12} {m.data.dataset or 'files':<10} {m.description}")
+        click.echo(f"{m.name:<24} {m.model_label:<14} {m.data.dataset or 'files':<10} {m.description}")
 
 
 @models.command("show")

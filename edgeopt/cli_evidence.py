@@ -209,6 +209,12 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
 
     x, y, label_names, texts, tok = validation_data(spec, Path(artifact))
     n_classes = len(label_names)
+    tagging = spec.task == "token_classification"
+    if tagging and (emulate or use_client or use_gpu):
+        raise InputError(f"{artifact}: --emulate, --client and --gpu check a sentence classifier's outputs; for a "
+                         f"tagger they are not built yet. Fix: validate it on the host (without them).")
+    if tagging:
+        use_client = use_gpu = False
     if emulate:
         from .emulator.validate import format_table, validate_for_target
 
@@ -226,12 +232,21 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
     from .validate.regression import check_outputs
 
     logits = sess.run(x)
-    check_outputs(artifact, logits, n_classes)
+    check_outputs(artifact, logits, n_classes, x.shape[1] if tagging else None)
     from .validate.classes import per_class
 
+    ents = None
+    if tagging:  # entities over whole sentences; accuracy and per-class figures per real token
+        from .data import load_dataset
+        from .data.conll import split_scores
+
+        ents = split_scores(logits.argmax(-1), load_dataset(spec.data).test.labels, label_names)
+        keep = y >= 0
+        logits, y = logits[keep], y[keep]
     pc = per_class(logits.argmax(1), y, label_names)
     res = {"artifact": artifact, "runtime": sess.runtime, "examples": int(len(x)),
            "accuracy": round(accuracy(logits, y), 6), "macro_f1": pc["macro_f1"], "per_class": pc,
+           **({"entity_f1": ents["micro"]["f1"], "entities": ents, "accuracy_unit": "real tokens"} if ents else {}),
            "delegate_applied": sess.delegate_applied, "machine": runtimes.machine_info()}
     if use_client is None:
         use_client = "mediapipe" in tgt.clients
@@ -261,8 +276,12 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
     if as_json:
         _dump(res)
     else:
-        click.echo(f"{artifact}: accuracy {res['accuracy']:.4f}, macro-F1 {res['macro_f1']:.4f} on {res['examples']} "
-                   f"test examples ({sess.runtime} on this host, XNNPACK "
+        if "entity_f1" in res:
+            click.echo(f"{artifact}: entity F1 {res['entity_f1']:.4f} (precision {ents['micro']['precision']:.4f}, "
+                       f"recall {ents['micro']['recall']:.4f}; strict spans) on {res['examples']} test sentences; "
+                       + ", ".join(f"{k} {v['f1']:.4f}" for k, v in sorted(ents["per_type"].items())))
+        click.echo(f"{artifact}: {'token ' if tagging else ''}accuracy {res['accuracy']:.4f}, macro-F1 "
+                   f"{res['macro_f1']:.4f} on {res['examples']} test examples ({sess.runtime} on this host, XNNPACK "
                    f"{'applied' if res['delegate_applied'] else 'not applied'})")
         if "client" in res:
             from .report import client_line

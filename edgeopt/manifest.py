@@ -142,6 +142,9 @@ class Manifest(_Closed):
     target_profile: dict[str, Any]
     data: DataSection
     tokenizer: dict[str, Any]
+    # text_classification, or token_classification: metrics.accuracy, per_class, correct and predictions are then
+    # per real token of the test split, and metrics.entity_f1 / entities are the headline (strict BIO spans)
+    task: Optional[str] = None
     training: dict[str, Any]
     artifacts: list[ArtifactRecord]
     metrics: Metrics
@@ -195,6 +198,8 @@ class Tolerances(_Closed):
     latency_rel: float = Field(default=0.25, ge=0)
     # emulated instructions per inference: deterministic, so the gate is tight (a 5% costlier artifact fails)
     instructions_rel: float = Field(default=0.005, ge=0)
+    # a tagger's entity F1 (strict spans, micro, whole test split): the largest fall allowed, absolute
+    entity_f1_abs: float = Field(default=0.01, ge=0, le=1)
 
 
 class Baseline(_Closed):
@@ -210,6 +215,9 @@ class Baseline(_Closed):
     predictions: Optional[str] = None  # predicted class ids (the macro-F1 gate); absent in older baselines
     macro_f1: Optional[float] = Field(default=None, ge=0, le=1)
     num_classes: Optional[int] = Field(default=None, ge=1)
+    # token classification: accuracy, correct, predictions and test_examples are per real test token, and this is
+    # the entity F1 (strict spans, micro) over the whole test split
+    entity_f1: Optional[float] = Field(default=None, ge=0, le=1)
     examples_sha256: str
     size_bytes: int = Field(ge=0)
     gzip_bytes: int = Field(ge=0)

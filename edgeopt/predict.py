@@ -26,16 +26,40 @@ class Predictor:
     tok: object
     labels: list[str]
     source: str  # where the tokenizer and labels came from
+    tagger: bool = False  # token classification: a row of tag scores per token, labels are BIO tags
 
     def scores(self, texts: list[str]) -> np.ndarray:
         out = np.asarray(self.session.run(self.tok.encode_batch(texts)), np.float64)
-        rows_are_probs = (out >= 0).all() and (out <= 1).all() and np.allclose(out.sum(1), 1, atol=1e-3)
+        rows_are_probs = (out >= 0).all() and (out <= 1).all() and np.allclose(out.sum(-1), 1, atol=1e-3)
         if rows_are_probs:
             return out
-        e = np.exp(out - out.max(1, keepdims=True))  # logits -> softmax probabilities
-        return e / e.sum(1, keepdims=True)
+        e = np.exp(out - out.max(-1, keepdims=True))  # logits -> softmax probabilities
+        return e / e.sum(-1, keepdims=True)
+
+    def tag(self, texts: list[str]) -> list[dict]:
+        """A tagger's tags per token (the text split at whitespace, as its tokenizer splits it) and the entities
+        they form (strict BIO), each with its tokens' mean probability. Tokens past the model's length are tagged
+        O and the row says it was truncated."""
+        from .data.conll import entities
+
+        probs = self.scores(texts)
+        res = []
+        for text, row in zip(texts, probs):
+            words = str(text).split()
+            n = min(len(words), row.shape[0])
+            best = row[:n].argmax(-1)
+            tags = [self.labels[i] for i in best] + ["O"] * (len(words) - n)
+            ents = []
+            for kind, s, e in sorted(entities(tags), key=lambda x: x[1]):
+                ents.append({"type": kind, "text": " ".join(words[s:e]), "start": s, "end": e,
+                             "score": round(float(row[np.arange(s, e), best[s:e]].mean()), 6)})
+            res.append({"text": text, "tokens": words, "tags": tags, "entities": ents,
+                        "truncated": len(words) > n})
+        return res
 
     def predict(self, texts: list[str], top_k: int = 3) -> list[dict]:
+        if self.tagger:
+            return self.tag(texts)
         probs = self.scores(texts)
         k = min(top_k, probs.shape[1])
         res = []
@@ -150,16 +174,23 @@ def load(path, quiet: bool = True) -> Predictor:
     if tok.seq_len != seq_len:
         raise InputError(f"{artifact}: takes {seq_len} token ids, but its tokenizer makes {tok.seq_len}; they do "
                          f"not belong together. Fix: use the tokenizer of the build that made it.")
-    n_out = int(np.asarray(sess.run(tok.encode_batch([""]))).shape[-1])
+    shape = np.asarray(sess.run(tok.encode_batch([""]))).shape
+    n_out = int(shape[-1])
     if len(labels) != n_out:
         raise InputError(f"{artifact}: outputs {n_out} scores, but its labels list {len(labels)}; they do not "
                          f"belong together. Fix: use the labels.txt of the build that made it.")
-    return Predictor(artifact, sess, tok, labels, source)
+    return Predictor(artifact, sess, tok, labels, source, tagger=len(shape) == 3)
 
 
 def format_predictions(rows: list[dict]) -> str:
     out = []
     for r in rows:
         out.append(json.dumps(r["text"], ensure_ascii=False)[:120])
+        if "entities" in r:  # a tagger
+            out += [f"  {e['score']:.4f}  {e['type']}: {e['text']} (tokens {e['start']}-{e['end'] - 1})"
+                    for e in r["entities"]] or ["  no entities"]
+            if r["truncated"]:
+                out.append("  (tokens past the model's length were not tagged)")
+            continue
         out += [f"  {t['score']:.4f}  {t['label']}" for t in r["top"]]
     return "\n".join(out)

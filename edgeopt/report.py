@@ -31,8 +31,12 @@ def render(m: dict) -> str:
         f"# edgeopt build: {m['model']} for {m['target']}",
         "",
         f"**Verdict: {'PASSED' if bud['passed'] else 'FAILED'}** — deployed `{deployed['path']}` "
-        f"({m['recipe']['convert']['quantization']}), accuracy {_pct(met['accuracy'])} on "
-        f"{met['test_examples']} test examples, drop {_pct(met['accuracy_drop'])} vs the float32 artifact.",
+        f"({m['recipe']['convert']['quantization']}), "
+        + (f"entity F1 {met['entity_f1']:.4f} (float32 artifact {met['baseline_entity_f1']:.4f}) on "
+           f"{met['test_examples']} test sentences; token accuracy {_pct(met['accuracy'])}, drop "
+           f"{_pct(met['accuracy_drop'])}." if "entity_f1" in met else
+           f"accuracy {_pct(met['accuracy'])} on {met['test_examples']} test examples, drop "
+           f"{_pct(met['accuracy_drop'])} vs the float32 artifact."),
         "",
     ]
     conv = m.get("conversion") or {}
@@ -104,6 +108,7 @@ def render(m: dict) -> str:
                   f"{cf['size_bytes']:,} | {cf['latency_1_thread']['p50_ms']:.4f} |", "",
                   f"Agreement between the two: argmax {_pct(ag['argmax_agreement'])}, max abs logit difference "
                   f"{ag['max_abs_diff']:.6f} over {ag['examples']} test examples."]
+    lines += _entities_md(met)
     lines += _per_class_md(met)
     lines += _app_md(m)
     lines += layer_md
@@ -189,8 +194,10 @@ def render(m: dict) -> str:
               f"- tokenizer: {m['tokenizer']['type']}, vocab {m['tokenizer']['vocab_size']}, seq_len "
               f"{m['tokenizer']['seq_len']} (`tokenizer.json` for Hugging Face tokenizers, `edgeopt_tokenizer.json`, "
               f"`vocab.txt`; `tokenizer_golden.json` has text-to-ids vectors for a port)",
-              f"- training: {tr['epochs_run']} epochs, best dev accuracy {_pct(tr['best_dev_accuracy'])} at epoch "
-              f"{tr['best_epoch']}, {tr['seconds']} s, seed {m['seed']}",
+              f"- training: {tr['epochs_run']} epochs, "
+              + (f"best dev entity F1 {tr['best_dev_entity_f1']:.4f}" if "best_dev_entity_f1" in tr else
+                 f"best dev accuracy {_pct(tr.get('best_dev_accuracy'))}")
+              + f" at epoch {tr['best_epoch']}, {tr['seconds']} s, seed {m['seed']}",
               f"- edgeopt {m['edgeopt_version']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
               ""]
     return "\n".join(lines)
@@ -242,6 +249,26 @@ def gpu_md(g: dict | None) -> list[str]:
     out += ["", f"Latency: {'%.4f ms' % g['latency_ms'] if g.get('latency_ms') is not None else 'none'} "
                 f"({g.get('latency_note')})."]
     return out
+
+
+def _entities_md(met: dict) -> list[str]:
+    """A tagger's entity scores: strict BIO spans over the whole test split, deployed and float32 artifact."""
+    dep, base = met.get("entities"), met.get("baseline_entities")
+    if not dep:
+        return []
+    tr = met.get("truncation", {})
+    cut = tr.get("test", {})
+    lines = ["", "## Entities (exact spans, strict BIO; each artifact run over the whole test split)", "",
+             "| entity type | support | precision | recall | F1 | F1 float32 artifact |", "|---|---|---|---|---|---|"]
+    for name, row in [("**micro**", dep["micro"])] + sorted(dep["per_type"].items()):
+        b = base["micro"] if name == "**micro**" else base["per_type"].get(name, {})
+        lines.append(f"| {name} | {row['support']} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | "
+                     f"{b.get('f1', 0):.4f} |")
+    lines += ["", f"Token accuracy (real tokens, padding excluded) {_pct(dep['token_accuracy'])}: a secondary figure, "
+                  f"as most tokens are `O`. seq_len {tr.get('seq_len')}: {cut.get('sentences', 0)} of "
+                  f"{cut.get('of', 0)} test sentences are longer; {cut.get('tokens_cut', 0)} tokens and "
+                  f"{cut.get('entities_cut', 0)} gold entities past it count as missed."]
+    return lines
 
 
 def _per_class_md(met: dict) -> list[str]:
@@ -336,8 +363,27 @@ def _app_md(m: dict) -> list[str]:
             lines += ["", "| # | text | label | edgeopt | client | tie |", "|---|---|---|---|---|---|"]
             lines += [f"| {r['index']} | {r['text'][:60]!r} | {r['label']} | {r['edgeopt']} | {r['client']} | "
                       f"{'yes' if r['tie'] else 'no'} |" for r in c["shown"]]
+    if m.get("task") == "token_classification":
+        return lines + ["", *tagger_snippet(m["metrics"]["artifact"], m["tokenizer"]["seq_len"])]
     lines += [""] + snippets(m["metrics"]["artifact"], m["tokenizer"]["seq_len"], bool(md and md["client_ready"]))
     return lines
+
+
+def tagger_snippet(artifact: str, seq_len: int) -> list[str]:
+    """How to run a tagger in Python: the text split at whitespace (the tokens it was trained on), one tag a token."""
+    fmt_run = (["from ai_edge_litert.interpreter import Interpreter", "",
+                f"it = Interpreter(model_path=\"{artifact}\"); it.allocate_tensors()",
+                "it.set_tensor(it.get_input_details()[0][\"index\"], ids)",
+                "it.invoke(); scores = it.get_tensor(it.get_output_details()[0][\"index\"])[0]"]
+               if artifact.endswith(".tflite") else
+               ["import onnxruntime as ort", "", f"sess = ort.InferenceSession(\"{artifact}\")",
+                "scores = sess.run(None, {sess.get_inputs()[0].name: ids})[0][0]"])
+    return ["A tagger: one row of tag scores per token (`labels.txt` lists the BIO tags); `edgeopt predict` prints "
+            "the entities. In Python:", "", "```python", "import numpy as np", "from tokenizers import Tokenizer",
+            *fmt_run[:1], "", "tok = Tokenizer.from_file(\"tokenizer.json\")  # whitespace tokens, padded/truncated",
+            "words = text.split()", "ids = np.array([tok.encode(words, is_pretokenized=True).ids], np.int32)"
+            f"  # [1, {seq_len}]", *fmt_run[1:],
+            "tags = [open(\"labels.txt\").read().splitlines()[i] for i in scores.argmax(-1)[:len(words)]]", "```"]
 
 
 def write_report(path: Path, manifest: dict) -> None:

@@ -26,15 +26,88 @@ class PassContext:
     # called after each fine-tuning epoch as on_epoch(pass label, epoch (1-based), epochs, dev accuracy); it may
     # raise to stop a hopeless candidate (edgeopt tune). It never changes what a pass computes.
     on_epoch: Callable[[str, int, int, float], None] | None = None
+    # token classification: the BIO tag names; y_* are (sentences, seq_len) tag ids with PAD_TAG past each
+    # sentence's end, which neither the loss nor any metric sees
+    tags: tuple = ()
 
     def start(self):
         return (self.initial or self.rebuild)()
 
+    @property
+    def tagging(self) -> bool:
+        return bool(self.tags)
+
     def loss(self):
-        return keras().losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
+        K = keras()
+        if self.tagging:
+            return K.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits, ignore_class=PAD_TAG)
+        return K.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
+
+    def metrics(self) -> list:
+        """``accuracy``: of the sentences, or (token classification) of the real tokens, padding left out."""
+        return [masked_token_accuracy()] if self.tagging else ["accuracy"]
+
+    @property
+    def monitor(self) -> str:
+        """What early stopping and edgeopt tune's hopeless-candidate check watch on the dev split: accuracy, or
+        the dev entity F1 (micro, strict spans) of a tagger."""
+        return "val_entity_f1" if self.tagging else "val_accuracy"
+
+    def callbacks(self) -> list:
+        """Callbacks every fit on this context runs first: a tagger's dev entity F1 after each epoch."""
+        return [dev_entity_f1(self)] if self.tagging else []
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return max(1, math.ceil(len(self.x_train) / batch_size))
+
+
+PAD_TAG = -1
+
+
+def masked_token_accuracy():
+    """Per-token accuracy over real tokens (tag id >= 0), named ``accuracy`` like Keras's own metric."""
+    from ..tf import tf
+
+    K, T = keras(), tf()
+
+    class MaskedTokenAccuracy(K.metrics.Mean):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            y = T.cast(T.reshape(y_true, T.shape(y_pred)[:-1]), "int32")
+            hit = T.cast(T.equal(T.cast(T.argmax(y_pred, -1), "int32"), y), "float32")
+            return super().update_state(hit, sample_weight=T.cast(y >= 0, "float32"))
+
+    return MaskedTokenAccuracy(name="accuracy")
+
+
+def tag_sequences(pred_ids, y) -> tuple[list, list]:
+    """Predicted and gold tag-id rows cut to each sentence's real length (y >= 0)."""
+    gold, pred = [], []
+    for p, g in zip(np.asarray(pred_ids), np.asarray(y)):
+        n = int((g >= 0).sum())
+        gold.append(g[:n])
+        pred.append(p[:n])
+    return gold, pred
+
+
+def entity_f1(logits, y, tags) -> dict:
+    """Entity scores (data/conll.py) of (sentences, seq_len, tags) logits against padded gold tag ids."""
+    from ..data.conll import entity_scores
+
+    gold, pred = tag_sequences(np.asarray(logits).argmax(-1), y)
+    return entity_scores([[tags[i] for i in g] for g in gold], [[tags[i] for i in p] for p in pred])
+
+
+def dev_entity_f1(ctx: "PassContext"):
+    """After each epoch: the dev split's micro entity F1 into the logs as ``val_entity_f1``."""
+    K = keras()
+
+    class DevEntityF1(K.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logits = self.model.predict(ctx.x_dev, batch_size=256, verbose=0)
+            if logs is not None:
+                logs["val_entity_f1"] = entity_f1(logits, ctx.y_dev, ctx.tags)["micro"]["f1"]
+
+    return DevEntityF1()
 
 
 def copy_model(model):
@@ -73,15 +146,16 @@ def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None,
     set_seed(ctx.seed)
     model.compile(optimizer=K.optimizers.Adam(cfg.learning_rate),
                   loss=loss or ctx.loss(),
-                  metrics=["accuracy"] if loss is None else [])
+                  metrics=ctx.metrics() if loss is None else [])
     val = (ctx.x_dev, ctx.y_dev) if loss is None else None
     hooks = []
     if ctx.on_epoch is not None and val is not None:
         hooks.append(K.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ctx.on_epoch(
-            label, epoch + 1, cfg.epochs, float((logs or {}).get("val_accuracy", float("nan"))))))
+            label, epoch + 1, cfg.epochs, float((logs or {}).get(ctx.monitor, float("nan"))))))
     return model.fit(ctx.x_train, ctx.y_train if y_train is None else y_train, validation_data=val,
                      epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0,
-                     callbacks=[*callbacks, _progress_callback(cfg.epochs, ctx.quiet, label), *hooks])
+                     callbacks=[*(ctx.callbacks() if val is not None else []), *callbacks,
+                                _progress_callback(cfg.epochs, ctx.quiet, label), *hooks])
 
 
 def _norm(name: str) -> str:

@@ -29,7 +29,8 @@ def _progress_callback(total_epochs: int, quiet: bool, label: str = "train"):
             if quiet:
                 return
             logs = logs or {}
-            extra = "".join(f" {k} {logs[k]:.4f}" for k in ("accuracy", "val_accuracy") if k in logs)
+            extra = "".join(f" {k} {logs[k]:.4f}" for k in ("accuracy", "val_accuracy", "val_entity_f1")
+                            if k in logs)
             print(f"  {label} epoch {epoch + 1}/{total_epochs}: loss {logs.get('loss', 0):.4f}{extra} "
                   f"({time.perf_counter() - self._t:.1f}s)", file=sys.stderr, flush=True)
 
@@ -42,16 +43,16 @@ def train(spec, ctx, quiet: bool = False) -> TrainResult:
     tr = spec.training
     set_seed(tr.seed)
     model = ctx.start()
-    model.compile(optimizer=K.optimizers.Adam(tr.learning_rate), loss=ctx.loss(), metrics=["accuracy"])
+    model.compile(optimizer=K.optimizers.Adam(tr.learning_rate), loss=ctx.loss(), metrics=ctx.metrics())
     import numpy as np
 
     x_tr, y_tr, x_dev, y_dev = ctx.x_train, ctx.y_train, ctx.x_dev, ctx.y_dev
-    stop = K.callbacks.EarlyStopping(monitor="val_accuracy", patience=tr.patience, restore_best_weights=True,
+    # a tagger stops on its dev entity F1 (DevEntityF1 writes it into the logs before EarlyStopping reads them)
+    stop = K.callbacks.EarlyStopping(monitor=ctx.monitor, patience=tr.patience, restore_best_weights=True,
                                      mode="max")
     t0 = time.perf_counter()
     hist = model.fit(x_tr, y_tr, validation_data=(x_dev, y_dev), epochs=tr.epochs, batch_size=tr.batch_size,
-                     shuffle=True, verbose=0, callbacks=[stop, _progress_callback(tr.epochs, quiet)])
+                     shuffle=True, verbose=0, callbacks=[*ctx.callbacks(), stop, _progress_callback(tr.epochs, quiet)])
     h = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    best = int(np.argmax(h["val_accuracy"]))
-    return TrainResult(model, len(h["val_accuracy"]), best + 1, h["val_accuracy"][best],
-                       time.perf_counter() - t0, h)
+    best = int(np.argmax(h[ctx.monitor]))
+    return TrainResult(model, len(h[ctx.monitor]), best + 1, h[ctx.monitor][best], time.perf_counter() - t0, h)

@@ -57,10 +57,21 @@ class _Builder:
         self.tok = make_tokenizer(spec, self.ds)
         _log(quiet, f"[edgeopt] {self.ds.name} for {spec.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / "
                     f"test {len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
-        self.x_test, self.y_test = self.tok.encode_batch(self.ds.test.texts), np.asarray(self.ds.test.labels)
+        self.tagging = self.ds.task == "token_classification"
+        self.x_test, self.y_test = self.tok.encode_batch(self.ds.test.texts), self.labels(self.ds.test)
         self.ctx = self._context(spec, self.tok)
         # the root of every cache key: everything the trained weights depend on
         self.root_key = self._root_key(spec, self.tok)
+
+    def labels(self, split) -> np.ndarray:
+        """Class ids (sentences), or a tagger's (sentences, seq_len) tag ids with PAD_TAG past each sentence's end
+        (tokens past seq_len are cut: see :func:`truncation`)."""
+        if not self.tagging:
+            return np.asarray(split.labels, np.int32)
+        from ..data.conll import padded_tags
+        from ..passes.common import PAD_TAG
+
+        return padded_tags(split.labels, self.tok.seq_len, PAD_TAG)
 
     def _context(self, spec, tok):
         from ..passes.common import PassContext
@@ -72,10 +83,11 @@ class _Builder:
 
             from_logits = output_kind(src.model) == "logits"
         return PassContext(
-            x_train=tok.encode_batch(self.ds.train.texts), y_train=np.asarray(self.ds.train.labels, np.int32),
-            x_dev=tok.encode_batch(self.ds.dev.texts), y_dev=np.asarray(self.ds.dev.labels, np.int32),
+            x_train=tok.encode_batch(self.ds.train.texts), y_train=self.labels(self.ds.train),
+            x_dev=tok.encode_batch(self.ds.dev.texts), y_dev=self.labels(self.ds.dev),
             rebuild=lambda: src.rebuild(*dims), initial=lambda: src.initial(*dims),
-            seed=spec.training.seed, quiet=self.quiet, from_logits=from_logits)
+            seed=spec.training.seed, quiet=self.quiet, from_logits=from_logits,
+            tags=tuple(self.ds.label_names) if self.tagging else ())
 
     def _root_key(self, spec, tok) -> str:
         import hashlib
@@ -148,9 +160,14 @@ class _Builder:
                                                                  if k in ("path", "format", "model_file_sha256")}}
         if st.name == "train":
             r = train.train(self.p.spec, self.ctx, quiet=self.quiet)
-            return r.model, {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
-                             "best_dev_accuracy": round(r.best_dev_accuracy, 6)}
+            best = "best_dev_entity_f1" if self.tagging else "best_dev_accuracy"
+            return r.model, {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, best: round(r.best_dev_accuracy, 6)}
         if st.name == "distill":
+            if self.tagging:
+                from ..errors import InputError
+
+                raise InputError(f"{self.p.spec.source or self.p.spec.name}: distillation of a tagger (teacher "
+                                 f"logits per token) is not built yet. Fix: drop the distill step from the recipe.")
             return self._distill(st.config)
         if st.name == "prune":
             return prune.prune(model, self.ctx, st.config)
@@ -240,8 +257,40 @@ class _Builder:
             logits = runtimes.load(path).run(self.x_test)
             structure = structure_of(path)
         size = size_of_bytes(data)
-        return {"accuracy": round(accuracy(logits, self.y_test), 6), "size_bytes": size["size_bytes"],
-                "gzip_bytes": size["gzip_bytes"], **structure}
+        out = {"accuracy": round(accuracy(*self.real(logits, self.y_test)), 6)}
+        if self.tagging:
+            out["entity_f1"] = self.entities(logits)["micro"]["f1"]
+        return {**out, "size_bytes": size["size_bytes"], "gzip_bytes": size["gzip_bytes"], **structure}
+
+    def real(self, logits, y):
+        """(logits, labels) of the examples metrics are taken over: for a tagger, its real tokens, padding out."""
+        if not self.tagging:
+            return logits, y
+        keep = np.asarray(y) >= 0
+        return np.asarray(logits)[keep], np.asarray(y)[keep]
+
+    def entities(self, logits) -> dict:
+        """A tagger's entity scores over the whole test split: gold is every test sentence in full, so the
+        entities of tokens past seq_len (which the model never sees) count as missed."""
+        from ..data.conll import split_scores
+
+        return split_scores(np.asarray(logits).argmax(-1), self.ds.test.labels, self.ds.label_names)
+
+    def truncation(self) -> dict:
+        """What seq_len cut from a tagger's sentences, per split: sentences, tokens and test entities lost."""
+        from ..data.conll import entities
+
+        L = self.tok.seq_len
+        out = {}
+        for name in ("train", "dev", "test"):
+            sp = getattr(self.ds, name)
+            long = [t for t in sp.labels if len(t) > L]
+            out[name] = {"sentences": len(long), "of": len(sp), "tokens_cut": sum(len(t) - L for t in long)}
+        names = self.ds.label_names
+        lost = sum(1 for t in self.ds.test.labels for e in entities([names[i] for i in t]) if e[2] > L)
+        out["test"]["entities_cut"] = lost
+        out["seq_len"] = L
+        return out
 
     def _measure_float(self, model, k: str) -> dict:
         return {"artifact": "float32 export", **self.artifact_metrics(self.convert(k, model, "float32", 0))}

@@ -209,6 +209,19 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
             if final_ptq in ("float16", "int16x8"):
                 raise InputError(f"{where}: {final_ptq} is for TFLite targets; {p.name} is an ONNX target. Fix: use "
                                  f"--ptq float32, dynamic or int8.")
+        if spec.task == "token_classification":  # what the tagger path does not do yet: refused before training
+            if steps[0].name == "distill":
+                raise InputError(f"{where}: distillation of a tagger (teacher logits per token) is not built yet. "
+                                 f"Fix: drop the distill pass.")
+            if p.uses_gpu:
+                raise InputError(f"{where}: {p.name} is a GPU target; GPU validation of a tagger's per-token "
+                                 f"outputs is not built yet. Fix: use a CPU target such as pixel-7.")
+            if emulate:
+                raise InputError(f"{where}: --emulate validates a sentence classifier's outputs; for a tagger it is "
+                                 f"not built yet. Fix: leave out --emulate (instructions are still counted).")
+            if formats == "both":
+                raise InputError(f"{where}: --format both is not built for taggers yet. Fix: build each format's "
+                                 f"target on its own.")
         if steps[0].name == "distill" and teacher is None:
             from ..teachers.minilm import MiniLMTeacher, is_minilm, model_dir
 
@@ -313,6 +326,11 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
             raise InputError(f"{d / CONFIG}: the artifact was built with another tokenizer (vocabulary "
                              f"{own.vocab_size}, seq_len {own.seq_len}) than {spec.name} gives (vocabulary "
                              f"{tok.vocab_size}, seq_len {tok.seq_len}). {fix}")
+    if ds.task == "token_classification":  # (sentences, seq_len) tag ids, -1 past each sentence's end
+        from ..data.conll import padded_tags
+
+        return (tok.encode_batch(ds.test.texts), padded_tags(ds.test.labels, tok.seq_len), list(ds.label_names),
+                list(ds.test.texts), tok)
     return tok.encode_batch(ds.test.texts), np.asarray(ds.test.labels), list(ds.label_names), list(ds.test.texts), tok
 
 

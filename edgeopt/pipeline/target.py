@@ -99,6 +99,9 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     dep = measured["deployed"]
+    if b.tagging:
+        _log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} entity F1 "
+                      f"{dep['entities']['micro']['f1']:.4f} (float32 {measured['baseline']['entities']['micro']['f1']:.4f})")
     _log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} accuracy {dep['accuracy']:.4f} (float32 "
                   f"{measured['baseline']['accuracy']:.4f}), {manifest['metrics']['size']['size_bytes']:,} B; budgets "
                   f"{'PASSED' if verdict['passed'] else 'FAILED'} -> {out}")
@@ -136,7 +139,7 @@ def _write_files(b: _Builder, tp: TargetPlan, run: _Run, staging: Path) -> tuple
     golden = staging / GOLDEN
     write_golden(golden, b.tok, b.ds)
     side.append(golden)
-    if fmt == "tflite":
+    if fmt == "tflite" and not b.tagging:  # MediaPipe's writer describes a text classifier's one score row
         run.metadata = _write_metadata(b, tp, sorted(set(files.values())))
     return files, side
 
@@ -182,14 +185,19 @@ def _measure(b: _Builder, tp: TargetPlan, run: _Run, files: dict) -> dict:
         sess = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack="xnnpack" in target.runtime.delegates))
         logits = sess.run(b.x_test)
         ref = run.base_keras_logits if role == "baseline" else run.keras_logits
-        if logits.ndim != 2 or logits.shape[1] != n_cls:
+        want = (b.tok.seq_len, n_cls) if b.tagging else (n_cls,)
+        if logits.shape[1:] != want:
             raise ConversionError(f"{path.name}: the exported model outputs {logits.shape[1:]} per example, not "
-                                  f"{n_cls} class scores. Fix: check the model's output layer.")
+                                  f"{want} ({'tag scores per token' if b.tagging else 'class scores'}). Fix: check "
+                                  f"the model's output layer.")
+        # a tagger's accuracy, per-class figures and parity are over its real tokens (padding left out)
+        flat, y = b.real(logits, b.y_test)
         measured[role] = {
             "finite": bool(np.isfinite(logits).all()),
-            "accuracy": round(acc_v.accuracy(logits, b.y_test), 6),
-            "per_class": per_class(logits.argmax(1), b.y_test, b.ds.label_names),
-            "parity_vs_keras": acc_v.parity(ref, logits), "logits": logits,
+            "accuracy": round(acc_v.accuracy(flat, y), 6),
+            "per_class": per_class(flat.argmax(1), y, b.ds.label_names),
+            **({"entities": b.entities(logits)} if b.tagging else {}),
+            "parity_vs_keras": acc_v.parity(b.real(ref, b.y_test)[0], flat), "logits": logits,
             "variable_tensors": sess.variable_tensors,
             "latency": lat_v.measure(path, b.x_test[:LATENCY_INPUTS], opts, b.latency.warmup, b.latency.iterations,
                                      b.quiet),
@@ -231,6 +239,11 @@ def _clients(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> list:
     from ..clients import mediapipe as mp
 
     out = []
+    if b.tagging:  # MediaPipe's TextClassifier takes one score row per text, a tagger gives one per token
+        if tp.target.clients:
+            _log(b.quiet, f"[edgeopt] {tp.target.name}: clients {', '.join(tp.target.clients)} not run: they "
+                          f"classify sentences, and this model tags tokens")
+        return out
     if "mediapipe" in tp.target.clients and tp.target.runtime.format == "tflite":
         out.append(mp.check(files["deployed"], b.ds.test.texts, b.y_test, measured["deployed"]["logits"],
                             b.ds.label_names, b.tok, b.quiet))
@@ -281,6 +294,9 @@ def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: 
                        export_agreement=_or_nan(base["parity_vs_keras"]["argmax_agreement"]), emulated=emulated,
                        finite=finite, macro_f1=dep["per_class"]["macro_f1"],
                        macro_f1_drop=base["per_class"]["macro_f1"] - dep["per_class"]["macro_f1"], clients=clients,
+                       entity_f1=dep["entities"]["micro"]["f1"] if "entities" in dep else None,
+                       entity_f1_drop=(base["entities"]["micro"]["f1"] - dep["entities"]["micro"]["f1"]
+                                       if "entities" in dep else None),
                        instructions=cost.get("instructions_per_inference"),
                        instructions_cpu=cost.get("cpu", tp.target.device.qemu_cpu),
                        estimated_latency_ms=cost.get("estimated_latency_ms"), device_latency=device_latency, gpu=gpu)
@@ -348,11 +364,14 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
         "spec": spec.model_dump(mode="json"), "target_profile": target.model_dump(mode="json"),
         "data": {"dataset": ds.name, "labels": len(ds.label_names), **ds.provenance},
         "tokenizer": b.tok.config(),
-        "training": {k: train_rec.get(k) for k in ("epochs_run", "best_epoch", "best_dev_accuracy", "seconds")},
+        "task": ds.task,
+        "training": {k: train_rec[k] for k in ("epochs_run", "best_epoch", "best_dev_accuracy", "best_dev_entity_f1",
+                                               "seconds") if k in train_rec},
         "artifacts": artifacts + [{"path": f.name, "format": f.suffix.lstrip("."), **size_of_bytes(f.read_bytes())}
                                   for f in side_files],
         "metrics": {
-            "keras_accuracy": round(acc_v.accuracy(run.keras_logits, b.y_test), 6),
+            "keras_accuracy": round(acc_v.accuracy(*b.real(run.keras_logits, b.y_test)), 6),
+            **(_entity_metrics(b, base, dep) if b.tagging else {}),
             "baseline": {"artifact": files["baseline"].name, "accuracy": base["accuracy"],
                          "parity_vs_keras": base["parity_vs_keras"],
                          "latency": [s.to_dict() for s in base["latency"]]},
@@ -363,12 +382,12 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
             "per_class": dep["per_class"], "baseline_per_class": base["per_class"],
             "test_examples": len(ds.test),
             "finite_outputs": all(c["passed"] for c in verdict["checks"] if c["name"] == "finite_outputs"),
-            "correct": encode_correct(dep["logits"].argmax(1) == b.y_test),
-            "predictions": encode_predictions(dep["logits"].argmax(1)),
+            "correct": encode_correct(b.real(dep["logits"], b.y_test)[0].argmax(1) == b.real(dep["logits"], b.y_test)[1]),
+            "predictions": encode_predictions(b.real(dep["logits"], b.y_test)[0].argmax(1)),
             "examples_sha256": examples_sha256(b.x_test, b.y_test),
             "variable_tensors": dep["variable_tensors"],
             "parity_vs_keras": dep["parity_vs_keras"],
-            "parity_vs_baseline": acc_v.parity(base["logits"], dep["logits"]),
+            "parity_vs_baseline": acc_v.parity(b.real(base["logits"], b.y_test)[0], b.real(dep["logits"], b.y_test)[0]),
             "size": {k: dep_art[k] for k in ("size_bytes", "gzip_bytes")},
             "size_ratio_vs_float32": {"raw": round(artifacts[0]["size_bytes"] / dep_art["size_bytes"], 3),
                                       "gzip": round(artifacts[0]["gzip_bytes"] / dep_art["gzip_bytes"], 3)},
@@ -386,6 +405,16 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
         "budgets": verdict,
         "build_seconds": round(time.perf_counter() - b.t_start, 1),
     }
+
+
+def _entity_metrics(b: _Builder, base: dict, dep: dict) -> dict:
+    """A tagger's headline figures: entity precision, recall and F1 (strict spans, micro and per type) of the
+    deployed and the float32 artifact over the whole test split; accuracy, per-class figures and parity are per
+    real token and secondary."""
+    return {"entity_f1": dep["entities"]["micro"]["f1"], "baseline_entity_f1": base["entities"]["micro"]["f1"],
+            "entity_f1_drop": round(base["entities"]["micro"]["f1"] - dep["entities"]["micro"]["f1"], 6),
+            "entities": dep["entities"], "baseline_entities": base["entities"], "truncation": b.truncation(),
+            "accuracy_unit": "real tokens (padding excluded); entity_f1 is the headline"}
 
 
 def _convert_deployed(b: _Builder, tp: TargetPlan, k: str, model) -> tuple[bytes, str, dict]:

@@ -100,6 +100,9 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
     _check_args(trials, timeout, objective, study)
     prof = target if isinstance(target, TargetProfile) else load_target(target)
     spec = model if isinstance(model, ModelSpec) else load_model_spec(model)
+    if spec.task == "token_classification":
+        raise InputError(f"{spec.source or spec.name}: tune compares candidates by sentence accuracy; searching for a "
+                         f"tagger (by entity F1) is not built yet. Fix: build the tagger with `edgeopt build`.")
     space = space_for(prof, tuple(teachers), on_device)
     if prof.budgets.max_device_latency_p90_ms is not None and not on_device:
         raise InputError(f"{prof.source or prof.name}: budgets.max_device_latency_p90_ms is measured on the board. "

@@ -13,7 +13,7 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
           macro_f1: float | None = None, macro_f1_drop: float | None = None, clients: list | None = None,
           instructions: int | None = None, instructions_cpu: str | None = None,
           estimated_latency_ms: float | None = None, device_latency: dict | None = None,
-          gpu: dict | None = None) -> dict:
+          gpu: dict | None = None, entity_f1: float | None = None, entity_f1_drop: float | None = None) -> dict:
     """Every budget with its limit, value and verdict. Not a budget but always checked: every output is finite
     (a diverged model outputs NaN, and argmax over NaN picks class 0, which can pass an accuracy budget)."""
     checks = []
@@ -36,6 +36,12 @@ def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
             macro_f1_drop <= budgets.max_macro_f1_drop + 1e-12, "")
     if budgets.min_macro_f1 is not None and macro_f1 is not None:
         add("min_macro_f1", budgets.min_macro_f1, round(macro_f1, 6), macro_f1 >= budgets.min_macro_f1, "")
+    # entity F1 (strict spans, micro) of a tagger; a sentence classifier has none and is not judged on it
+    if budgets.max_f1_drop is not None and entity_f1_drop is not None:
+        add("max_f1_drop", budgets.max_f1_drop, round(entity_f1_drop, 6), entity_f1_drop <= budgets.max_f1_drop + 1e-12,
+            "entity F1")
+    if budgets.min_f1 is not None and entity_f1 is not None:
+        add("min_f1", budgets.min_f1, round(entity_f1, 6), entity_f1 >= budgets.min_f1, "entity F1")
     if budgets.min_export_agreement is not None and export_agreement is not None:
         compared = math.isfinite(export_agreement)  # NaN: nothing could be compared, which is no pass
         add("min_export_agreement", budgets.min_export_agreement, round(export_agreement, 6) if compared else None,

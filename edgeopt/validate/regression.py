@@ -34,6 +34,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..data.conll import padded_tags, split_scores
 from ..errors import ArtifactError, EdgeOptError, InputError
 from ..manifest import (Baseline, Tolerances, decode_correct, decode_predictions, encode_correct,
                         encode_predictions, examples_sha256, load_baseline, load_manifest)
@@ -117,10 +118,19 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
     tok = load_tokenizer(d)
     row = m.metrics.latency_budget_row
     sess = runtimes.load(art, runtimes.RuntimeOptions(threads=row.threads, xnnpack=row.xnnpack))
-    x, y = tok.encode_batch(ds.test.texts), np.asarray(ds.test.labels)
+    tagging = m.task == "token_classification"
+    x = tok.encode_batch(ds.test.texts)
+    y = padded_tags(ds.test.labels, x.shape[1]) if tagging else np.asarray(ds.test.labels)
     logits = sess.run(x)
-    check_outputs(art, logits, len(ds.label_names))
-    correct = logits.argmax(1) == y
+    check_outputs(art, logits, len(ds.label_names), x.shape[1] if tagging else None)
+    extra = {}
+    if tagging:  # entity F1 over whole sentences; the per-example records below are per real token
+        extra["entity_f1"] = split_scores(logits.argmax(-1), ds.test.labels, ds.label_names)["micro"]["f1"]
+        keep = y >= 0
+        logits, y_eval = logits[keep], y[keep]
+    else:
+        y_eval = y
+    correct = logits.argmax(1) == y_eval
     st = sess.benchmark(x[:64], warmup=warmup, iterations=iterations)
     emulated = None
     if emulate:
@@ -163,10 +173,11 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
             **{k: g["partition"][k] for k in PARTITION_KEYS}}
     return {"model": m.model, "target": m.target, "artifact": art.name, "sha256": size["sha256"],
             "manifest_sha256": next((a.sha256 for a in m.artifacts if a.path == art.name), None),
-            "accuracy": round(float(correct.mean()), 6), "test_examples": int(len(y)),
+            "accuracy": round(float(correct.mean()), 6), "test_examples": int(len(y_eval)),
             "correct": encode_correct(correct), "examples_sha256": examples_sha256(x, y),
-            "predictions": encode_predictions(logits.argmax(1)), "labels": encode_predictions(y),
-            "num_classes": len(ds.label_names), "macro_f1": round(macro_f1(logits.argmax(1), y, len(ds.label_names)), 6),
+            "predictions": encode_predictions(logits.argmax(1)), "labels": encode_predictions(y_eval),
+            "num_classes": len(ds.label_names),
+            "macro_f1": round(macro_f1(logits.argmax(1), y_eval, len(ds.label_names)), 6), **extra,
             "size_bytes": size["size_bytes"], "gzip_bytes": size["gzip_bytes"],
             "latency": {"threads": st.threads, "xnnpack": st.xnnpack, "delegate_applied": st.delegate_applied,
                         "p50_ms": st.p50_ms, "p90_ms": st.p90_ms, "runtime": st.runtime},
@@ -177,8 +188,14 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
             **({"gpu_partition": gpu} if gpu else {})}
 
 
-def check_outputs(path, logits: np.ndarray, num_classes: int) -> None:
-    """The artifact's output must be one score per class of this dataset."""
+def check_outputs(path, logits: np.ndarray, num_classes: int, seq_len: Optional[int] = None) -> None:
+    """The artifact's output must be one score per class of this dataset (a tagger: per token, ``seq_len``)."""
+    if seq_len is not None:
+        if logits.shape[1:] != (seq_len, num_classes):
+            raise ArtifactError(f"{path}: outputs {logits.shape[1:]} scores per example, but a tagger of this data "
+                                f"gives ({seq_len}, {num_classes}): it was built for other data. Fix: use the spec "
+                                f"the artifact was built from.")
+        return
     if logits.ndim != 2 or logits.shape[1] != num_classes:
         raise ArtifactError(f"{path}: outputs {logits.shape[1] if logits.ndim == 2 else logits.shape} scores per "
                             f"example, but the dataset has {num_classes} labels: it was built for other data. Fix: "
@@ -248,6 +265,11 @@ def compare(current: dict, baseline: Baseline) -> dict:
     elif baseline.macro_f1 is not None and current.get("macro_f1") is not None:
         add("macro_f1", baseline.macro_f1, current["macro_f1"], "not gated", True,
             "reported only: the baseline's examples differ (no paired record)")
+    if baseline.entity_f1 is not None:  # a tagger: its headline figure, recomputed over the whole test split
+        lo = round(baseline.entity_f1 - tol.entity_f1_abs, 6)
+        cur = current.get("entity_f1")
+        add("entity_f1", baseline.entity_f1, cur, f">= {lo}", cur is not None and cur >= lo - 1e-12,
+            "strict spans, micro, whole test split" if cur is not None else "not measured: not a tagger's build")
     hi = int(baseline.size_bytes * (1 + tol.size_rel))
     add("size_bytes", baseline.size_bytes, current["size_bytes"], f"<= {hi}", current["size_bytes"] <= hi)
     bl, cl = baseline.latency, current["latency"]
