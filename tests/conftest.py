@@ -81,6 +81,10 @@ TINY = {
     "bilstm": {"embed_dim": 16, "units": 8},
     "transformer": {"embed_dim": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 1},
 }
+TINY_TAGGERS = {  # task: token_classification
+    "cnn_tagger": {"embed_dim": 24, "filters": 32, "kernel_size": 3, "dilations": [1, 2], "dropout": 0.1},
+    "bilstm_tagger": {"embed_dim": 16, "units": 16, "dropout": 0.1},
+}
 
 ALL_TARGETS = ["pixel-7", "raspberry-pi-4", "raspberry-pi-zero-2w", "android-arm64-fp16", "x86-avx2-server",
                "jetson-orin-nano-cpu"]

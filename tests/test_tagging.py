@@ -1,0 +1,323 @@
+"""Token classification (issue 15): CoNLL data through the spec, the tokenizer on the given tokens, padding out of
+loss and metrics, taggers built end to end into int8 TFLite and ONNX with entity F1 read from the artifact,
+compression passes on taggers read back from the file, and what is not built yet refused before training."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import FAST_LATENCY, TINY_TAGGERS as TAG_TINY, loosen_latency, run_cli, write_spec
+
+
+def tagger_spec(path: Path, arch: str = "cnn_tagger", epochs: int = 4, limit=None, **changes) -> Path:
+    write_spec(path, path.stem, arch, TAG_TINY[arch], dataset="wnut17", seq_len=32, epochs=epochs,
+               learning_rate=0.005, limit=limit or {"train": 1500, "dev": 300, "test": 300})
+    d = yaml.safe_load(path.read_text())
+    d["task"] = "token_classification"
+    d["tokenizer"]["min_freq"] = 2
+    for k, v in changes.items():
+        d[k] = {**d.get(k, {}), **v} if isinstance(v, dict) else v
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
+def x86_tflite(path: Path, **budgets) -> Path:
+    """x86-avx2-server running LiteRT int8 with XNNPACK (nothing to emulate or count)."""
+    from edgeopt.registry import load_target
+
+    d = load_target("x86-avx2-server").model_dump(mode="json", exclude_none=True)
+    d.update(name=path.stem, runtime={"name": "litert", "format": "tflite", "threads": 1, "delegates": ["xnnpack"]},
+             quantization="int8")
+    d.pop("onnx", None)
+    d["budgets"] = {**d["budgets"], **budgets}
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
+def write_conll(path: Path, sentences) -> Path:
+    path.write_text("\n\n".join("\n".join(f"{t}\t{g}" for t, g in s) for s in sentences) + "\n", encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------------------ spec and data
+def test_task_and_data_must_agree_one_line_exit_2(tmp_path):
+    bad = tagger_spec(tmp_path / "a.yaml", data={"dataset": "banking77"})
+    r = run_cli(["build", str(bad), "--dry-run"])
+    assert r.exit_code == 2 and "task token_classification does not fit the data (banking77)" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    bad = tagger_spec(tmp_path / "b.yaml", architecture={"name": "bilstm", "params": {"embed_dim": 8, "units": 4}})
+    r = run_cli(["build", str(bad), "--dry-run"])
+    assert r.exit_code == 2 and "needs a tagger: one of bilstm_tagger, cnn_tagger" in r.stderr
+    bad = write_spec(tmp_path / "c.yaml", "c", "cnn_tagger", TAG_TINY["cnn_tagger"])
+    r = run_cli(["build", str(bad), "--dry-run"])
+    assert r.exit_code == 2 and "tags tokens; set 'task: token_classification'" in r.stderr
+    bad = tagger_spec(tmp_path / "d.yaml", tokenizer={"kind": "regex"})
+    r = run_cli(["build", str(bad), "--dry-run"])
+    assert r.exit_code == 2 and "remove tokenizer.kind regex" in r.stderr
+
+
+def test_what_taggers_do_not_do_yet_is_refused_before_training(tmp_path):
+    spec = tagger_spec(tmp_path / "t.yaml")
+    for args, says in ((["-t", "pixel-7-gpu"], "GPU validation of a tagger"),
+                       (["-t", "pixel-7", "--emulate"], "--emulate validates a sentence classifier"),
+                       (["-t", "x86-avx2-server", "--distill", "banking77-cnn"], "distillation of a tagger"),
+                       (["-t", "x86-avx2-server", "--format", "both"], "--format both is not built for taggers")):
+        r = run_cli(["build", str(spec), *args, "--dry-run", "--out", str(tmp_path / "o")])
+        assert r.exit_code == 2 and says in r.stderr, (args, r.output)
+        assert not (tmp_path / "o").exists()
+    r = run_cli(["tune", str(spec), "--target", "x86-avx2-server", "--out", str(tmp_path / "tu")])
+    assert r.exit_code == 2 and "searching for a tagger" in r.stderr and not (tmp_path / "tu").exists()
+
+
+def test_conll_files_as_data_with_a_dev_split_carved_and_unknown_tags_refused(tmp_path):
+    from edgeopt.data.datasets import load_dataset
+    from edgeopt.errors import DataError
+    from edgeopt.specs import DataSpec
+
+    sents = [[("Paris", "B-location"), ("is", "O"), ("big", "O")], [("Ann", "B-person"), ("Lee", "I-person")]] * 10
+    train = write_conll(tmp_path / "train.conll", sents)
+    test = write_conll(tmp_path / "test.conll", sents[:3])
+    ds = load_dataset(DataSpec(files={"train": str(train), "test": str(test)}))
+    assert ds.task == "token_classification" and ds.label_names == ("O", "B-location", "I-location", "B-person",
+                                                                    "I-person")
+    assert len(ds.dev) == 2 and len(ds.train) == 18 and "random 10%" in ds.provenance["dev_split"]
+    assert ds.test.tokens[0] == ("Paris", "is", "big") and ds.test.labels[0] == (1, 0, 0)
+    assert ds.test.texts[1] == "Ann Lee" and ds.test.labels[1] == (3, 4)
+    odd = write_conll(tmp_path / "odd.conll", [[("Acme", "B-corporation")]])
+    with pytest.raises(DataError, match=r"odd.conll: tags \['B-corporation'\] do not occur in the training file"):
+        load_dataset(DataSpec(files={"train": str(train), "test": str(odd)}))
+
+
+def test_the_tokenizer_gives_one_id_per_given_token_and_its_hf_file_agrees(tmp_path):
+    from tokenizers import Tokenizer
+
+    from edgeopt.data.tokenizer import TokenTokenizer, load_tokenizer
+
+    sents = ["@paul's new iPhone 15 !", "I ❤ New York", "don't stop"]
+    tok = TokenTokenizer.fit(sents, seq_len=6, lowercase=True)
+    assert "@paul's" in tok.vocab and "new" in tok.vocab and "don't" in tok.vocab  # never split further
+    ids = tok.encode_batch(["@PAUL's  unseen\tYork"])[0].tolist()
+    assert ids == [tok.index["@paul's"], tok.unk_id, tok.index["york"], 0, 0, 0]
+    tok.save(tmp_path)
+    hf = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    for s in sents + ["@PAUL's  unseen\tYork", "a b c d e f g h"]:
+        assert hf.encode(s).ids == tok.encode(s), s
+        assert hf.encode(s.split(), is_pretokenized=True).ids == tok.encode(s), s
+    again = load_tokenizer(tmp_path)
+    assert type(again) is TokenTokenizer and again.encode("I ❤ new york") == tok.encode("I ❤ new york")
+
+
+def test_padding_never_enters_the_loss_or_the_metrics():
+    from edgeopt.passes.common import PAD_TAG, PassContext, masked_token_accuracy
+
+    y = np.array([[1, 0, PAD_TAG, PAD_TAG], [2, 2, 0, PAD_TAG]], np.int32)
+    logits = np.full((2, 4, 3), -3.0, np.float32)
+    logits[0, 0, 1] = logits[0, 1, 0] = 3.0  # both right
+    logits[1, 0, 2] = logits[1, 1, 0] = logits[1, 2, 0] = 3.0  # 2 of 3 right
+    m = masked_token_accuracy()
+    m.update_state(y, logits)
+    assert abs(float(m.result()) - 4 / 5) < 1e-6
+    ctx = PassContext(x_train=None, y_train=None, x_dev=None, y_dev=None, rebuild=None, seed=0, tags=("O", "B-x",
+                                                                                                     "I-x"))
+    loss = ctx.loss()
+    changed = logits.copy()
+    changed[:, 3, :] = [9.0, -9.0, 0.0]  # anything at padded positions
+    changed[0, 2, :] = [-9.0, 9.0, 0.0]
+    assert abs(float(loss(y, logits)) - float(loss(y, changed))) < 1e-6
+    changed[1, 2, :] = [-9.0, 9.0, 0.0]  # a real token: the loss moves
+    assert float(loss(y, changed)) > float(loss(y, logits)) + 0.1
+
+
+# ----------------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory):
+    """A tiny dilated-CNN tagger on a slice of WNUT-17, built into int8 TFLite (x86, XNNPACK) and int8 ONNX."""
+    d = tmp_path_factory.mktemp("tagger")
+    # all 3,394 training sentences: on fewer, a tagger this small predicts only O for the first epochs
+    spec = tagger_spec(d / "tiny-tagger.yaml", "cnn_tagger", epochs=10, limit={"train": 3394, "dev": 300, "test": 300},
+                       training={"patience": 4})
+    tfl = x86_tflite(d / "x86-tflite.yaml")
+    r = run_cli(["build", str(spec), "-t", str(tfl), "-t", "x86-avx2-server", "--out", str(d / "out"), "--json",
+                 "--quiet", *FAST_LATENCY])
+    assert r.exit_code in (0, 3), r.output
+    return {"dir": d, "spec": spec, "manifests": {m["target"]: m for m in json.loads(r.stdout)}}
+
+
+def _recount(out: Path, manifest: dict) -> dict:
+    """Entity scores recomputed here from the deployed file's own outputs over the whole test split."""
+    from edgeopt import runtimes
+    from edgeopt.data import load_dataset
+    from edgeopt.data.conll import entity_scores
+    from edgeopt.data.tokenizer import load_tokenizer
+    from edgeopt.specs import ModelSpec
+
+    spec = ModelSpec.model_validate(manifest["spec"])
+    ds = load_dataset(spec.data)
+    x = load_tokenizer(out).encode_batch(ds.test.texts)
+    logits = runtimes.load(out / manifest["metrics"]["artifact"]).run(x)
+    names = ds.label_names
+    gold = [[names[t] for t in tags] for tags in ds.test.labels]
+    pred = [[names[i] for i in row[:len(g)]] + ["O"] * max(0, len(g) - len(row)) for row, g in
+            zip(logits.argmax(-1), gold)]
+    return entity_scores(gold, pred)
+
+
+@pytest.mark.slow
+def test_tiny_tagger_end_to_end_int8_tflite_and_onnx(tagged):
+    out = tagged["dir"] / "out"
+    for target, fmt, ext in (("x86-tflite", "tflite", "model_int8.tflite"), ("x86-avx2-server", "onnx",
+                                                                             "model_int8.onnx")):
+        m = tagged["manifests"][target]
+        met = m["metrics"]
+        assert m["task"] == "token_classification" and met["artifact"] == ext, (target, met["artifact"])
+        assert m["recipe"]["convert"] == {**m["recipe"]["convert"], "format": fmt, "quantization": "int8"}
+        # the headline is entity F1 read from the deployed file over the whole test split, recomputed here
+        again = _recount(out / target, m)
+        assert met["entities"]["micro"] == again["micro"] and met["entity_f1"] == again["micro"]["f1"]
+        assert set(met["entities"]["per_type"]) <= {"corporation", "creative-work", "group", "location", "person",
+                                                    "product"}
+        assert met["entities"]["sentences"] == met["test_examples"] == 300
+        assert 0 <= met["entity_f1"] <= 1 and 0 <= met["baseline_entity_f1"] <= 1
+        assert abs(met["entity_f1_drop"] - (met["baseline_entity_f1"] - met["entity_f1"])) < 1e-6
+        # token accuracy counts real tokens only: the per-class supports add up to the test split's tokens
+        tokens = sum(min(len(t.split()), 32) for t in _test_texts(m))
+        assert sum(met["per_class"]["support"]) == tokens and met["entities"]["tokens"] >= tokens
+        assert met["accuracy"] == pytest.approx(met["entities"]["token_accuracy"], abs=0.02)
+        tr = met["truncation"]
+        assert tr["seq_len"] == 32 and tr["test"]["of"] == 300
+        assert tr["test"]["tokens_cut"] == sum(max(0, len(t.split()) - 32) for t in _test_texts(m))
+        assert m["training"]["best_dev_entity_f1"] > 0 and m.get("metadata") is None
+        report = (out / target / "report.md").read_text()
+        assert "## Entities (exact spans" in report and "entity F1" in report
+    # the int8 TFLite file is integer inside: embedding, both convs and the dense layer hold int8 weights
+    from edgeopt.inspect import inspect_tflite
+
+    info = inspect_tflite(out / "x86-tflite" / "model_int8.tflite")
+    assert info["weight_dtypes"].get("int8", 0) >= 4 and info["outputs"][0]["shape"][1:] == [32, 13], info
+
+
+def _test_texts(manifest: dict) -> list[str]:
+    from edgeopt.data import load_dataset
+    from edgeopt.specs import ModelSpec
+
+    return list(load_dataset(ModelSpec.model_validate(manifest["spec"]).data).test.texts)
+
+
+@pytest.mark.slow
+def test_predict_prints_the_entities_a_tagger_finds(tagged):
+    out = tagged["dir"] / "out" / "x86-tflite"
+    text = "I saw Taylor Swift in New York with my Samsung phone"
+    r = run_cli(["predict", str(out), text, "--json"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["predictions"][0]
+    assert row["tokens"] == text.split() and len(row["tags"]) == len(row["tokens"]) and not row["truncated"]
+    from edgeopt.data.conll import entities
+
+    assert {(e["type"], e["start"], e["end"]) for e in row["entities"]} == entities(row["tags"])
+    for e in row["entities"]:
+        assert e["text"] == " ".join(text.split()[e["start"]:e["end"]]) and 0 < e["score"] <= 1
+    plain = run_cli(["predict", str(out), text])
+    assert plain.exit_code == 0 and (("no entities" in plain.stdout) == (not row["entities"]))
+
+
+@pytest.mark.slow
+def test_verify_and_validate_gate_a_taggers_entity_f1(tagged, tmp_path):
+    out = tagged["dir"] / "out" / "x86-tflite"
+    m = tagged["manifests"]["x86-tflite"]
+    base = tmp_path / "bl.json"
+    r = run_cli(["verify", str(out), "--baseline", str(base), "--update", "--iterations", "30"])
+    assert r.exit_code == 0, r.output
+    loosen_latency(base)
+    b = json.loads(base.read_text())
+    # the per-example records are per real token; entity F1 is recomputed from the file over whole sentences
+    assert b["entity_f1"] == m["metrics"]["entity_f1"] and b["test_examples"] == sum(m["metrics"]["per_class"]["support"])
+    assert b["accuracy"] == m["metrics"]["accuracy"]
+    ok = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30", "--json"])
+    assert ok.exit_code == 0, ok.output
+    c = next(c for c in json.loads(ok.stdout)["checks"] if c["metric"] == "entity_f1")
+    assert c["passed"] and c["current"] == c["baseline"]
+    b["entity_f1"] = min(1.0, m["metrics"]["entity_f1"] + 0.05)  # a baseline 0.05 F1 better: the gate (0.01) fails
+    base.write_text(json.dumps(b))
+    bad = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30", "--json"])
+    c = next(c for c in json.loads(bad.stdout)["checks"] if c["metric"] == "entity_f1")
+    assert bad.exit_code == 3 and not c["passed"], c
+    v = run_cli(["validate", str(out / m["metrics"]["artifact"]), "-m", str(tagged["spec"]), "-t",
+                 str(tagged["dir"] / "x86-tflite.yaml"), "--json"])
+    assert v.exit_code == 0, v.output
+    res = json.loads(v.stdout)
+    assert res["entity_f1"] == m["metrics"]["entity_f1"] and res["accuracy"] == m["metrics"]["accuracy"]
+    r = run_cli(["validate", str(out / m["metrics"]["artifact"]), "-m", str(tagged["spec"]), "-t", "pixel-7",
+                 "--emulate"])
+    assert r.exit_code == 2 and "for a tagger they are not built yet" in r.stderr
+
+
+@pytest.mark.slow
+def test_entity_f1_budgets_gate_the_build(tagged, tmp_path):
+    strict = x86_tflite(tmp_path / "strict.yaml", min_f1=0.99, max_f1_drop=0.5)
+    r = run_cli(["build", str(tagged["spec"]), "-t", str(strict), "--out", str(tmp_path / "o"), "--json", "--quiet",
+                 *FAST_LATENCY])
+    assert r.exit_code == 3, r.output
+    checks = {c["name"]: c for c in json.loads(r.stdout)["budgets"]["checks"]}
+    assert not checks["min_f1"]["passed"] and checks["min_f1"]["unit"] == "entity F1"
+    assert checks["max_f1_drop"]["passed"]
+
+
+@pytest.mark.slow
+def test_compression_passes_on_taggers_survive_into_the_file(tmp_path):
+    from edgeopt.inspect import inspect_tflite
+
+    spec = tagger_spec(tmp_path / "cnn.yaml", "cnn_tagger", epochs=3, limit={"train": 800, "dev": 200, "test": 200})
+    tfl = x86_tflite(tmp_path / "x86-tflite.yaml")
+    r = run_cli(["build", str(spec), "-t", str(tfl), "--out", str(tmp_path / "pc"), "--prune", "0.5", "--cluster",
+                 "8", "--ptq", "float32", "--quiet", "--json", *FAST_LATENCY])
+    assert r.exit_code in (0, 3), r.output
+    m = json.loads(r.stdout)
+    w = inspect_tflite(tmp_path / "pc" / m["metrics"]["artifact"])["weights"]
+    convs = [x for x in w if "conv" in x["name"]]
+    assert len(convs) == 2 and all(x["zero_fraction"] > 0.4 and x["unique_values"] <= 9 for x in convs), convs
+    assert "entity_f1" in m["metrics"]
+    spec = tagger_spec(tmp_path / "lstm.yaml", "bilstm_tagger", epochs=2, limit={"train": 800, "dev": 200,
+                                                                                  "test": 200})
+    r = run_cli(["build", str(spec), "-t", str(tfl), "--out", str(tmp_path / "pl"), "--prune", "0.5", "--quiet",
+                 "--json", *FAST_LATENCY])
+    assert r.exit_code in (0, 3), r.output
+    m = json.loads(r.stdout)
+    prune = next(p for p in m["passes"] if p["step"] == "prune")
+    assert prune["weights"]["zero_fraction"] > 0.3 and "entity_f1" in prune
+
+
+@pytest.mark.slow
+def test_a_users_own_tagger_file_is_trained_and_built(tmp_path):
+    """The model-file path: a tf_keras tagger saved by the user, fitted on WNUT-17 and built into int8 ONNX; a
+    sentence classifier given as a tagger is a one-line error before any training."""
+    from edgeopt.tf import keras
+
+    K = keras()
+    L = K.layers
+    ids = K.Input(shape=(32,), dtype="int32")
+    x = L.Embedding(3000, 16, mask_zero=True)(ids)
+    x = L.Conv1D(24, 3, padding="same", activation="relu")(x)
+    K.Model(ids, L.Dense(13)(x)).save(tmp_path / "mine.keras")
+    ids = K.Input(shape=(32,), dtype="int32")
+    pooled = L.GlobalMaxPooling1D()(L.Embedding(3000, 8)(ids))
+    K.Model(ids, L.Dense(13)(pooled)).save(tmp_path / "classifier.keras")
+    spec = tagger_spec(tmp_path / "mine.yaml", epochs=2, limit={"train": 800, "dev": 200, "test": 200},
+                       training={"fit": True})
+    d = yaml.safe_load(spec.read_text())
+    d.pop("architecture")
+    d["model"] = {"path": "mine.keras"}
+    spec.write_text(yaml.safe_dump(d))
+    r = run_cli(["build", str(spec), "-t", "x86-avx2-server", "--out", str(tmp_path / "o"), "--json", "--quiet",
+                 *FAST_LATENCY])
+    assert r.exit_code in (0, 3), r.output
+    m = json.loads(r.stdout)
+    assert m["model_source"]["kind"] == "file" and m["metrics"]["artifact"] == "model_int8.onnx"
+    assert m["task"] == "token_classification" and 0 <= m["metrics"]["entity_f1"] <= 1
+    d["model"] = {"path": "classifier.keras"}
+    spec.write_text(yaml.safe_dump(d))
+    r = run_cli(["build", str(spec), "-t", "x86-avx2-server", "--out", str(tmp_path / "o2"), "--dry-run"])
+    assert r.exit_code == 2 and "a tagger has one [batch, seq_len, num_tags] output" in r.stderr, r.output
