@@ -83,25 +83,27 @@ def transformer(cfg, vocab_size, num_classes, seq_len):
     return K.Model(tokens, logits, name="transformer")
 
 
-def bilstm_tagger(cfg, vocab_size, num_classes, seq_len):
-    """Token classification: ``num_classes`` is the number of BIO tags; logits (batch, seq_len, tags)."""
+def _tagger(name, vocab_size, num_classes, seq_len, cfg, body):
+    """Token classification: ids -> embedding -> ``body`` (one vector per token) -> one row of tag logits per token
+    (``num_classes`` is the number of BIO tags; output (batch, seq_len, tags))."""
     tokens = _inputs(seq_len)
     x = L.Embedding(vocab_size, cfg.embed_dim, name="embedding")(tokens)
-    x = L.Dropout(cfg.dropout, name="embed_dropout")(x)
-    x = L.Bidirectional(L.LSTM(cfg.units, return_sequences=True), name="bilstm")(x)
+    x = body(L.Dropout(cfg.dropout, name="embed_dropout")(x))
     x = L.Dropout(cfg.dropout, name="dropout")(x)
-    logits = L.Dense(num_classes, name="logits")(x)
-    return K.Model(tokens, logits, name="bilstm_tagger")
+    return K.Model(tokens, L.Dense(num_classes, name="logits")(x), name=name)
+
+
+def bilstm_tagger(cfg, vocab_size, num_classes, seq_len):
+    return _tagger("bilstm_tagger", vocab_size, num_classes, seq_len, cfg, lambda x: L.Bidirectional(
+        L.LSTM(cfg.units, return_sequences=True), name="bilstm")(x))
 
 
 def cnn_tagger(cfg, vocab_size, num_classes, seq_len):
-    """Token classification with dilated Conv1D ('same' padding keeps one output per token)."""
-    tokens = _inputs(seq_len)
-    x = L.Embedding(vocab_size, cfg.embed_dim, name="embedding")(tokens)
-    x = L.Dropout(cfg.dropout, name="embed_dropout")(x)
-    for i, d in enumerate(cfg.dilations):
-        x = L.Conv1D(cfg.filters, cfg.kernel_size, padding="same", dilation_rate=d, activation="relu",
-                     name=f"conv{i}")(x)
-    x = L.Dropout(cfg.dropout, name="dropout")(x)
-    logits = L.Dense(num_classes, name="logits")(x)
-    return K.Model(tokens, logits, name="cnn_tagger")
+    """Dilated Conv1D ('same' padding keeps one output per token)."""
+    def body(x):
+        for i, d in enumerate(cfg.dilations):
+            x = L.Conv1D(cfg.filters, cfg.kernel_size, padding="same", dilation_rate=d, activation="relu",
+                         name=f"conv{i}")(x)
+        return x
+
+    return _tagger("cnn_tagger", vocab_size, num_classes, seq_len, cfg, body)

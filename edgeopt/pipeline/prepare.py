@@ -27,23 +27,18 @@ def make_tokenizer(spec: ModelSpec, ds):
     from ..data.tokenizer import HFTokenizer, RegexTokenizer, TokenTokenizer, WordTokenizer
 
     tk = spec.tokenizer
-    if getattr(ds, "task", "text_classification") == "token_classification":  # the dataset's own tokens
-        tok = TokenTokenizer.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
-                                 lowercase=tk.lowercase)
-        if tok.vocab_size <= 2:
-            raise DataError(f"dataset {ds.name!r}: no training token occurs {tk.min_freq} times or more. Fix: lower "
-                            f"tokenizer.min_freq.")
-        return tok
-    if tk.vocab_file:
+    tagging = getattr(ds, "task", "text_classification") == "token_classification"
+    if not tagging and tk.vocab_file:
         return WordTokenizer.from_vocab_file(tk.vocab_file, tk.seq_len, tk.lowercase, tk.pad_token, tk.unk_token)
-    if tk.huggingface:
+    if not tagging and tk.huggingface:
         return HFTokenizer.from_file(tk.huggingface, tk.seq_len, tk.pad_token)
-    cls = RegexTokenizer if tk.kind == "regex" else WordTokenizer
+    # a tagger's words are the dataset's own tokens, never split further
+    cls = TokenTokenizer if tagging else RegexTokenizer if tk.kind == "regex" else WordTokenizer
     tok = cls.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
-                            lowercase=tk.lowercase)
+                  lowercase=tk.lowercase)
     if tok.vocab_size <= 2:
         raise DataError(f"dataset {ds.name!r}: the training texts hold no token (min_freq {tk.min_freq}); nothing "
-                        f"can be learned. Fix: give training texts with words in them.")
+                        f"can be learned. Fix: give training texts with words in them, or lower tokenizer.min_freq.")
     return tok
 
 
