@@ -192,8 +192,9 @@ def render(m: dict) -> str:
               f"- data: {data['dataset']} ({data['labels']} labels), sizes {data.get('sizes')}, split seed "
               f"{data.get('split_seed')}",
               f"- tokenizer: {m['tokenizer']['type']}, vocab {m['tokenizer']['vocab_size']}, seq_len "
-              f"{m['tokenizer']['seq_len']} (`tokenizer.json` for Hugging Face tokenizers, `edgeopt_tokenizer.json`, "
-              f"`vocab.txt`; `tokenizer_golden.json` has text-to-ids vectors for a port)",
+              f"{m['tokenizer']['seq_len']} ("
+              + ("" if m["tokenizer"]["type"] == "tokens" else "`tokenizer.json` for Hugging Face tokenizers, ")
+              + "`edgeopt_tokenizer.json`, `vocab.txt`; `tokenizer_golden.json` has text-to-ids vectors for a port)",
               f"- training: {tr['epochs_run']} epochs, "
               + (f"best dev entity F1 {tr['best_dev_entity_f1']:.4f}" if "best_dev_entity_f1" in tr else
                  f"best dev accuracy {_pct(tr.get('best_dev_accuracy'))}")
@@ -330,7 +331,7 @@ def snippets(artifact: str, seq_len: int, client_ready: bool) -> list[str]:
               "top = clf.classify(text).classifications[0].categories[0]  # .category_name, .score",
               "clf.close()", "```"]
     litert = ["```python", "# any tokenizer-less runtime: tokenize with the build's tokenizer.json, run with LiteRT",
-              "import numpy as np", "from tokenizers import Tokenizer",
+              "import numpy as np",
               "from ai_edge_litert.interpreter import Interpreter", "",
               "tok = Tokenizer.from_file(\"tokenizer.json\")  # truncates and pads to the model's input length",
               f"it = Interpreter(model_path=\"{artifact}\"); it.allocate_tensors()",
@@ -380,9 +381,9 @@ def tagger_snippet(artifact: str, seq_len: int) -> list[str]:
                 "scores = sess.run(None, {sess.get_inputs()[0].name: ids})[0][0]"])
     return ["A tagger: one row of tag scores per token (`labels.txt` lists the BIO tags); `edgeopt predict` prints "
             "the entities. In Python:", "", "```python", "import numpy as np", "from tokenizers import Tokenizer",
-            *fmt_run[:1], "", "tok = Tokenizer.from_file(\"tokenizer.json\")  # whitespace tokens, padded/truncated",
-            "words = text.split()", "ids = np.array([tok.encode(words, is_pretokenized=True).ids], np.int32)"
-            f"  # [1, {seq_len}]", *fmt_run[1:],
+            *fmt_run[:1], "from edgeopt.data.tokenizer import load_tokenizer  # or a port: tokenizer_golden.json", "",
+            "tok = load_tokenizer(\".\")  # edgeopt_tokenizer.json: whitespace tokens; unknown ones by shape",
+            "words = text.split()", f"ids = tok.encode_batch([text])  # [1, {seq_len}] int32", *fmt_run[1:],
             "tags = [open(\"labels.txt\").read().splitlines()[i] for i in scores.argmax(-1)[:len(words)]]", "```"]
 
 

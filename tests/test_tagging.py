@@ -92,23 +92,24 @@ def test_conll_files_as_data_with_a_dev_split_carved_and_unknown_tags_refused(tm
         load_dataset(DataSpec(files={"train": str(train), "test": str(odd)}))
 
 
-def test_the_tokenizer_gives_one_id_per_given_token_and_its_hf_file_agrees(tmp_path):
-    from tokenizers import Tokenizer
-
-    from edgeopt.data.tokenizer import TokenTokenizer, load_tokenizer
+def test_the_tokenizer_gives_one_id_per_given_token_and_unknown_tokens_their_shape(tmp_path):
+    from edgeopt.data.tokenizer import TokenTokenizer, load_tokenizer, word_shape
 
     sents = ["@paul's new iPhone 15 !", "I ❤ New York", "don't stop"]
-    tok = TokenTokenizer.fit(sents, seq_len=6, lowercase=True)
+    tok = TokenTokenizer.fit(sents, seq_len=10, lowercase=True)
     assert "@paul's" in tok.vocab and "new" in tok.vocab and "don't" in tok.vocab  # never split further
-    ids = tok.encode_batch(["@PAUL's  unseen\tYork"])[0].tolist()
-    assert ids == [tok.index["@paul's"], tok.unk_id, tok.index["york"], 0, 0, 0]
-    tok.save(tmp_path)
-    hf = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
-    for s in sents + ["@PAUL's  unseen\tYork", "a b c d e f g h"]:
-        assert hf.encode(s).ids == tok.encode(s), s
-        assert hf.encode(s.split(), is_pretokenized=True).ids == tok.encode(s), s
+    assert tok.vocab[:10] == ["<pad>", "<unk>", *TokenTokenizer.SHAPES]
+    ids = tok.encode_batch(["@PAUL's  Unseen\tYork unseen NASA @bob #tag https://t.co/x 2017 ..."])[0].tolist()
+    shape = [tok.index[s] for s in ("<unk:Xx>", "<unk:x>", "<unk:XX>", "<unk:@>", "<unk:#>", "<unk:url>",
+                                    "<unk:0>", "<unk:.>")]
+    assert ids == [tok.index["@paul's"], shape[0], tok.index["york"], *shape[1:]]
+    assert [word_shape(w) for w in ("A", "Ab", "AB", "a1", "WWW.x.com", "-", "@", "é")] == [
+        "<unk:Xx>", "<unk:Xx>", "<unk:XX>", "<unk:0>", "<unk:url>", "<unk:.>", "<unk:.>", "<unk:x>"]
+    files = tok.save(tmp_path)
+    assert {f.name for f in files} == {"edgeopt_tokenizer.json", "vocab.txt"}  # no WordLevel file: it has one unk
     again = load_tokenizer(tmp_path)
-    assert type(again) is TokenTokenizer and again.encode("I ❤ new york") == tok.encode("I ❤ new york")
+    assert type(again) is TokenTokenizer and again.encode("I ❤ new Jersey") == tok.encode("I ❤ new Jersey")
+    assert "unknown" in again.config() and len(tok.encode("a " * 30)) == 10
 
 
 def test_padding_never_enters_the_loss_or_the_metrics():

@@ -224,6 +224,8 @@ def _artifact_records(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measu
     if len(tp.steps) > 1 or fmt == "onnx":
         run.records.append({"step": "convert", "note": f"{run.ptq} .{fmt} (deployed)",
                             "accuracy": measured["deployed"]["accuracy"], "size_bytes": dep_art["size_bytes"],
+                            **({"entity_f1": measured["deployed"]["entities"]["micro"]["f1"]}
+                               if "entities" in measured["deployed"] else {}),
                             "gzip_bytes": dep_art["gzip_bytes"], **structure_of(files["deployed"])})
     cross = None
     if tp.cross_format:
