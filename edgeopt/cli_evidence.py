@@ -210,9 +210,9 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
     x, y, label_names, texts, tok = validation_data(spec, Path(artifact))
     n_classes = len(label_names)
     tagging = spec.task == "token_classification"
-    if tagging and (emulate or use_client or use_gpu):
-        raise InputError(f"{artifact}: --emulate, --client and --gpu check a sentence classifier's outputs; for a "
-                         f"tagger they are not built yet. Fix: validate it on the host (without them).")
+    if tagging and (use_client or use_gpu):
+        raise InputError(f"{artifact}: --client and --gpu check a sentence classifier's outputs; for a tagger they "
+                         f"are not built yet. Fix: validate it without them.")
     if tagging:
         use_client = use_gpu = False
     if emulate:

@@ -63,7 +63,6 @@ def test_task_and_data_must_agree_one_line_exit_2(tmp_path):
 def test_what_taggers_do_not_do_yet_is_refused_before_training(tmp_path):
     spec = tagger_spec(tmp_path / "t.yaml")
     for args, says in ((["-t", "pixel-7-gpu"], "GPU validation of a tagger"),
-                       (["-t", "pixel-7", "--emulate"], "--emulate validates a sentence classifier"),
                        (["-t", "x86-avx2-server", "--distill", "banking77-cnn"], "distillation of a tagger"),
                        (["-t", "x86-avx2-server", "--format", "both"], "--format both is not built for taggers")):
         r = run_cli(["build", str(spec), *args, "--dry-run", "--out", str(tmp_path / "o")])
@@ -252,8 +251,24 @@ def test_verify_and_validate_gate_a_taggers_entity_f1(tagged, tmp_path):
     res = json.loads(v.stdout)
     assert res["entity_f1"] == m["metrics"]["entity_f1"] and res["accuracy"] == m["metrics"]["accuracy"]
     r = run_cli(["validate", str(out / m["metrics"]["artifact"]), "-m", str(tagged["spec"]), "-t", "pixel-7",
-                 "--emulate"])
+                 "--gpu"])
     assert r.exit_code == 2 and "for a tagger they are not built yet" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+def test_a_tagger_runs_on_the_emulated_arm64_cpu(tagged):
+    """--emulate on a tagger: the guest's outputs compared with the host's and scored per real token."""
+    m = tagged["manifests"]["x86-tflite"]
+    art = tagged["dir"] / "out" / "x86-tflite" / m["metrics"]["artifact"]
+    r = run_cli(["validate", str(art), "-m", str(tagged["spec"]), "-t", "pixel-7", "--emulate", "--cpu",
+                 "cortex-a76", "--sample", "40", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    row = res["cpus"][0]
+    assert row["loaded"] and row["delegate_applied"] and row["parity"]["passed"], row
+    assert res["sample"]["examples"] == 40 and res["scored"] == res["sample"]["scored"] > 40  # tokens, not sentences
+    assert row["accuracy"] == res["host"]["accuracy"] and row["instructions"]["xnnpack_on"] > 0
 
 
 @pytest.mark.slow

@@ -183,9 +183,15 @@ def validate(artifact: Path, tokens: np.ndarray, labels: np.ndarray, cpus: list[
     artifact = Path(artifact)
     sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, xnnpack=xnnpack))
     host = sess.run(tokens)
+    labels = np.asarray(labels)
+    # a tagger's outputs (sentences, seq_len, tags) are compared and scored per real token (labels >= 0)
+    keep = labels >= 0
+    real = (lambda a: np.asarray(a)[keep]) if host.ndim == 3 else (lambda a: np.asarray(a))
+    host, labels = real(host), real(labels)
     scale = output_scale(artifact, sess)
     out = {"artifact": artifact.name, "runtime": runtime_for(artifact), "threads": threads,
            "xnnpack_requested": xnnpack and runtime_for(artifact) == "litert", "examples": int(len(tokens)),
+           "scored": int(len(labels)),  # rows scored: the examples, or a tagger's real tokens
            "output_scale": scale,
            "host": {"accuracy": round(accuracy(host, labels), 6), "delegate_applied": sess.delegate_applied},
            "cpus": [], "note": EMULATED_TIME_NOTE,
@@ -200,6 +206,8 @@ def validate(artifact: Path, tokens: np.ndarray, labels: np.ndarray, cpus: list[
                "delegate_error": res.get("delegate_error"), "ops_after_delegation": res.get("ops_after_delegation"),
                "guest_machine": res.get("machine"), "runtime_version": res.get("runtime_version"),
                "emulated_wall_seconds": res.get("emulated_wall_seconds"), "process_seconds": res.get("process_seconds")}
+        if guest is not None and np.ndim(guest) == 3:
+            guest = real(guest)
         if guest is not None and len(guest) == len(host):
             row["accuracy"] = round(accuracy(guest, labels), 6)
             row["correct"] = encode_correct(np.asarray(guest).argmax(1) == np.asarray(labels))
@@ -353,7 +361,7 @@ def validate_for_target(artifact: Path, tokens: np.ndarray, labels: np.ndarray, 
     res = validate(artifact, tokens[idx], np.asarray(labels)[idx], chosen, target.runtime.threads,
                    "xnnpack" in target.runtime.delegates, hybrid=_is_hybrid(artifact, target), quiet=quiet)
     res["sample"] = {"examples": int(len(idx)), "of": int(len(tokens)), "seed": seed,
-                     "whole_split": bool(len(idx) == len(tokens))}
+                     "whole_split": bool(len(idx) == len(tokens)), "scored": res["scored"]}
     res["examples_sha256"] = examples_sha256(tokens[idx], np.asarray(labels)[idx])
     res["validation_seconds"] = round(time.perf_counter() - t0, 1)
     return res

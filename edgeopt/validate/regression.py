@@ -310,7 +310,7 @@ def compare(current: dict, baseline: Baseline) -> dict:
         ce = current.get("emulator") or {}
         cur = {c["cpu"]: c for c in ce.get("cpus", [])}
         paired = be.examples_sha256 is not None and be.examples_sha256 == ce.get("examples_sha256")
-        n_e = be.sample.examples
+        n_e = getattr(be.sample, "scored", None) or be.sample.examples  # a tagger's records are per real token
         for bc in be.cpus:
             cc = cur.get(bc.cpu)
             name = f"emulator {bc.cpu}"
@@ -336,7 +336,8 @@ def compare(current: dict, baseline: Baseline) -> dict:
                 pair = paired and bc.correct and cc.get("correct")
                 te = accuracy_test(decode_correct(bc.correct, n_e) if pair else None,
                                    decode_correct(cc["correct"], n_e) if pair else None,
-                                   bc.accuracy, cc["accuracy"], n_e, ce.get("sample", {}).get("examples", n_e),
+                                   bc.accuracy, cc["accuracy"], n_e,
+                                   ce.get("sample", {}).get("scored") or ce.get("sample", {}).get("examples", n_e),
                                    tol.accuracy_alpha)
                 add(f"{name}: accuracy", bc.accuracy, cc["accuracy"], te["limit"], te["passed"],
                     f"{te['note']}; p = {te['p_value']:.3g}")
