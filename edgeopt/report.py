@@ -196,7 +196,7 @@ def render(m: dict) -> str:
               + ("" if m["tokenizer"]["type"] == "tokens" else "`tokenizer.json` for Hugging Face tokenizers, ")
               + "`edgeopt_tokenizer.json`, `vocab.txt`; `tokenizer_golden.json` has text-to-ids vectors for a port)",
               f"- training: {tr['epochs_run']} epochs, "
-              + (f"best dev entity F1 {tr['best_dev_entity_f1']:.4f}" if "best_dev_entity_f1" in tr else
+              + (f"best dev entity F1 {tr['best_dev_entity_f1']:.4f}" if tr.get("best_dev_entity_f1") is not None else
                  f"best dev accuracy {_pct(tr.get('best_dev_accuracy'))}")
               + f" at epoch {tr['best_epoch']}, {tr['seconds']} s, seed {m['seed']}",
               f"- edgeopt {m['edgeopt_version']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),

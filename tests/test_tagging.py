@@ -63,7 +63,8 @@ def test_task_and_data_must_agree_one_line_exit_2(tmp_path):
 def test_what_taggers_do_not_do_yet_is_refused_before_training(tmp_path):
     spec = tagger_spec(tmp_path / "t.yaml")
     for args, says in ((["-t", "pixel-7-gpu"], "GPU validation of a tagger"),
-                       (["-t", "x86-avx2-server", "--distill", "banking77-cnn"], "distillation of a tagger"),
+                       (["-t", "x86-avx2-server", "--distill", "banking77-cnn"], "must be a tagger with the student"),
+                       (["-t", "x86-avx2-server", "--distill", "all-MiniLM-L6-v2"], "a tagger needs a tagger teacher"),
                        (["-t", "x86-avx2-server", "--format", "both"], "--format both is not built for taggers")):
         r = run_cli(["build", str(spec), *args, "--dry-run", "--out", str(tmp_path / "o")])
         assert r.exit_code == 2 and says in r.stderr, (args, r.output)
@@ -337,3 +338,18 @@ def test_a_users_own_tagger_file_is_trained_and_built(tmp_path):
     spec.write_text(yaml.safe_dump(d))
     r = run_cli(["build", str(spec), "-t", "x86-avx2-server", "--out", str(tmp_path / "o2"), "--dry-run"])
     assert r.exit_code == 2 and "a tagger has one [batch, seq_len, num_tags] output" in r.stderr, r.output
+
+
+@pytest.mark.slow
+def test_a_tagger_distilled_from_a_tagger_teacher_per_token(tmp_path):
+    limit = {"train": 1200, "dev": 200, "test": 200}
+    teacher = tagger_spec(tmp_path / "teacher.yaml", "bilstm_tagger", epochs=3, limit=limit)
+    student = tagger_spec(tmp_path / "student.yaml", "cnn_tagger", epochs=3, limit=limit)
+    r = run_cli(["build", str(student), "-t", "x86-avx2-server", "--distill", str(teacher), "--out", str(tmp_path / "o"),
+                 "--json", "--quiet", *FAST_LATENCY])
+    assert r.exit_code in (0, 3), r.output
+    m = json.loads(r.stdout)
+    d = next(p for p in m["passes"] if p["step"] == "distill")
+    assert d["teacher"]["name"] == "teacher" and d["teacher"]["architecture"] == "bilstm_tagger"
+    assert 0 <= d["teacher"]["entity_f1_float32_tflite"] <= 1 and "best_dev_entity_f1" in d
+    assert m["training"]["best_dev_entity_f1"] == d["best_dev_entity_f1"] and "entity_f1" in m["metrics"]

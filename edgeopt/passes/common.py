@@ -64,14 +64,17 @@ class PassContext:
 PAD_TAG = -1
 
 
-def masked_token_accuracy():
-    """Per-token accuracy over real tokens (tag id >= 0), named ``accuracy`` like Keras's own metric."""
+def masked_token_accuracy(labels_first: bool = False):
+    """Per-token accuracy over real tokens (tag id >= 0), named ``accuracy`` like Keras's own metric.
+    ``labels_first``: y_true carries the tag id in its last axis' first column (distillation's layout)."""
     from ..tf import tf
 
     K, T = keras(), tf()
 
     class MaskedTokenAccuracy(K.metrics.Mean):
         def update_state(self, y_true, y_pred, sample_weight=None):
+            if labels_first:
+                y_true = y_true[..., 0]
             y = T.cast(T.reshape(y_true, T.shape(y_pred)[:-1]), "int32")
             hit = T.cast(T.equal(T.cast(T.argmax(y_pred, -1), "int32"), y), "float32")
             return super().update_state(hit, sample_weight=T.cast(y >= 0, "float32"))

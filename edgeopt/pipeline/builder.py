@@ -163,11 +163,6 @@ class _Builder:
             best = "best_dev_entity_f1" if self.tagging else "best_dev_accuracy"
             return r.model, {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, best: round(r.best_dev_accuracy, 6)}
         if st.name == "distill":
-            if self.tagging:
-                from ..errors import InputError
-
-                raise InputError(f"{self.p.spec.source or self.p.spec.name}: distillation of a tagger (teacher "
-                                 f"logits per token) is not built yet. Fix: drop the distill step from the recipe.")
             return self._distill(st.config)
         if st.name == "prune":
             return prune.prune(model, self.ctx, st.config)
@@ -201,6 +196,7 @@ class _Builder:
         model, meta = distill(self.ctx, self.p.spec.training, cfg, logits)
         meta["teacher"] = {"name": teacher.name, "architecture": tp.spec.model_label,
                            "accuracy_float32_tflite": records[0].get("accuracy"),
+                           **({"entity_f1_float32_tflite": records[0]["entity_f1"]} if "entity_f1" in records[0] else {}),
                            "size_bytes_float32": records[0].get("size_bytes")}
         return model, meta
 

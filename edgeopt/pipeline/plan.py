@@ -211,8 +211,18 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
                                  f"--ptq float32, dynamic or int8.")
         if spec.task == "token_classification":  # what the tagger path does not do yet: refused before training
             if steps[0].name == "distill":
-                raise InputError(f"{where}: distillation of a tagger (teacher logits per token) is not built yet. "
-                                 f"Fix: drop the distill pass.")
+                from ..teachers.minilm import is_minilm
+
+                t = steps[0].config.teacher
+                if is_minilm(t):
+                    raise InputError(f"{where}: all-MiniLM-L6-v2 teaches sentence classifiers (one logit row per "
+                                     f"text); a tagger needs a tagger teacher. Fix: give a token_classification spec "
+                                     f"as the teacher.")
+                ts = load_model_spec(t)
+                if ts.task != "token_classification" or ts.tokenizer.seq_len != spec.tokenizer.seq_len:
+                    raise InputError(f"{where}: teacher {ts.name} must be a tagger with the student's seq_len "
+                                     f"({spec.tokenizer.seq_len}): its logits are matched token by token. Fix: give a "
+                                     f"token_classification teacher with tokenizer.seq_len {spec.tokenizer.seq_len}.")
             if p.uses_gpu:
                 raise InputError(f"{where}: {p.name} is a GPU target; GPU validation of a tagger's per-token "
                                  f"outputs is not built yet. Fix: use a CPU target such as pixel-7.")
