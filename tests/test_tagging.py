@@ -64,8 +64,7 @@ def test_what_taggers_do_not_do_yet_is_refused_before_training(tmp_path):
     spec = tagger_spec(tmp_path / "t.yaml")
     for args, says in ((["-t", "pixel-7-gpu"], "GPU validation of a tagger"),
                        (["-t", "x86-avx2-server", "--distill", "banking77-cnn"], "must be a tagger with the student"),
-                       (["-t", "x86-avx2-server", "--distill", "all-MiniLM-L6-v2"], "a tagger needs a tagger teacher"),
-                       (["-t", "x86-avx2-server", "--format", "both"], "--format both is not built for taggers")):
+                       (["-t", "x86-avx2-server", "--distill", "all-MiniLM-L6-v2"], "a tagger needs a tagger teacher")):
         r = run_cli(["build", str(spec), *args, "--dry-run", "--out", str(tmp_path / "o")])
         assert r.exit_code == 2 and says in r.stderr, (args, r.output)
         assert not (tmp_path / "o").exists()
@@ -143,7 +142,7 @@ def tagged(tmp_path_factory):
                        training={"patience": 4})
     tfl = x86_tflite(d / "x86-tflite.yaml")
     r = run_cli(["build", str(spec), "-t", str(tfl), "-t", "x86-avx2-server", "--out", str(d / "out"), "--json",
-                 "--quiet", *FAST_LATENCY])
+                 "--quiet", "--format", "both", *FAST_LATENCY])
     assert r.exit_code in (0, 3), r.output
     return {"dir": d, "spec": spec, "manifests": {m["target"]: m for m in json.loads(r.stdout)}}
 
@@ -194,6 +193,12 @@ def test_tiny_tagger_end_to_end_int8_tflite_and_onnx(tagged):
         assert m["training"]["best_dev_entity_f1"] > 0 and m.get("metadata") is None
         report = (out / target / "report.md").read_text()
         assert "## Entities (exact spans" in report and "entity F1" in report
+    # --format both: the other format from the same weights, scored the same way and compared token by token
+    met = tagged["manifests"]["x86-tflite"]["metrics"]
+    cf = met["cross_format"]
+    assert cf["format"] == "onnx" and 0 <= cf["entity_f1"] <= 1 and abs(cf["entity_f1"] - met["entity_f1"]) < 0.05
+    assert cf["agreement_with_deployed"]["examples"] == sum(met["per_class"]["support"])
+    assert cf["agreement_with_deployed"]["argmax_agreement"] > 0.95
     # the int8 TFLite file is integer inside: embedding, both convs and the dense layer hold int8 weights
     from edgeopt.inspect import inspect_tflite
 

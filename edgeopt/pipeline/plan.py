@@ -226,9 +226,6 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
             if p.uses_gpu:
                 raise InputError(f"{where}: {p.name} is a GPU target; GPU validation of a tagger's per-token "
                                  f"outputs is not built yet. Fix: use a CPU target such as pixel-7.")
-            if formats == "both":
-                raise InputError(f"{where}: --format both is not built for taggers yet. Fix: build each format's "
-                                 f"target on its own.")
         if steps[0].name == "distill" and teacher is None:
             from ..teachers.minilm import MiniLMTeacher, is_minilm, model_dir
 

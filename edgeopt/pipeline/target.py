@@ -482,8 +482,10 @@ def _cross_format(b: _Builder, tp: TargetPlan, k: str, model, staging: Path, dep
     sess = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack=True))
     logits = sess.run(b.x_test)
     lat = sess.benchmark(b.x_test[:LATENCY_INPUTS], warmup=b.latency.warmup, iterations=b.latency.iterations)
+    flat, y = b.real(logits, b.y_test)  # a tagger: per real token
     return {"artifact": path.name, "format": fmt, "quantization": mode,
-            "accuracy": round(accuracy(logits, b.y_test), 6), **size_of_bytes(data),
-            "agreement_with_deployed": parity(deployed_logits, logits),
+            "accuracy": round(accuracy(flat, y), 6), **size_of_bytes(data),
+            **({"entity_f1": b.entities(logits)["micro"]["f1"]} if b.tagging else {}),
+            "agreement_with_deployed": parity(b.real(deployed_logits, b.y_test)[0], flat),
             "latency_1_thread": {"runtime": lat.runtime, "p50_ms": lat.p50_ms, "p90_ms": lat.p90_ms,
                                  "delegate_applied": lat.delegate_applied}}
