@@ -225,7 +225,7 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
             sys.exit(EXIT_BUDGET)
         return
     from . import runtimes
-    from .validate.accuracy import accuracy
+    from .validate.accuracy import accuracy, real_rows
 
     sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=tgt.runtime.threads,
                                                            xnnpack="xnnpack" in tgt.runtime.delegates))
@@ -241,8 +241,7 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
         from .data.conll import split_scores
 
         ents = split_scores(logits.argmax(-1), load_dataset(spec.data).test.labels, label_names)
-        keep = y >= 0
-        logits, y = logits[keep], y[keep]
+    logits, y = real_rows(logits, y)
     pc = per_class(logits.argmax(1), y, label_names)
     res = {"artifact": artifact, "runtime": sess.runtime, "examples": int(len(x)),
            "accuracy": round(accuracy(logits, y), 6), "macro_f1": pc["macro_f1"], "per_class": pc,

@@ -146,11 +146,15 @@ class WordTokenizer:
         tok.enable_padding(length=self.seq_len, pad_id=self.pad_id, pad_token=self.vocab[self.pad_id])
         return tok
 
+    WRITES_HF = True  # whether a Hugging Face file can reproduce the ids (tokenizer.json)
+
     def save(self, directory) -> list[Path]:
         d = Path(directory)
         (d / "vocab.txt").write_text("\n".join(self.vocab) + "\n", encoding="utf-8")
         (d / CONFIG).write_text(json.dumps({**self.config(), "vocab": self.vocab}, ensure_ascii=False, indent=1),
                                 encoding="utf-8")
+        if not self.WRITES_HF:
+            return [d / CONFIG, d / "vocab.txt"]
         (d / HF_FILE).write_text(self.to_hf().to_str(pretty=True), encoding="utf-8")
         return [d / CONFIG, d / HF_FILE, d / "vocab.txt"]
 
@@ -305,6 +309,7 @@ class TokenTokenizer(WordTokenizer):
     and ``tokenizer_golden.json`` (text -> ids vectors), not ``tokenizer.json``."""
 
     TYPE = "tokens"
+    WRITES_HF = False  # a WordLevel file has one unknown token: no tokenizer.json
     SHAPES = ("<unk:url>", "<unk:@>", "<unk:#>", "<unk:0>", "<unk:.>", "<unk:XX>", "<unk:Xx>", "<unk:x>")
 
     def __init__(self, vocab, seq_len, lowercase=True, pad_id=0, unk_id=1, origin="fitted"):
@@ -348,12 +353,6 @@ class TokenTokenizer(WordTokenizer):
     def config_pattern() -> str:
         return "whitespace"
 
-    def save(self, directory) -> list[Path]:
-        d = Path(directory)
-        (d / "vocab.txt").write_text("\n".join(self.vocab) + "\n", encoding="utf-8")
-        (d / CONFIG).write_text(json.dumps({**self.config(), "vocab": self.vocab}, ensure_ascii=False, indent=1),
-                                encoding="utf-8")
-        return [d / CONFIG, d / "vocab.txt"]
 
 
 _ASCII_TOKEN = re.compile(r"[A-Za-z0-9_']+")

@@ -260,10 +260,9 @@ class _Builder:
 
     def real(self, logits, y):
         """(logits, labels) of the examples metrics are taken over: for a tagger, its real tokens, padding out."""
-        if not self.tagging:
-            return logits, y
-        keep = np.asarray(y) >= 0
-        return np.asarray(logits)[keep], np.asarray(y)[keep]
+        from ..validate.accuracy import real_rows
+
+        return real_rows(logits, y)
 
     def entities(self, logits) -> dict:
         """A tagger's entity scores over the whole test split: gold is every test sentence in full, so the

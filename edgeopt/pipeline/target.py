@@ -350,6 +350,7 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
     base, dep = measured["baseline"], measured["deployed"]
     dep_art = next(a for a in artifacts if a["role"] == "deployed")
     train_rec = next(r for r in run.records if r["step"] in ("train", "distill", "load"))
+    dep_rows, y_rows = b.real(dep["logits"], b.y_test)  # a tagger's real tokens
     return {
         "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": b.versions,
         "seed": spec.training.seed,
@@ -384,12 +385,12 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
             "per_class": dep["per_class"], "baseline_per_class": base["per_class"],
             "test_examples": len(ds.test),
             "finite_outputs": all(c["passed"] for c in verdict["checks"] if c["name"] == "finite_outputs"),
-            "correct": encode_correct(b.real(dep["logits"], b.y_test)[0].argmax(1) == b.real(dep["logits"], b.y_test)[1]),
-            "predictions": encode_predictions(b.real(dep["logits"], b.y_test)[0].argmax(1)),
+            "correct": encode_correct(dep_rows.argmax(1) == y_rows),
+            "predictions": encode_predictions(dep_rows.argmax(1)),
             "examples_sha256": examples_sha256(b.x_test, b.y_test),
             "variable_tensors": dep["variable_tensors"],
             "parity_vs_keras": dep["parity_vs_keras"],
-            "parity_vs_baseline": acc_v.parity(b.real(base["logits"], b.y_test)[0], b.real(dep["logits"], b.y_test)[0]),
+            "parity_vs_baseline": acc_v.parity(b.real(base["logits"], b.y_test)[0], dep_rows),
             "size": {k: dep_art[k] for k in ("size_bytes", "gzip_bytes")},
             "size_ratio_vs_float32": {"raw": round(artifacts[0]["size_bytes"] / dep_art["size_bytes"], 3),
                                       "gzip": round(artifacts[0]["gzip_bytes"] / dep_art["gzip_bytes"], 3)},

@@ -14,6 +14,16 @@ def accuracy(logits: np.ndarray, labels) -> float:
     return float(((np.argmax(logits, axis=1) == labels) & ok).mean())
 
 
+def real_rows(logits, labels):
+    """(logits, labels) of the rows metrics are taken over: unchanged for a classifier; a tagger's
+    (sentences, seq_len, tags) logits and padded tag ids (-1 past each sentence's end) as one row per real token."""
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    if logits.ndim != 3:
+        return logits, labels
+    keep = labels >= 0
+    return logits[keep], labels[keep]
+
+
 def parity(reference: np.ndarray, logits: np.ndarray) -> dict:
     """Agreement of two models' outputs on the same inputs, over the rows where both are finite: argmax agreement
     and logit differences (None when no row could be compared)."""

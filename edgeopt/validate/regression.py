@@ -36,6 +36,7 @@ import numpy as np
 
 from ..data.conll import padded_tags, split_scores
 from ..errors import ArtifactError, EdgeOptError, InputError
+from .accuracy import real_rows
 from ..manifest import (Baseline, Tolerances, decode_correct, decode_predictions, encode_correct,
                         encode_predictions, examples_sha256, load_baseline, load_manifest)
 
@@ -126,10 +127,7 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
     extra = {}
     if tagging:  # entity F1 over whole sentences; the per-example records below are per real token
         extra["entity_f1"] = split_scores(logits.argmax(-1), ds.test.labels, ds.label_names)["micro"]["f1"]
-        keep = y >= 0
-        logits, y_eval = logits[keep], y[keep]
-    else:
-        y_eval = y
+    logits, y_eval = real_rows(logits, y)
     correct = logits.argmax(1) == y_eval
     st = sess.benchmark(x[:64], warmup=warmup, iterations=iterations)
     emulated = None
