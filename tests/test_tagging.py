@@ -132,6 +132,68 @@ def test_padding_never_enters_the_loss_or_the_metrics():
     assert float(loss(y, changed)) > float(loss(y, logits)) + 0.1
 
 
+def test_the_outside_shift_is_chosen_on_dev_entity_f1_and_kept_in_the_bias():
+    """Hand-worked: three real tokens whose O logit leads by 0.7, 0.9 and 2.0. Unshifted every token is O (F1 0);
+    a shift of 0.75 finds the B but not the I (a wrong span, F1 0); 1.0 finds both (F1 1); past 2.0 the third
+    token turns B. The first best is 1.0, and it is written into the Dense bias."""
+    from edgeopt.passes.common import PAD_TAG, PassContext, shift_outside
+    from edgeopt.tf import keras
+
+    K = keras()
+    tokens = K.Input((4,), dtype="int32")
+    emb = K.layers.Embedding(4, 3, name="embedding")
+    dense = K.layers.Dense(3, name="logits")
+    model = K.Model(tokens, dense(emb(tokens)))
+    emb.set_weights([np.array([[0, 0, 0], [1.0, 0.3, 0], [1.0, 0, 0.1], [2.0, 0, 0]], np.float32)])
+    dense.set_weights([np.eye(3, dtype=np.float32), np.zeros(3, np.float32)])
+    x = np.array([[1, 2, 3, 0]], np.int32)
+    ctx = PassContext(x_train=x, y_train=None, x_dev=x, y_dev=np.array([[1, 2, 0, PAD_TAG]], np.int32),
+                      rebuild=None, seed=0, tags=("O", "B-person", "I-person"))
+    rec = shift_outside(model, ctx)
+    assert rec == {"outside_shift": 1.0, "dev_entity_f1_unshifted": 0.0, "dev_entity_f1_shifted": 1.0}
+    kernel, bias = dense.get_weights()
+    assert np.array_equal(kernel, np.eye(3)) and bias.tolist() == [-1.0, 0.0, 0.0]
+    assert model.predict(x, verbose=0).argmax(-1)[0, :3].tolist() == [1, 2, 0]  # padding is never scored
+    no_o = PassContext(x_train=x, y_train=None, x_dev=x, y_dev=ctx.y_dev, rebuild=None, seed=0,
+                       tags=("B-person", "I-person", "X"))
+    assert shift_outside(model, no_o) == {} and dense.get_weights()[1].tolist() == [-1.0, 0.0, 0.0]
+
+
+def test_pretrained_word_vectors_give_unseen_words_a_meaning(tmp_path):
+    """all-MiniLM-L6-v2's input embeddings (a fixed file): the vocabulary adds its whole words after the training
+    tokens, a word's row is the mean of its pieces', standardized per dimension; padding is zero."""
+    from edgeopt.architectures import CNNTaggerConfig
+    from edgeopt.data.tokenizer import TokenTokenizer
+    from edgeopt.teachers.minilm import WORD_DIM, whole_words, word_vectors
+
+    words = whole_words()
+    assert 20000 < len(words) < 30522 and "london" in words and not any(w.startswith("##") for w in words)
+    assert "[CLS]" not in words and "[unused0]" not in words
+    tok = TokenTokenizer.fit(["zqxj london zqxj"], seq_len=4, min_freq=1, extra_words=["London", "paris", "a b"])
+    assert tok.vocab[10:] == ["zqxj", "london", "paris"]  # training tokens first; a duplicate or a space dropped
+    assert TokenTokenizer.fit(["x y"], seq_len=4, max_vocab=11, extra_words=words).vocab_size == 11
+    skip = 10
+    vocab = tok.vocab + ["berlin", "madrid", "the", "zqxjunseenword"]
+    vec = word_vectors(vocab, skip)
+    assert vec.shape == (len(vocab), WORD_DIM) and vec.dtype == np.float32
+    assert not vec[0].any() and vec[1:skip].std() > 0.1  # shape tokens: distinct fixed rows
+    body = vec[skip:]
+    assert np.allclose(body.mean(0), 0, atol=1e-5) and np.allclose(body.std(0), 0.3, atol=1e-3)
+
+    def cos(a, b):
+        return float(vec[a] @ vec[b] / np.linalg.norm(vec[a]) / np.linalg.norm(vec[b]))
+
+    i = {w: vocab.index(w) for w in ("london", "paris", "berlin", "madrid", "the")}
+    assert cos(i["london"], i["paris"]) > cos(i["london"], i["the"]) + 0.1  # cities near each other
+    assert cos(i["berlin"], i["madrid"]) > cos(i["berlin"], i["the"]) + 0.1
+    assert CNNTaggerConfig(embeddings="all-MiniLM-L6-v2").embed_dim == WORD_DIM
+    bad = tagger_spec(tmp_path / "w.yaml", architecture={"params": {**TAG_TINY["cnn_tagger"],
+                                                                    "embeddings": "all-MiniLM-L6-v2"}})
+    r = run_cli(["build", str(bad), "--dry-run"])
+    assert r.exit_code == 2 and "all-MiniLM-L6-v2 are 384 wide; remove embed_dim (24)" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 # ----------------------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def tagged(tmp_path_factory):
@@ -358,3 +420,43 @@ def test_a_tagger_distilled_from_a_tagger_teacher_per_token(tmp_path):
     assert d["teacher"]["name"] == "teacher" and d["teacher"]["architecture"] == "bilstm_tagger"
     assert 0 <= d["teacher"]["entity_f1_float32_tflite"] <= 1 and "best_dev_entity_f1" in d
     assert m["training"]["best_dev_entity_f1"] == d["best_dev_entity_f1"] and "entity_f1" in m["metrics"]
+
+
+@pytest.mark.slow
+def test_a_tagger_on_pretrained_word_vectors_keeps_them_frozen_in_the_file(tmp_path):
+    """embeddings: all-MiniLM-L6-v2: the vocabulary holds the model's whole words besides the training tokens, the
+    exported float32 file's embedding table is exactly their vectors (frozen through training), and the train pass
+    sets the O threshold on dev entity F1 and records it."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgeopt.data import load_dataset
+    from edgeopt.data.tokenizer import TokenTokenizer, _token_key, load_tokenizer
+    from edgeopt.specs import ModelSpec
+    from edgeopt.teachers.minilm import whole_words, word_vectors
+
+    params = {k: v for k, v in TAG_TINY["cnn_tagger"].items() if k != "embed_dim"}
+    spec = tagger_spec(tmp_path / "pre.yaml", epochs=2, limit={"train": 3394, "dev": 300, "test": 300},
+                       architecture={"params": {**params, "embeddings": "all-MiniLM-L6-v2"}},
+                       tokenizer={"max_vocab": 40000, "min_freq": 1})
+    r = run_cli(["build", str(spec), "-t", "x86-avx2-server", "--out", str(tmp_path / "o"), "--json", "--quiet",
+                 *FAST_LATENCY])
+    assert r.exit_code in (0, 3), r.output  # 3: a 9 MB tagger fails the profile's 4 MB size budget
+    m = json.loads(r.stdout)
+    out = tmp_path / "o"
+    tok = load_tokenizer(out)
+    ds = load_dataset(ModelSpec.model_validate(m["spec"]).data)
+    train_words = {w.lower() for t in ds.train.texts for w in t.split()}
+    unseen = [w for t in ds.test.texts for w in t.split() if w.lower() not in train_words and w.isalpha()]
+    known = [w for w in unseen if w.lower() in tok.index]
+    assert len(known) > len(unseen) / 2  # most test words the training split lacks still have a vector
+    keys = {_token_key(w, True) for w in whole_words()}  # as looked up: NFKC, lower-cased
+    assert tok.vocab_size > 20000 and set(tok.vocab) >= {k for k in keys if len(k.split()) == 1}
+    base = onnx.load(str(out / m["metrics"]["baseline"]["artifact"]))
+    table = next(numpy_helper.to_array(t) for t in base.graph.initializer if tuple(t.dims) == (tok.vocab_size, 384))
+    skip = len(TokenTokenizer.SPECIALS) + len(TokenTokenizer.SHAPES)
+    assert np.array_equal(table, word_vectors(tok.vocab, skip))  # pretrained and frozen, into the file
+    tr = next(p for p in m["passes"] if p["step"] == "train")
+    assert tr["outside_shift"] in [x / 4 for x in range(17)] and m["training"]["outside_shift"] == tr["outside_shift"]
+    assert tr["dev_entity_f1_shifted"] >= tr["dev_entity_f1_unshifted"]
+    assert m["metrics"]["entity_f1"] > 0.05  # 2 epochs of a tiny CNN on 300 test sentences: a loose floor

@@ -61,19 +61,45 @@ class TransformerConfig(_Cfg):
         return self
 
 
-class BiLSTMTaggerConfig(_Cfg):
-    """Token classification: a bidirectional LSTM over the tokens, one tag's logits per position."""
+PRETRAINED_WORDS = "all-MiniLM-L6-v2"  # the one word-vector source a tagger's Embedding can start from
+PRETRAINED_DIM = 384  # its hidden size (config.json), checked against the file when the vectors are read
+
+
+class _TaggerCfg(_Cfg):
+    """``embeddings``: ``trained`` (learned from the training sentences alone), or ``all-MiniLM-L6-v2``: the
+    Embedding holds that model's input word vectors (teachers/minilm.word_vectors), frozen, and the vocabulary adds
+    its whole words to the training tokens, so a word the training split never saw still has a meaning; the width
+    is then the model's (384), and ``embed_dim`` may not be given."""
 
     embed_dim: Annotated[StrictInt, Field(ge=2, le=MAX_WIDTH)] = 100
+    embeddings: Literal["trained", "all-MiniLM-L6-v2"] = "trained"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pretrained_width(cls, data):
+        if isinstance(data, dict) and data.get("embeddings", "trained") != "trained":
+            if "embed_dim" in data and data["embed_dim"] != PRETRAINED_DIM:
+                raise ValueError(f"embeddings {data['embeddings']} are {PRETRAINED_DIM} wide; remove embed_dim "
+                                 f"({data['embed_dim']}) or set it to {PRETRAINED_DIM}")
+            data = {**data, "embed_dim": PRETRAINED_DIM}
+        return data
+
+    @property
+    def pretrained(self) -> bool:
+        return self.embeddings != "trained"
+
+
+class BiLSTMTaggerConfig(_TaggerCfg):
+    """Token classification: a bidirectional LSTM over the tokens, one tag's logits per position."""
+
     units: Width = 64
     dropout: float = Field(default=0.3, ge=0, lt=1)
 
 
-class CNNTaggerConfig(_Cfg):
+class CNNTaggerConfig(_TaggerCfg):
     """Token classification: stacked dilated Conv1D (each position sees 1 + (kernel_size - 1) * sum(dilations)
     tokens), which int8 and XNNPACK run well, one tag's logits per position."""
 
-    embed_dim: Annotated[StrictInt, Field(ge=2, le=MAX_WIDTH)] = 100
     filters: Width = 128
     kernel_size: Annotated[StrictInt, Field(ge=1, le=64)] = 3
     dilations: Annotated[tuple[Annotated[StrictInt, Field(ge=1, le=64)], ...], Field(min_length=1, max_length=8)] \

@@ -87,7 +87,7 @@ def _tagger(name, vocab_size, num_classes, seq_len, cfg, body):
     """Token classification: ids -> embedding -> ``body`` (one vector per token) -> one row of tag logits per token
     (``num_classes`` is the number of BIO tags; output (batch, seq_len, tags))."""
     tokens = _inputs(seq_len)
-    x = L.Embedding(vocab_size, cfg.embed_dim, name="embedding")(tokens)
+    x = L.Embedding(vocab_size, cfg.embed_dim, name="embedding", trainable=not cfg.pretrained)(tokens)
     x = body(L.Dropout(cfg.dropout, name="embed_dropout")(x))
     x = L.Dropout(cfg.dropout, name="dropout")(x)
     return K.Model(tokens, L.Dense(num_classes, name="logits")(x), name=name)

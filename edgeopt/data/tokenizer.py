@@ -320,12 +320,21 @@ class TokenTokenizer(WordTokenizer):
 
     @classmethod
     def fit(cls, texts, seq_len: int, max_vocab: int = 20000, min_freq: int = 1,
-            lowercase: bool = True) -> "TokenTokenizer":
+            lowercase: bool = True, extra_words=()) -> "TokenTokenizer":
+        """The training tokens seen ``min_freq`` times, by frequency, then ``extra_words`` (a pretrained
+        embedding's words, in their order) not already there, up to ``max_vocab`` in all."""
         counts = Counter(_token_key(w, lowercase) for text in texts for w in str(text).split())
         fixed = list(cls.SPECIALS) + list(cls.SHAPES)
         ranked = sorted(((c, t) for t, c in counts.items() if c >= min_freq and t not in fixed),
                         key=lambda ct: (-ct[0], ct[1]))  # by frequency, ties alphabetical: deterministic
-        return cls(fixed + [t for _, t in ranked[: max(0, max_vocab - len(fixed))]], seq_len, lowercase)
+        vocab = fixed + [t for _, t in ranked]
+        seen = set(vocab)
+        for w in extra_words:
+            key = _token_key(w, lowercase)
+            if key not in seen and key.strip() and not key.split()[1:]:
+                seen.add(key)
+                vocab.append(key)
+        return cls(vocab[:max(len(fixed), max_vocab)], seq_len, lowercase)
 
     def split(self, text: str) -> list[str]:
         return [_token_key(w, self.lowercase) for w in str(text).split()]

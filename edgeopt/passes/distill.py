@@ -55,4 +55,9 @@ def distill(ctx: PassContext, training, cfg, teacher_train_logits: np.ndarray):
                                                          _progress_callback(epochs, ctx.quiet, "distill")])
     dev = hist.history[monitor]
     best = "best_dev_entity_f1" if ctx.tagging else "best_dev_accuracy"
-    return model, {"epochs_run": len(dev), best: round(float(max(dev)), 6), "temperature": temp, "alpha": alpha}
+    rec = {"epochs_run": len(dev), best: round(float(max(dev)), 6), "temperature": temp, "alpha": alpha}
+    if ctx.tagging:
+        from .common import shift_outside
+
+        rec.update(shift_outside(model, ctx))
+    return model, rec

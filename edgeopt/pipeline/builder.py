@@ -85,7 +85,8 @@ class _Builder:
         return PassContext(
             x_train=tok.encode_batch(self.ds.train.texts), y_train=self.labels(self.ds.train),
             x_dev=tok.encode_batch(self.ds.dev.texts), y_dev=self.labels(self.ds.dev),
-            rebuild=lambda: src.rebuild(*dims), initial=lambda: src.initial(*dims),
+            rebuild=lambda: src.rebuild(*dims),
+            initial=lambda: src.initial(*dims, vocab=tuple(getattr(tok, "vocab", ()))),
             seed=spec.training.seed, quiet=self.quiet, from_logits=from_logits,
             tags=tuple(self.ds.label_names) if self.tagging else ())
 
@@ -161,7 +162,12 @@ class _Builder:
         if st.name == "train":
             r = train.train(self.p.spec, self.ctx, quiet=self.quiet)
             best = "best_dev_entity_f1" if self.tagging else "best_dev_accuracy"
-            return r.model, {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, best: round(r.best_dev_accuracy, 6)}
+            rec = {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, best: round(r.best_dev_accuracy, 6)}
+            if self.tagging:
+                from ..passes.common import shift_outside
+
+                rec.update(shift_outside(r.model, self.ctx))
+            return r.model, rec
         if st.name == "distill":
             return self._distill(st.config)
         if st.name == "prune":

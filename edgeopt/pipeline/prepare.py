@@ -34,8 +34,13 @@ def make_tokenizer(spec: ModelSpec, ds):
         return HFTokenizer.from_file(tk.huggingface, tk.seq_len, tk.pad_token)
     # a tagger's words are the dataset's own tokens, never split further
     cls = TokenTokenizer if tagging else RegexTokenizer if tk.kind == "regex" else WordTokenizer
+    extra = {}
+    if tagging and spec.architecture is not None and getattr(spec.architecture.config(), "pretrained", False):
+        from ..teachers.minilm import whole_words
+
+        extra["extra_words"] = whole_words()  # a word the training split lacks still has its pretrained vector
     tok = cls.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
-                  lowercase=tk.lowercase)
+                  lowercase=tk.lowercase, **extra)
     if tok.vocab_size <= 2:
         raise DataError(f"dataset {ds.name!r}: the training texts hold no token (min_freq {tk.min_freq}); nothing "
                         f"can be learned. Fix: give training texts with words in them, or lower tokenizer.min_freq.")

@@ -369,7 +369,7 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
         "tokenizer": b.tok.config(),
         "task": ds.task,
         "training": {**{k: train_rec.get(k) for k in ("epochs_run", "best_epoch", "best_dev_accuracy", "seconds")},
-                     **({"best_dev_entity_f1": train_rec["best_dev_entity_f1"]} if b.tagging else {})},
+                     **({k: train_rec.get(k) for k in ("best_dev_entity_f1", "outside_shift")} if b.tagging else {})},
         "artifacts": artifacts + [{"path": f.name, "format": f.suffix.lstrip("."), **size_of_bytes(f.read_bytes())}
                                   for f in side_files],
         "metrics": {

@@ -39,7 +39,8 @@ class ModelSource:
     def describe(self) -> str:
         raise NotImplementedError
 
-    def initial(self, vocab_size: int, num_classes: int, seq_len: int):
+    def initial(self, vocab_size: int, num_classes: int, seq_len: int, vocab=()):
+        """The model training starts from (``vocab``: the tokenizer's words, by id)."""
         return self.rebuild(vocab_size, num_classes, seq_len)
 
     def rebuild(self, vocab_size: int, num_classes: int, seq_len: int):
@@ -63,6 +64,20 @@ class BuiltinSource(ModelSource):
 
         return build_model(self.arch.name, self.arch.config(), vocab_size=vocab_size, num_classes=num_classes,
                            seq_len=seq_len)
+
+    def initial(self, vocab_size, num_classes, seq_len, vocab=()):
+        """A tagger with pretrained embeddings starts with their vectors for the tokenizer's words (frozen)."""
+        model = self.rebuild(vocab_size, num_classes, seq_len)
+        cfg = self.arch.config()
+        if getattr(cfg, "pretrained", False):
+            from ..data.tokenizer import TokenTokenizer
+            from ..teachers.minilm import word_vectors
+
+            if len(vocab) != vocab_size:
+                raise ValueError(f"pretrained embeddings need the {vocab_size} vocabulary words, got {len(vocab)}")
+            skip = len(TokenTokenizer.SPECIALS) + len(TokenTokenizer.SHAPES)
+            model.get_layer("embedding").set_weights([word_vectors(list(vocab), skip)])
+        return model
 
 
 class _KerasSource(ModelSource):
@@ -107,7 +122,7 @@ class FileSource(_KerasSource):
                 self._model, self.keras3 = self._model
         return self._model
 
-    def initial(self, vocab_size, num_classes, seq_len):
+    def initial(self, vocab_size, num_classes, seq_len, vocab=()):
         from ..passes.common import copy_model
 
         return copy_model(self.model)

