@@ -1,9 +1,10 @@
 """Named-entity benchmark: the reference taggers on WNUT-17, each artifact judged by entity F1 over the test split.
 
-For wnut17-bilstm and wnut17-cnn, and their -minilm forms (all-MiniLM-L6-v2's word vectors, frozen), on pixel-7 (LiteRT int8, instructions counted on the emulated Cortex-A76) and
-x86-avx2-server (ONNX Runtime int8): entity F1 (micro, strict spans, and per type) of the float32 and the deployed
-artifact, size, host latency at the target's setting, and the device's instruction count. Then compression recipes
-on the two trained-embedding taggers for pixel-7 (prune 50% + int8, cluster 16 + CQAT, prune 50% + cluster 16 + PCQAT), against the
+For wnut17-bilstm and wnut17-cnn, and their -minilm forms (all-MiniLM-L6-v2's word vectors, frozen), on pixel-7
+(LiteRT int8, instructions counted on the emulated Cortex-A76) and x86-avx2-server (ONNX Runtime int8): entity F1
+(micro, strict spans, and per type) of the float32 and the deployed artifact, size, host latency at the target's
+setting, and the device's instruction count. Then compression recipes on the two trained-embedding taggers for
+pixel-7 (prune 50% + int8, cluster 16 + CQAT, prune 50% + cluster 16 + PCQAT), against the
 issue's goal of a recipe 10x smaller (gzip) than float32 within 0.02 F1. Writes benchmarks/results/tagging.{json,md}.
 
     EDGEOPT_DATA_PATH=../shared/data python benchmarks/tagging.py [--models wnut17-cnn ...]

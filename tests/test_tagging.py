@@ -364,6 +364,11 @@ def test_compression_passes_on_taggers_survive_into_the_file(tmp_path):
     convs = [x for x in w if "conv" in x["name"]]
     assert len(convs) == 2 and all(x["zero_fraction"] > 0.4 and x["unique_values"] <= 9 for x in convs), convs
     assert "entity_f1" in m["metrics"]
+    # each fine-tune sets the O threshold again (cross-entropy moves it back), recorded in its pass
+    for step in ("prune", "cluster"):
+        rec = next(p for p in m["passes"] if p["step"] == step)
+        assert rec["outside_shift"] in [x / 4 for x in range(17)]
+        assert rec["dev_entity_f1_shifted"] >= rec["dev_entity_f1_unshifted"]
     spec = tagger_spec(tmp_path / "lstm.yaml", "bilstm_tagger", epochs=2, limit={"train": 800, "dev": 200,
                                                                                   "test": 200})
     r = run_cli(["build", str(spec), "-t", str(tfl), "--out", str(tmp_path / "pl"), "--prune", "0.5", "--quiet",

@@ -25,6 +25,6 @@ def cluster(model, ctx: PassContext, cfg):
         return ck.cluster_weights(layer, **kw) if layer.name in chosen else layer
 
     wrapped = K.models.clone_model(work, clone_function=clone_fn)
-    fine_tune(wrapped, ctx, cfg, "cluster")
+    hist = fine_tune(wrapped, ctx, cfg, "cluster")
     stripped = ck.strip_clustering(wrapped)
-    return to_base(stripped, ctx), {"layers": sorted(chosen)}
+    return to_base(stripped, ctx), {"layers": sorted(chosen), **getattr(hist, "outside", {})}

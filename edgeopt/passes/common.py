@@ -124,6 +124,7 @@ def shift_outside(model, ctx: "PassContext") -> dict:
     shift lives in the bias, so every exported file carries it and an app needs no post-processing. Returns the
     record (``{}`` when the model has no ``O`` tag or does not end in a Dense layer with a bias)."""
     layer = model.layers[-1]
+    layer = getattr(layer, "layer", layer)  # a pruning, clustering or QAT wrapper holds the Dense (same variables)
     if "O" not in ctx.tags or type(layer).__name__ != "Dense" or not layer.use_bias:
         return {}
     o = ctx.tags.index("O")
@@ -134,10 +135,9 @@ def shift_outside(model, ctx: "PassContext") -> dict:
         moved[..., o] -= shift
         scores.append(entity_f1(moved, ctx.y_dev, ctx.tags)["micro"]["f1"])
     best = int(np.argmax(scores))  # first maximum: the smallest shift
-    kernel, bias = layer.get_weights()
-    bias = bias.copy()
+    bias = layer.bias.numpy().copy()
     bias[o] -= OUTSIDE_SHIFTS[best]
-    layer.set_weights([kernel, bias])
+    layer.bias.assign(bias)
     return {"outside_shift": OUTSIDE_SHIFTS[best], "dev_entity_f1_unshifted": round(float(scores[0]), 6),
             "dev_entity_f1_shifted": round(float(scores[best]), 6)}
 
@@ -184,10 +184,13 @@ def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None,
     if ctx.on_epoch is not None and val is not None:
         hooks.append(K.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ctx.on_epoch(
             label, epoch + 1, cfg.epochs, float((logs or {}).get(ctx.monitor, float("nan"))))))
-    return model.fit(ctx.x_train, ctx.y_train if y_train is None else y_train, validation_data=val,
+    hist = model.fit(ctx.x_train, ctx.y_train if y_train is None else y_train, validation_data=val,
                      epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0,
                      callbacks=[*(ctx.callbacks() if val is not None else []), *callbacks,
                                 _progress_callback(cfg.epochs, ctx.quiet, label), *hooks])
+    if ctx.tagging and loss is None:  # fine-tuning on cross-entropy moves the O threshold back: set it again
+        hist.outside = shift_outside(model, ctx)  # the pass's record takes it
+    return hist
 
 
 def _norm(name: str) -> str:
