@@ -61,8 +61,7 @@ class TransformerConfig(_Cfg):
         return self
 
 
-PRETRAINED_WORDS = "all-MiniLM-L6-v2"  # the one word-vector source a tagger's Embedding can start from
-PRETRAINED_DIM = 384  # its hidden size (config.json), checked against the file when the vectors are read
+PRETRAINED_DIM = 384  # all-MiniLM-L6-v2's hidden size (config.json), checked against the file when read
 
 
 class _TaggerCfg(_Cfg):

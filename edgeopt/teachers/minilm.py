@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..architectures import PRETRAINED_DIM
 from ..data.datasets import sha256_file as _sha256
 from ..errors import InputError
 
@@ -74,7 +75,7 @@ def model_dir() -> Path:
     return d
 
 
-WORD_DIM = 384  # the package's hidden size; word_vectors checks config.json against it
+WORD_DIM = PRETRAINED_DIM  # the package's hidden size; word_vectors checks config.json against it
 
 
 def whole_words(folder: Optional[Path] = None) -> list[str]:
