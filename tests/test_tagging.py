@@ -109,6 +109,15 @@ def test_the_tokenizer_gives_one_id_per_given_token_and_unknown_tokens_their_sha
     again = load_tokenizer(tmp_path)
     assert type(again) is TokenTokenizer and again.encode("I ❤ new Jersey") == tok.encode("I ❤ new Jersey")
     assert "unknown" in again.config() and len(tok.encode("a " * 30)) == 10
+    # case_ids: 4 x the word's id + its case class (lower, Capitalized, ALL CAPS, no letter), kept through save/load
+    cased = TokenTokenizer.fit(sents, seq_len=6, lowercase=True, case_ids=True)
+    york, unk_x, unk_dot = cased.index["york"], cased.index["<unk:Xx>"], cased.index["<unk:.>"]
+    assert cased.encode("york York YORK Zed ...") == [4 * york, 4 * york + 1, 4 * york + 2, 4 * unk_x + 1,
+                                                      4 * unk_dot + 3, 0]
+    assert cased.config()["case_ids"] is True and "4 x the word's id" in cased.config()["ids"]
+    (tmp_path / "cased").mkdir()
+    cased.save(tmp_path / "cased")
+    assert load_tokenizer(tmp_path / "cased").encode("New YORK") == cased.encode("New YORK") != tok.encode("New YORK")
 
 
 def test_padding_never_enters_the_loss_or_the_metrics():
@@ -429,7 +438,7 @@ def test_a_tagger_distilled_from_a_tagger_teacher_per_token(tmp_path):
 
 @pytest.mark.slow
 def test_a_tagger_on_pretrained_word_vectors_keeps_them_frozen_in_the_file(tmp_path):
-    """embeddings: all-MiniLM-L6-v2: the vocabulary holds the model's whole words besides the training tokens, the
+    """embeddings: all-MiniLM-L6-v2 (with case ids): the vocabulary holds the model's whole words besides the training tokens, the
     exported float32 file's embedding table is exactly their vectors (frozen through training), and the train pass
     sets the O threshold on dev entity F1 and records it."""
     import onnx
@@ -442,7 +451,7 @@ def test_a_tagger_on_pretrained_word_vectors_keeps_them_frozen_in_the_file(tmp_p
 
     params = {k: v for k, v in TAG_TINY["cnn_tagger"].items() if k != "embed_dim"}
     spec = tagger_spec(tmp_path / "pre.yaml", epochs=2, limit={"train": 3394, "dev": 300, "test": 300},
-                       architecture={"params": {**params, "embeddings": "all-MiniLM-L6-v2"}},
+                       architecture={"params": {**params, "embeddings": "all-MiniLM-L6-v2", "case": True}},
                        tokenizer={"max_vocab": 40000, "min_freq": 1})
     r = run_cli(["build", str(spec), "-t", "x86-avx2-server", "--out", str(tmp_path / "o"), "--json", "--quiet",
                  *FAST_LATENCY])
@@ -461,6 +470,13 @@ def test_a_tagger_on_pretrained_word_vectors_keeps_them_frozen_in_the_file(tmp_p
     table = next(numpy_helper.to_array(t) for t in base.graph.initializer if tuple(t.dims) == (tok.vocab_size, 384))
     skip = len(TokenTokenizer.SPECIALS) + len(TokenTokenizer.SHAPES)
     assert np.array_equal(table, word_vectors(tok.vocab, skip))  # pretrained and frozen, into the file
+    # case: the file splits 4 x word id + case class itself, and a word's case changes what it predicts
+    assert tok.case_ids and "Div" in {n.op_type for n in base.graph.node}  # FloorMod: x - 4 * (x / 4)
+    from edgeopt import runtimes
+
+    ids = tok.encode_batch(["he met john in london", "he met John in London"])
+    logits = runtimes.load(out / m["metrics"]["artifact"]).run(ids)
+    assert not np.allclose(logits[0, :5], logits[1, :5])
     tr = next(p for p in m["passes"] if p["step"] == "train")
     assert tr["outside_shift"] in [x / 4 for x in range(17)] and m["training"]["outside_shift"] == tr["outside_shift"]
     assert tr["dev_entity_f1_shifted"] >= tr["dev_entity_f1_unshifted"]

@@ -72,6 +72,9 @@ class _TaggerCfg(_Cfg):
 
     embed_dim: Annotated[StrictInt, Field(ge=2, le=MAX_WIDTH)] = 100
     embeddings: Literal["trained", "all-MiniLM-L6-v2"] = "trained"
+    # case: the tokenizer gives 4 x word id + the token's case class (lower, Capitalized, ALL CAPS, no letter); the
+    # model splits them (FloorDiv, FloorMod) and concatenates a learned 8-wide case vector to the word's
+    case: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -89,9 +92,11 @@ class _TaggerCfg(_Cfg):
 
 
 class BiLSTMTaggerConfig(_TaggerCfg):
-    """Token classification: a bidirectional LSTM over the tokens, one tag's logits per position."""
+    """Token classification: bidirectional LSTMs over the tokens (``layers`` stacked), one tag's logits per
+    position."""
 
     units: Width = 64
+    layers: Annotated[StrictInt, Field(ge=1, le=4)] = 1
     dropout: float = Field(default=0.3, ge=0, lt=1)
 
 

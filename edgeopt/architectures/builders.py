@@ -87,15 +87,27 @@ def _tagger(name, vocab_size, num_classes, seq_len, cfg, body):
     """Token classification: ids -> embedding -> ``body`` (one vector per token) -> one row of tag logits per token
     (``num_classes`` is the number of BIO tags; output (batch, seq_len, tags))."""
     tokens = _inputs(seq_len)
-    x = L.Embedding(vocab_size, cfg.embed_dim, name="embedding", trainable=not cfg.pretrained)(tokens)
+    words = tokens
+    if cfg.case:  # ids are len(CASES) x word + case class (data/tokenizer.py)
+        from ..data.tokenizer import CASES
+
+        T = tf()
+        words, case = T.math.floordiv(tokens, len(CASES)), T.math.floormod(tokens, len(CASES))
+    x = L.Embedding(vocab_size, cfg.embed_dim, name="embedding", trainable=not cfg.pretrained)(words)
+    if cfg.case:
+        x = L.Concatenate(name="with_case")([x, L.Embedding(len(CASES), 8, name="case_embedding")(case)])
     x = body(L.Dropout(cfg.dropout, name="embed_dropout")(x))
     x = L.Dropout(cfg.dropout, name="dropout")(x)
     return K.Model(tokens, L.Dense(num_classes, name="logits")(x), name=name)
 
 
 def bilstm_tagger(cfg, vocab_size, num_classes, seq_len):
-    return _tagger("bilstm_tagger", vocab_size, num_classes, seq_len, cfg, lambda x: L.Bidirectional(
-        L.LSTM(cfg.units, return_sequences=True), name="bilstm")(x))
+    def body(x):
+        for i in range(cfg.layers):  # the first keeps its old name: cached and exported weights map by name
+            x = L.Bidirectional(L.LSTM(cfg.units, return_sequences=True), name="bilstm" if i == 0 else f"bilstm{i}")(x)
+        return x
+
+    return _tagger("bilstm_tagger", vocab_size, num_classes, seq_len, cfg, body)
 
 
 def cnn_tagger(cfg, vocab_size, num_classes, seq_len):

@@ -181,9 +181,13 @@ class WordTokenizer:
                     or not isinstance(lower, bool)):
                 raise ValueError("'vocab' must be a list of strings, 'seq_len' an integer 1..4096, 'lowercase' a "
                                  "boolean")
-            return cls(vocab, seq_len, lower, pad_id, unk_id, origin)
+            return cls._from_config(cfg, vocab, seq_len, lower, pad_id, unk_id, origin)
         except (ValueError, KeyError, RecursionError) as e:
             raise ArtifactError(f"{path}: cannot load the tokenizer ({e}). Fix: point at a build directory.") from None
+
+    @classmethod
+    def _from_config(cls, cfg: dict, *args) -> "WordTokenizer":
+        return cls(*args)
 
     @staticmethod
     def config_pattern() -> str:
@@ -278,6 +282,20 @@ def _token_key(word: str, lowercase: bool) -> str:
     return w.translate(_SIGMA).lower() if lowercase else w
 
 
+CASES = ("lower", "Capitalized", "ALL CAPS", "no letter")  # case_class's values, in id order
+
+
+def case_class(word: str) -> int:
+    """A token's case (NFKC-normalized, before lower-casing), an index of :data:`CASES`: what a tagger with
+    ``case_ids`` gets next to a lower-cased word (pretrained vectors are uncased; capitals mark names)."""
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return 3
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return 2
+    return 1 if letters[0].isupper() else 0
+
+
 def word_shape(word: str) -> str:
     """The shape class of a token (NFKC-normalized, case kept): the id an unknown token of a tagger gets."""
     low = word.lower()
@@ -312,15 +330,23 @@ class TokenTokenizer(WordTokenizer):
     WRITES_HF = False  # a WordLevel file has one unknown token: no tokenizer.json
     SHAPES = ("<unk:url>", "<unk:@>", "<unk:#>", "<unk:0>", "<unk:.>", "<unk:XX>", "<unk:Xx>", "<unk:x>")
 
-    def __init__(self, vocab, seq_len, lowercase=True, pad_id=0, unk_id=1, origin="fitted"):
+    def __init__(self, vocab, seq_len, lowercase=True, pad_id=0, unk_id=1, origin="fitted", case_ids=False):
         super().__init__(vocab, seq_len, lowercase, pad_id, unk_id, origin)
         if tuple(self.vocab[2:2 + len(self.SHAPES)]) != self.SHAPES:
             raise ValueError(f"the vocabulary must list the shape tokens {', '.join(self.SHAPES)} after "
                              f"{', '.join(self.SPECIALS)}")
+        self.case_ids = bool(case_ids)
+
+    @classmethod
+    def _from_config(cls, cfg, *args) -> "TokenTokenizer":
+        case = cfg.get("case_ids", False)
+        if not isinstance(case, bool):
+            raise ValueError("'case_ids' must be a boolean")
+        return cls(*args, case_ids=case)
 
     @classmethod
     def fit(cls, texts, seq_len: int, max_vocab: int = 20000, min_freq: int = 1,
-            lowercase: bool = True, extra_words=()) -> "TokenTokenizer":
+            lowercase: bool = True, extra_words=(), case_ids: bool = False) -> "TokenTokenizer":
         """The training tokens seen ``min_freq`` times, by frequency, then ``extra_words`` (a pretrained
         embedding's words, in their order) not already there, up to ``max_vocab`` in all."""
         counts = Counter(_token_key(w, lowercase) for text in texts for w in str(text).split())
@@ -334,7 +360,7 @@ class TokenTokenizer(WordTokenizer):
             if key not in seen and key.strip() and not key.split()[1:]:
                 seen.add(key)
                 vocab.append(key)
-        return cls(vocab[:max(len(fixed), max_vocab)], seq_len, lowercase)
+        return cls(vocab[:max(len(fixed), max_vocab)], seq_len, lowercase, case_ids=case_ids)
 
     def split(self, text: str) -> list[str]:
         return [_token_key(w, self.lowercase) for w in str(text).split()]
@@ -343,7 +369,9 @@ class TokenTokenizer(WordTokenizer):
         ids = []
         for w in str(text).split()[: self.seq_len]:
             key = _token_key(w, self.lowercase)
-            ids.append(self.table[key] if key in self.table else self.table[word_shape(unicodedata.normalize("NFKC", w))])
+            raw = unicodedata.normalize("NFKC", w)
+            i = self.table[key] if key in self.table else self.table[word_shape(raw)]
+            ids.append(i * len(CASES) + case_class(raw) if self.case_ids else i)
         return ids + [self.pad_id] * (self.seq_len - len(ids))
 
     @property
@@ -356,7 +384,11 @@ class TokenTokenizer(WordTokenizer):
                 "unknown": "the id of the token's shape (before lower-casing), first rule that holds: " + "; ".join((
                     "<unk:url> starts with http://, https:// or www.", "<unk:@> / <unk:#> @ or # and more",
                     "<unk:0> has a digit", "<unk:.> has no letter", "<unk:XX> two or more letters, all upper case",
-                    "<unk:Xx> first letter upper case", "<unk:x> otherwise"))}
+                    "<unk:Xx> first letter upper case", "<unk:x> otherwise")),
+                "case_ids": self.case_ids,
+                **({"ids": f"{len(CASES)} x the word's id (its line in vocab.txt) + the token's case class (before "
+                           f"lower-casing): " + ", ".join(f"{i} {c}" for i, c in enumerate(CASES))}
+                   if self.case_ids else {})}
 
     @staticmethod
     def config_pattern() -> str:

@@ -35,10 +35,13 @@ def make_tokenizer(spec: ModelSpec, ds):
     # a tagger's words are the dataset's own tokens, never split further
     cls = TokenTokenizer if tagging else RegexTokenizer if tk.kind == "regex" else WordTokenizer
     extra = {}
-    if tagging and spec.architecture is not None and getattr(spec.architecture.config(), "pretrained", False):
+    arch = spec.architecture.config() if tagging and spec.architecture is not None else None
+    if getattr(arch, "pretrained", False):
         from ..teachers.minilm import whole_words
 
         extra["extra_words"] = whole_words()  # a word the training split lacks still has its pretrained vector
+    if getattr(arch, "case", False):
+        extra["case_ids"] = True
     tok = cls.fit(ds.train.texts, seq_len=tk.seq_len, max_vocab=tk.max_vocab, min_freq=tk.min_freq,
                   lowercase=tk.lowercase, **extra)
     if tok.vocab_size <= 2:
