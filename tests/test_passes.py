@@ -97,6 +97,30 @@ def test_cluster_inits(init):
     assert max(w["unique_values"] for w in tflite_weights(clustered)["weights"]) <= 8
 
 
+def test_a_frozen_embedding_is_clustered_and_stays_frozen():
+    """TFMOT skips layers without trainable weights; the pass thaws a chosen frozen layer (a tagger's pretrained
+    Embedding) while clusters settle, and hands back the architecture as built, frozen."""
+    from edgeopt.tf import keras
+
+    K = keras()
+
+    def rebuild():
+        tokens = K.Input((SEQ,), dtype="int32")
+        x = K.layers.Embedding(VOCAB, 8, name="embedding", trainable=False)(tokens)
+        x = K.layers.GlobalAveragePooling1D()(x)
+        return K.Model(tokens, K.layers.Dense(CLASSES, name="logits")(x))
+
+    ctx = ctx_for("text_cnn")
+    ctx = PassContext(ctx.x_train, ctx.y_train, ctx.x_dev, ctx.y_dev, rebuild, seed=1, quiet=True)
+    model = rebuild()
+    before = model.get_layer("embedding").get_weights()[0].copy()
+    out, info = C.cluster(model, ctx, ClusterConfig(clusters=4, epochs=1))
+    emb = out.get_layer("embedding")
+    assert info["thawed"] == ["embedding"] and "embedding" in info["layers"] and not emb.trainable
+    assert len(np.unique(emb.get_weights()[0])) <= 4 < len(np.unique(before))
+    np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], before)  # the input untouched
+
+
 @pytest.mark.parametrize("arch", ["bilstm", "transformer"])
 def test_sparsity_preserving_cluster_and_weights_copied_back_by_name(arch):
     ctx = ctx_for(arch)

@@ -17,6 +17,13 @@ def cluster(model, ctx: PassContext, cfg):
             "random": CI.RANDOM}[cfg.init]
     work = copy_model(model)
     chosen = select_layers(work, cfg.layers, CLUSTERABLE)
+    # TFMOT clusters only trainable weights (its registry treats a layer without any as weightless): a frozen
+    # layer (a tagger's pretrained Embedding) chosen here trains while its clusters settle; the pass's output is
+    # the plain architecture again, frozen as the spec has it
+    thawed = sorted(layer.name for layer in work.layers if layer.name in chosen and not layer.trainable)
+    for layer in work.layers:
+        if layer.name in thawed:
+            layer.trainable = True
     kw = {"number_of_clusters": cfg.clusters, "cluster_centroids_init": init}
     if cfg.preserve_sparsity:
         kw["preserve_sparsity"] = True
@@ -27,4 +34,5 @@ def cluster(model, ctx: PassContext, cfg):
     wrapped = K.models.clone_model(work, clone_function=clone_fn)
     hist = fine_tune(wrapped, ctx, cfg, "cluster")
     stripped = ck.strip_clustering(wrapped)
-    return to_base(stripped, ctx), {"layers": sorted(chosen), **getattr(hist, "outside", {})}
+    return to_base(stripped, ctx), {"layers": sorted(chosen), **({"thawed": thawed} if thawed else {}),
+                                    **getattr(hist, "outside", {})}
