@@ -4,7 +4,7 @@ For wnut17-bilstm and wnut17-cnn, and their -minilm forms (all-MiniLM-L6-v2's wo
 (LiteRT int8, instructions counted on the emulated Cortex-A76) and x86-avx2-server (ONNX Runtime int8): entity F1
 (micro, strict spans, and per type) of the float32 and the deployed artifact, size, host latency at the target's
 setting, and the device's instruction count. Then compression recipes on the two trained-embedding taggers for
-pixel-7 (prune 50% + int8, cluster 16 + CQAT, prune 50% or 70% + cluster 16 + PCQAT), against the
+pixel-7 (prune 50% + int8, cluster 16 + CQAT, prune 50%/70% + cluster 16/64 + PCQAT), against the
 issue's goal of a recipe 10x smaller (gzip) than float32 within 0.02 F1. Writes benchmarks/results/tagging.{json,md}.
 
     EDGEOPT_DATA_PATH=../shared/data python benchmarks/tagging.py [--models wnut17-cnn ...]
@@ -28,10 +28,12 @@ TYPES = ("person", "location", "group", "corporation", "product", "creative-work
 
 
 def recipes():
-    p50, p70, c16, q = PruneConfig(sparsity=0.5), PruneConfig(sparsity=0.7), ClusterConfig(clusters=16), QATConfig()
+    p50, p70, q = PruneConfig(sparsity=0.5), PruneConfig(sparsity=0.7), QATConfig()
+    c16, c64 = ClusterConfig(clusters=16), ClusterConfig(clusters=64)
     return [("prune 50% + int8", {"prune": p50}, "int8"), ("cluster 16 + CQAT", {"cluster": c16, "qat": q}, None),
             ("prune 50% + cluster 16 + PCQAT", {"prune": p50, "cluster": c16, "qat": q}, None),
-            ("prune 70% + cluster 16 + PCQAT", {"prune": p70, "cluster": c16, "qat": q}, None)]
+            ("prune 70% + cluster 16 + PCQAT", {"prune": p70, "cluster": c16, "qat": q}, None),
+            ("prune 70% + cluster 64 + PCQAT", {"prune": p70, "cluster": c64, "qat": q}, None)]
 
 
 def _row(model: str, target: str, recipe: str, m: dict, seconds: float) -> dict:
