@@ -255,8 +255,13 @@ def _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations):
     elif not quiet:
         for r in results:
             m = r.manifest["metrics"]
-            click.echo(f"{r.manifest['target']}: {'PASSED' if r.passed else 'FAILED'} accuracy {m['accuracy']:.4f} "
-                       f"(float32 {m['baseline']['accuracy']:.4f}) macro-F1 {m['macro_f1']:.4f} size "
+            if "entity_f1" in m:  # a tagger: entity F1 is the headline, token accuracy secondary
+                scores = (f"entity F1 {m['entity_f1']:.4f} (float32 {m['baseline_entity_f1']:.4f}) token accuracy "
+                          f"{m['accuracy']:.4f} (float32 {m['baseline']['accuracy']:.4f})")
+            else:
+                scores = (f"accuracy {m['accuracy']:.4f} (float32 {m['baseline']['accuracy']:.4f}) macro-F1 "
+                          f"{m['macro_f1']:.4f}")
+            click.echo(f"{r.manifest['target']}: {'PASSED' if r.passed else 'FAILED'} {scores} size "
                        f"{m['size']['size_bytes']:,} B -> {r.out_dir}/report.md")
             for c in r.manifest.get("clients") or []:
                 from .report import client_line

@@ -351,12 +351,16 @@ def test_a_tagger_runs_on_the_emulated_arm64_cpu(tagged):
 @pytest.mark.slow
 def test_entity_f1_budgets_gate_the_build(tagged, tmp_path):
     strict = x86_tflite(tmp_path / "strict.yaml", min_f1=0.99, max_f1_drop=0.5)
-    r = run_cli(["build", str(tagged["spec"]), "-t", str(strict), "--out", str(tmp_path / "o"), "--json", "--quiet",
-                 *FAST_LATENCY])
+    r = run_cli(["build", str(tagged["spec"]), "-t", str(strict), "--out", str(tmp_path / "o"), *FAST_LATENCY])
     assert r.exit_code == 3, r.output
-    checks = {c["name"]: c for c in json.loads(r.stdout)["budgets"]["checks"]}
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    checks = {c["name"]: c for c in m["budgets"]["checks"]}
     assert not checks["min_f1"]["passed"] and checks["min_f1"]["unit"] == "entity F1"
     assert checks["max_f1_drop"]["passed"]
+    met = m["metrics"]  # the summary line leads with entity F1, not the per-token figures
+    assert (f"FAILED entity F1 {met['entity_f1']:.4f} (float32 {met['baseline_entity_f1']:.4f}) token accuracy "
+            f"{met['accuracy']:.4f}") in r.stdout, r.stdout
+    assert "budget failed" in r.stderr and "min_f1" in r.stderr, r.stderr
 
 
 @pytest.mark.slow
