@@ -121,6 +121,43 @@ def test_a_frozen_embedding_is_clustered_and_stays_frozen():
     np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], before)  # the input untouched
 
 
+def test_a_layer_with_fewer_non_zero_weights_than_clusters_is_left_as_it_is():
+    """k-means++ needs a weight per centroid; preserving sparsity, TFMOT splits the centroids between negative and
+    positive weights and fails ("Expected num_to_sample <= points.rows()") on a small pruned layer, such as a
+    tagger's 4 x 8 case Embedding at 70% sparsity. The pass leaves such a layer alone and records it; with nothing
+    left to cluster it is a one-line input error."""
+    from edgeopt.errors import InputError
+    from edgeopt.tf import keras
+
+    K = keras()
+
+    def rebuild():
+        tokens = K.Input((SEQ,), dtype="int32")
+        words = K.layers.Embedding(VOCAB, 8, name="embedding")(tokens)
+        case = K.layers.Embedding(VOCAB, 8, name="case_embedding")(tokens)
+        x = K.layers.GlobalAveragePooling1D()(K.layers.Concatenate()([words, case]))
+        return K.Model(tokens, K.layers.Dense(CLASSES, name="logits")(x))
+
+    ctx = ctx_for("text_cnn")
+    ctx = PassContext(ctx.x_train, ctx.y_train, ctx.x_dev, ctx.y_dev, rebuild, seed=1, quiet=True)
+    model = rebuild()
+    rng = np.random.default_rng(0)
+    case = np.zeros((VOCAB, 8), np.float32)
+    case.flat[rng.choice(case.size, 9, replace=False)] = rng.normal(size=9)  # 9 non-zero weights, mostly one sign
+    case.flat[np.flatnonzero(case)[:8]] = -np.abs(case.flat[np.flatnonzero(case)[:8]])
+    model.get_layer("case_embedding").set_weights([case])
+    cfg = ClusterConfig(clusters=16, epochs=1, preserve_sparsity=True)
+    out, info = C.cluster(model, ctx, cfg)
+    assert info["skipped_nonzero_weights"] == {"case_embedding": 9} and "case_embedding" not in info["layers"]
+    assert {"embedding", "logits"} <= set(info["layers"])
+    assert len(np.unique(out.get_layer("embedding").get_weights()[0])) <= 16
+    emb = model.get_layer("embedding").get_weights()[0]
+    emb.flat[200:] = 0
+    model.get_layer("embedding").set_weights([emb])  # 200, 9 and 64 (the logits kernel) non-zero weights
+    with pytest.raises(InputError, match="no layer has 256 or more non-zero weights"):
+        C.cluster(model, ctx, ClusterConfig(clusters=256, epochs=1))
+
+
 @pytest.mark.parametrize("arch", ["bilstm", "transformer"])
 def test_sparsity_preserving_cluster_and_weights_copied_back_by_name(arch):
     ctx = ctx_for(arch)

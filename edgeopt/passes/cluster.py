@@ -2,6 +2,9 @@
 optionally sparsity-preserving after pruning, fine-tuned, then stripped and copied back by variable name."""
 from __future__ import annotations
 
+import numpy as np
+
+from ..errors import InputError
 from ..recipe import CLUSTERABLE
 from ..tf import keras
 from .common import PassContext, copy_model, fine_tune, select_layers, to_base
@@ -17,6 +20,21 @@ def cluster(model, ctx: PassContext, cfg):
             "random": CI.RANDOM}[cfg.init]
     work = copy_model(model)
     chosen = select_layers(work, cfg.layers, CLUSTERABLE)
+    # k-means++ needs at least as many weights as centroids (and, preserving sparsity, as many non-zero ones: TFMOT
+    # splits the centroids between the negative and positive weights and fails with "Expected num_to_sample <=
+    # points.rows()"). A layer that small (a tagger's case Embedding: 4 x 8) holds no more values than the
+    # clusters already, so it is left as it is and recorded
+    skipped = {}
+    for layer in work.layers:
+        if layer.name in chosen:
+            nonzero = min((int(np.count_nonzero(w)) for w in layer.get_weights() if w.ndim >= 2), default=0)
+            if nonzero < cfg.clusters:
+                skipped[layer.name] = nonzero
+    chosen -= set(skipped)
+    if not chosen:
+        raise InputError(f"cluster: no layer has {cfg.clusters} or more non-zero weights to put in {cfg.clusters} "
+                         f"clusters ({', '.join(f'{k}: {v}' for k, v in sorted(skipped.items()))}). Fix: fewer "
+                         f"clusters, or a lower sparsity before clustering.")
     # TFMOT clusters only trainable weights (its registry treats a layer without any as weightless): a frozen
     # layer (a tagger's pretrained Embedding) chosen here trains while its clusters settle; the pass's output is
     # the plain architecture again, frozen as the spec has it
@@ -35,4 +53,5 @@ def cluster(model, ctx: PassContext, cfg):
     hist = fine_tune(wrapped, ctx, cfg, "cluster")
     stripped = ck.strip_clustering(wrapped)
     return to_base(stripped, ctx), {"layers": sorted(chosen), **({"thawed": thawed} if thawed else {}),
+                                    **({"skipped_nonzero_weights": dict(sorted(skipped.items()))} if skipped else {}),
                                     **getattr(hist, "outside", {})}
