@@ -158,6 +158,9 @@ def main():
 @click.option("--cluster-init", type=click.Choice(["kmeans++", "linear", "density", "random"]), default=None,
               help="Centroid initialization (default kmeans++).")
 @click.option("--qat", is_flag=True, help="Add quantization-aware training (the planner picks PQAT/CQAT/PCQAT).")
+@click.option("--self-distill", is_flag=True,
+              help="Fine-tune each of --prune/--cluster/--qat against its input model's outputs as well as the labels "
+                   "(alpha 0.9, temperature 2; a recipe file sets them per pass).")
 @click.option("--distill", "teacher", default=None, help="Train the student against this teacher: a ModelSpec (name or YAML) or all-MiniLM-L6-v2 (frozen encoder + linear head).")
 @click.option("--no-cache", is_flag=True, help="Recompute every pass instead of reusing cached outputs.")
 @click.option("--format", "formats", type=click.Choice(["target", "both"]), default="target", show_default=True,
@@ -187,7 +190,7 @@ def main():
 @latency_options
 @_handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
-          qat, teacher, no_cache, formats, emulate, count, on_device, fallback, data, vocab, hf_tokenizer, fit, trust_model_code,
+          qat, self_distill, teacher, no_cache, formats, emulate, count, on_device, fallback, data, vocab, hf_tokenizer, fit, trust_model_code,
           custom_module, force, dry_run, as_json, quiet, latency_warmup, latency_iterations):
     """Build MODEL for each --target. MODEL: a built-in name, a ModelSpec YAML, or a Keras model file (.keras,
     .h5, a SavedModel directory) with --data.
@@ -208,7 +211,8 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
     if cluster_init and clusters is None:
         raise InputError("--cluster-init needs --cluster N. Fix: add --cluster 16.")
     try:
-        passes = _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init, qat)
+        passes = _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init, qat,
+                              self_distill)
     except ValidationError as e:
         err = e.errors()[0]
         raise InputError(f"command-line pass setting '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}. Fix: "
@@ -223,9 +227,15 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
     _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations)
 
 
-def _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init, qat) -> dict:
-    from .recipe import ClusterConfig, DistillConfig, PruneConfig, QATConfig
+def _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init, qat,
+                 self_distill=False) -> dict:
+    from .errors import InputError
+    from .recipe import ClusterConfig, DistillConfig, PruneConfig, QATConfig, SelfDistill
 
+    if self_distill and prune_sparsity is None and not prune_structure and clusters is None and not qat:
+        raise InputError("--self-distill needs a fine-tuning pass. Fix: add --prune, --cluster or --qat (or set "
+                         "self_distill in a --recipe file's passes).")
+    sd = {"self_distill": SelfDistill()} if self_distill else {}
     passes = {}
     if teacher:
         passes["distill"] = DistillConfig(teacher=teacher)
@@ -234,11 +244,11 @@ def _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clust
         if prune_structure:
             kw["m_by_n"] = tuple(int(v) for v in prune_structure.split(":"))
             kw["sparsity"] = kw["m_by_n"][0] / kw["m_by_n"][1]
-        passes["prune"] = PruneConfig(**kw)
+        passes["prune"] = PruneConfig(**kw, **sd)
     if clusters is not None:
-        passes["cluster"] = ClusterConfig(clusters=clusters, init=cluster_init or "kmeans++")
+        passes["cluster"] = ClusterConfig(clusters=clusters, init=cluster_init or "kmeans++", **sd)
     if qat:
-        passes["qat"] = QATConfig()
+        passes["qat"] = QATConfig(**sd)
     return passes
 
 

@@ -37,10 +37,20 @@ class LayerSelect(_Frozen):
         return v
 
 
+class SelfDistill(_Frozen):
+    """A fine-tune that learns from the pass's input model as well as from the labels: loss = alpha * T^2 *
+    KL(softmax(input model / T) || softmax(model / T)) + (1 - alpha) * CE(labels, model), per real token for a
+    tagger. Compression then recovers the function it starts from rather than refitting the labels."""
+
+    alpha: float = Field(default=0.9, ge=0, le=1)  # weight of the input model's soft targets
+    temperature: float = Field(default=2.0, gt=0)
+
+
 class FineTune(_Frozen):
     epochs: int = Field(default=3, ge=1)
     learning_rate: float = Field(default=3e-4, gt=0)
     batch_size: int = Field(default=64, ge=1)
+    self_distill: Optional[SelfDistill] = None
 
 
 class PruneConfig(FineTune):

@@ -121,6 +121,43 @@ def test_a_frozen_embedding_is_clustered_and_stays_frozen():
     np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], before)  # the input untouched
 
 
+def test_self_distillation_fine_tunes_against_the_input_model():
+    """self_distill's loss: at alpha 1 only the KL to the input model's outputs, so a model that computes them
+    already starts at zero loss and one that does not (another initialization) does not; at alpha 0 only the
+    cross-entropy on the labels (about ln 4 for a fresh 4-class model). The labels stay scored on dev."""
+    from edgeopt.passes.common import copy_model, fine_tune
+    from edgeopt.recipe import FineTune, SelfDistill
+    from edgeopt.tf import keras
+
+    K = keras()
+
+    def rebuild():
+        tokens = K.Input((SEQ,), dtype="int32")
+        x = K.layers.GlobalAveragePooling1D()(K.layers.Embedding(VOCAB, 8, name="embedding")(tokens))
+        return K.Model(tokens, K.layers.Dense(CLASSES, name="logits")(x))
+
+    base = ctx_for("text_cnn")
+    ctx = PassContext(base.x_train, base.y_train, base.x_dev, base.y_dev, rebuild, seed=1, quiet=True)
+
+    rng = np.random.default_rng(0)
+
+    def first_loss(alpha, same_teacher):
+        model = rebuild()
+        teacher = copy_model(model)
+        if not same_teacher:  # another function: large random embeddings and output weights
+            teacher.get_layer("embedding").set_weights([rng.normal(size=(VOCAB, 8)).astype(np.float32)])
+            teacher.get_layer("logits").set_weights([5 * rng.normal(size=(8, CLASSES)).astype(np.float32),
+                                                     np.zeros(CLASSES, np.float32)])
+        cfg = FineTune(epochs=1, learning_rate=1e-9, self_distill=SelfDistill(alpha=alpha, temperature=2.0))
+        hist = fine_tune(model, ctx, cfg, "t", teacher=teacher)
+        assert "val_label_accuracy" in hist.history
+        return hist.history["loss"][0]
+
+    assert first_loss(1.0, True) < 1e-6
+    assert first_loss(1.0, False) > 1e-3
+    assert abs(first_loss(0.0, True) - first_loss(0.0, False)) < 0.5 and first_loss(0.0, False) > 0.5
+
+
 def test_a_layer_with_fewer_non_zero_weights_than_clusters_is_left_as_it_is():
     """k-means++ needs a weight per centroid; preserving sparsity, TFMOT splits the centroids between negative and
     positive weights and fails ("Expected num_to_sample <= points.rows()") on a small pruned layer, such as a

@@ -384,12 +384,13 @@ def test_compression_passes_on_taggers_survive_into_the_file(tmp_path):
         assert rec["dev_entity_f1_shifted"] >= rec["dev_entity_f1_unshifted"]
     spec = tagger_spec(tmp_path / "lstm.yaml", "bilstm_tagger", epochs=2, limit={"train": 800, "dev": 200,
                                                                                   "test": 200})
-    r = run_cli(["build", str(spec), "-t", str(tfl), "--out", str(tmp_path / "pl"), "--prune", "0.5", "--quiet",
-                 "--json", *FAST_LATENCY])
+    r = run_cli(["build", str(spec), "-t", str(tfl), "--out", str(tmp_path / "pl"), "--prune", "0.5", "--self-distill",
+                 "--quiet", "--json", *FAST_LATENCY])
     assert r.exit_code in (0, 3), r.output
     m = json.loads(r.stdout)
     prune = next(p for p in m["passes"] if p["step"] == "prune")
     assert prune["weights"]["zero_fraction"] > 0.3 and "entity_f1" in prune
+    assert prune["config"]["self_distill"] == {"alpha": 0.9, "temperature": 2.0} and "outside_shift" in prune
 
 
 @pytest.mark.slow

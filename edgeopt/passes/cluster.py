@@ -50,7 +50,7 @@ def cluster(model, ctx: PassContext, cfg):
         return ck.cluster_weights(layer, **kw) if layer.name in chosen else layer
 
     wrapped = K.models.clone_model(work, clone_function=clone_fn)
-    hist = fine_tune(wrapped, ctx, cfg, "cluster")
+    hist = fine_tune(wrapped, ctx, cfg, "cluster", teacher=model)
     stripped = ck.strip_clustering(wrapped)
     return to_base(stripped, ctx), {"layers": sorted(chosen), **({"thawed": thawed} if thawed else {}),
                                     **({"skipped_nonzero_weights": dict(sorted(skipped.items()))} if skipped else {}),

@@ -169,22 +169,37 @@ def select_layers(model, select, supported: set[str]) -> set[str]:
     return out
 
 
-def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None, y_train=None):
+def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None, y_train=None, teacher=None):
+    """Fit a compression pass's wrapped ``model`` for ``cfg.epochs``. With ``cfg.self_distill``, the targets are
+    the labels and ``teacher``'s outputs (the pass's input model), under the distillation loss."""
     from .train import _progress_callback
 
     K = keras()
     from ..tf import set_seed
 
     set_seed(ctx.seed)
-    model.compile(optimizer=K.optimizers.Adam(cfg.learning_rate),
-                  loss=loss or ctx.loss(),
-                  metrics=ctx.metrics() if loss is None else [])
-    val = (ctx.x_dev, ctx.y_dev) if loss is None else None
+    sd = getattr(cfg, "self_distill", None)
+    monitor, y_fit = ctx.monitor, ctx.y_train if y_train is None else y_train
+    if sd is not None and loss is None and teacher is not None:
+        from .distill import kd_loss, with_teacher
+
+        out = np.asarray(teacher.predict(ctx.x_train, batch_size=256, verbose=0), np.float32)
+        if not ctx.from_logits:  # a softmax output: its log is a logit vector
+            out = np.log(out + 1e-7)
+        y_fit, y_dev, metrics, monitor = with_teacher(ctx, out)
+        model.compile(optimizer=K.optimizers.Adam(cfg.learning_rate), loss=kd_loss(ctx, sd.temperature, sd.alpha),
+                      metrics=metrics)
+        val = (ctx.x_dev, y_dev)
+    else:
+        model.compile(optimizer=K.optimizers.Adam(cfg.learning_rate),
+                      loss=loss or ctx.loss(),
+                      metrics=ctx.metrics() if loss is None else [])
+        val = (ctx.x_dev, ctx.y_dev) if loss is None else None
     hooks = []
     if ctx.on_epoch is not None and val is not None:
         hooks.append(K.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ctx.on_epoch(
-            label, epoch + 1, cfg.epochs, float((logs or {}).get(ctx.monitor, float("nan"))))))
-    hist = model.fit(ctx.x_train, ctx.y_train if y_train is None else y_train, validation_data=val,
+            label, epoch + 1, cfg.epochs, float((logs or {}).get(monitor, float("nan"))))))
+    hist = model.fit(ctx.x_train, y_fit, validation_data=val,
                      epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0,
                      callbacks=[*(ctx.callbacks() if val is not None else []), *callbacks,
                                 _progress_callback(cfg.epochs, ctx.quiet, label), *hooks])

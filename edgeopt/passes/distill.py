@@ -12,13 +12,11 @@ from ..tf import keras, set_seed, tf
 from .common import PassContext
 
 
-def distill(ctx: PassContext, training, cfg, teacher_train_logits: np.ndarray):
+def kd_loss(ctx: PassContext, temperature: float, alpha: float):
+    """The distillation loss on y_true = [label id, teacher logits...] in the last axis (see the module doc); a
+    tagger's padding (tag -1) is in neither term, and its loss is the mean over a sentence's real tokens."""
     K, T_ = keras(), tf()
-    from .train import _progress_callback
-
-    set_seed(ctx.seed)
-    model = ctx.start()
-    temp, alpha = float(cfg.temperature), float(cfg.alpha)
+    temp, alpha = float(temperature), float(alpha)
 
     def loss(y_true, y_pred):
         labels = T_.cast(y_true[..., 0], T_.int32)
@@ -33,19 +31,37 @@ def distill(ctx: PassContext, training, cfg, teacher_train_logits: np.ndarray):
             return per
         return T_.reduce_sum(per, -1) / T_.maximum(T_.reduce_sum(real, -1), 1.0)  # mean over a sentence's tokens
 
-    def label_accuracy(y_true, y_pred):
-        return K.metrics.sparse_categorical_accuracy(y_true[:, 0], y_pred)
+    return loss
 
-    teacher = teacher_train_logits.astype(np.float32)
+
+def with_teacher(ctx: PassContext, teacher_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, list, str]:
+    """Targets in :func:`kd_loss`'s layout for the training split, the dev split's (labels, zero logits: only the
+    metrics read them), the label-accuracy metric and the monitor it feeds."""
+    K = keras()
+    teacher = teacher_logits.astype(np.float32)
     y = np.concatenate([ctx.y_train[..., None].astype(np.float32), teacher], axis=-1)
     y_dev = np.concatenate([ctx.y_dev[..., None].astype(np.float32),
                             np.zeros(ctx.y_dev.shape + teacher.shape[-1:], np.float32)], axis=-1)
     if ctx.tagging:
         from .common import masked_token_accuracy
 
-        metrics, monitor = [masked_token_accuracy(labels_first=True)], ctx.monitor
-    else:
-        metrics, monitor = [label_accuracy], "val_label_accuracy"
+        return y, y_dev, [masked_token_accuracy(labels_first=True)], ctx.monitor
+
+    def label_accuracy(y_true, y_pred):
+        return K.metrics.sparse_categorical_accuracy(y_true[:, 0], y_pred)
+
+    return y, y_dev, [label_accuracy], "val_label_accuracy"
+
+
+def distill(ctx: PassContext, training, cfg, teacher_train_logits: np.ndarray):
+    K = keras()
+    from .train import _progress_callback
+
+    set_seed(ctx.seed)
+    model = ctx.start()
+    temp, alpha = float(cfg.temperature), float(cfg.alpha)
+    loss = kd_loss(ctx, temp, alpha)
+    y, y_dev, metrics, monitor = with_teacher(ctx, teacher_train_logits)
     model.compile(optimizer=K.optimizers.Adam(training.learning_rate), loss=loss, metrics=metrics)
     stop = K.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=training.patience,
                                      restore_best_weights=True)

@@ -80,7 +80,8 @@ def prune(model, ctx: PassContext, cfg):
     tfmot, K = _tfmot(), keras()
     total = ctx.steps_per_epoch(cfg.batch_size) * cfg.epochs
     wrapped, chosen, PB = wrap(model, cfg, total)
-    hist = fine_tune(wrapped, ctx, cfg, "prune", callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    hist = fine_tune(wrapped, ctx, cfg, "prune", callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+                     teacher=model)
     with K.utils.custom_object_scope({"PrunableBidirectional": PB}):
         stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
     return to_base(stripped, ctx), {"layers": chosen, **getattr(hist, "outside", {})}

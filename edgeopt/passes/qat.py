@@ -190,6 +190,6 @@ def qat(model, ctx: PassContext, cfg, variant: str):
     q = quantize(model, variant)
     frozen = frozen_layers(q, variant)
     snap = freeze(q, frozen)
-    hist = fine_tune(q, ctx, cfg, variant)
+    hist = fine_tune(q, ctx, cfg, variant, teacher=model)
     restore(q, snap)
     return q, {"scheme": variant, "frozen": frozen, **getattr(hist, "outside", {})}
