@@ -181,12 +181,9 @@ def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None,
     sd = getattr(cfg, "self_distill", None)
     monitor, y_fit = ctx.monitor, ctx.y_train if y_train is None else y_train
     if sd is not None and loss is None and teacher is not None:
-        from .distill import kd_loss, with_teacher
+        from .distill import kd_loss, train_logits, with_teacher
 
-        out = np.asarray(teacher.predict(ctx.x_train, batch_size=256, verbose=0), np.float32)
-        if not ctx.from_logits:  # a softmax output: its log is a logit vector
-            out = np.log(out + 1e-7)
-        y_fit, y_dev, metrics, monitor = with_teacher(ctx, out)
+        y_fit, y_dev, metrics, monitor = with_teacher(ctx, train_logits(teacher, ctx))
         model.compile(optimizer=K.optimizers.Adam(cfg.learning_rate), loss=kd_loss(ctx, sd.temperature, sd.alpha),
                       metrics=metrics)
         val = (ctx.x_dev, y_dev)

@@ -34,6 +34,13 @@ def kd_loss(ctx: PassContext, temperature: float, alpha: float):
     return loss
 
 
+def train_logits(model, ctx: PassContext) -> np.ndarray:
+    """``model``'s outputs over ``ctx``'s training split as :func:`kd_loss` takes a teacher's: logits (a model
+    ending in a softmax gives its log-probabilities)."""
+    out = model.predict(ctx.x_train, batch_size=256, verbose=0)
+    return out if ctx.from_logits else np.log(np.maximum(out, 1e-7))
+
+
 def with_teacher(ctx: PassContext, teacher_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, list, str]:
     """Targets in :func:`kd_loss`'s layout for the training split, the dev split's (labels, zero logits: only the
     metrics read them), the label-accuracy metric and the monitor it feeds."""

@@ -177,7 +177,7 @@ class _Builder:
         return qat.qat(model, self.ctx, st.config, st.name)
 
     def _distill(self, cfg):
-        from ..passes.distill import distill
+        from ..passes.distill import distill, train_logits
         teacher = self.p.teacher
         _log(self.quiet, f"[edgeopt] distill: teacher {teacher.name}")
         if not hasattr(teacher, "data"):  # all-MiniLM-L6-v2: frozen encoder + linear head, on the raw texts
@@ -196,10 +196,7 @@ class _Builder:
         sub = _Builder(Plan(tp.spec, (), self.p.use_cache, source=tp.source, facts=tp.facts), self.quiet,
                        self.latency, parent=self)
         t_model, records, _, _ = sub.run_steps([first_step(tp.spec, tp.source)])
-        logits = t_model.predict(sub.ctx.x_train, batch_size=256, verbose=0)
-        if not sub.ctx.from_logits:  # a teacher ending in a softmax: its log-probabilities are logits
-            logits = np.log(np.maximum(logits, 1e-7))
-        model, meta = distill(self.ctx, self.p.spec.training, cfg, logits)
+        model, meta = distill(self.ctx, self.p.spec.training, cfg, train_logits(t_model, sub.ctx))
         meta["teacher"] = {"name": teacher.name, "architecture": tp.spec.model_label,
                            "accuracy_float32_tflite": records[0].get("accuracy"),
                            **({"entity_f1_float32_tflite": records[0]["entity_f1"]} if "entity_f1" in records[0] else {}),
