@@ -6,7 +6,7 @@ Public API (importing it does not import TensorFlow)::
     plan = edgeopt.plan("banking77-cnn", ["pixel-7"])
     results = edgeopt.build(plan)
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def plan(model, targets, out=None, ptq=None, recipe=None, passes=None, use_cache=True, formats="target",

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
+from .errors import BadEntry
 from .data.datasets import cache_dir, sha256_file
 
 FORMAT = 2  # meta.json carries "_files": {name: sha256}; entries without it are recomputed
@@ -35,10 +36,6 @@ def canonical(obj) -> str:
 def key(parent: str, step: str, config: dict, versions: dict) -> str:
     return hashlib.sha256(canonical({"parent": parent, "step": step, "config": config,
                                      "versions": versions}).encode()).hexdigest()[:24]
-
-
-class BadEntry(Exception):
-    """A cache entry that failed verification (the message says how)."""
 
 
 def read_entry(root: Path, k: str, names: tuple[str, ...]) -> Optional[tuple[dict, dict]]:

@@ -9,6 +9,7 @@ Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -16,8 +17,11 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from .errors import SpecError, suggest
 from .schema import Frozen as _Frozen
+from .schema import parse_file
 
 Quantization = Literal["float32", "dynamic", "int8", "float16", "int16x8"]
+QUANTIZATIONS: tuple[str, ...] = typing.get_args(Quantization)
+QAT_STEPS = ("qat", "pqat", "cqat", "pcqat")  # the quantization-aware steps (their graph converts to TFLite only)
 
 
 class LayerSelect(_Frozen):
@@ -132,8 +136,6 @@ class RecipeFile(_Frozen):
 
 
 def load_recipe_file(path) -> "RecipeFile":
-    from .specs import parse_file
-
     rf = parse_file(path, RecipeFile)
     try:
         rf.parsed()

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .errors import EdgeOptError, InputError
+from .errors import InputError, RemoteError
 
 # what the runner imports, relative to the edgeopt package
 RUNNER_FILES = ("__init__.py", "errors.py", "files.py", "inspect.py", "runtimes/__init__.py", "runtimes/base.py",
@@ -39,12 +39,6 @@ MODULES = {"litert": "ai_edge_litert", "onnxruntime": "onnxruntime"}
 ARCH_NAMES = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}
 CONNECT_TIMEOUT = 10
 LABEL = "measured on the board over SSH: device latency"
-
-
-class RemoteError(EdgeOptError):
-    """The board cannot be reached or used as configured (exit 2: the fix is on the user's side)."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -221,14 +215,12 @@ def bench(remote: Remote, artifact: Path, tokens: np.ndarray, threads: int, xnnp
           iterations: int = 500, arch: Optional[str] = None, where: str = "", timeout: float = 1800) -> dict:
     """p50/p90/p99 of ``artifact`` at batch 1 on the board, with what the board is. It probes the board first, also
     after ``build --on-device``'s plan did: training can take hours, and the board may have changed meanwhile."""
-    import edgeopt
-
-    from .emulator.validate import runtime_for
+    from .emulator.validate import PACKAGE_DIR, runtime_for
 
     artifact = Path(artifact)
     runtime = runtime_for(artifact)
     info = probe(remote, runtime, arch, where)
-    pkg = Path(edgeopt.__file__).resolve().parent
+    pkg = PACKAGE_DIR
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(tokens, dtype=np.int32))
     model = f"model{artifact.suffix}"

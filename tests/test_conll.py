@@ -75,7 +75,7 @@ def test_entity_scores_by_hand():
 
 
 def test_wnut17_from_the_data_directory():
-    d = conll.load_wnut17(download=False)
+    d = D.load_wnut17(download=False)
     assert {k: len(v) for k, v in d.items()} == {"train": 3394, "dev": 1009, "test": 1287}
     gold = [s.tags for s in d["test"]]
     s = conll.entity_scores(gold, gold)
@@ -97,7 +97,7 @@ def test_wnut17_is_downloaded_and_verified_from_a_mirror(tmp_path, monkeypatch):
         files = tuple(D.RemoteFile(rf.name, f"{url}/wnut17/{rf.name}", rf.sha256) for rf in D.SOURCES["wnut17"])
         monkeypatch.setitem(D.SOURCES, "wnut17", files)
         monkeypatch.setenv("EDGEOPT_DATA_PATH", str(tmp_path / "empty"))
-        d = conll.load_wnut17()
+        d = D.load_wnut17()
         assert len(d["test"]) == 1287
         assert D.locate("wnut17") == Path(os.environ["EDGEOPT_CACHE_DIR"]) / "datasets" / "wnut17"
         # a copy that differs from the pinned file is refused
@@ -109,7 +109,7 @@ def test_wnut17_is_downloaded_and_verified_from_a_mirror(tmp_path, monkeypatch):
             f.write("extra O\n")
         monkeypatch.setenv("EDGEOPT_DATA_PATH", str(tmp_path / "bad"))
         with pytest.raises(D.DataError, match="does not match the pinned"):
-            conll.load_wnut17()
+            D.load_wnut17()
     finally:
         srv.shutdown()
         srv.server_close()

@@ -30,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import EdgeOptError
+from ..errors import ClientError
+from ..console import log
 
 HERE = Path(__file__).resolve().parent
 ENVS = {
@@ -42,12 +43,6 @@ ENVS = {
                          "role": "writes the TFLite model metadata (labels, tokenizer, vocabulary)"},
 }
 LAYOUT_VERSION = 1
-
-
-class ClientError(EdgeOptError):
-    """A client environment is missing or broken (exit 2: the fix is on the user's side)."""
-
-    exit_code = 2
 
 
 def root() -> Path:
@@ -110,7 +105,7 @@ def setup_one(name: str, quiet: bool = False, force: bool = False) -> dict:
 
     st = status(name)
     if st["ready"] and not force:
-        _log(quiet, f"[edgeopt] client {name}: already set up at {st['path']}")
+        log(quiet, f"[edgeopt] client {name}: already set up at {st['path']}")
         return {**st, "changed": False}
     root().mkdir(parents=True, exist_ok=True)
     with open(root() / f".{name}.lock", "w") as lock:
@@ -128,7 +123,7 @@ def _build_env(name: str, quiet: bool) -> dict:
     _refuse_foreign(name)
     work = Path(tempfile.mkdtemp(dir=d.parent, prefix=f".{name}.tmp-"))
     try:
-        _log(quiet, f"[edgeopt] client {name}: creating a venv with {ENVS[name]['package']} (exact lock, hashes)")
+        log(quiet, f"[edgeopt] client {name}: creating a venv with {ENVS[name]['package']} (exact lock, hashes)")
         venv = work / name
         _run([sys.executable, "-m", "venv", str(venv)], "python -m venv")
         # the venv's paths are absolute: it is built where it will live, under a temporary name, then renamed
@@ -160,7 +155,7 @@ def _build_env(name: str, quiet: bool) -> dict:
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    _log(quiet, f"[edgeopt] client {name}: ready at {d} ({time.perf_counter() - t0:.0f} s)")
+    log(quiet, f"[edgeopt] client {name}: ready at {d} ({time.perf_counter() - t0:.0f} s)")
     return {**status(name), "changed": True}
 
 
@@ -182,8 +177,3 @@ def ensure(name: str, quiet: bool = False) -> Path:
     if not status(name)["ready"]:
         setup_one(name, quiet)
     return python(name)
-
-
-def _log(quiet: bool, msg: str) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .env import ClientError, _log, ensure, status
+from ..console import log
+from ..errors import ClientError
+from .env import ensure, status
 
 AGREEMENT_MIN = 0.999
 SCORE_TOL = 1e-6  # the client must return the very scores edgeopt's run of the same file gives
@@ -108,7 +110,7 @@ def check(path: Path, texts: list[str], labels: np.ndarray, edgeopt_logits: np.n
                 "reason": f"the model was trained on edgeopt's {tok.TYPE} tokenizer; MediaPipe's regex tokenizer "
                           f"would feed it other ids. Set tokenizer.kind: regex to make the artifact client-ready."}
     t0 = time.perf_counter()
-    _log(quiet, f"[edgeopt] running MediaPipe TextClassifier on {Path(path).name} over {len(texts)} test examples")
+    log(quiet, f"[edgeopt] running MediaPipe TextClassifier on {Path(path).name} over {len(texts)} test examples")
     res = classify(path, texts, quiet)
     labels, logits = np.asarray(labels), np.asarray(edgeopt_logits, np.float32)
     ours, theirs = logits.argmax(1), res["top"]

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..tf import tf
-from .worker import ConverterCrash, worker  # noqa: F401 (ConverterCrash is part of this module's interface)
+from .worker import worker
 
 MODES = ("float32", "dynamic", "int8", "float16", "int16x8")
 CALIBRATED = ("int8", "int16x8")  # the modes that need a representative dataset

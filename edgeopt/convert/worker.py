@@ -14,26 +14,11 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 
-
-class ConverterCrash(Exception):
-    """The converter process died (a signal, or an exit without a reply)."""
-
-    def __init__(self, mode: str, returncode: int):
-        self.mode, self.returncode = mode, returncode
-        if returncode < 0:
-            try:
-                name = signal.Signals(-returncode).name
-            except ValueError:
-                name = f"signal {-returncode}"
-            self.how = f"{name} (exit {128 - returncode})"
-        else:
-            self.how = f"exit {returncode} without a result"
-        super().__init__(f"the TFLite converter crashed converting {mode}: {self.how}")
+from ..errors import ConverterCrash
 
 
 def convert_saved_model(saved: str, mode: str, rep_path: str | None, out: str) -> None:

@@ -138,15 +138,3 @@ def padded_tags(gold_ids, seq_len: int, pad: int = -1):
         tags = list(tags)[:seq_len]
         y[i, :len(tags)] = tags
     return y
-
-
-WNUT17_FILES = {"train": "wnut17train.conll", "dev": "emerging.dev.conll", "test": "emerging.test.annotated"}
-
-
-def load_wnut17(download: bool = True) -> dict[str, list[Sentence]]:
-    """WNUT-17 (emerging entities, 6 types, CC BY 4.0) by split, from EDGEOPT_DATA_PATH or the cache (downloaded
-    at its pinned commit when missing, every file checked against its SHA-256)."""
-    from .datasets import locate
-
-    folder = locate("wnut17", download=download)
-    return {split: read_conll(folder / name) for split, name in WNUT17_FILES.items()}

@@ -177,6 +177,18 @@ def locate(name: str, download: bool = True) -> Path:
     return target
 
 
+WNUT17_FILES = {"train": "wnut17train.conll", "dev": "emerging.dev.conll", "test": "emerging.test.annotated"}
+
+
+def load_wnut17(download: bool = True) -> dict:  # split -> list of conll.Sentence
+    """WNUT-17 (emerging entities, 6 types, CC BY 4.0) by split, from EDGEOPT_DATA_PATH or the cache (downloaded
+    at its pinned commit when missing, every file checked against its SHA-256)."""
+    from .conll import read_conll
+
+    folder = locate("wnut17", download=download)
+    return {split: read_conll(folder / name) for split, name in WNUT17_FILES.items()}
+
+
 # ----------------------------------------------------------------------------------------- splitting
 def stratified_split(labels, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices (keep, held_out): ``fraction`` of each class held out, chosen by a seeded shuffle."""
@@ -328,7 +340,7 @@ def _tagged(sentences_by_split: dict, where: dict) -> tuple[tuple[str, ...], dic
 
 
 def _wnut17(folder: Path):
-    from .conll import WNUT17_FILES, read_conll
+    from .conll import read_conll
 
     return _tagged({k: read_conll(folder / f) for k, f in WNUT17_FILES.items()},
                    {k: folder / f for k, f in WNUT17_FILES.items()})

@@ -395,7 +395,6 @@ class TokenTokenizer(WordTokenizer):
         return "whitespace"
 
 
-
 _ASCII_TOKEN = re.compile(r"[A-Za-z0-9_']+")
 _SIGMA = {0x3A3: 0x3C3}
 

@@ -30,7 +30,7 @@ from typing import Optional
 
 import numpy as np
 
-from .env import EmulatorError
+from ..errors import EmulatorError
 
 SOURCE = Path(__file__).with_name("count.c")
 WARMUP, MEASURED, EMPTY = 10, 20, 20

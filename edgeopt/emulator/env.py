@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..errors import EdgeOptError, InputError
+from ..console import log
+from ..errors import EmulatorError, InputError
 
 ARCHES = ("arm64",)
 SUITE = "bookworm"
@@ -53,12 +54,6 @@ GUEST_WHEELS = tuple(GUEST_HASHES)
 PLATFORMS = ("manylinux_2_27_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
 QEMU_INSTALL = "apt-get update && apt-get install -y qemu-user-static"
 LAYOUT_VERSION = 1
-
-
-class EmulatorError(EdgeOptError):
-    """The emulated environment is missing, incomplete or inconsistent (exit 2: the fix is on the user's side)."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -176,12 +171,7 @@ def check_cpuinfo(r: Path, cpu: str) -> Path:
     return f.parent.parent
 
 
-def _log(quiet: bool, msg: str) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
-
-
-def _debian_mirror() -> str:
+def debian_mirror() -> str:
     env = os.environ.get("EDGEOPT_DEBIAN_MIRROR")
     if env:
         return env.rstrip("/")
@@ -235,7 +225,7 @@ def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict
         from . import counter
 
         built = counter.setup(r, quiet)["changed"]
-        _log(quiet, f"[edgeopt] emulator {arch}: already set up at {r}")
+        log(quiet, f"[edgeopt] emulator {arch}: already set up at {r}")
         return {**status(arch), "changed": built}
     t0 = time.perf_counter()
     r.parent.mkdir(parents=True, exist_ok=True)
@@ -244,12 +234,12 @@ def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict
         apt = work / "apt"
         (apt / "lists" / "partial").mkdir(parents=True)
         (apt / "cache" / "archives" / "partial").mkdir(parents=True)
-        mirror = _debian_mirror()
+        mirror = debian_mirror()
         (apt / "sources.list").write_text(f"deb {mirror} {SUITE} main\n")
         a64 = ["-o", "APT::Architecture=arm64", "-o", "APT::Architectures::=arm64", "-o", "Dir::State::status=/dev/null",
                "-o", f"Dir::Etc::SourceList={apt / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/dev/null",
                "-o", f"Dir::State::Lists={apt / 'lists'}", "-o", f"Dir::Cache={apt / 'cache'}"]
-        _log(quiet, f"[edgeopt] emulator {arch}: apt index of {mirror} {SUITE} (arm64)")
+        log(quiet, f"[edgeopt] emulator {arch}: apt index of {mirror} {SUITE} (arm64)")
         _run(["apt-get", *a64, "update"], f"apt-get update for arm64 from {mirror}")
         deps = _run(["apt-cache", *a64, "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
                      "--no-breaks", "--no-replaces", "--no-enhances", "--no-pre-depends", *APT_PACKAGES],
@@ -258,7 +248,7 @@ def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict
         pkgs = [p for p in pkgs if not APT_SKIP.match(p)] + list(APT_EXTRA)
         debs = work / "debs"
         debs.mkdir()
-        _log(quiet, f"[edgeopt] emulator {arch}: downloading {len(pkgs)} Debian arm64 packages")
+        log(quiet, f"[edgeopt] emulator {arch}: downloading {len(pkgs)} Debian arm64 packages")
         _run(["apt-get", *a64, "download", *pkgs], "apt-get download", cwd=debs)
         sysroot = work / "sysroot"
         for deb in sorted(debs.glob("*.deb")):
@@ -266,7 +256,7 @@ def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict
         if not (sysroot / "usr" / "bin" / "python3.11").is_file():
             raise EmulatorError(f"emulator setup: the unpacked sysroot has no usr/bin/python3.11 (packages: "
                                 f"{len(pkgs)}). Fix: check EDGEOPT_DEBIAN_MIRROR points at a Debian mirror.")
-        _log(quiet, f"[edgeopt] emulator {arch}: aarch64 wheels {' '.join(GUEST_WHEELS[:3])} ...")
+        log(quiet, f"[edgeopt] emulator {arch}: aarch64 wheels {' '.join(GUEST_WHEELS[:3])} ...")
         plat = [a for p in PLATFORMS for a in ("--platform", p)]
         reqs = work / "guest-requirements.txt"
         reqs.write_text("".join(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in hs) + "\n"
@@ -300,7 +290,7 @@ def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict
     from . import counter
 
     counter.setup(r, quiet)
-    _log(quiet, f"[edgeopt] emulator {arch}: ready at {r} ({time.perf_counter() - t0:.0f} s)")
+    log(quiet, f"[edgeopt] emulator {arch}: ready at {r} ({time.perf_counter() - t0:.0f} s)")
     return {**status(arch), "changed": True}
 
 

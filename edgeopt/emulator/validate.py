@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,17 +29,15 @@ from typing import Optional
 
 import numpy as np
 
-from .env import CPU_MODELS, EmulatorError, guest_python, require_cpu_model, status
+from ..console import log
+from ..errors import EmulatorError
+from .env import CPU_MODELS, guest_python, require_cpu_model, status
 
 FLOAT_ATOL, FLOAT_RTOL = 1e-4, 1e-3
 HYBRID_RANGE, HYBRID_ARGMAX = 0.10, 0.99
 STEP_LIMIT = 1.0
 EMULATED_TIME_NOTE = "qemu wall time for the whole sample: emulation speed, NOT device latency"
-
-
-def _log(quiet: bool, msg: str) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # edgeopt itself, as the guest and a board import it
 
 
 def require_ready(arch: str = "arm64") -> Path:
@@ -102,11 +99,9 @@ def output_scale(artifact: Path, session) -> Optional[float]:
 def stage_request(work: Path, artifact: Path, tokens: np.ndarray, threads: int, xnnpack: bool, **extra) -> dict:
     """The guest's request in ``work``: ``request.json``, the inputs, and ``pkgs/`` holding only edgeopt (not the
     host's packages) for the guest's PYTHONPATH. Returns the request."""
-    import edgeopt
-
     pkgs = work / "pkgs"
     pkgs.mkdir()
-    os.symlink(Path(edgeopt.__file__).resolve().parent, pkgs / "edgeopt")
+    os.symlink(PACKAGE_DIR, pkgs / "edgeopt")
     np.save(work / "inputs.npy", np.ascontiguousarray(tokens, dtype=np.int32))
     req = {"artifact": str(Path(artifact).resolve()), "runtime": runtime_for(artifact), "threads": threads,
            "xnnpack": xnnpack, "inputs": str(work / "inputs.npy"), "outputs": str(work / "outputs.npy"),
@@ -199,7 +194,7 @@ def validate(artifact: Path, tokens: np.ndarray, labels: np.ndarray, cpus: list[
                                  "instruction count on the CPU model, not a time" if counting["ready"] else
                                  "not counted: " + "; ".join(counting["problems"]))}
     for cpu in cpus:
-        _log(quiet, f"[edgeopt] emulator: {artifact.name} on qemu -cpu {cpu} ({len(tokens)} examples)")
+        log(quiet, f"[edgeopt] emulator: {artifact.name} on qemu -cpu {cpu} ({len(tokens)} examples)")
         guest, res = run_in_guest(r, artifact, tokens, cpu, threads, xnnpack)
         row = {"cpu": cpu, "loaded": res.get("loaded", False), "load_error": res.get("load_error"),
                "rejected_ops": res.get("rejected_ops", []), "delegate_applied": res.get("delegate_applied", False),
@@ -228,7 +223,7 @@ def _instructions(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, quiet: 
     """Instructions per inference on the emulated ``cpu``."""
     from . import counter
 
-    _log(quiet, f"[edgeopt] emulator: counting instructions per inference of {artifact.name} on {cpu}")
+    log(quiet, f"[edgeopt] emulator: counting instructions per inference of {artifact.name} on {cpu}")
     return _per_setting(artifact, lambda x: counter.count(r, artifact, tokens, cpu, x))
 
 
@@ -289,7 +284,7 @@ def ensure_emulator(quiet: bool = False, arch: str = "arm64") -> Path:
         st = status(arch)  # another build may have set it up while this one waited
         if st["ready"] and st["instruction_counter"]["ready"]:
             return Path(st["root"])
-        _log(quiet, f"[edgeopt] emulator: setting up the {arch} environment and the instruction counter in {r} "
+        log(quiet, f"[edgeopt] emulator: setting up the {arch} environment and the instruction counter in {r} "
                     f"(first use; edgeopt emulator setup does the same)")
         return Path(setup(arch, quiet=quiet)["root"])
 
@@ -301,7 +296,7 @@ def count_for_target(artifact: Path, tokens: np.ndarray, cpu: str, quiet: bool =
     from . import counter
 
     if cpu == "x86":
-        _log(quiet, f"[edgeopt] counting instructions per inference of {Path(artifact).name} on x86 (callgrind)")
+        log(quiet, f"[edgeopt] counting instructions per inference of {Path(artifact).name} on x86 (callgrind)")
         out = _per_setting(Path(artifact), lambda x: counter.count_x86(artifact, tokens, x))
         return {"cpu": "x86", "counter": counter.X86_COUNTER, "instructions": out, "note": counter.X86_NOTE}
     r = ensure_emulator(quiet)

@@ -23,13 +23,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Optional
 
-from ..errors import EdgeOptError
+from ..errors import GpuError
+from ..console import log
 
 SUITE, BACKPORTS = "bookworm", "bookworm-backports"
 PACKAGES = ("mesa-vulkan-drivers/" + BACKPORTS, "libvulkan1")
@@ -41,22 +41,11 @@ LAYOUT_VERSION = 1
 LIB = "usr/lib/x86_64-linux-gnu"
 
 
-class GpuError(EdgeOptError):
-    """The GPU driver environment is missing or cannot be set up (exit 2: the fix is on the user's side)."""
-
-    exit_code = 2
-
-
 def root() -> Path:
     from ..data.datasets import cache_dir
 
     base = os.environ.get("EDGEOPT_GPU_DIR")  # to share one driver between caches (CI, tests)
     return Path(base) if base else cache_dir() / "gpu"
-
-
-def _log(quiet: bool, msg: str) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
 
 
 def _run(cmd: list[str], what: str, cwd: Optional[Path] = None) -> str:
@@ -111,13 +100,13 @@ def setup(quiet: bool = False, force: bool = False) -> dict:
     """Download and unpack Mesa's lavapipe and the Vulkan loader into the cache; a no-op when already there."""
     st = status()
     if st["ready"] and not force:
-        _log(quiet, f"[edgeopt] gpu: the software Vulkan driver is already set up at {st['root']}")
+        log(quiet, f"[edgeopt] gpu: the software Vulkan driver is already set up at {st['root']}")
         return {**st, "changed": False}
     for tool in ("apt-get", "apt-cache", "dpkg"):
         if shutil.which(tool) is None:
             raise GpuError(f"gpu setup: {tool} is not on PATH; the software Vulkan driver comes from Debian's archive. "
                            f"Fix: run {SETUP_CMD} on a Debian/Ubuntu host, or install a Vulkan driver for the GPU.")
-    from ..emulator.env import _debian_mirror
+    from ..emulator.env import debian_mirror
 
     t0 = time.perf_counter()
     r = root()
@@ -127,13 +116,13 @@ def setup(quiet: bool = False, force: bool = False) -> dict:
         apt = work / "apt"
         (apt / "lists" / "partial").mkdir(parents=True)
         (apt / "cache" / "archives" / "partial").mkdir(parents=True)
-        mirror = _debian_mirror()
+        mirror = debian_mirror()
         signed = f"[signed-by={KEYRING}] " if os.path.isfile(KEYRING) else ""
         (apt / "sources.list").write_text(f"deb {signed}{mirror} {SUITE} main\ndeb {signed}{mirror} {BACKPORTS} main\n")
         o = ["-o", f"Dir::Etc::SourceList={apt / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/dev/null",
              "-o", f"Dir::State::Lists={apt / 'lists'}", "-o", f"Dir::Cache={apt / 'cache'}",
              "-o", "Debug::NoLocking=1"]
-        _log(quiet, f"[edgeopt] gpu: apt index of {mirror} {SUITE} and {BACKPORTS}")
+        log(quiet, f"[edgeopt] gpu: apt index of {mirror} {SUITE} and {BACKPORTS}")
         _run(["apt-get", *o, "update"], f"apt-get update from {mirror}")
         if not any((apt / "lists").glob(f"*{BACKPORTS}*Packages*")):  # apt-get update exits 0 when it fetched nothing
             raise GpuError(f"gpu setup: no package index of {BACKPORTS} could be fetched from {mirror}. Fix: check "
@@ -149,7 +138,7 @@ def setup(quiet: bool = False, force: bool = False) -> dict:
         extra = [p for p in extra if re.match(r"^(lib|zlib)", p) and not p.endswith(("-dev", "-bin"))]  # libraries
         debs = work / "debs"
         debs.mkdir()
-        _log(quiet, f"[edgeopt] gpu: downloading {' '.join(PACKAGES)}"
+        log(quiet, f"[edgeopt] gpu: downloading {' '.join(PACKAGES)}"
                     + (f" and {len(extra)} libraries this machine lacks" if extra else ""))
         _run(["apt-get", *o, "download", *PACKAGES, *extra], "apt-get download", cwd=debs)
         unpacked = work / "unpacked"
@@ -197,7 +186,7 @@ def setup(quiet: bool = False, force: bool = False) -> dict:
         (r / "ready.json").write_text(json.dumps(info, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    _log(quiet, f"[edgeopt] gpu: software Vulkan driver ready at {r} ({info['setup_seconds']:.0f} s, "
+    log(quiet, f"[edgeopt] gpu: software Vulkan driver ready at {r} ({info['setup_seconds']:.0f} s, "
                 f"{info['size_bytes'] / 1e6:.1f} MB): {info['adapter']['name']}")
     return {**status(), "changed": True}
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..tf import keras
+from ..tf import keras, tf
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,6 @@ PAD_TAG = -1
 def masked_token_accuracy(labels_first: bool = False):
     """Per-token accuracy over real tokens (tag id >= 0), named ``accuracy`` like Keras's own metric.
     ``labels_first``: y_true carries the tag id in its last axis' first column (distillation's layout)."""
-    from ..tf import tf
 
     K, T = keras(), tf()
 
@@ -169,10 +168,57 @@ def select_layers(model, select, supported: set[str]) -> set[str]:
     return out
 
 
+# ------------------------------------------------------------------------------ distillation targets
+def kd_loss(ctx: PassContext, temperature: float, alpha: float):
+    """The distillation loss on y_true = [label id, teacher logits...] in the last axis (see the module doc); a
+    tagger's padding (tag -1) is in neither term, and its loss is the mean over a sentence's real tokens."""
+    K, T_ = keras(), tf()
+    temp, alpha = float(temperature), float(alpha)
+
+    def loss(y_true, y_pred):
+        labels = T_.cast(y_true[..., 0], T_.int32)
+        real = T_.cast(labels >= 0, y_pred.dtype)  # a tagger's padding (tag -1) is in neither term
+        labels = T_.maximum(labels, 0)
+        hard = K.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=ctx.from_logits)
+        if not ctx.from_logits:  # a softmax output: its log is a logit vector (up to a constant per row)
+            y_pred = T_.math.log(y_pred + 1e-7)
+        soft = K.losses.kl_divergence(T_.nn.softmax(y_true[..., 1:] / temp), T_.nn.softmax(y_pred / temp))
+        per = (alpha * temp * temp * soft + (1.0 - alpha) * hard) * real
+        if not ctx.tagging:
+            return per
+        return T_.reduce_sum(per, -1) / T_.maximum(T_.reduce_sum(real, -1), 1.0)  # mean over a sentence's tokens
+
+    return loss
+
+
+def train_logits(model, ctx: PassContext) -> np.ndarray:
+    """``model``'s outputs over ``ctx``'s training split as :func:`kd_loss` takes a teacher's: logits (a model
+    ending in a softmax gives its log-probabilities)."""
+    out = model.predict(ctx.x_train, batch_size=256, verbose=0)
+    return out if ctx.from_logits else np.log(np.maximum(out, 1e-7))
+
+
+def with_teacher(ctx: PassContext, teacher_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, list, str]:
+    """Targets in :func:`kd_loss`'s layout for the training split, the dev split's (labels, zero logits: only the
+    metrics read them), the label-accuracy metric and the monitor it feeds."""
+    K = keras()
+    teacher = teacher_logits.astype(np.float32)
+    y = np.concatenate([ctx.y_train[..., None].astype(np.float32), teacher], axis=-1)
+    y_dev = np.concatenate([ctx.y_dev[..., None].astype(np.float32),
+                            np.zeros(ctx.y_dev.shape + teacher.shape[-1:], np.float32)], axis=-1)
+    if ctx.tagging:
+        return y, y_dev, [masked_token_accuracy(labels_first=True)], ctx.monitor
+
+    def label_accuracy(y_true, y_pred):
+        return K.metrics.sparse_categorical_accuracy(y_true[:, 0], y_pred)
+
+    return y, y_dev, [label_accuracy], "val_label_accuracy"
+
+
 def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None, y_train=None, teacher=None):
     """Fit a compression pass's wrapped ``model`` for ``cfg.epochs``. With ``cfg.self_distill``, the targets are
     the labels and ``teacher``'s outputs (the pass's input model), under the distillation loss."""
-    from .train import _progress_callback
+    from .train import progress_callback
 
     K = keras()
     from ..tf import set_seed
@@ -181,8 +227,6 @@ def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None,
     sd = getattr(cfg, "self_distill", None)
     monitor, y_fit = ctx.monitor, ctx.y_train if y_train is None else y_train
     if sd is not None and loss is None and teacher is not None:
-        from .distill import kd_loss, train_logits, with_teacher
-
         y_fit, y_dev, metrics, monitor = with_teacher(ctx, train_logits(teacher, ctx))
         model.compile(optimizer=K.optimizers.Adam(cfg.learning_rate), loss=kd_loss(ctx, sd.temperature, sd.alpha),
                       metrics=metrics)
@@ -199,7 +243,7 @@ def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None,
     hist = model.fit(ctx.x_train, y_fit, validation_data=val,
                      epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0,
                      callbacks=[*(ctx.callbacks() if val is not None else []), *callbacks,
-                                _progress_callback(cfg.epochs, ctx.quiet, label), *hooks])
+                                progress_callback(cfg.epochs, ctx.quiet, label), *hooks])
     if ctx.tagging and loss is None:  # fine-tuning on cross-entropy moves the O threshold back: set it again
         hist.outside = shift_outside(model, ctx)  # the pass's record takes it
     return hist

@@ -18,7 +18,7 @@ class TrainResult:
     history: dict
 
 
-def _progress_callback(total_epochs: int, quiet: bool, label: str = "train"):
+def progress_callback(total_epochs: int, quiet: bool, label: str = "train"):
     K = keras()
 
     class Progress(K.callbacks.Callback):
@@ -52,7 +52,7 @@ def train(spec, ctx, quiet: bool = False) -> TrainResult:
                                      mode="max")
     t0 = time.perf_counter()
     hist = model.fit(x_tr, y_tr, validation_data=(x_dev, y_dev), epochs=tr.epochs, batch_size=tr.batch_size,
-                     shuffle=True, verbose=0, callbacks=[*ctx.callbacks(), stop, _progress_callback(tr.epochs, quiet)])
+                     shuffle=True, verbose=0, callbacks=[*ctx.callbacks(), stop, progress_callback(tr.epochs, quiet)])
     h = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     best = int(np.argmax(h[ctx.monitor]))
     return TrainResult(model, len(h[ctx.monitor]), best + 1, h[ctx.monitor][best], time.perf_counter() - t0, h)

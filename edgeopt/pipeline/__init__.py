@@ -9,7 +9,7 @@ data), ``plan`` (checks, the plan; ``layer_table`` for a user's model), ``builde
 ``target`` (one target's conversion with fallbacks, validation, manifest and report), ``outdir`` (the build
 directory on disk).
 """
-from .builder import BuildResult, _Builder, structure_of
+from .builder import BuildResult, BuildSession, structure_of
 from .outdir import STAGING_MARKER, check_out_dir, clean_stale, dir_lock, is_edgeopt_build
 from .plan import (LATENCY_INPUTS, QAT_STEPS, LatencySettings, Plan, TargetPlan, plan, validation_data)
 from .prepare import make_tokenizer
@@ -17,4 +17,4 @@ from .target import build
 
 __all__ = ["BuildResult", "LATENCY_INPUTS", "LatencySettings", "Plan", "QAT_STEPS", "STAGING_MARKER", "TargetPlan",
            "build", "check_out_dir", "clean_stale", "dir_lock", "make_tokenizer", "is_edgeopt_build", "plan",
-           "structure_of", "validation_data", "_Builder"]
+           "structure_of", "validation_data", "BuildSession"]

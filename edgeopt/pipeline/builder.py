@@ -11,11 +11,13 @@ from typing import Optional
 
 import numpy as np
 
-from .. import __version__
-from ..recipe import Step
+from ..console import log
+from .._version import __version__
 from ..specs import TargetProfile
-from .plan import QAT_STEPS, LatencySettings, Plan, _log
+from ..recipe import QAT_STEPS, Step
+from .plan import LatencySettings, Plan
 from .prepare import make_tokenizer
+
 
 @dataclass
 class BuildResult:
@@ -25,10 +27,10 @@ class BuildResult:
     failures: list = field(default_factory=list)
 
 
-class _Builder:
+class BuildSession:
     """State shared by the targets of one build: data, the pass-output memo, the disk cache, conversions."""
 
-    def __init__(self, p: Plan, quiet: bool, latency: LatencySettings, parent: Optional["_Builder"] = None):
+    def __init__(self, p: Plan, quiet: bool, latency: LatencySettings, parent: Optional["BuildSession"] = None):
         """``parent``: share its data, cache, memo and conversions (a distillation teacher's builder)."""
         from ..cache import ArtifactCache
         from ..data import load_dataset
@@ -38,7 +40,7 @@ class _Builder:
         spec = p.spec
         if parent is None:
             self.t_start = time.perf_counter()
-            _log(quiet, f"[edgeopt] loading dataset for {spec.name}")
+            log(quiet, f"[edgeopt] loading dataset for {spec.name}")
             self.ds = load_dataset(spec.data)
             from ..passes import PASS_IMPL_VERSION
 
@@ -55,7 +57,7 @@ class _Builder:
 
         self.source = p.source if p.source is not None else source_for(spec)
         self.tok = make_tokenizer(spec, self.ds)
-        _log(quiet, f"[edgeopt] {self.ds.name} for {spec.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / "
+        log(quiet, f"[edgeopt] {self.ds.name} for {spec.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / "
                     f"test {len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
         self.tagging = self.ds.task == "token_classification"
         self.x_test, self.y_test = self.tok.encode_batch(self.ds.test.texts), self.labels(self.ds.test)
@@ -105,10 +107,18 @@ class _Builder:
         return hashlib.sha256(canonical(blob).encode()).hexdigest()[:24]
 
     # ----------------------------------------------------------------------------------------- passes
-    def run_steps(self, steps) -> tuple[object, list, str, Optional[str]]:
-        """Run (or fetch) each step; returns (final model, records, final key, key of the uncompressed model)."""
+    def run_steps(self, steps, plan: Optional[Plan] = None,
+                  on_epoch=None) -> tuple[object, list, str, Optional[str]]:
+        """Run (or fetch) each step; returns (final model, records, final key, key of the uncompressed model).
+        ``plan``: another plan of the same spec and data (a tune candidate's: its teacher and facts) instead of the
+        session's own; ``on_epoch``: sees every fine-tuning epoch's dev accuracy (and may raise). Neither changes
+        the session: the data, tokenizer, memo and caches are shared by every call."""
+        from dataclasses import replace
+
         from ..cache import key as cache_key
 
+        p = plan if plan is not None else self.p
+        ctx = replace(self.ctx, on_epoch=on_epoch) if on_epoch is not None else self.ctx
         k, model, records, base_key = self.root_key, None, [], None
         for st in steps:
             if st.name.startswith("strip_"):
@@ -124,11 +134,11 @@ class _Builder:
                 if got is not None:
                     model, meta = got
                     cached = "disk"
-                    _log(self.quiet, f"[edgeopt] {st.name}: cache hit ({k})")
+                    log(self.quiet, f"[edgeopt] {st.name}: cache hit ({k})")
                 else:
-                    _log(self.quiet, f"[edgeopt] {st.name}: running")
+                    log(self.quiet, f"[edgeopt] {st.name}: running")
                     t0 = time.perf_counter()
-                    model, meta = self._run_pass(st, model)
+                    model, meta = self._run_pass(st, model, p, ctx)
                     meta["seconds"] = round(time.perf_counter() - t0, 1)
                     if st.name not in QAT_STEPS:
                         meta.update(self._measure_float(model, k))
@@ -153,39 +163,41 @@ class _Builder:
 
         return rebuild
 
-    def _run_pass(self, st: Step, model):
+    def _run_pass(self, st: Step, model, p: Plan, ctx):
         from ..passes import cluster, prune, qat, train
 
         if st.name == "load":  # a model file's weights, as given: the float baseline
-            return self.ctx.start(), {"weights": "as given", **{k: v for k, v in self.p.facts.items()
-                                                                 if k in ("path", "format", "model_file_sha256")}}
+            return ctx.start(), {"weights": "as given", **{k: v for k, v in p.facts.items()
+                                                            if k in ("path", "format", "model_file_sha256")}}
         if st.name == "train":
-            r = train.train(self.p.spec, self.ctx, quiet=self.quiet)
+            r = train.train(p.spec, ctx, quiet=self.quiet)
             best = "best_dev_entity_f1" if self.tagging else "best_dev_accuracy"
             rec = {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, best: round(r.best_dev_accuracy, 6)}
             if self.tagging:
                 from ..passes.common import shift_outside
 
-                rec.update(shift_outside(r.model, self.ctx))
+                rec.update(shift_outside(r.model, ctx))
             return r.model, rec
         if st.name == "distill":
-            return self._distill(st.config)
+            return self._distill(st.config, p, ctx)
         if st.name == "prune":
-            return prune.prune(model, self.ctx, st.config)
+            return prune.prune(model, ctx, st.config)
         if st.name == "cluster":
-            return cluster.cluster(model, self.ctx, st.config)
-        return qat.qat(model, self.ctx, st.config, st.name)
+            return cluster.cluster(model, ctx, st.config)
+        return qat.qat(model, ctx, st.config, st.name)
 
-    def _distill(self, cfg):
-        from ..passes.distill import distill, train_logits
-        teacher = self.p.teacher
-        _log(self.quiet, f"[edgeopt] distill: teacher {teacher.name}")
+    def _distill(self, cfg, p: Plan, ctx):
+        from ..passes.common import train_logits
+        from ..passes.distill import distill
+
+        teacher = p.teacher
+        log(self.quiet, f"[edgeopt] distill: teacher {teacher.name}")
         if not hasattr(teacher, "data"):  # all-MiniLM-L6-v2: frozen encoder + linear head, on the raw texts
             from ..teachers.minilm import teacher_logits
 
-            logits, t_meta = teacher_logits(self.ds, self.cache.root.parent, self.p.use_cache, teacher.head,
+            logits, t_meta = teacher_logits(self.ds, self.cache.root.parent, p.use_cache, teacher.head,
                                             quiet=self.quiet)
-            model, meta = distill(self.ctx, self.p.spec.training, cfg, logits)
+            model, meta = distill(ctx, p.spec.training, cfg, logits)
             meta["teacher"] = {"name": teacher.name, "architecture": teacher.architecture.name,
                                "accuracy_keras": t_meta["accuracy_test"], **t_meta}
             return model, meta
@@ -193,10 +205,10 @@ class _Builder:
         from .prepare import first_step, prepare
 
         tp = prepare(teacher)  # a teacher may be a model file or a builder too
-        sub = _Builder(Plan(tp.spec, (), self.p.use_cache, source=tp.source, facts=tp.facts), self.quiet,
-                       self.latency, parent=self)
+        sub = BuildSession(Plan(tp.spec, (), p.use_cache, source=tp.source, facts=tp.facts), self.quiet,
+                           self.latency, parent=self)
         t_model, records, _, _ = sub.run_steps([first_step(tp.spec, tp.source)])
-        model, meta = distill(self.ctx, self.p.spec.training, cfg, train_logits(t_model, sub.ctx))
+        model, meta = distill(ctx, p.spec.training, cfg, train_logits(t_model, sub.ctx))
         meta["teacher"] = {"name": teacher.name, "architecture": tp.spec.model_label,
                            "accuracy_float32_tflite": records[0].get("accuracy"),
                            **({"entity_f1_float32_tflite": records[0]["entity_f1"]} if "entity_f1" in records[0] else {}),
@@ -222,10 +234,10 @@ class _Builder:
 
                 fkey = (k, "onnx", ox.opset, "float32", "", 0)
                 if fkey not in self.converted:
-                    _log(self.quiet, f"[edgeopt] converting to ONNX (tf2onnx, opset {ox.opset})")
+                    log(self.quiet, f"[edgeopt] converting to ONNX (tf2onnx, opset {ox.opset})")
                     self.converted[fkey] = onnx_conv.to_onnx(model, ox.opset, self.tok.seq_len)
                 if mode != "float32":
-                    _log(self.quiet, f"[edgeopt] ONNX Runtime {mode} quantization")
+                    log(self.quiet, f"[edgeopt] ONNX Runtime {mode} quantization")
                     self.converted[ck] = onnx_conv.quantize(self.converted[fkey], mode, ox.quant,
                                                             self.representative(n_rep) if mode in CALIBRATED else None)
             return self.converted[ck]
@@ -238,7 +250,7 @@ class _Builder:
                 d = Path(self.tmp.name) / f"export-{len(self.exports)}"
                 d.mkdir()
                 self.exports[(k, flat)] = save_for_conversion(model, d, self.tok.seq_len, flat_lookup=flat)
-            _log(self.quiet, f"[edgeopt] converting to TFLite {mode} (converter process"
+            log(self.quiet, f"[edgeopt] converting to TFLite {mode} (converter process"
                              f"{', 1-D embedding lookups for the GPU' if flat else ''})")
             self.converted[ck] = convert_saved(self.exports[(k, flat)], mode,
                                                self.representative(n_rep) if mode in CALIBRATED else None)

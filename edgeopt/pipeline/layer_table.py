@@ -8,9 +8,8 @@ from __future__ import annotations
 import re
 
 from ..errors import SpecError
-from ..recipe import CLUSTERABLE, PRESERVED_BY_SCHEME, PRUNABLE
+from ..recipe import CLUSTERABLE, PRESERVED_BY_SCHEME, PRUNABLE, QAT_STEPS
 
-QAT_STEPS = ("qat", "pqat", "cqat", "pcqat")
 QAT_CONFIG = {
     "Dense": "annotated (TFMOT default 8-bit config)",
     "Conv1D": "annotated (edgeopt Conv1DQuantizeConfig: per-tensor kernel, activation)",

@@ -64,7 +64,6 @@ def check_out_dir(out: Path, force: bool = False) -> None:
                       f"directory whole. Fix: choose a new --out, or add --force to replace it.")
 
 
-
 @contextlib.contextmanager
 def dir_lock(d: Path, quiet: bool = True):
     """An exclusive flock on directory ``d`` itself (no lock file is left behind): serializes the replace of a build
@@ -114,7 +113,7 @@ def clean_stale(out: Path) -> list[Path]:
     return removed
 
 
-def _replace_dir(staging: Path, out: Path) -> None:
+def replace_dir(staging: Path, out: Path) -> None:
     """Put ``staging`` at ``out`` by rename; an existing build is moved aside first and removed after."""
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")

@@ -4,7 +4,6 @@ passes, output locations), so bad input fails before any training; and the test 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +12,12 @@ from typing import Optional
 import numpy as np
 
 from ..errors import InputError, OutputError
-from ..recipe import Step, load_recipe_file, merge, resolve
+from ..recipe import QAT_STEPS, QUANTIZATIONS, Step, load_recipe_file, merge, resolve
 from ..registry import load_model_spec, load_target
-from ..specs import QUANTIZATIONS, ModelSpec, TargetProfile
+from ..specs import ModelSpec, TargetProfile
 from .outdir import check_out_dir
 
 LATENCY_INPUTS = 64
-QAT_STEPS = ("qat", "pqat", "cqat", "pcqat")
 
 
 @dataclass(frozen=True)
@@ -254,7 +252,7 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
 
             emu = tuple(cpus_for(p))
         plans.append(TargetPlan(p, tuple(steps), final_ptq, d, p.representative_samples, formats == "both", emu,
-                                force, _count_on(p, count), _board(p) if on_device else None))
+                                force, _count_on(p, count), board_for(p) if on_device else None))
     if any(t.emulate for t in plans):
         from ..emulator.validate import require_ready
 
@@ -273,7 +271,7 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
     return Plan(spec, tuple(plans), use_cache, teacher, prep.source, prep.facts, rows)
 
 
-def _board(p: TargetProfile):
+def board_for(p: TargetProfile):
     """The target's board, checked before any training: reachable, known host key, accepted key, the right
     architecture, a Python with numpy and the runtime."""
     from .. import remote
@@ -336,8 +334,3 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
         return (tok.encode_batch(ds.test.texts), padded_tags(ds.test.labels, tok.seq_len), list(ds.label_names),
                 list(ds.test.texts), tok)
     return tok.encode_batch(ds.test.texts), np.asarray(ds.test.labels), list(ds.label_names), list(ds.test.texts), tok
-
-
-def _log(quiet: bool, msg: str) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from ..console import log
+from .._version import __version__
 from ..data.tokenizer import GOLDEN, write_golden
-from .builder import BuildResult, _Builder, structure_of
-from .outdir import STAGING_MARKER, _replace_dir, check_out_dir, clean_stale, dir_lock
-from .plan import LATENCY_INPUTS, LatencySettings, Plan, TargetPlan, _log
+from .builder import BuildResult, BuildSession, structure_of
+from .outdir import STAGING_MARKER, replace_dir, check_out_dir, clean_stale, dir_lock
+from .plan import LATENCY_INPUTS, LatencySettings, Plan, TargetPlan
 
 def build(p: Plan, quiet: bool = False, latency: LatencySettings = LatencySettings()) -> list[BuildResult]:
-    b = _Builder(p, quiet, latency)
+    b = BuildSession(p, quiet, latency)
     return [_build_target(b, tp) for tp in p.targets]
 
 
@@ -40,7 +41,7 @@ class _Run:
     metadata: dict | None = None
 
 
-def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
+def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
     """Passes and conversions, then the files written to a staging directory, measured there, described in the
     manifest and report, and renamed into place."""
     from ..manifest import dump_manifest
@@ -76,7 +77,7 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
         if tp.remote is not None:
             from .. import remote
 
-            _log(b.quiet, f"[edgeopt] {tp.target.name}: measuring {files['deployed'].name} on the board "
+            log(b.quiet, f"[edgeopt] {tp.target.name}: measuring {files['deployed'].name} on the board "
                           f"{tp.remote.url}")
             rt = tp.target.runtime
             device_latency = remote.bench(tp.remote, files["deployed"], b.x_test[:LATENCY_INPUTS], rt.threads,
@@ -94,21 +95,21 @@ def _build_target(b: _Builder, tp: TargetPlan) -> BuildResult:
         (staging / STAGING_MARKER).unlink()
         with dir_lock(out.parent, b.quiet):
             check_out_dir(out, tp.force)  # again: it may have changed while this build ran
-            _replace_dir(staging, out)
+            replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     dep = measured["deployed"]
     if b.tagging:
-        _log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} entity F1 "
+        log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} entity F1 "
                       f"{dep['entities']['micro']['f1']:.4f} (float32 {measured['baseline']['entities']['micro']['f1']:.4f})")
-    _log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} accuracy {dep['accuracy']:.4f} (float32 "
+    log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} accuracy {dep['accuracy']:.4f} (float32 "
                   f"{measured['baseline']['accuracy']:.4f}), {manifest['metrics']['size']['size_bytes']:,} B; budgets "
                   f"{'PASSED' if verdict['passed'] else 'FAILED'} -> {out}")
     return BuildResult(out, manifest, verdict["passed"], bud_v.failures(verdict))
 
 
-def _convert(b: _Builder, tp: TargetPlan) -> _Run:
+def _convert(b: BuildSession, tp: TargetPlan) -> _Run:
     """Run (or fetch) the passes, convert the uncompressed model (the float32 baseline) and the final one (the
     deployed file, with fallbacks), and the Keras outputs both are compared with."""
     model, records, k, base_key = b.run_steps(tp.steps)
@@ -122,7 +123,7 @@ def _convert(b: _Builder, tp: TargetPlan) -> _Run:
                 base_keras_logits)
 
 
-def _write_files(b: _Builder, tp: TargetPlan, run: _Run, staging: Path) -> tuple[dict, list]:
+def _write_files(b: BuildSession, tp: TargetPlan, run: _Run, staging: Path) -> tuple[dict, list]:
     """({baseline, deployed}: model file paths, the tokenizer and labels files) written into ``staging``."""
     fmt = tp.target.runtime.format
     files = {"baseline": staging / f"model_float32.{fmt}"}
@@ -144,12 +145,12 @@ def _write_files(b: _Builder, tp: TargetPlan, run: _Run, staging: Path) -> tuple
     return files, side
 
 
-def _write_metadata(b: _Builder, tp: TargetPlan, paths: list) -> dict:
+def _write_metadata(b: BuildSession, tp: TargetPlan, paths: list) -> dict:
     """TFLite model metadata in every .tflite of the build (MediaPipe's writer, its own environment)."""
     from ..clients import mediapipe as mp
 
     spec, t = b.p.spec, tp.target
-    _log(b.quiet, f"[edgeopt] {t.name}: writing model metadata (labels, tokenizer) into "
+    log(b.quiet, f"[edgeopt] {t.name}: writing model metadata (labels, tokenizer) into "
                   f"{', '.join(p.name for p in paths)}")
     md = mp.write_metadata(paths, b.tok, b.ds.label_names, name=spec.name, version=f"edgeopt {__version__}",
                            description=spec.description or spec.name, quiet=b.quiet)
@@ -165,7 +166,7 @@ def _write_metadata(b: _Builder, tp: TargetPlan, paths: list) -> dict:
             "client_ready": mp.client_compatible(b.tok)}
 
 
-def _measure(b: _Builder, tp: TargetPlan, run: _Run, files: dict) -> dict:
+def _measure(b: BuildSession, tp: TargetPlan, run: _Run, files: dict) -> dict:
     """Each model file run over the whole test split (accuracy, parity with its Keras model, finiteness) and its
     latency grid."""
     from .. import runtimes
@@ -175,7 +176,7 @@ def _measure(b: _Builder, tp: TargetPlan, run: _Run, files: dict) -> dict:
     from ..validate.classes import per_class
 
     target, n_cls = tp.target, b.ds.num_classes
-    _log(b.quiet, f"[edgeopt] {target.name}: validating {files['deployed'].name} on {len(b.ds.test)} test examples")
+    log(b.quiet, f"[edgeopt] {target.name}: validating {files['deployed'].name} on {len(b.ds.test)} test examples")
     measured = {}
     opts = lat_v.grid(target.runtime.threads, target.runtime.delegates)
     for role, path in files.items():
@@ -205,7 +206,7 @@ def _measure(b: _Builder, tp: TargetPlan, run: _Run, files: dict) -> dict:
     return measured
 
 
-def _artifact_records(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict,
+def _artifact_records(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, measured: dict,
                       staging: Path) -> tuple[list, dict | None]:
     """The model files' records (sizes, hashes), the cross-format export's when asked; appends the convert step's
     record (the deployed file's accuracy and structure, read back) to the passes."""
@@ -236,14 +237,14 @@ def _artifact_records(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measu
     return artifacts, cross
 
 
-def _clients(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> list:
+def _clients(b: BuildSession, tp: TargetPlan, files: dict, measured: dict) -> list:
     """The target's declared clients run on the deployed file over the test split."""
     from ..clients import mediapipe as mp
 
     out = []
     if b.tagging:  # MediaPipe's TextClassifier takes one score row per text, a tagger gives one per token
         if tp.target.clients:
-            _log(b.quiet, f"[edgeopt] {tp.target.name}: clients {', '.join(tp.target.clients)} not run: they "
+            log(b.quiet, f"[edgeopt] {tp.target.name}: clients {', '.join(tp.target.clients)} not run: they "
                           f"classify sentences, and this model tags tokens")
         return out
     if "mediapipe" in tp.target.clients and tp.target.runtime.format == "tflite":
@@ -252,7 +253,7 @@ def _clients(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> list:
     return out
 
 
-def _gpu(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> dict | None:
+def _gpu(b: BuildSession, tp: TargetPlan, files: dict, measured: dict) -> dict | None:
     """GPU targets: the deployed file through LiteRT's GPU accelerator (with CPU fallback) over the test split (or
     gpu.sample of it): the adapter, the partition, accuracy and deviation from the CPU run at fp16 and fp32."""
     if not tp.target.uses_gpu:
@@ -262,20 +263,20 @@ def _gpu(b: _Builder, tp: TargetPlan, files: dict, measured: dict) -> dict | Non
 
     t = tp.target
     idx = sample_indices(len(b.x_test), t.gpu.sample, b.p.spec.training.seed)
-    _log(b.quiet, f"[edgeopt] {t.name}: running {files['deployed'].name} through LiteRT's GPU accelerator on "
+    log(b.quiet, f"[edgeopt] {t.name}: running {files['deployed'].name} through LiteRT's GPU accelerator on "
                   f"{len(idx)} test examples")
     res = gpu_run.check(files["deployed"], b.x_test[idx], measured["deployed"]["logits"][idx], b.y_test[idx])
     res["export"] = {"flat_lookup": t.flat_lookup}
     if res["available"]:
         res["cpu_accuracy"] = round(float((measured["deployed"]["logits"][idx].argmax(1) == b.y_test[idx]).mean()), 6)
         pt = res["partition"]
-        _log(b.quiet, f"[edgeopt] {t.name}: GPU {res['adapter']['name']}{' (software)' if res['software'] else ''}: "
+        log(b.quiet, f"[edgeopt] {t.name}: GPU {res['adapter']['name']}{' (software)' if res['software'] else ''}: "
                       f"{pt['gpu_ops']} of {pt['total_ops']} ops on the GPU"
                       + (", fully delegated" if pt["fully_delegated"] else
                          f", refused: {'; '.join(r['op'] + ': ' + r['reason'] for r in pt['refused']) or 'none'}")
                       + f"; accuracy through the GPU {res['fp16'].get('accuracy')} (CPU {res['cpu_accuracy']})")
     else:
-        _log(b.quiet, f"[edgeopt] {t.name}: GPU not run: {res['reason']}")
+        log(b.quiet, f"[edgeopt] {t.name}: GPU not run: {res['reason']}")
     return res
 
 
@@ -338,7 +339,7 @@ def _device_cost(tp: TargetPlan, emulated, counted: dict | None) -> dict | None:
     return out
 
 
-def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, cross,
+def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, cross,
               side_files: list, emulated, verdict: dict, clients: list, cost: dict | None,
               device_latency: dict | None, gpu: dict | None = None) -> dict:
     from ..manifest import encode_correct, encode_predictions, examples_sha256
@@ -410,7 +411,7 @@ def _manifest(b: _Builder, tp: TargetPlan, run: _Run, files: dict, measured: dic
     }
 
 
-def _entity_metrics(b: _Builder, base: dict, dep: dict) -> dict:
+def _entity_metrics(b: BuildSession, base: dict, dep: dict) -> dict:
     """A tagger's headline figures: entity precision, recall and F1 (strict spans, micro and per type) of the
     deployed and the float32 artifact over the whole test split; accuracy, per-class figures and parity are per
     real token and secondary."""
@@ -420,12 +421,11 @@ def _entity_metrics(b: _Builder, base: dict, dep: dict) -> dict:
             "accuracy_unit": "real tokens (padding excluded); entity_f1 is the headline"}
 
 
-def _convert_deployed(b: _Builder, tp: TargetPlan, k: str, model) -> tuple[bytes, str, dict]:
+def _convert_deployed(b: BuildSession, tp: TargetPlan, k: str, model) -> tuple[bytes, str, dict]:
     """The deployed conversion: the plan's quantization, then the target's ``fallback`` modes in order. A converter
     that fails or crashes is an outcome, recorded (mode, signal or error, the model's layer types); with nothing
     left to try it is one line, exit 2, naming the fix. Returns (bytes, deployed mode, record)."""
-    from ..convert.tflite import ConverterCrash
-    from ..errors import ConversionError
+    from ..errors import ConversionError, ConverterCrash
     from ..sources import layer_types_of
 
     chain = [tp.ptq, *[m for m in tp.target.fallback if m != tp.ptq]]
@@ -439,7 +439,7 @@ def _convert_deployed(b: _Builder, tp: TargetPlan, k: str, model) -> tuple[bytes
                    "error": e.how if crash else str(e).split(". Fix:")[0],
                    "layer_types": sorted(layer_types_of(model))}
             attempts.append(rec)
-            _log(b.quiet, f"[edgeopt] {tp.target.name}: converting {mode} {rec['outcome']} ({rec['error']})"
+            log(b.quiet, f"[edgeopt] {tp.target.name}: converting {mode} {rec['outcome']} ({rec['error']})"
                           + (f"; falling back to {chain[len(attempts)]}" if len(attempts) < len(chain) else ""))
             continue
         attempts.append({"mode": mode, "outcome": "converted"})
@@ -452,7 +452,7 @@ def _convert_deployed(b: _Builder, tp: TargetPlan, k: str, model) -> tuple[bytes
                           f"[dynamic, float32]) or choose another quantization with --ptq.")
 
 
-def _layer_rows(b: _Builder, tp: TargetPlan, ptq: str) -> list[dict]:
+def _layer_rows(b: BuildSession, tp: TargetPlan, ptq: str) -> list[dict]:
     from .layer_table import layer_rows
 
     return layer_rows(b.source.model, tp.steps, ptq, tp.target)
@@ -462,7 +462,7 @@ def _or_nan(x):
     return float("nan") if x is None else x
 
 
-def _cross_format(b: _Builder, tp: TargetPlan, k: str, model, staging: Path, deployed_logits) -> dict:
+def _cross_format(b: BuildSession, tp: TargetPlan, k: str, model, staging: Path, deployed_logits) -> dict:
     """Export the other format from the same weights (same quantization where it exists there) and compare."""
     from .. import runtimes
     from ..specs import OnnxSpec, RuntimeSpec

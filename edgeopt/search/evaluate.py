@@ -13,7 +13,6 @@ import math
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -21,6 +20,7 @@ import numpy as np
 
 GPU_SAMPLE = 300  # dev examples a GPU target's candidates run through the GPU (a software adapter: ~6 ms each)
 
+from ..errors import Hopeless
 from ..pipeline.plan import LATENCY_INPUTS
 from ..specs import TargetProfile
 from .space import Candidate, Space, space_for
@@ -28,16 +28,12 @@ from .space import Candidate, Space, space_for
 HOPELESS_SLACK = 0.05  # how far below the accuracy floor a fine-tuning epoch's dev accuracy may be before stopping
 
 
-class Hopeless(Exception):
-    """A candidate stopped early: its dev accuracy during fine-tuning cannot meet the accuracy budget."""
-
-
 class Evaluator:
     """Measures candidates of ``model`` on ``target`` (names, paths or loaded objects)."""
 
     def __init__(self, model, target, *, quiet: bool = False, use_cache: bool = True, latency=None,
                  on_device: bool = False, teachers: tuple[str, ...] = ()):
-        from ..pipeline import LatencySettings, _Builder
+        from ..pipeline import LatencySettings, BuildSession
         from ..pipeline import plan as _plan
         from ..registry import load_target
 
@@ -49,8 +45,7 @@ class Evaluator:
         p0 = _plan(model, [self.target], out=str(self._plan_out), count=False, use_cache=use_cache)
         self.spec = p0.spec
         self.model_arg = model
-        self.builder = _Builder(p0, quiet, latency or LatencySettings())
-        self._ctx = self.builder.ctx
+        self.builder = BuildSession(p0, quiet, latency or LatencySettings())
         self._plans: dict = {}
         self._counts: dict[tuple, dict] = {}  # (artifact sha256, split) -> instruction counts (XNNPACK on and off)
         self._gpu_runs: dict[tuple, dict] = {}  # (artifact sha256, split) -> GPU evidence (GPU targets)
@@ -63,9 +58,9 @@ class Evaluator:
     def _check_cost_tools(self) -> None:
         """Before any training: the counter's tools (arm64 targets) or the board (--on-device)."""
         if self.on_device:
-            from ..pipeline.plan import _board
+            from ..pipeline.plan import board_for
 
-            self._board = _board(self.target)
+            self._board = board_for(self.target)
         elif self.space.signal == "instructions":
             from ..emulator.validate import require_counter
 
@@ -98,13 +93,8 @@ class Evaluator:
         cache. ``on_epoch`` sees every fine-tuning epoch's dev accuracy (and may raise)."""
         p = self.target_plan(c)
         tp = p.targets[0]
-        b = self.builder
-        b.p = p  # its teacher (distillation) and facts; the data, tokenizer and caches stay the builder's
-        b.ctx = replace(self._ctx, on_epoch=on_epoch)
-        try:
-            model, records, k, _ = b.run_steps(tp.steps)
-        finally:
-            b.ctx = self._ctx
+        # its own plan (teacher, facts); the data, tokenizer and caches stay the session's
+        model, records, k, _ = self.builder.run_steps(tp.steps, plan=p, on_epoch=on_epoch)
         return model, records, k, tp
 
     def artifact(self, c: Candidate, on_epoch: Optional[Callable] = None) -> tuple[bytes, str, list]:

@@ -11,14 +11,14 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..errors import EdgeOptError, InputError, OutputError
+from ..console import log
+from ..errors import ConversionError, ConverterCrash, EdgeOptError, Hopeless, InputError, NoCost, OutputError
 from . import select as sel
 from . import study as st
 from .space import Candidate
@@ -37,11 +37,6 @@ class TuneResult:
     @property
     def passed(self) -> bool:
         return self.summary.get("pick") is not None and bool(self.build is not None and self.build.passed)
-
-
-def _log(quiet: bool, msg: str) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
 
 
 def _check_args(trials, timeout, objective, study_name):
@@ -135,7 +130,7 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
                     quiet, latency, teachers, on_device, use_cache, seed, progress, intr)
     except KeyboardInterrupt:
         if progress["searching"]:
-            _log(False, f"[edgeopt] tune interrupted; finished trials are kept in {tune_dir}. Continue with the "
+            log(False, f"[edgeopt] tune interrupted; finished trials are kept in {tune_dir}. Continue with the "
                         f"same command and --resume.")
         raise
     except EdgeOptError:
@@ -196,7 +191,7 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
     storage = st.open_storage(url)  # before anything else: a study that cannot be reached stops the tune here
     ev = Evaluator(spec, prof, quiet=quiet, use_cache=use_cache, latency=latency, on_device=on_device,
                    teachers=tuple(teachers))
-    _log(quiet, f"[edgeopt] tune {spec.name} on {prof.name}: {len(grid)} conversion-only candidates, then "
+    log(quiet, f"[edgeopt] tune {spec.name} on {prof.name}: {len(grid)} conversion-only candidates, then "
                 f"{n_total - len(grid)} sampled with training; cost: {space.signal}; study {name} in "
                 f"{st.redact(url)}")
     # budgets reach the sampler as each trial's constraints (trial.set_constraint)
@@ -205,7 +200,7 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
     study = st.open_study(storage, name, identity, sampler, resume, shared)
     requeued = st.requeue_interrupted(study, single_worker=not shared) if (resume or shared) else 0
     if requeued:
-        _log(quiet, f"[edgeopt] tune: {requeued} interrupted trial(s) queued again")
+        log(quiet, f"[edgeopt] tune: {requeued} interrupted trial(s) queued again")
     if not study.user_attrs.get("grid_enqueued"):
         for c in ([space.preset] if space.preset.trains else []) + grid:
             study.enqueue_trial(c.to_params(space), user_attrs={"training": c.trains}, skip_if_exists=True)
@@ -218,8 +213,6 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
     def objective_fn(trial):
         return _objective(trial, study, ev, space, prof, floor, worker, quiet, intr)
 
-    from ..convert.tflite import ConverterCrash
-    from ..errors import ConversionError
 
     deadline = None if timeout is None else time.monotonic() + timeout * 60
     progress["searching"] = True
@@ -228,7 +221,7 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
         # one trial at a time, each started only while the budget has room for it: finished trials and those
         # running on other workers count (Optuna's own stopping callbacks overshoot by one trial per worker)
         if len(study.get_trials(deepcopy=False)) >= 3 * n_total + 20:
-            _log(quiet, "[edgeopt] tune: the sampler keeps proposing candidates already tried (the space is "
+            log(quiet, "[edgeopt] tune: the sampler keeps proposing candidates already tried (the space is "
                         "exhausted); picking from what finished")
             break
         if _no_room(study, n_total):
@@ -238,11 +231,11 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
             if _no_room(study, n_total):
                 break
             continue
-        study.optimize(objective_fn, n_trials=1, catch=(ConversionError, ConverterCrash, _NoCost),
+        study.optimize(objective_fn, n_trials=1, catch=(ConversionError, ConverterCrash, NoCost),
                        gc_after_trial=False)
         intr.check()
         if deadline is not None and time.monotonic() >= deadline:  # checked after a trial, as Optuna's timeout
-            _log(quiet, f"[edgeopt] tune: --timeout reached; picking from the {st.finished(study)} finished trials")
+            log(quiet, f"[edgeopt] tune: --timeout reached; picking from the {st.finished(study)} finished trials")
             break
     if shared:
         _wait_for_others(study, quiet, intr)  # the pick is made over every worker's trials
@@ -255,10 +248,6 @@ def _no_room(study, n_total: int) -> bool:
     from optuna.trial import TrialState
 
     return st.finished(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= n_total
-
-
-class _NoCost(Exception):
-    """A candidate that ran but could not be costed (the counter failed on it): a failed trial, recorded."""
 
 
 def _same_candidate(study, trial, cand: Candidate, intr: "Interrupts"):
@@ -290,9 +279,7 @@ def _objective(trial, study, ev, space, prof, floor, worker, quiet, intr):
     import optuna
     from optuna.trial import TrialState
 
-    from ..convert.tflite import ConverterCrash
-    from ..errors import ConversionError
-    from .evaluate import Hopeless, stop_when_hopeless
+    from .evaluate import stop_when_hopeless
 
     cand = space.suggest(trial, training=trial.user_attrs.get("training", True))
     trial.set_user_attr("candidate", cand.to_dict())
@@ -310,35 +297,35 @@ def _objective(trial, study, ev, space, prof, floor, worker, quiet, intr):
             return tuple(twin.values)
         if twin.state == TrialState.PRUNED:
             raise optuna.TrialPruned(twin.user_attrs.get(st.OUTCOME, "stopped early"))
-        raise _NoCost(twin.user_attrs.get(st.OUTCOME, "failed"))
-    _log(quiet, f"[edgeopt] tune trial {trial.number}: {cand.label()}")
+        raise NoCost(twin.user_attrs.get(st.OUTCOME, "failed"))
+    log(quiet, f"[edgeopt] tune trial {trial.number}: {cand.label()}")
     try:
         with intr.interruptible():  # Optuna records an interrupted trial as failed; --resume runs it again
             m = ev.evaluate(cand, "dev", on_epoch=stop_when_hopeless(floor) if cand.trains else None)
     except Hopeless as e:
         trial.set_user_attr(st.OUTCOME, f"stopped early: {e}")
-        _log(quiet, f"[edgeopt] tune trial {trial.number}: stopped early ({e})")
+        log(quiet, f"[edgeopt] tune trial {trial.number}: stopped early ({e})")
         raise optuna.TrialPruned(str(e)) from None
     except (ConversionError, ConverterCrash) as e:
         msg = str(e).split(" Fix:")[0]
         trial.set_user_attr(st.OUTCOME, f"conversion failed: {msg}")
-        _log(quiet, f"[edgeopt] tune trial {trial.number}: conversion failed ({msg[:160]})")
+        log(quiet, f"[edgeopt] tune trial {trial.number}: conversion failed ({msg[:160]})")
         raise
     except EdgeOptError as e:  # the planner refuses this candidate (e.g. 2:4 on a model without Dense layers)
         msg = str(e).split(" Fix:")[0]
         trial.set_user_attr(st.OUTCOME, f"refused: {msg}")
-        _log(quiet, f"[edgeopt] tune trial {trial.number}: refused ({msg[:160]})")
-        raise _NoCost(msg) from None
+        log(quiet, f"[edgeopt] tune trial {trial.number}: refused ({msg[:160]})")
+        raise NoCost(msg) from None
     except Exception as e:  # a pass that fails on this candidate (a TFMOT limit, a diverged fine-tune): recorded
         msg = " ".join(str(e).split())[:300] or type(e).__name__
         trial.set_user_attr(st.OUTCOME, f"failed: {type(e).__name__}: {msg}")
-        _log(quiet, f"[edgeopt] tune trial {trial.number}: failed ({type(e).__name__}: {msg[:160]})")
-        raise _NoCost(msg) from e
+        log(quiet, f"[edgeopt] tune trial {trial.number}: failed ({type(e).__name__}: {msg[:160]})")
+        raise NoCost(msg) from e
     if m["cost"] is None:
         why = ((m.get("instructions") or {}).get("counts") or {}).get("error", "the cost signal was not measured")
         trial.set_user_attr("metrics", m)
         trial.set_user_attr(st.OUTCOME, f"no cost: {why}")
-        raise _NoCost(why)
+        raise NoCost(why)
     v = sel.verdict(prof, m)
     cons = sel.constraints(prof, v)
     trial.set_user_attr("metrics", m)
@@ -348,7 +335,7 @@ def _objective(trial, study, ev, space, prof, floor, worker, quiet, intr):
     trial.set_user_attr("feasible", all(c == 0 for c in cons))
     trial.set_user_attr("failed_budgets", sel.failed_budgets(prof, v))
     trial.set_user_attr(st.OUTCOME, "evaluated")
-    _log(quiet, f"[edgeopt] tune trial {trial.number}: dev accuracy {m['accuracy']:.4f}, {m['size_bytes']:,} B, "
+    log(quiet, f"[edgeopt] tune trial {trial.number}: dev accuracy {m['accuracy']:.4f}, {m['size_bytes']:,} B, "
                 f"cost {m['cost']:,} ({m['cost_label']}){'' if all(c == 0 for c in cons) else ' - misses ' + '; '.join(sel.failed_budgets(prof, v))}")
     return m["accuracy"], float(m["cost"]), float(m["size_bytes"])
 
@@ -367,7 +354,7 @@ def _wait_for_others(study, quiet: bool, intr: "Interrupts", limit_s: float = 6 
         if not running:
             return
         if not said:
-            _log(quiet, f"[edgeopt] tune: waiting for other workers' trials {running}")
+            log(quiet, f"[edgeopt] tune: waiting for other workers' trials {running}")
             said = True
         with intr.interruptible():
             time.sleep(2)
@@ -481,7 +468,7 @@ def _build_pick(spec, prof, chosen, out, quiet, latency, on_device):
     from .space import Candidate
 
     c = Candidate.from_dict(chosen["candidate"])
-    _log(quiet, f"[edgeopt] tune: building the pick ({c.label()}) into {out / 'build'}; the test split is used "
+    log(quiet, f"[edgeopt] tune: building the pick ({c.label()}) into {out / 'build'}; the test split is used "
                 f"here, once")
     p = pipeline.plan(spec, [c.profile(prof)], out=str(out / "build"), passes=c.passes(), ptq=c.quantization,
                       on_device=on_device)

@@ -25,7 +25,6 @@ from ..errors import InputError
 from .modelfile import detect_format, load_file, tree_sha256
 
 
-
 class ModelSource:
     kind = "architecture"
     pretrained = False

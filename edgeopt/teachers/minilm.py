@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..console import log
 from ..architectures import PRETRAINED_DIM
 from ..data.datasets import sha256_file as _sha256
 from ..errors import InputError
@@ -114,11 +114,6 @@ def word_vectors(words, skip: int, scale: float = 0.3, seed: int = 0, folder: Op
     out[:skip] = np.random.default_rng(seed).normal(0.0, scale, (skip, out.shape[1]))
     out[0] = 0.0
     return out.astype(np.float32)
-
-
-def _log(quiet: bool, msg: str) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------------ tokenizer
@@ -269,7 +264,7 @@ class MiniLMEncoder:
             out[idx] = self._fn(tok, mask).numpy()
             done += len(idx)
             if not quiet and (s // batch_size) % 20 == 19:
-                _log(quiet, f"[edgeopt]   {NAME} {label}: {done}/{len(ids)} sentences, "
+                log(quiet, f"[edgeopt]   {NAME} {label}: {done}/{len(ids)} sentences, "
                             f"{done / (time.perf_counter() - t0):.0f}/s")
         return out
 
@@ -304,7 +299,7 @@ def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = H
     measured: the head's accuracy on ``ds.dev`` and ``ds.test``, encoding throughput, cache hits.
 
     ``encoder_factory``: for tests, to observe that a cached run never builds the encoder."""
-    from .. import __version__
+    from .._version import __version__
     from ..tf import keras, set_seed, versions
 
     folder = model_dir()
@@ -321,12 +316,12 @@ def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = H
     if use_cache:
         got = _load_dir(root, "head-" + head_key)
         if got is not None:
-            _log(quiet, f"[edgeopt] distill: {NAME} logits: cache hit ({head_key})")
+            log(quiet, f"[edgeopt] distill: {NAME} logits: cache hit ({head_key})")
             return got[0]["train_logits"], {**got[1], "cached": "disk"}
 
     emb = _load_dir(root, "emb-" + emb_key) if use_cache else None
     if emb is not None:
-        _log(quiet, f"[edgeopt] distill: {NAME} embeddings: cache hit ({emb_key})")
+        log(quiet, f"[edgeopt] distill: {NAME} embeddings: cache hit ({emb_key})")
         arrays, emb_meta = emb
     else:
         t0 = time.perf_counter()
@@ -334,7 +329,7 @@ def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = H
         load_s = time.perf_counter() - t0
         arrays, n, t1 = {}, 0, time.perf_counter()
         for name, split in splits.items():
-            _log(quiet, f"[edgeopt] distill: encoding {len(split)} {name} sentences with {NAME} (frozen)")
+            log(quiet, f"[edgeopt] distill: encoding {len(split)} {name} sentences with {NAME} (frozen)")
             arrays[name] = encoder.embed(split.texts, quiet=quiet, label=name)
             n += len(split)
         secs = time.perf_counter() - t1
@@ -361,7 +356,7 @@ def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = H
             "head_seconds": round(time.perf_counter() - t0, 1),
             "accuracy_dev": round(acc["dev"], 6), "accuracy_test": round(acc["test"], 6),
             "embedding_dim": int(arrays["train"].shape[1]), "weights_sha256": weights_sha, "package": PACKAGE}
-    _log(quiet, f"[edgeopt] distill: {NAME} + linear head: test accuracy {acc['test']:.4f} (Keras, frozen encoder)")
+    log(quiet, f"[edgeopt] distill: {NAME} + linear head: test accuracy {acc['test']:.4f} (Keras, frozen encoder)")
     if use_cache:
         _save_dir(root, "head-" + head_key, {"train_logits": logits["train"]}, meta)
     return logits["train"], {**meta, "cached": False}

@@ -1,142 +1,14 @@
-"""The `edgeopt` command. Thin: parse flags, call the API, print. `--help`, `targets`, `models` and `inspect`
-never import TensorFlow."""
+"""`edgeopt build`: plan, run the passes, convert and validate for each target (edgeopt/pipeline)."""
 from __future__ import annotations
 
-import functools
-import json
-import os
 import sys
 
 import click
 
-from . import __version__
-from .errors import EXIT_BUDGET, EdgeOptError
-
-MAX_ITER = 1_000_000  # timed calls: more than enough for any percentile; larger counts only exhaust memory
+from ..errors import EXIT_BUDGET
+from .common import dump, handle_errors, latency_options, main, model_file_options
 
 
-def _options(*decorators):
-    """Click options shared by several commands, applied in order (one definition, one help text)."""
-    def apply(fn):
-        for d in reversed(decorators):
-            fn = d(fn)
-        return fn
-    return apply
-
-
-# MODEL as the user's own Keras file (build, tune)
-model_file_options = _options(
-    click.option("--data", "data", default=None, help="With MODEL a model file: the data (a built-in dataset name, "
-                                                      "or a data YAML with a 'data:' section)."),
-    click.option("--vocab", "vocab", default=None, type=click.Path(),
-                 help="With MODEL a model file: the vocabulary it was trained with (one token a line)."),
-    click.option("--hf-tokenizer", "hf_tokenizer", default=None, type=click.Path(),
-                 help="With MODEL a model file: the Hugging Face tokenizers JSON it was trained with."),
-    click.option("--fit", is_flag=True, help="With MODEL a model file: train it on the data first (from its weights)."),
-    click.option("--trust-model-code", is_flag=True,
-                 help="Allow Lambda layers in a model file (their Python code runs when it is loaded)."),
-    click.option("--custom-module", default=None, help="Module defining the custom Keras layers a model file uses."))
-
-# every latency measurement's warm-up and timed calls (build, tune)
-latency_options = _options(
-    click.option("--latency-warmup", type=click.IntRange(0, MAX_ITER), default=50, show_default=True,
-                 help="Untimed calls before each latency measurement."),
-    click.option("--latency-iterations", type=click.IntRange(10, MAX_ITER), default=500, show_default=True,
-                 help="Timed calls per latency configuration (percentiles are taken over these)."))
-
-
-def _handle_errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        try:
-            return fn(*a, **kw)
-        except EdgeOptError as e:
-            if os.environ.get("EDGEOPT_DEBUG") == "1":
-                raise
-            click.echo(f"edgeopt: error: {e}", err=True)
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("edgeopt: interrupted; nothing half-written was left in place.", err=True)
-            sys.exit(130)
-    return wrapper
-
-
-def _on_sigterm(signum, frame):
-    raise KeyboardInterrupt  # the same clean-up as Ctrl-C: staging directories removed, nothing half-written
-
-
-def _quiet_native_logs() -> None:
-    """Send what native code (TensorFlow's C++ logging, the TFLite converter, XNNPACK's INFO lines) writes to file
-    descriptor 2 to a temporary file, while Python's sys.stderr (edgeopt's progress and errors) keeps the terminal.
-    The captured lines are shown when edgeopt fails with an internal error. EDGEOPT_DEBUG=1 leaves fd 2 alone."""
-    import atexit
-    import tempfile
-
-    try:
-        sys.stderr.flush()
-        keep = os.dup(2)
-        log = tempfile.TemporaryFile(prefix="edgeopt-native-")
-        os.dup2(log.fileno(), 2)
-    except OSError:
-        return
-    sys.stderr = open(keep, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-    _NATIVE_LOG.append(log)
-    atexit.register(log.close)
-
-
-_NATIVE_LOG: list = []
-
-
-def native_log_tail(lines: int = 20) -> str:
-    if not _NATIVE_LOG:
-        return ""
-    f = _NATIVE_LOG[0]
-    f.flush()
-    f.seek(0)
-    return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
-
-
-def entry():
-    """The `edgeopt` console script: SIGTERM handled like Ctrl-C, native log lines off the terminal."""
-    import signal
-
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    if os.environ.get("EDGEOPT_DEBUG") != "1":
-        _quiet_native_logs()
-    try:
-        main()
-    except Exception:
-        tail = native_log_tail()
-        if tail:
-            print(f"native log (last lines):\n{tail}", file=sys.stderr)
-        raise
-
-
-def _dump(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, default=str))
-
-
-class _Group(click.Group):
-    """Usage errors (a bad flag value, a missing argument) in the one-line form every other error has."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as e:
-            if os.environ.get("EDGEOPT_DEBUG") == "1":
-                raise
-            cmd = e.ctx.command_path if e.ctx is not None else ctx.command_path
-            click.echo(f"edgeopt: error: {' '.join(e.format_message().split())} Fix: see `{cmd} --help`.", err=True)
-            ctx.exit(2)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="edgeopt")
-def main():
-    """edgeopt: build, compress, convert and validate text models for edge devices."""
-
-
-# ----------------------------------------------------------------------------------------------- build
 @main.command()
 @click.argument("model", default="banking77-cnn")
 @click.option("--target", "-t", "targets", multiple=True, default=("pixel-7",), show_default=True,
@@ -188,7 +60,7 @@ def main():
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest(s) (or the plan) as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @latency_options
-@_handle_errors
+@handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
           qat, self_distill, teacher, no_cache, formats, emulate, count, on_device, fallback, data, vocab, hf_tokenizer, fit, trust_model_code,
           custom_module, force, dry_run, as_json, quiet, latency_warmup, latency_iterations):
@@ -201,8 +73,8 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
 
     from pydantic import ValidationError
 
-    from .errors import InputError
-    from .pipeline import plan
+    from ..errors import InputError
+    from ..pipeline import plan
 
     if prune_sparsity is not None and not math.isfinite(prune_sparsity):
         raise InputError(f"--prune {prune_sparsity}: not a number. Fix: give a sparsity between 0 and 1, e.g. 0.75.")
@@ -217,7 +89,7 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
         err = e.errors()[0]
         raise InputError(f"command-line pass setting '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}. Fix: "
                          f"correct the flag.") from None
-    from .registry import model_from_args
+    from ..registry import model_from_args
 
     spec = model_from_args(model, data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
                            trust_model_code=trust_model_code, custom_module=custom_module)
@@ -229,8 +101,8 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
 
 def _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init, qat,
                  self_distill=False) -> dict:
-    from .errors import InputError
-    from .recipe import ClusterConfig, DistillConfig, PruneConfig, QATConfig, SelfDistill
+    from ..errors import InputError
+    from ..recipe import ClusterConfig, DistillConfig, PruneConfig, QATConfig, SelfDistill
 
     if self_distill and prune_sparsity is None and not prune_structure and clusters is None and not qat:
         raise InputError("--self-distill needs a fine-tuning pass. Fix: add --prune, --cluster or --qat (or set "
@@ -253,15 +125,15 @@ def _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clust
 
 
 def _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations):
-    from .pipeline import LatencySettings
-    from .pipeline import build as run_build
+    from ..pipeline import LatencySettings
+    from ..pipeline import build as run_build
 
     if dry_run:
-        _dump(p.to_dict()) if as_json else click.echo(p.describe())
+        dump(p.to_dict()) if as_json else click.echo(p.describe())
         return
     results = run_build(p, quiet=quiet, latency=LatencySettings(latency_warmup, latency_iterations))
     if as_json:
-        _dump([r.manifest for r in results] if len(results) > 1 else results[0].manifest)
+        dump([r.manifest for r in results] if len(results) > 1 else results[0].manifest)
     elif not quiet:
         for r in results:
             m = r.manifest["metrics"]
@@ -274,11 +146,11 @@ def _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations):
             click.echo(f"{r.manifest['target']}: {'PASSED' if r.passed else 'FAILED'} {scores} size "
                        f"{m['size']['size_bytes']:,} B -> {r.out_dir}/report.md")
             for c in r.manifest.get("clients") or []:
-                from .report import client_line
+                from ..report import client_line
 
                 click.echo("  " + client_line(c))
             if "emulator" in r.manifest:
-                from .emulator.validate import format_table as emu_table
+                from ..emulator.validate import format_table as emu_table
 
                 click.echo(emu_table(r.manifest["emulator"]))
     failed = [r for r in results if not r.passed]
@@ -290,86 +162,3 @@ def _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations):
 
 
 # --------------------------------------------------------------------------------------------- targets
-@main.group(cls=_Group)
-def targets():
-    """List, show and check target profiles."""
-
-
-@targets.command("list")
-@click.option("--json", "as_json", is_flag=True)
-@_handle_errors
-def targets_list(as_json):
-    """List the built-in targets."""
-    from .registry import list_targets
-
-    ts = list_targets()
-    if as_json:
-        return _dump([t.model_dump(mode="json") for t in ts])
-    for t in ts:
-        click.echo(f"{t.name:<24} {t.device.arch:<7} {t.runtime.name}/{t.runtime.format} {t.quantization:<8} "
-                   f"{t.runtime.threads} threads  {t.description}")
-
-
-@targets.command("show")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
-@_handle_errors
-def targets_show(name, as_json):
-    """Show one target (name or YAML path), fully resolved with defaults."""
-    import yaml
-
-    from .registry import load_target
-
-    t = load_target(name).model_dump(mode="json")
-    _dump(t) if as_json else click.echo(yaml.safe_dump(t, sort_keys=False, width=100).rstrip())
-
-
-@targets.command("check")
-@click.argument("file", type=click.Path())
-@_handle_errors
-def targets_check(file):
-    """Validate a target YAML file; exit 2 with the field and the fix if it is wrong."""
-    from .specs import load_target_file
-
-    t = load_target_file(file)
-    click.echo(f"{file}: OK (target {t.name}, {t.device.arch}, {t.quantization})")
-
-
-# ---------------------------------------------------------------------------------------------- models
-@main.group(cls=_Group)
-def models():
-    """List and show reference model specs."""
-
-
-@models.command("list")
-@click.option("--json", "as_json", is_flag=True)
-@_handle_errors
-def models_list(as_json):
-    """List the built-in model specs."""
-    from .registry import list_models
-
-    ms = list_models()
-    if as_json:
-        return _dump([m.model_dump(mode="json") for m in ms])
-    for m in ms:
-        click.echo(f"{m.name:<24} {m.model_label:<14} {m.data.dataset or 'files':<10} {m.description}")
-
-
-@models.command("show")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
-@_handle_errors
-def models_show(name, as_json):
-    """Show one model spec (name or YAML path), fully resolved with defaults."""
-    import yaml
-
-    from .registry import load_model_spec
-
-    m = load_model_spec(name).model_dump(mode="json")
-    _dump(m) if as_json else click.echo(yaml.safe_dump(m, sort_keys=False, width=100).rstrip())
-
-
-from . import cli_apps, cli_evidence, cli_gpu, cli_tune  # noqa: E402,F401  (register the artifact, app, GPU and tune commands)
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

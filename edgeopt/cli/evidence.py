@@ -1,5 +1,5 @@
 """CLI commands that measure an artifact: ``bench``, ``validate``, ``verify``, ``inspect`` and the emulated
-devices (``emulator setup | list``), registered on ``edgeopt.cli.main`` (kept apart so cli.py stays about
+devices (``emulator setup | list``), registered on ``edgeopt.cli.common.main`` (kept apart so cli.py stays about
 building)."""
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from .cli import EXIT_BUDGET, MAX_ITER, _dump, _Group, _handle_errors, main
+from ..errors import EXIT_BUDGET
+from .common import MAX_ITER, Group, dump, handle_errors, main
 
 
 # ----------------------------------------------------------------------------------------------- bench
@@ -31,7 +32,7 @@ from .cli import EXIT_BUDGET, MAX_ITER, _dump, _Group, _handle_errors, main
               help="gpu: LiteRT's GPU accelerator (.tflite): the partition, and the latency on a hardware adapter "
                    "only (a software one gives none, and says so).")
 @click.option("--json", "as_json", is_flag=True)
-@_handle_errors
+@handle_errors
 def bench(artifact, threads, no_xnnpack, warmup, iterations, remote, key_file, remote_python, known_hosts, target,
           on_device, accelerator, as_json):
     """Latency of ARTIFACT (.tflite or .onnx) at batch 1: p50/p90/p99 after warm-up, on this machine, or on a real
@@ -44,13 +45,13 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, remote, key_file, r
 
     import numpy as np
 
-    from . import runtimes
-    from .data.tokenizer import CONFIG, load_tokenizer
-    from .errors import InputError
+    from .. import runtimes
+    from ..data.tokenizer import CONFIG, load_tokenizer
+    from ..errors import InputError
 
     t = None
     if target:
-        from .registry import load_target
+        from ..registry import load_target
 
         t = load_target(target)
     if on_device and t is None:
@@ -76,13 +77,13 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, remote, key_file, r
         x = np.ones((64, seq_len), np.int32)
         inputs = f"all <unk> ids (no {CONFIG} beside the artifact)"
     if accelerator == "gpu":
-        from .gpu import run as gpu_run
-        from .report import gpu_partition_line
+        from ..gpu import run as gpu_run
+        from ..report import gpu_partition_line
 
         st = gpu_run.bench(artifact, x, warmup, iterations)
         st.update(artifact=str(artifact), inputs=inputs)
         if as_json:
-            return _dump(st)
+            return dump(st)
         click.echo(f"{artifact}: LiteRT GPU accelerator (CPU fallback); {gpu_partition_line(st)}")
         if st["available"]:
             lat = st.get("latency")
@@ -91,7 +92,7 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, remote, key_file, r
                        f"  latency: none ({st['latency_note']})")
         return
     if remote or on_device:
-        from . import remote as rem
+        from .. import remote as rem
 
         board = rem.parse(remote, key_file, remote_python, known_hosts) if remote else rem.for_target(t)
         where = "--remote" if remote else f"{t.source or t.name}: device.remote"
@@ -99,7 +100,7 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, remote, key_file, r
                        arch=t.device.arch if t else None, where=where)
         st.update(artifact=str(artifact), inputs=inputs)
         if as_json:
-            return _dump(st)
+            return dump(st)
         bd = st["board"]
         click.echo(f"{artifact}: {st['runtime']} on the board {st['remote']}, threads {threads}, XNNPACK "
                    f"{'on' if xnnpack else 'off'} (applied: {'yes' if st['delegate_applied'] else 'no'})")
@@ -113,7 +114,7 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, remote, key_file, r
     st = sess.benchmark(x, warmup=warmup, iterations=iterations).to_dict()
     st.update(artifact=str(artifact), inputs=inputs)
     if as_json:
-        return _dump(st)
+        return dump(st)
     click.echo(f"{artifact}: {st['runtime']}, threads {threads}, XNNPACK {'on' if xnnpack else 'off'} "
                f"(applied: {'yes' if st['delegate_applied'] else 'no'})")
     click.echo(f"  p50 {st['p50_ms']:.4f} ms  p90 {st['p90_ms']:.4f} ms  p99 {st['p99_ms']:.4f} ms  "
@@ -133,7 +134,7 @@ def bench(artifact, threads, no_xnnpack, warmup, iterations, remote, key_file, r
               help="Re-run the artifact on the emulated CPU(s) and gate parity too (default: when the baseline has "
                    "emulator results, or, with --update, when the build was made with --emulate).")
 @click.option("--json", "as_json", is_flag=True)
-@_handle_errors
+@handle_errors
 def verify(build_dir, baseline, update, iterations, emulate, as_json):
     """Regression gate: re-measure BUILD's artifact and compare with a baseline.
 
@@ -143,8 +144,8 @@ def verify(build_dir, baseline, update, iterations, emulate, as_json):
     """
     from pathlib import Path
 
-    from .manifest import write_json_atomic
-    from .validate import regression as reg
+    from ..manifest import write_json_atomic
+    from ..validate import regression as reg
 
     base = None if update else reg.load_baseline(Path(baseline))
     old = reg.existing_tolerances(Path(baseline)) if update else None  # refuses a file edgeopt did not write
@@ -162,7 +163,7 @@ def verify(build_dir, baseline, update, iterations, emulate, as_json):
         return
     result = reg.compare(current, base)
     if as_json:
-        _dump({"current": current, **result})
+        dump({"current": current, **result})
     else:
         click.echo(reg.format_table(result))
         click.echo(f"verify {current['model']} on {current['target']}: {'PASSED' if result['passed'] else 'FAILED'}")
@@ -187,7 +188,7 @@ def verify(build_dir, baseline, update, iterations, emulate, as_json):
               help="Also run it through LiteRT's GPU accelerator: partition, accuracy and deviation from the CPU "
                    "(default: when the target's delegates include gpu).")
 @click.option("--json", "as_json", is_flag=True)
-@_handle_errors
+@handle_errors
 def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu, as_json):
     """Validate ARTIFACT (.tflite/.onnx) on the test split: on the host (accuracy, macro-F1, and the real client
     where the target declares one), or with --emulate on emulated CPUs.
@@ -197,15 +198,15 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
     """
     from pathlib import Path
 
-    from .errors import InputError
-    from .registry import load_model_spec, load_target
+    from ..errors import InputError
+    from ..registry import load_model_spec, load_target
 
     spec, tgt = load_model_spec(model), load_target(target)
     if not Path(artifact).is_file():
         raise InputError(f"{artifact}: file not found. Fix: give the .tflite/.onnx a build wrote.")
     if (cpus or sample) and not emulate:
         raise InputError("--cpu/--sample apply to emulated validation. Fix: add --emulate.")
-    from .pipeline import validation_data
+    from ..pipeline import validation_data
 
     x, y, label_names, texts, tok = validation_data(spec, Path(artifact))
     n_classes = len(label_names)
@@ -216,29 +217,29 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
     if tagging:
         use_client = use_gpu = False
     if emulate:
-        from .emulator.validate import format_table, validate_for_target
+        from ..emulator.validate import format_table, validate_for_target
 
         res = validate_for_target(Path(artifact), x, y, tgt, spec.training.seed, cpus=list(cpus) or None,
                                   sample=sample, quiet=as_json)
-        _dump(res) if as_json else click.echo(format_table(res) + f"\n({res['note']})")
+        dump(res) if as_json else click.echo(format_table(res) + f"\n({res['note']})")
         if not res["passed"]:
             sys.exit(EXIT_BUDGET)
         return
-    from . import runtimes
-    from .validate.accuracy import accuracy, real_rows
+    from .. import runtimes
+    from ..validate.accuracy import accuracy, real_rows
 
     sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=tgt.runtime.threads,
                                                            xnnpack="xnnpack" in tgt.runtime.delegates))
-    from .validate.regression import check_outputs
+    from ..validate.regression import check_outputs
 
     logits = sess.run(x)
     check_outputs(artifact, logits, n_classes, x.shape[1] if tagging else None)
-    from .validate.classes import per_class
+    from ..validate.classes import per_class
 
     ents = None
     if tagging:  # entities over whole sentences; accuracy and per-class figures per real token
-        from .data import load_dataset
-        from .data.conll import split_scores
+        from ..data import load_dataset
+        from ..data.conll import split_scores
 
         ents = split_scores(logits.argmax(-1), load_dataset(spec.data).test.labels, label_names)
     logits, y = real_rows(logits, y)
@@ -252,7 +253,7 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
     if use_client:
         if Path(artifact).suffix.lower() != ".tflite":
             raise InputError(f"{artifact}: MediaPipe's TextClassifier runs .tflite files. Fix: drop --client.")
-        from .clients.mediapipe import check
+        from ..clients.mediapipe import check
 
         res["client"] = check(Path(artifact), texts, y, logits, label_names, tok, quiet=as_json)
     if use_gpu is None:
@@ -260,20 +261,20 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
     if use_gpu:
         if Path(artifact).suffix.lower() != ".tflite":
             raise InputError(f"{artifact}: LiteRT's GPU accelerator runs .tflite files. Fix: drop --gpu.")
-        from .emulator.validate import sample_indices
-        from .gpu import run as gpu_run
+        from ..emulator.validate import sample_indices
+        from ..gpu import run as gpu_run
 
         idx = sample_indices(len(x), tgt.gpu.sample, spec.training.seed)
         g = gpu_run.check(Path(artifact), x[idx], logits[idx], y[idx])
         if g["available"]:
             g["cpu_accuracy"] = round(float((logits[idx].argmax(1) == y[idx]).mean()), 6)
-        from .validate.budgets import gpu_checks
+        from ..validate.budgets import gpu_checks
 
         g["passed"] = all(c["passed"] for c in gpu_checks(tgt.budgets, g))  # the build's GPU budgets
         res["gpu"] = g
     ok = res.get("client", {}).get("passed") is not False and res.get("gpu", {}).get("passed") is not False
     if as_json:
-        _dump(res)
+        dump(res)
     else:
         if "entity_f1" in res:
             click.echo(f"{artifact}: entity F1 {res['entity_f1']:.4f} (precision {ents['micro']['precision']:.4f}, "
@@ -283,11 +284,11 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
                    f"{res['macro_f1']:.4f} on {res['examples']} test examples ({sess.runtime} on this host, XNNPACK "
                    f"{'applied' if res['delegate_applied'] else 'not applied'})")
         if "client" in res:
-            from .report import client_line
+            from ..report import client_line
 
             click.echo(client_line(res["client"]))
         if "gpu" in res:
-            from .report import gpu_partition_line
+            from ..report import gpu_partition_line
 
             g = res["gpu"]
             click.echo("gpu: " + gpu_partition_line(g) + (
@@ -299,7 +300,7 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
         sys.exit(EXIT_BUDGET)
 
 
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def emulator():
     """The emulated arm64 devices (qemu-user): set up, list."""
 
@@ -308,14 +309,14 @@ def emulator():
 @click.option("--arch", default="arm64", show_default=True, help="Emulated architecture.")
 @click.option("--force", is_flag=True, help="Rebuild even when it is already set up.")
 @click.option("--json", "as_json", is_flag=True)
-@_handle_errors
+@handle_errors
 def emulator_setup(arch, force, as_json):
     """Build the emulated device environment into the user cache (idempotent)."""
-    from .emulator import env
+    from ..emulator import env
 
     st = env.setup(arch, quiet=as_json, force=force)
     if as_json:
-        _dump(st)
+        dump(st)
     else:
         click.echo(f"emulator {arch}: {'set up' if st['changed'] else 'already set up'} at {st['root']} "
                    f"(qemu {st['qemu_version']}); CPU models: {', '.join(c['cpu'] for c in st['cpus'])}; "
@@ -325,14 +326,14 @@ def emulator_setup(arch, force, as_json):
 @emulator.command("list")
 @click.option("--arch", default="arm64", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-@_handle_errors
+@handle_errors
 def emulator_list(arch, as_json):
     """The emulated CPU models and whether the environment is ready."""
-    from .emulator import env
+    from ..emulator import env
 
     st = env.status(arch)
     if as_json:
-        _dump(st)
+        dump(st)
         return
     click.echo(f"emulator {arch}: {'ready' if st['ready'] else 'NOT ready: ' + '; '.join(st['problems'])} "
                f"({st['root']}; qemu {st['qemu_version'] or 'missing'})")
@@ -349,20 +350,20 @@ def emulator_list(arch, as_json):
 @click.option("--gpu", is_flag=True, help="Also compile it for LiteRT's GPU accelerator and show which ops run on the "
                                           "GPU and which fall back to the CPU, with LiteRT's reasons.")
 @click.option("--json", "as_json", is_flag=True)
-@_handle_errors
+@handle_errors
 def inspect(artifact, gpu, as_json):
     """Ops, tensor dtypes and size of a .tflite file (no TensorFlow needed)."""
-    from .inspect import format_inspect, inspect_tflite
+    from ..inspect import format_inspect, inspect_tflite
 
     info = inspect_tflite(artifact)
     if gpu:
-        from .gpu import run as gpu_run
+        from ..gpu import run as gpu_run
 
         info["gpu"] = gpu_run.partition_of(artifact)
     if as_json:
-        return _dump(info)
+        return dump(info)
     click.echo(format_inspect(info))
     if gpu:
-        from .report import gpu_partition_line
+        from ..report import gpu_partition_line
 
         click.echo("gpu: " + gpu_partition_line(info["gpu"]))

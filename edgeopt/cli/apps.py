@@ -1,12 +1,12 @@
 """CLI commands for the app end of a build: ``predict`` and ``client setup | list`` (registered on
-``edgeopt.cli.main``; kept apart so cli.py stays about building)."""
+``edgeopt.cli.common.main``; one module per command group)."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from .cli import _dump, _Group, _handle_errors, main
+from .common import Group, dump, handle_errors, main
 
 
 @main.command()
@@ -16,15 +16,15 @@ from .cli import _dump, _Group, _handle_errors, main
               help="Labels shown per text, best first.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: the artifact, the tokenizer's source and "
                                                        "every text's top-k labels with scores.")
-@_handle_errors
+@handle_errors
 def predict(artifact, texts, top_k, as_json):
     """Run TEXTS (or each line of standard input) through ARTIFACT: a build directory, or a .tflite/.onnx file.
 
     The tokenizer and labels are those beside the artifact (its build directory) or, for a .tflite on its own,
     those inside its metadata. Scores are softmax probabilities. No TensorFlow is imported.
     """
-    from .errors import InputError
-    from .predict import format_predictions, load
+    from ..errors import InputError
+    from ..predict import format_predictions, load
 
     if not texts:
         if sys.stdin is None or sys.stdin.isatty():
@@ -36,12 +36,12 @@ def predict(artifact, texts, top_k, as_json):
     p = load(artifact)
     rows = p.predict(list(texts), top_k)
     if as_json:
-        return _dump({"artifact": str(p.artifact), "tokenizer": p.source, "top_k": top_k, "predictions": rows})
+        return dump({"artifact": str(p.artifact), "tokenizer": p.source, "top_k": top_k, "predictions": rows})
     click.echo(f"# {p.artifact} (tokenizer and labels: {p.source})")
     click.echo(format_predictions(rows))
 
 
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def client():
     """The real client libraries run as checks (MediaPipe Tasks): set up, list."""
 
@@ -49,14 +49,14 @@ def client():
 @client.command("setup")
 @click.option("--force", is_flag=True, help="Rebuild even when already set up.")
 @click.option("--json", "as_json", is_flag=True)
-@_handle_errors
+@handle_errors
 def client_setup(force, as_json):
     """Create the MediaPipe environments (metadata writer, TextClassifier) in EDGEOPT_CLIENT_DIR (idempotent)."""
-    from .clients import env
+    from ..clients import env
 
     res = env.setup(quiet=as_json, force=force)
     if as_json:
-        return _dump(res)
+        return dump(res)
     for st in res:
         click.echo(f"{st['name']}: {'set up' if st['changed'] else 'already set up'} at {st['path']} "
                    f"({st['package']}, {st['size_bytes'] / 1e6:.0f} MB)")
@@ -64,14 +64,14 @@ def client_setup(force, as_json):
 
 @client.command("list")
 @click.option("--json", "as_json", is_flag=True)
-@_handle_errors
+@handle_errors
 def client_list(as_json):
     """The client environments, what each is for, and whether it is ready."""
-    from .clients import env
+    from ..clients import env
 
     res = [env.status(n) for n in env.ENVS]
     if as_json:
-        return _dump(res)
+        return dump(res)
     for st in res:
         click.echo(f"{st['name']}: {'ready' if st['ready'] else 'NOT ready: ' + '; '.join(st['problems'])} "
                    f"({st['package']}; {st['role']}; {st['path']})")

@@ -5,8 +5,8 @@ import sys
 
 import click
 
-from .cli import _dump, _handle_errors, latency_options, main, model_file_options
-from .errors import EXIT_BUDGET
+from ..errors import EXIT_BUDGET
+from .common import dump, handle_errors, latency_options, main, model_file_options
 
 
 @main.command()
@@ -42,7 +42,7 @@ from .errors import EXIT_BUDGET
 @click.option("--json", "as_json", is_flag=True, help="Print the tune's summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @latency_options
-@_handle_errors
+@handle_errors
 def tune(model, target, out, trials, timeout, objective, storage, study_name, resume, teachers, on_device, data,
          vocab, hf_tokenizer, fit, trust_model_code, custom_module, seed, no_cache, dry_run, as_json, quiet,
          latency_warmup, latency_iterations):
@@ -53,9 +53,9 @@ def tune(model, target, out, trials, timeout, objective, storage, study_name, re
     alone touches the test split. Exit 0 when the pick's build passes its budgets, 3 when no candidate meets them
     (the closest are listed) or the pick's build fails on the test split, 2 for bad input.
     """
-    from .pipeline import LatencySettings
-    from .registry import model_from_args
-    from .search import tune as run_tune
+    from ..pipeline import LatencySettings
+    from ..registry import model_from_args
+    from ..search import tune as run_tune
 
     spec = model_from_args(model, data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
                            trust_model_code=trust_model_code, custom_module=custom_module)
@@ -65,7 +65,7 @@ def tune(model, target, out, trials, timeout, objective, storage, study_name, re
                    on_device=on_device, use_cache=not no_cache, seed=seed)
     if dry_run:
         if as_json:
-            return _dump(res)
+            return dump(res)
         click.echo(f"tune {res['model']} on {res['target']} -> {res['out']} (study {res['study']}, {res['storage']})")
         click.echo(f"  cost: {res['cost_signal']}; objective: {res['objective']}; budgets as constraints: "
                    f"{', '.join(res['constraints'])}")
@@ -78,7 +78,7 @@ def tune(model, target, out, trials, timeout, objective, storage, study_name, re
         return
     s = res.summary
     if as_json:
-        _dump(s)
+        dump(s)
     elif not quiet:
         click.echo(f"tune {s['model']} on {s['target']}: {s['evaluated']} candidates evaluated on the dev split, "
                    f"{s['feasible']} meet the budgets, {len(s['pareto'])} on the Pareto front "

@@ -1,14 +1,14 @@
 """CLI commands for LiteRT's GPU accelerator: ``gpu setup`` (the software Vulkan driver), ``gpu list`` (which
 adapter would be used), ``gpu check ARTIFACT`` (partition and numerics of one file), registered on
-``edgeopt.cli.main``."""
+``edgeopt.cli.common.main``."""
 from __future__ import annotations
 
 import click
 
-from .cli import _dump, _Group, _handle_errors, main
+from .common import Group, dump, handle_errors, main
 
 
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def gpu():
     """LiteRT's GPU accelerator (WebGPU over Vulkan): set up a software driver, list adapters, check a file."""
 
@@ -16,15 +16,15 @@ def gpu():
 @gpu.command("setup")
 @click.option("--force", is_flag=True, help="Download and unpack again even when it is already set up.")
 @click.option("--json", "as_json", is_flag=True)
-@_handle_errors
+@handle_errors
 def gpu_setup(force, as_json):
     """Set up Mesa's lavapipe (a software Vulkan device, from Debian bookworm-backports) and the Vulkan loader in
     the user cache, without root (idempotent). A real GPU's Vulkan driver, when installed, is used instead."""
-    from .gpu import env
+    from ..gpu import env
 
     st = env.setup(quiet=as_json, force=force)
     if as_json:
-        return _dump(st)
+        return dump(st)
     info = st["info"]
     click.echo(f"gpu: software Vulkan driver {'set up' if st['changed'] else 'already set up'} at {st['root']} "
                f"(Mesa {info['packages'].get('mesa-vulkan-drivers', '?')}, {info['size_bytes'] / 1e6:.1f} MB"
@@ -34,15 +34,15 @@ def gpu_setup(force, as_json):
 
 @gpu.command("list")
 @click.option("--json", "as_json", is_flag=True)
-@_handle_errors
+@handle_errors
 def gpu_list(as_json):
     """The adapter a GPU run would use: the system's Vulkan driver (a real GPU) when it has one, else the software
     driver of ``edgeopt gpu setup``; whether it is software."""
-    from .gpu import env
+    from ..gpu import env
 
     ls = env.list_adapters()
     if as_json:
-        return _dump(ls)
+        return dump(ls)
     for name, key in (("system Vulkan drivers", "system"), ("software driver (edgeopt gpu setup)", "software")):
         a = ls[key].get("adapter")
         click.echo(f"  {name}: " + (f"{a['name']} ({a['backend']}, {a['type']}{', software' if a['software'] else ''})"
