@@ -207,71 +207,62 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
     if (cpus or sample) and not emulate:
         raise InputError("--cpu/--sample apply to emulated validation. Fix: add --emulate.")
     from ..pipeline import validation_data
+    from ..runtimes import RuntimeOptions, machine_info
+    from ..tasks import task_for
+    from ..validate.base import MeasureRequest, Split
+    from ..validate.measure import measure_artifact
 
     x, y, label_names, texts, tok = validation_data(spec, Path(artifact))
-    n_classes = len(label_names)
-    tagging = spec.task == "token_classification"
-    if tagging and (use_client or use_gpu):
+    task = task_for(spec.task)
+    if not task.clients and (use_client or use_gpu):
         raise InputError(f"{artifact}: --client and --gpu check a sentence classifier's outputs; for a tagger they "
                          f"are not built yet. Fix: validate it without them.")
-    if tagging:
-        use_client = use_gpu = False
     if emulate:
-        from ..emulator.validate import format_table, validate_for_target
+        from ..emulator.validate import format_table
 
-        res = validate_for_target(Path(artifact), x, y, tgt, spec.training.seed, cpus=list(cpus) or None,
-                                  sample=sample, quiet=as_json)
+        ev = measure_artifact(MeasureRequest(Path(artifact), tgt, task, Split("test", x, y, texts),
+                                             tuple(label_names), spec.training.seed, quiet=as_json, origin="given",
+                                             emulate=tuple(cpus), emulate_sample=sample), only=("size", "emulated"))
+        res = ev["emulated"]
         dump(res) if as_json else click.echo(format_table(res) + f"\n({res['note']})")
         if not res["passed"]:
             sys.exit(EXIT_BUDGET)
         return
-    from .. import runtimes
-    from ..validate.accuracy import accuracy, real_rows
-
-    sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=tgt.runtime.threads,
-                                                           xnnpack="xnnpack" in tgt.runtime.delegates))
-    from ..validate.regression import check_outputs
-
-    logits = sess.run(x)
-    check_outputs(artifact, logits, n_classes, x.shape[1] if tagging else None)
-    from ..validate.classes import per_class
-
-    ents = None
-    if tagging:  # entities over whole sentences; accuracy and per-class figures per real token
-        from ..data import load_dataset
-        from ..data.conll import split_scores
-
-        ents = split_scores(logits.argmax(-1), load_dataset(spec.data).test.labels, label_names)
-    logits, y = real_rows(logits, y)
-    pc = per_class(logits.argmax(1), y, label_names)
-    res = {"artifact": artifact, "runtime": sess.runtime, "examples": int(len(x)),
-           "accuracy": round(accuracy(logits, y), 6), "macro_f1": pc["macro_f1"], "per_class": pc,
-           **({"entity_f1": ents["micro"]["f1"], "entities": ents, "accuracy_unit": "real tokens"} if ents else {}),
-           "delegate_applied": sess.delegate_applied, "machine": runtimes.machine_info()}
+    if not task.clients:
+        use_client = use_gpu = False
     if use_client is None:
         use_client = "mediapipe" in tgt.clients
-    if use_client:
-        if Path(artifact).suffix.lower() != ".tflite":
-            raise InputError(f"{artifact}: MediaPipe's TextClassifier runs .tflite files. Fix: drop --client.")
-        from ..clients.mediapipe import check
-
-        res["client"] = check(Path(artifact), texts, y, logits, label_names, tok, quiet=as_json)
+    if use_client and Path(artifact).suffix.lower() != ".tflite":
+        raise InputError(f"{artifact}: MediaPipe's TextClassifier runs .tflite files. Fix: drop --client.")
     if use_gpu is None:
         use_gpu = tgt.uses_gpu
-    if use_gpu:
-        if Path(artifact).suffix.lower() != ".tflite":
-            raise InputError(f"{artifact}: LiteRT's GPU accelerator runs .tflite files. Fix: drop --gpu.")
-        from ..emulator.validate import sample_indices
-        from ..gpu import run as gpu_run
+    if use_gpu and Path(artifact).suffix.lower() != ".tflite":
+        raise InputError(f"{artifact}: LiteRT's GPU accelerator runs .tflite files. Fix: drop --gpu.")
+    gold = ()
+    if task.name == "token_classification":  # entities over whole sentences; accuracy and per-class per real token
+        from ..data import load_dataset
 
-        idx = sample_indices(len(x), tgt.gpu.sample, spec.training.seed)
-        g = gpu_run.check(Path(artifact), x[idx], logits[idx], y[idx])
-        if g["available"]:
-            g["cpu_accuracy"] = round(float((logits[idx].argmax(1) == y[idx]).mean()), 6)
+        gold = load_dataset(spec.data).test.labels
+    ev = measure_artifact(MeasureRequest(
+        Path(artifact), tgt, task, Split("test", x, y, texts, gold), tuple(label_names), spec.training.seed,
+        quiet=as_json, origin="given",
+        run=RuntimeOptions(threads=tgt.runtime.threads, xnnpack="xnnpack" in tgt.runtime.delegates),
+        clients=("mediapipe",) if use_client else (), tokenizer=tok, gpu="check" if use_gpu else None,
+        gpu_sample=tgt.gpu.sample))
+    q, ents = ev.quality, ev.quality.entities
+    res = {"artifact": artifact, "runtime": q.runtime, "examples": q.examples, "accuracy": q.accuracy,
+           "macro_f1": q.macro_f1, "per_class": q.per_class,
+           **({"entity_f1": q.entity_f1, "entities": ents, "accuracy_unit": "real tokens"} if ents else {}),
+           "delegate_applied": q.delegate_applied, "machine": machine_info()}
+    if ev.get("clients"):
+        res["client"] = ev["clients"][0]
+    if "gpu" in ev:
         from ..validate.budgets import gpu_checks
 
+        g = dict(ev["gpu"])
         g["passed"] = all(c["passed"] for c in gpu_checks(tgt.budgets, g))  # the build's GPU budgets
         res["gpu"] = g
+    tagging = ents is not None
     ok = res.get("client", {}).get("passed") is not False and res.get("gpu", {}).get("passed") is not False
     if as_json:
         dump(res)
@@ -281,7 +272,7 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
                        f"recall {ents['micro']['recall']:.4f}; strict spans) on {res['examples']} test sentences; "
                        + ", ".join(f"{k} {v['f1']:.4f}" for k, v in sorted(ents["per_type"].items())))
         click.echo(f"{artifact}: {'token ' if tagging else ''}accuracy {res['accuracy']:.4f}, macro-F1 "
-                   f"{res['macro_f1']:.4f} on {res['examples']} test examples ({sess.runtime} on this host, XNNPACK "
+                   f"{res['macro_f1']:.4f} on {res['examples']} test examples ({q.runtime} on this host, XNNPACK "
                    f"{'applied' if res['delegate_applied'] else 'not applied'})")
         if "client" in res:
             from ..report import client_line

@@ -304,12 +304,6 @@ def count_for_target(artifact: Path, tokens: np.ndarray, cpu: str, quiet: bool =
             "note": counter.QEMU_NOTE}
 
 
-def pick_count(ins: dict, xnnpack: bool) -> Optional[int]:
-    """The count a budget is judged on: ONNX Runtime's, or LiteRT's at the target's XNNPACK setting."""
-    key = "onnxruntime" if "onnxruntime" in ins else ("xnnpack_on" if xnnpack else "xnnpack_off")
-    return ins.get(key)
-
-
 def format_table(result: dict) -> str:
     rows = [("cpu", "loaded", "xnnpack applied", "rejected ops", "accuracy", "parity", "result")]
     for c in result["cpus"]:

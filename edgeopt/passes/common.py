@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..tasks import PAD_TAG  # a padded position's tag id: out of the loss and every metric
 from ..tf import keras, tf
 
 
@@ -60,8 +61,6 @@ class PassContext:
     def steps_per_epoch(self, batch_size: int) -> int:
         return max(1, math.ceil(len(self.x_train) / batch_size))
 
-
-PAD_TAG = -1
 
 
 def masked_token_accuracy(labels_first: bool = False):

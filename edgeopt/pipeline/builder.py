@@ -14,6 +14,8 @@ import numpy as np
 from ..console import log
 from .._version import __version__
 from ..specs import TargetProfile
+from ..tasks import task_for
+from ..validate.base import Split
 from ..recipe import QAT_STEPS, Step
 from .plan import LatencySettings, Plan
 from .prepare import make_tokenizer
@@ -59,8 +61,12 @@ class BuildSession:
         self.tok = make_tokenizer(spec, self.ds)
         log(quiet, f"[edgeopt] {self.ds.name} for {spec.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / "
                     f"test {len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
-        self.tagging = self.ds.task == "token_classification"
+        self.task = task_for(self.ds.task)
+        self.tagging = self.task.name == "token_classification"
         self.x_test, self.y_test = self.tok.encode_batch(self.ds.test.texts), self.labels(self.ds.test)
+        # what every validator measures a build's files on: the whole test split
+        self.test_split = Split("test", self.x_test, self.y_test, texts=tuple(self.ds.test.texts),
+                                gold=self.ds.test.labels)
         self.ctx = self._context(spec, self.tok)
         # the root of every cache key: everything the trained weights depend on
         self.root_key = self._root_key(spec, self.tok)

@@ -15,6 +15,7 @@ from ..errors import InputError, OutputError
 from ..recipe import QAT_STEPS, QUANTIZATIONS, Step, load_recipe_file, merge, resolve
 from ..registry import load_model_spec, load_target
 from ..specs import ModelSpec, TargetProfile
+from ..validate.cost import count_cpu
 from .outdir import check_out_dir
 
 LATENCY_INPUTS = 64
@@ -252,7 +253,7 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
 
             emu = tuple(cpus_for(p))
         plans.append(TargetPlan(p, tuple(steps), final_ptq, d, p.representative_samples, formats == "both", emu,
-                                force, _count_on(p, count), board_for(p) if on_device else None))
+                                force, count_cpu(p, count), board_for(p) if on_device else None))
     if any(t.emulate for t in plans):
         from ..emulator.validate import require_ready
 
@@ -280,24 +281,6 @@ def board_for(p: TargetProfile):
     where = f"{p.source or p.name}: device.remote"
     remote.probe(r, p.runtime.name, p.device.arch, where)
     return r
-
-
-def _count_on(p: TargetProfile, count: Optional[bool]) -> Optional[str]:
-    """Where a build counts instructions per inference: never with ``count=False`` (--no-count); with
-    ``count=True`` (--count), or by default when the target's budgets or cost model are about instructions, on
-    device.qemu_cpu (arm64) or under callgrind (x86_64)."""
-    b = p.budgets
-    wanted = count if count is not None else (b.max_instructions_per_inference is not None
-                                              or b.max_estimated_latency_ms is not None
-                                              or p.device.cost_model is not None)
-    if not wanted:
-        return None
-    if p.device.arch == "x86_64":
-        return "x86"
-    if not p.device.qemu_cpu:
-        raise InputError(f"--count: target {p.name} names no emulated CPU. Fix: add device.qemu_cpu to "
-                         f"{p.source or p.name}.")
-    return p.device.qemu_cpu
 
 
 def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.ndarray, list, list]:

@@ -60,36 +60,10 @@ def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
         os.umask(umask)
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; a build directory is an ordinary directory
         files, side_files = _write_files(b, tp, run, staging)
-        measured = _measure(b, tp, run, files)
-        artifacts, cross = _artifact_records(b, tp, run, files, measured, staging)
-        emulated = None
-        if tp.emulate:
-            from ..emulator.validate import validate_for_target
-
-            emulated = validate_for_target(files["deployed"], b.x_test, b.y_test, tp.target, b.p.spec.training.seed,
-                                           cpus=list(tp.emulate), quiet=b.quiet)
-        counted = None
-        if tp.counts_separately:
-            from ..emulator.validate import count_for_target
-
-            counted = count_for_target(files["deployed"], b.x_test, tp.count, b.quiet)
-        device_latency = None
-        if tp.remote is not None:
-            from .. import remote
-
-            log(b.quiet, f"[edgeopt] {tp.target.name}: measuring {files['deployed'].name} on the board "
-                          f"{tp.remote.url}")
-            rt = tp.target.runtime
-            device_latency = remote.bench(tp.remote, files["deployed"], b.x_test[:LATENCY_INPUTS], rt.threads,
-                                          "xnnpack" in rt.delegates, b.latency.warmup, b.latency.iterations,
-                                          arch=tp.target.device.arch,
-                                          where=f"{tp.target.source or tp.target.name}: device.remote")
-        clients = _clients(b, tp, files, measured)
-        gpu = _gpu(b, tp, files, measured)
-        cost = _device_cost(tp, emulated, counted)
-        verdict = _verdict(tp, run, files, measured, artifacts, emulated, clients, cost, device_latency, gpu)
-        manifest = _manifest(b, tp, run, files, measured, artifacts, cross, side_files, emulated, verdict, clients,
-                             cost, device_latency, gpu)
+        base_ev, dep_ev = _measure(b, tp, run, files)
+        artifacts, cross = _artifact_records(b, tp, run, files, dep_ev, staging)
+        verdict = bud_v.check(tp.target.budgets, dep_ev)
+        manifest = _manifest(b, tp, run, files, base_ev, dep_ev, artifacts, cross, side_files, verdict)
         manifest = dump_manifest(staging / "manifest.json", manifest)
         write_report(staging / "report.md", manifest)
         (staging / STAGING_MARKER).unlink()
@@ -99,13 +73,13 @@ def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    dep = measured["deployed"]
-    if b.tagging:
-        log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} entity F1 "
-                      f"{dep['entities']['micro']['f1']:.4f} (float32 {measured['baseline']['entities']['micro']['f1']:.4f})")
-    log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} accuracy {dep['accuracy']:.4f} (float32 "
-                  f"{measured['baseline']['accuracy']:.4f}), {manifest['metrics']['size']['size_bytes']:,} B; budgets "
-                  f"{'PASSED' if verdict['passed'] else 'FAILED'} -> {out}")
+    dep, base = dep_ev.quality, base_ev.quality
+    if dep.entities is not None:
+        log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} entity F1 {dep.entity_f1:.4f} (float32 "
+                     f"{base.entity_f1:.4f})")
+    log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} accuracy {dep.accuracy:.4f} (float32 "
+                 f"{base.accuracy:.4f}), {manifest['metrics']['size']['size_bytes']:,} B; budgets "
+                 f"{'PASSED' if verdict['passed'] else 'FAILED'} -> {out}")
     return BuildResult(out, manifest, verdict["passed"], bud_v.failures(verdict))
 
 
@@ -166,47 +140,37 @@ def _write_metadata(b: BuildSession, tp: TargetPlan, paths: list) -> dict:
             "client_ready": mp.client_compatible(b.tok)}
 
 
-def _measure(b: BuildSession, tp: TargetPlan, run: _Run, files: dict) -> dict:
-    """Each model file run over the whole test split (accuracy, parity with its Keras model, finiteness) and its
-    latency grid."""
-    from .. import runtimes
-    from ..errors import ConversionError
-    from ..validate import accuracy as acc_v
+def _measure(b: BuildSession, tp: TargetPlan, run: _Run, files: dict):
+    """The evidence of the float32 baseline (quality, parity with its Keras model, latency) and of the deployed file
+    (the same, and every validator the target and the plan ask for), through the one evidence path."""
+    from ..runtimes import RuntimeOptions
     from ..validate import latency as lat_v
-    from ..validate.classes import per_class
+    from ..validate.base import LatencyPlan, MeasureRequest
+    from ..validate.measure import measure_artifact
 
-    target, n_cls = tp.target, b.ds.num_classes
+    target = tp.target
+    rt = target.runtime
+    xnn = "xnnpack" in rt.delegates
     log(b.quiet, f"[edgeopt] {target.name}: validating {files['deployed'].name} on {len(b.ds.test)} test examples")
-    measured = {}
-    opts = lat_v.grid(target.runtime.threads, target.runtime.delegates)
-    for role, path in files.items():
-        if role == "deployed" and path == files["baseline"]:
-            measured[role] = measured["baseline"]
-            continue
-        sess = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack="xnnpack" in target.runtime.delegates))
-        logits = sess.run(b.x_test)
-        ref = run.base_keras_logits if role == "baseline" else run.keras_logits
-        want = (b.tok.seq_len, n_cls) if b.tagging else (n_cls,)
-        if logits.shape[1:] != want:
-            raise ConversionError(f"{path.name}: the exported model outputs {logits.shape[1:]} per example, not "
-                                  f"{want} ({'tag scores per token' if b.tagging else 'class scores'}). Fix: check "
-                                  f"the model's output layer.")
-        # a tagger's accuracy, per-class figures and parity are over its real tokens (padding left out)
-        flat, y = b.real(logits, b.y_test)
-        measured[role] = {
-            "finite": bool(np.isfinite(logits).all()),
-            "accuracy": round(acc_v.accuracy(flat, y), 6),
-            "per_class": per_class(flat.argmax(1), y, b.ds.label_names),
-            **({"entities": b.entities(logits)} if b.tagging else {}),
-            "parity_vs_keras": acc_v.parity(b.real(ref, b.y_test)[0], flat), "logits": logits,
-            "variable_tensors": sess.variable_tensors,
-            "latency": lat_v.measure(path, b.x_test[:LATENCY_INPUTS], opts, b.latency.warmup, b.latency.iterations,
-                                     b.quiet),
-        }
-    return measured
+    common = dict(target=target, task=b.task, split=b.test_split, label_names=tuple(b.ds.label_names),
+                  seed=b.p.spec.training.seed, quiet=b.quiet, run=RuntimeOptions(threads=1, xnnpack=xnn),
+                  judged_at=(rt.threads, xnn), latency=LatencyPlan(tuple(lat_v.grid(rt.threads, rt.delegates)),
+                                                                   b.latency.warmup, b.latency.iterations,
+                                                                   LATENCY_INPUTS))
+    base_ev = measure_artifact(MeasureRequest(files["baseline"], reference=run.base_keras_logits, **common),
+                               only=("size", "quality", "latency"))
+    same = files["deployed"] == files["baseline"]
+    dep_req = MeasureRequest(
+        files["deployed"], reference=run.keras_logits, against=base_ev, emulate=tuple(tp.emulate) or None,
+        # the device's cost: counted where the plan says, else taken from the emulated run of the target's own CPU
+        count=tp.count or (target.device.qemu_cpu if tp.emulate else None),
+        count_source="prefer_emulated" if tp.count else "emulated_only", board=tp.remote,
+        clients=tuple(target.clients), tokenizer=b.tok, gpu="check" if target.uses_gpu else None,
+        gpu_sample=target.gpu.sample, gpu_export={"flat_lookup": target.flat_lookup}, **common)
+    return base_ev, measure_artifact(dep_req, have=base_ev.records if same else None)
 
 
-def _artifact_records(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, measured: dict,
+def _artifact_records(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, dep_ev,
                       staging: Path) -> tuple[list, dict | None]:
     """The model files' records (sizes, hashes), the cross-format export's when asked; appends the convert step's
     record (the deployed file's accuracy and structure, read back) to the passes."""
@@ -224,134 +188,34 @@ def _artifact_records(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, m
     dep_art = next(a for a in artifacts if a["role"] == "deployed")
     if len(tp.steps) > 1 or fmt == "onnx":
         run.records.append({"step": "convert", "note": f"{run.ptq} .{fmt} (deployed)",
-                            "accuracy": measured["deployed"]["accuracy"], "size_bytes": dep_art["size_bytes"],
-                            **({"entity_f1": measured["deployed"]["entities"]["micro"]["f1"]}
-                               if "entities" in measured["deployed"] else {}),
+                            "accuracy": dep_ev.quality.accuracy, "size_bytes": dep_art["size_bytes"],
+                            **({"entity_f1": dep_ev.quality.entity_f1} if dep_ev.quality.entities is not None else {}),
                             "gzip_bytes": dep_art["gzip_bytes"], **structure_of(files["deployed"])})
     cross = None
     if tp.cross_format:
-        cross = _cross_format(b, tp, run.key, run.model, staging, measured["deployed"]["logits"])
+        cross = _cross_format(b, tp, run.key, run.model, staging, dep_ev.quality.logits)
         artifacts.append({"path": cross["artifact"], "format": cross["format"], "quantization": cross["quantization"],
                           "role": "cross_format",
                           **{k: cross[k] for k in ("sha256", "size_bytes", "gzip_bytes")}})
     return artifacts, cross
 
 
-def _clients(b: BuildSession, tp: TargetPlan, files: dict, measured: dict) -> list:
-    """The target's declared clients run on the deployed file over the test split."""
-    from ..clients import mediapipe as mp
-
-    out = []
-    if b.tagging:  # MediaPipe's TextClassifier takes one score row per text, a tagger gives one per token
-        if tp.target.clients:
-            log(b.quiet, f"[edgeopt] {tp.target.name}: clients {', '.join(tp.target.clients)} not run: they "
-                          f"classify sentences, and this model tags tokens")
-        return out
-    if "mediapipe" in tp.target.clients and tp.target.runtime.format == "tflite":
-        out.append(mp.check(files["deployed"], b.ds.test.texts, b.y_test, measured["deployed"]["logits"],
-                            b.ds.label_names, b.tok, b.quiet))
-    return out
-
-
-def _gpu(b: BuildSession, tp: TargetPlan, files: dict, measured: dict) -> dict | None:
-    """GPU targets: the deployed file through LiteRT's GPU accelerator (with CPU fallback) over the test split (or
-    gpu.sample of it): the adapter, the partition, accuracy and deviation from the CPU run at fp16 and fp32."""
-    if not tp.target.uses_gpu:
-        return None
-    from ..emulator.validate import sample_indices
-    from ..gpu import run as gpu_run
-
-    t = tp.target
-    idx = sample_indices(len(b.x_test), t.gpu.sample, b.p.spec.training.seed)
-    log(b.quiet, f"[edgeopt] {t.name}: running {files['deployed'].name} through LiteRT's GPU accelerator on "
-                  f"{len(idx)} test examples")
-    res = gpu_run.check(files["deployed"], b.x_test[idx], measured["deployed"]["logits"][idx], b.y_test[idx])
-    res["export"] = {"flat_lookup": t.flat_lookup}
-    if res["available"]:
-        res["cpu_accuracy"] = round(float((measured["deployed"]["logits"][idx].argmax(1) == b.y_test[idx]).mean()), 6)
-        pt = res["partition"]
-        log(b.quiet, f"[edgeopt] {t.name}: GPU {res['adapter']['name']}{' (software)' if res['software'] else ''}: "
-                      f"{pt['gpu_ops']} of {pt['total_ops']} ops on the GPU"
-                      + (", fully delegated" if pt["fully_delegated"] else
-                         f", refused: {'; '.join(r['op'] + ': ' + r['reason'] for r in pt['refused']) or 'none'}")
-                      + f"; accuracy through the GPU {res['fp16'].get('accuracy')} (CPU {res['cpu_accuracy']})")
-    else:
-        log(b.quiet, f"[edgeopt] {t.name}: GPU not run: {res['reason']}")
-    return res
-
-
-def _verdict(tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, emulated, clients,
-             cost: dict | None, device_latency: dict | None, gpu: dict | None = None) -> dict:
-    from ..validate import budgets as bud_v
-    from ..validate import latency as lat_v
-
-    base, dep = measured["baseline"], measured["deployed"]
-    rt = tp.target.runtime
-    cost = cost or {}
-    row = lat_v.pick(dep["latency"], rt.threads, "xnnpack" in rt.delegates)
-    finite = {"keras model": bool(np.isfinite(run.keras_logits).all() and np.isfinite(run.base_keras_logits).all()),
-              files["baseline"].name: base["finite"], files["deployed"].name: dep["finite"]}
-    dep_art = next(a for a in artifacts if a["role"] == "deployed")
-    return bud_v.check(tp.target.budgets, accuracy=dep["accuracy"], accuracy_drop=base["accuracy"] - dep["accuracy"],
-                       size_bytes=dep_art["size_bytes"], latency_p90_ms=row.p90_ms if row else None,
-                       export_agreement=_or_nan(base["parity_vs_keras"]["argmax_agreement"]), emulated=emulated,
-                       finite=finite, macro_f1=dep["per_class"]["macro_f1"],
-                       macro_f1_drop=base["per_class"]["macro_f1"] - dep["per_class"]["macro_f1"], clients=clients,
-                       entity_f1=dep["entities"]["micro"]["f1"] if "entities" in dep else None,
-                       entity_f1_drop=(base["entities"]["micro"]["f1"] - dep["entities"]["micro"]["f1"]
-                                       if "entities" in dep else None),
-                       instructions=cost.get("instructions_per_inference"),
-                       instructions_cpu=cost.get("cpu", tp.target.device.qemu_cpu),
-                       estimated_latency_ms=cost.get("estimated_latency_ms"), device_latency=device_latency, gpu=gpu)
-
-
-def _device_cost(tp: TargetPlan, emulated, counted: dict | None) -> dict | None:
-    """The device's own cost signal: instructions per inference at the target's XNNPACK setting, on
-    device.qemu_cpu (the emulated run of that CPU, or a count of its own) or on x86 under callgrind, and, where the
-    target declares a cost model, the estimated latency it gives (an estimate, with its source, in fields of its
-    own)."""
-    from ..emulator import counter
-    from ..emulator.validate import pick_count
-
-    t = tp.target
-    xnn = "xnnpack" in t.runtime.delegates
-    if counted is not None:
-        cpu, counts = counted["cpu"], counted["instructions"]
-    else:  # the emulated validation's row for the target's own CPU
-        cpu = t.device.qemu_cpu
-        counts = next((c for c in (emulated or {}).get("cpus", []) if c["cpu"] == cpu), {}).get("instructions")
-    if counts is None:
-        return None
-    ins = pick_count(counts, xnn)
-    x86 = cpu == "x86"
-    out = {"cpu": cpu, "counter": counter.X86_COUNTER if x86 else counter.QEMU_COUNTER,
-           "xnnpack": xnn if t.runtime.name == "litert" else None, "instructions_per_inference": ins, "counts": counts,
-           "label": ("x86 instructions per inference (valgrind callgrind, AVX2)" if x86 else
-                     f"emulated instructions per inference ({cpu})"),
-           "note": counter.X86_NOTE if x86 else counter.QEMU_NOTE}
-    if counts.get("error"):
-        out["error"] = counts["error"]
-    cm = t.device.cost_model
-    if cm is not None and ins is not None:
-        out.update(estimated_latency_ms=round(cm.estimate_ms(ins), 4), estimate_rate_instructions_per_ns=cm.rate_per_ns,
-                   estimate_source=cm.source, estimate_note="an ESTIMATE: instructions / the cost model's rate; not "
-                                                            "measured on the device")
-    return out
-
-
-def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, measured: dict, artifacts: list, cross,
-              side_files: list, emulated, verdict: dict, clients: list, cost: dict | None,
-              device_latency: dict | None, gpu: dict | None = None) -> dict:
+def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, base_ev, dep_ev, artifacts: list, cross,
+              side_files: list, verdict: dict) -> dict:
+    """The manifest: what was built and how, and every validator's record of the deployed file (and the float32
+    baseline's quality and latency)."""
     from ..manifest import encode_correct, encode_predictions, examples_sha256
     from ..validate import accuracy as acc_v
     from ..validate.size import size_of_bytes
 
     spec, ds, target, ptq = b.p.spec, b.ds, tp.target, run.ptq
     fmt = target.runtime.format
-    base, dep = measured["baseline"], measured["deployed"]
+    base, dep = base_ev.quality, dep_ev.quality
     dep_art = next(a for a in artifacts if a["role"] == "deployed")
     train_rec = next(r for r in run.records if r["step"] in ("train", "distill", "load"))
-    dep_rows, y_rows = b.real(dep["logits"], b.y_test)  # a tagger's real tokens
+    dep_rows, y_rows = b.real(dep.logits, b.y_test)  # a tagger's real tokens
+    emulated, cost, device_latency = dep_ev.get("emulated"), dep_ev.get("cost"), dep_ev.get("board")
+    clients, gpu = list(dep_ev.get("clients") or ()), dep_ev.get("gpu")
     return {
         "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": b.versions,
         "seed": spec.training.seed,
@@ -375,27 +239,27 @@ def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, measured:
                                   for f in side_files],
         "metrics": {
             "keras_accuracy": round(acc_v.accuracy(*b.real(run.keras_logits, b.y_test)), 6),
-            **(_entity_metrics(b, base, dep) if b.tagging else {}),
-            "baseline": {"artifact": files["baseline"].name, "accuracy": base["accuracy"],
-                         "parity_vs_keras": base["parity_vs_keras"],
-                         "latency": [s.to_dict() for s in base["latency"]]},
-            "artifact": files["deployed"].name, "accuracy": dep["accuracy"],
-            "accuracy_drop": round(base["accuracy"] - dep["accuracy"], 6),
-            "macro_f1": dep["per_class"]["macro_f1"], "baseline_macro_f1": base["per_class"]["macro_f1"],
-            "macro_f1_drop": round(base["per_class"]["macro_f1"] - dep["per_class"]["macro_f1"], 6),
-            "per_class": dep["per_class"], "baseline_per_class": base["per_class"],
+            **(_entity_metrics(b, base_ev, dep_ev) if dep.entities is not None else {}),
+            "baseline": {"artifact": files["baseline"].name, "accuracy": base.accuracy,
+                         "parity_vs_keras": base.parity,
+                         "latency": [s.to_dict() for s in base_ev["latency"].rows]},
+            "artifact": files["deployed"].name, "accuracy": dep.accuracy,
+            "accuracy_drop": round(dep_ev.drop("accuracy"), 6),
+            "macro_f1": dep.macro_f1, "baseline_macro_f1": base.macro_f1,
+            "macro_f1_drop": round(dep_ev.drop("macro_f1"), 6),
+            "per_class": dep.per_class, "baseline_per_class": base.per_class,
             "test_examples": len(ds.test),
             "finite_outputs": all(c["passed"] for c in verdict["checks"] if c["name"] == "finite_outputs"),
             "correct": encode_correct(dep_rows.argmax(1) == y_rows),
             "predictions": encode_predictions(dep_rows.argmax(1)),
             "examples_sha256": examples_sha256(b.x_test, b.y_test),
-            "variable_tensors": dep["variable_tensors"],
-            "parity_vs_keras": dep["parity_vs_keras"],
-            "parity_vs_baseline": acc_v.parity(b.real(base["logits"], b.y_test)[0], dep_rows),
+            "variable_tensors": dep.variable_tensors,
+            "parity_vs_keras": dep.parity,
+            "parity_vs_baseline": acc_v.parity(b.real(base.logits, b.y_test)[0], dep_rows),
             "size": {k: dep_art[k] for k in ("size_bytes", "gzip_bytes")},
             "size_ratio_vs_float32": {"raw": round(artifacts[0]["size_bytes"] / dep_art["size_bytes"], 3),
                                       "gzip": round(artifacts[0]["gzip_bytes"] / dep_art["gzip_bytes"], 3)},
-            "latency": [s.to_dict() for s in dep["latency"]],
+            "latency": [s.to_dict() for s in dep_ev["latency"].rows],
             "latency_budget_row": {"threads": target.runtime.threads, "xnnpack": "xnnpack" in target.runtime.delegates},
             "latency_note": "measured on the build machine (see 'machine'), not on the target device",
             **({"cross_format": cross} if cross else {}),
@@ -411,13 +275,14 @@ def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, measured:
     }
 
 
-def _entity_metrics(b: BuildSession, base: dict, dep: dict) -> dict:
+def _entity_metrics(b: BuildSession, base_ev, dep_ev) -> dict:
     """A tagger's headline figures: entity precision, recall and F1 (strict spans, micro and per type) of the
     deployed and the float32 artifact over the whole test split; accuracy, per-class figures and parity are per
     real token and secondary."""
-    return {"entity_f1": dep["entities"]["micro"]["f1"], "baseline_entity_f1": base["entities"]["micro"]["f1"],
-            "entity_f1_drop": round(base["entities"]["micro"]["f1"] - dep["entities"]["micro"]["f1"], 6),
-            "entities": dep["entities"], "baseline_entities": base["entities"], "truncation": b.truncation(),
+    base, dep = base_ev.quality, dep_ev.quality
+    return {"entity_f1": dep.entity_f1, "baseline_entity_f1": base.entity_f1,
+            "entity_f1_drop": round(dep_ev.drop("entity_f1"), 6),
+            "entities": dep.entities, "baseline_entities": base.entities, "truncation": b.truncation(),
             "accuracy_unit": "real tokens (padding excluded); entity_f1 is the headline"}
 
 
@@ -458,15 +323,12 @@ def _layer_rows(b: BuildSession, tp: TargetPlan, ptq: str) -> list[dict]:
     return layer_rows(b.source.model, tp.steps, ptq, tp.target)
 
 
-def _or_nan(x):
-    return float("nan") if x is None else x
-
-
 def _cross_format(b: BuildSession, tp: TargetPlan, k: str, model, staging: Path, deployed_logits) -> dict:
     """Export the other format from the same weights (same quantization where it exists there) and compare."""
     from .. import runtimes
     from ..specs import OnnxSpec, RuntimeSpec
-    from ..validate.accuracy import accuracy, parity
+    from ..validate.base import LatencyPlan, MeasureRequest
+    from ..validate.measure import measure_artifact
     from ..validate.size import size_of_bytes
 
     t = tp.target
@@ -480,13 +342,16 @@ def _cross_format(b: BuildSession, tp: TargetPlan, k: str, model, staging: Path,
     data = b.convert(k, model, mode, tp.representative_samples, other)
     path = staging / f"model_{mode}.{fmt}"
     path.write_bytes(data)
-    sess = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack=True))
-    logits = sess.run(b.x_test)
-    lat = sess.benchmark(b.x_test[:LATENCY_INPUTS], warmup=b.latency.warmup, iterations=b.latency.iterations)
-    flat, y = b.real(logits, b.y_test)  # a tagger: per real token
+    one = runtimes.RuntimeOptions(threads=1, xnnpack=True)
+    ev = measure_artifact(MeasureRequest(path, t, b.task, b.test_split, tuple(b.ds.label_names), b.p.spec.training.seed,
+                                         quiet=True, run=one, reference=deployed_logits, judged_at=(1, True),
+                                         latency=LatencyPlan((one,), b.latency.warmup, b.latency.iterations,
+                                                             LATENCY_INPUTS)),
+                          only=("size", "quality", "latency"))
+    q, lat = ev.quality, ev["latency"].rows[0]
     return {"artifact": path.name, "format": fmt, "quantization": mode,
-            "accuracy": round(accuracy(flat, y), 6), **size_of_bytes(data),
-            **({"entity_f1": b.entities(logits)["micro"]["f1"]} if b.tagging else {}),
-            "agreement_with_deployed": parity(b.real(deployed_logits, b.y_test)[0], flat),
+            "accuracy": q.accuracy, **size_of_bytes(data),
+            **({"entity_f1": q.entity_f1} if q.entities is not None else {}),
+            "agreement_with_deployed": q.parity,
             "latency_1_thread": {"runtime": lat.runtime, "p50_ms": lat.p50_ms, "p90_ms": lat.p90_ms,
                                  "delegate_applied": lat.delegate_applied}}

@@ -8,15 +8,12 @@ Candidates are measured on the **dev** split by default; the test split is for t
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
-
-import numpy as np
 
 GPU_SAMPLE = 300  # dev examples a GPU target's candidates run through the GPU (a software adapter: ~6 ms each)
 
@@ -47,9 +44,9 @@ class Evaluator:
         self.model_arg = model
         self.builder = BuildSession(p0, quiet, latency or LatencySettings())
         self._plans: dict = {}
-        self._counts: dict[tuple, dict] = {}  # (artifact sha256, split) -> instruction counts (XNNPACK on and off)
-        self._gpu_runs: dict[tuple, dict] = {}  # (artifact sha256, split) -> GPU evidence (GPU targets)
-        self._reference: Optional[dict] = None
+        # (validator, artifact sha256, split) -> its record: counts (XNNPACK on and off) and GPU runs, once per file
+        self._memo: dict[tuple, dict] = {}
+        self._reference: Optional[tuple] = None
         self._board = None
         if self.space.signal == "instructions" or on_device:
             self._check_cost_tools()
@@ -109,70 +106,88 @@ class Evaluator:
     def reference(self) -> dict:
         """The float32 file of the reference model (no compression) in the target's own format, on the dev split:
         what every candidate's accuracy drop is measured against."""
+        return self._reference_evidence()[1]
+
+    def _split(self, split: str):
+        from ..validate.base import Split
+
+        b = self.builder
+        if split == "test":
+            return b.test_split
+        if split != "dev":
+            raise ValueError(f"split must be 'dev' or 'test', not {split!r}")
+        return Split("dev", b.ctx.x_dev, b.ctx.y_dev, texts=tuple(b.ds.dev.texts), gold=b.ds.dev.labels)
+
+    def _request(self, path: Path, split: str, **kw):
+        from ..validate.base import MeasureRequest
+
+        b = self.builder
+        return MeasureRequest(path, self.target, b.task, self._split(split), tuple(b.ds.label_names),
+                              b.p.spec.training.seed, quiet=True, memo=self._memo, **kw)
+
+    def _reference_evidence(self):
+        from ..runtimes import RuntimeOptions
+        from ..validate.measure import measure_artifact
+
         if self._reference is None:
             preset_fmt = self.space.preset.format
             ref = Candidate(self.space.preset.runtime, "float32", False, 1)
             data, _, _ = self.artifact(ref)
+            label = f"float32 .{preset_fmt} of the reference model"
             with _as_file(data, preset_fmt) as path:
-                m, _ = self._quality(path, "dev", xnnpack=False)
-            self._reference = {"artifact": f"float32 .{preset_fmt} of the reference model", **m}
+                ev = measure_artifact(self._request(path, "dev", name=label,
+                                                    run=RuntimeOptions(threads=1, xnnpack=False)),
+                                      only=("size", "quality"))
+            q = ev.quality
+            self._reference = (ev, {"artifact": label, "split": "dev", "examples": q.rows, "accuracy": q.accuracy,
+                                    "macro_f1": q.macro_f1, "finite": q.finite})
         return self._reference
-
-    def _quality(self, path: Path, split: str, xnnpack: bool) -> tuple[dict, np.ndarray]:
-        from .. import runtimes
-        from ..validate.accuracy import accuracy
-        from ..validate.classes import macro_f1
-
-        x, y = self.data(split)
-        logits = runtimes.load(path, runtimes.RuntimeOptions(threads=1, xnnpack=xnnpack)).run(x)
-        pred = logits.argmax(1)
-        return {"split": split, "examples": int(len(y)), "accuracy": round(accuracy(logits, y), 6),
-                "macro_f1": round(macro_f1(pred, y, self.builder.ds.num_classes), 6),
-                "finite": bool(np.isfinite(logits).all())}, logits
-
-    def _gpu(self, path: Path, key: tuple, split: str, logits: np.ndarray) -> dict:
-        """GPU targets: the file through LiteRT's GPU accelerator on a sample of ``split`` (the target's gpu.sample,
-        else GPU_SAMPLE examples): partition and deviation from the CPU, judged by the GPU budgets like a build's."""
-        from ..emulator.validate import sample_indices
-        from ..gpu import run as gpu_run
-
-        if key not in self._gpu_runs:
-            x, y = self.data(split)
-            idx = sample_indices(len(x), self.target.gpu.sample or GPU_SAMPLE, self.builder.p.spec.training.seed)
-            self._gpu_runs[key] = gpu_run.check(path, x[idx], logits[idx], y[idx])
-        return self._gpu_runs[key]
 
     def evaluate(self, c: Candidate, split: str = "dev", on_epoch: Optional[Callable] = None) -> dict:
         """Quality on ``split``, size, and cost of candidate ``c``: the device's signal (instructions per inference
-        on the target's emulated CPU, latency on its board) and the build machine's latency, each labelled."""
-        from .. import runtimes
-        from ..validate.size import size_of_bytes
+        on the target's emulated CPU, latency on its board) and the build machine's latency, each labelled; and the
+        target's budgets judged on it (``budgets``), as ``build`` judges its deployed file."""
+        from ..runtimes import RuntimeOptions
+        from ..validate import budgets as bud_v
+        from ..validate import cost
+        from ..validate.base import LatencyPlan
+        from ..validate.measure import measure_artifact
 
         t0 = time.perf_counter()
-        ref = self.reference() if split == "dev" else None
+        ref_ev = self._reference_evidence()[0] if split == "dev" else None
         data, ptq, records = self.artifact(c, on_epoch)
-        sha = hashlib.sha256(data).hexdigest()
-        x, _ = self.data(split)
         lat = self.builder.latency
-        with _as_file(data, c.format) as path:  # written once: quality, latency and cost read the same file
-            q, logits = self._quality(path, split, c.xnnpack)
-            out = {"candidate": c.to_dict(), "deployed_quantization": ptq, **q, **size_of_bytes(data)}
-            if ref is not None:
-                out["accuracy_drop"] = round(ref["accuracy"] - q["accuracy"], 6)
-                out["macro_f1_drop"] = round(ref["macro_f1"] - q["macro_f1"], 6)
-            st = runtimes.load(path, runtimes.RuntimeOptions(threads=c.threads, xnnpack=c.xnnpack)).benchmark(
-                x[:LATENCY_INPUTS], warmup=lat.warmup, iterations=lat.iterations)
-            out["host_latency"] = {"p50_ms": st.p50_ms, "p90_ms": st.p90_ms, "threads": st.threads,
-                                   "xnnpack": st.xnnpack, "delegate_applied": st.delegate_applied,
-                                   "runtime": st.runtime, "unit": "ms (build machine)",
-                                   "machine": f"{st.machine.get('arch')} {st.machine.get('cpu')}"}
-            out["instructions"] = (self._count(path, (sha, split), c, x) if self.space.signal == "instructions"
-                                   else None)
-            out["device_latency"] = self._on_board(path, c, x) if self.on_device else None
-            if self.target.uses_gpu and c.format == "tflite":
-                out["gpu"] = self._gpu(path, (sha, split), split, logits)
+        at = RuntimeOptions(threads=c.threads, xnnpack=c.xnnpack)
+        with _as_file(data, c.format) as path:  # written once: every validator reads the same file
+            ev = measure_artifact(self._request(
+                path, split, name="artifact", run=RuntimeOptions(threads=1, xnnpack=c.xnnpack),
+                judged_at=(c.threads, c.xnnpack), against=ref_ev,
+                latency=LatencyPlan((at,), lat.warmup, lat.iterations, LATENCY_INPUTS),
+                count=self.target.device.qemu_cpu if self.space.signal == "instructions" else None,
+                board=self._board if self.on_device else None,
+                gpu="check" if self.target.uses_gpu and c.format == "tflite" else None,
+                gpu_sample=self.target.gpu.sample or GPU_SAMPLE))
+        q, size, st = ev.quality, ev.size, ev["latency"].rows[0]
+        out = {"candidate": c.to_dict(), "deployed_quantization": ptq, "split": split, "examples": q.rows,
+               "accuracy": q.accuracy, "macro_f1": q.macro_f1, "finite": q.finite, "size_bytes": size.size_bytes,
+               "gzip_bytes": size.gzip_bytes, "sha256": size.sha256}
+        if ref_ev is not None:
+            out["accuracy_drop"] = round(ev.drop("accuracy"), 6)
+            out["macro_f1_drop"] = round(ev.drop("macro_f1"), 6)
+        out["host_latency"] = {"p50_ms": st.p50_ms, "p90_ms": st.p90_ms, "threads": st.threads,
+                               "xnnpack": st.xnnpack, "delegate_applied": st.delegate_applied,
+                               "runtime": st.runtime, "unit": "ms (build machine)",
+                               "machine": f"{st.machine.get('arch')} {st.machine.get('cpu')}"}
+        out["instructions"] = cost.instructions_of(ev["count"], c.xnnpack) if "count" in ev else None
+        out["device_latency"] = None
+        if "board" in ev:
+            out["device_latency"] = {k: ev["board"].get(k) for k in ("remote", "label", "board", "p50_ms", "p90_ms",
+                                                                      "p99_ms", "threads", "xnnpack")}
+            out["device_latency"]["unit"] = "ms (device)"
+        if "gpu" in ev:
+            out["gpu"] = ev["gpu"]
         out["cost"], out["cost_label"] = self.cost_of(out)
-        out["sha256"] = sha
+        out["budgets"] = bud_v.check(self.target.budgets, ev)
         out["passes"] = [{"step": r["step"], "cached": r.get("cached"), "key": r.get("key")} for r in records]
         out["seconds"] = round(time.perf_counter() - t0, 2)
         return out
@@ -180,43 +195,15 @@ class Evaluator:
     @property
     def cost_label(self) -> str:
         """What the cost is, in words (a count is not a time; the build machine is not the device)."""
-        return {"instructions": f"emulated instructions per inference ({self.target.device.qemu_cpu})",
-                "device_latency": "p90 ms on the board (device latency)",
-                "host_latency": "p90 ms on the build machine (host latency; " + (
-                    "the target is x86)" if self.target.device.arch == "x86_64" else "not the device's)")}[
-            self.space.signal]
+        from ..validate.cost import signal_label
+
+        return signal_label(self.space.signal, self.target)
 
     def cost_of(self, m: dict) -> tuple[Optional[float], str]:
         """The device's cost signal in a measurement, and its label."""
-        sig = self.space.signal
-        if sig == "instructions":
-            return (m.get("instructions") or {}).get("per_inference"), self.cost_label
-        if sig == "device_latency":
-            return (m.get("device_latency") or {}).get("p90_ms"), self.cost_label
-        return m["host_latency"]["p90_ms"], self.cost_label
+        from ..validate.cost import cost_value
 
-    def _count(self, path: Path, key: tuple, c: Candidate, x: np.ndarray) -> dict:
-        """Counted once per (file, split): XNNPACK on and off come from one run; the inputs move the count a few
-        instructions (data-dependent kernels), so another split is counted again."""
-        from ..emulator.validate import count_for_target, pick_count
-
-        if key not in self._counts:
-            self._counts[key] = count_for_target(path, x, self.target.device.qemu_cpu, quiet=True)
-        got = self._counts[key]
-        return {"cpu": got["cpu"], "counter": got["counter"], "per_inference": pick_count(got["instructions"],
-                                                                                          c.xnnpack),
-                "counts": {k: v for k, v in got["instructions"].items() if k in ("xnnpack_on", "xnnpack_off",
-                                                                                  "onnxruntime", "error")}}
-
-    def _on_board(self, path: Path, c: Candidate, x: np.ndarray) -> dict:
-        from .. import remote
-
-        lat = self.builder.latency
-        r = remote.bench(self._board, path, x[:LATENCY_INPUTS], c.threads, c.xnnpack, lat.warmup, lat.iterations,
-                         arch=self.target.device.arch,
-                         where=f"{self.target.source or self.target.name}: device.remote")
-        return {k: r.get(k) for k in ("remote", "label", "board", "p50_ms", "p90_ms", "p99_ms", "threads", "xnnpack")} | {
-            "unit": "ms (device)"}
+        return cost_value(self.space.signal, m), self.cost_label
 
     def close(self) -> None:
         self._tmp.cleanup()

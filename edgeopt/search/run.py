@@ -326,7 +326,7 @@ def _objective(trial, study, ev, space, prof, floor, worker, quiet, intr):
         trial.set_user_attr("metrics", m)
         trial.set_user_attr(st.OUTCOME, f"no cost: {why}")
         raise NoCost(why)
-    v = sel.verdict(prof, m)
+    v = m["budgets"]  # the target's budgets judged on the candidate's evidence (Evaluator.evaluate)
     cons = sel.constraints(prof, v)
     trial.set_user_attr("metrics", m)
     trial.set_user_attr("constraints", cons)

@@ -13,21 +13,6 @@ OBJECTIVES = ("cost", "size", "accuracy")
 NOT_JUDGED = ("min_export_agreement",)  # judged by the final build (it needs the Keras model's outputs)
 
 
-def verdict(target: TargetProfile, m: dict) -> dict:
-    """``build``'s budget checks applied to a candidate's dev measurement."""
-    from ..validate import budgets as bud_v
-
-    ins = m.get("instructions") or {}
-    b = target.budgets
-    cm = target.device.cost_model
-    est = cm.estimate_ms(ins["per_inference"]) if cm is not None and ins.get("per_inference") is not None else None
-    return bud_v.check(b, accuracy=m["accuracy"], accuracy_drop=m.get("accuracy_drop", 0.0),
-                       size_bytes=m["size_bytes"], latency_p90_ms=m["host_latency"]["p90_ms"],
-                       finite={"artifact": m["finite"]}, macro_f1=m["macro_f1"], macro_f1_drop=m.get("macro_f1_drop"),
-                       instructions=ins.get("per_inference"), instructions_cpu=ins.get("cpu"),
-                       estimated_latency_ms=est, device_latency=m.get("device_latency"), gpu=m.get("gpu"))
-
-
 def constraint_names(target: TargetProfile) -> list[str]:
     """The budgets a tune judges candidates on, in a fixed order (Optuna wants one length for every trial)."""
     names = [k for k, v in target.budgets.model_dump().items() if v is not None and k not in NOT_JUDGED]

@@ -226,7 +226,9 @@ def space_for(target: TargetProfile, teachers: tuple[str, ...] = (), on_device: 
     for fmt in ("tflite", "onnx"):
         allowed = QUANT_BY_FORMAT[fmt]
         quants[fmt] = tuple(q for q in (ts.quantizations or allowed) if q in allowed)
-    signal = ("device_latency" if on_device else "instructions" if t.device.arch == "arm64" else "host_latency")
+    from ..validate.cost import tune_signal
+
+    signal = tune_signal(t, on_device)
     threads = tuple(sorted(set(ts.threads or (1,)) | {t.runtime.threads})) if signal != "instructions" else (
         t.runtime.threads,)
     xnn = (True, False) if "xnnpack" in t.runtime.delegates or t.runtime.name != "litert" else (False,)

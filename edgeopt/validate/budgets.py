@@ -8,14 +8,47 @@ def _item(name, limit, value, ok, unit) -> dict:
     return {"name": name, "limit": limit, "value": value, "unit": unit, "passed": bool(ok)}
 
 
-def check(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
+def check(budgets, ev=None, **figures) -> dict:
+    """Every budget judged on one artifact's evidence (``validate.base.ArtifactEvidence``), with its limit, value
+    and verdict; drops are measured against ``ev.against`` (the float32 file a build deploys next to; the float32
+    reference a tune candidate is compared with). Not a budget but always checked: every output is finite (a
+    diverged model outputs NaN, and argmax over NaN picks class 0, which can pass an accuracy budget).
+
+    Without evidence, the figures themselves (keyword arguments of :func:`judge`): the rules on their own."""
+    if ev is None:
+        return judge(budgets, **figures)
+    q, base = ev.quality, ev.against
+    finite = {}
+    refs = [e.quality.reference_finite for e in (ev, base) if e is not None and e.quality.reference_finite is not None]
+    if refs:
+        finite["keras model"] = all(refs)
+    if base is not None:
+        finite[base.label] = base.quality.finite
+    finite[ev.label] = q.finite
+    agreement = None
+    if base is not None and base.quality.parity is not None:  # the float32 file against the Keras model
+        agreement = base.quality.parity["argmax_agreement"]
+        agreement = float("nan") if agreement is None else agreement
+    lat = ev.get("latency")
+    row = lat.pick() if lat is not None else None
+    cost = ev.get("cost") or {}
+    count = ev.get("count") or {}
+    return judge(budgets, accuracy=q.accuracy, accuracy_drop=ev.drop("accuracy") or 0.0, size_bytes=ev.size.size_bytes,
+                 latency_p90_ms=row.p90_ms if row else None, export_agreement=agreement, emulated=ev.get("emulated"),
+                 finite=finite, macro_f1=q.macro_f1, macro_f1_drop=ev.drop("macro_f1"), clients=ev.get("clients"),
+                 entity_f1=q.entity_f1, entity_f1_drop=ev.drop("entity_f1"),
+                 instructions=cost.get("instructions_per_inference"), instructions_cpu=cost.get("cpu", count.get("cpu")),
+                 estimated_latency_ms=cost.get("estimated_latency_ms"), device_latency=ev.get("board"),
+                 gpu=ev.get("gpu"))
+
+
+def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
           export_agreement: float | None = None, emulated: dict | None = None, finite: dict | None = None,
-          macro_f1: float | None = None, macro_f1_drop: float | None = None, clients: list | None = None,
+          macro_f1: float | None = None, macro_f1_drop: float | None = None, clients=None,
           instructions: int | None = None, instructions_cpu: str | None = None,
           estimated_latency_ms: float | None = None, device_latency: dict | None = None,
           gpu: dict | None = None, entity_f1: float | None = None, entity_f1_drop: float | None = None) -> dict:
-    """Every budget with its limit, value and verdict. Not a budget but always checked: every output is finite
-    (a diverged model outputs NaN, and argmax over NaN picks class 0, which can pass an accuracy budget)."""
+    """The budget rules on the figures they read (what :func:`check` takes from the evidence)."""
     checks = []
 
     def add(name, limit, value, ok, unit):

@@ -35,3 +35,21 @@ def pick(stats: list, threads: int, xnnpack: bool):
         if s.threads == threads and s.xnnpack == xnnpack:
             return s
     return None
+
+
+class LatencyValidator:
+    """The build machine's latency over the request's grid of runtime options (labelled with the machine: the
+    build machine's clock, never a device's)."""
+
+    name = "latency"
+
+    def applies(self, req) -> bool:
+        return req.latency is not None
+
+    def measure(self, req, so_far):
+        from .base import Latency
+
+        plan = req.latency
+        rows = measure(req.path, req.split.x[:plan.inputs], list(plan.options), plan.warmup, plan.iterations,
+                       req.quiet)
+        return Latency(tuple(rows), req.judged_at)

@@ -34,9 +34,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..data.conll import padded_tags, split_scores
-from ..errors import ArtifactError, EdgeOptError, InputError
-from .accuracy import real_rows
+from ..errors import ArtifactError, InputError
 from ..manifest import (Baseline, Tolerances, decode_correct, decode_predictions, encode_correct,
                         encode_predictions, examples_sha256, load_baseline, load_manifest)
 
@@ -100,9 +98,11 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
     from .. import runtimes
     from ..data import load_dataset
     from ..data.tokenizer import load_tokenizer
-    from ..specs import DataSpec
+    from ..specs import DataSpec, TargetProfile
+    from ..tasks import task_for
+    from .base import LatencyPlan, MeasureRequest, Split
     from .classes import macro_f1
-    from .size import size_of
+    from .measure import measure_artifact
 
     mpath = _manifest_path(build)
     m = load_manifest(mpath)
@@ -110,7 +110,6 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
     art = d / m.metrics.artifact
     if not art.is_file():
         raise ArtifactError(f"{art}: the deployed artifact is missing. Fix: rebuild.")
-    size = size_of(art)
     try:
         data_spec = DataSpec.model_validate(m.spec.get("data"))
     except Exception:
@@ -118,65 +117,52 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
     ds = load_dataset(data_spec)
     tok = load_tokenizer(d)
     row = m.metrics.latency_budget_row
-    sess = runtimes.load(art, runtimes.RuntimeOptions(threads=row.threads, xnnpack=row.xnnpack))
-    tagging = m.task == "token_classification"
+    task = task_for(m.task)
     x = tok.encode_batch(ds.test.texts)
-    y = padded_tags(ds.test.labels, x.shape[1]) if tagging else np.asarray(ds.test.labels)
-    logits = sess.run(x)
-    check_outputs(art, logits, len(ds.label_names), x.shape[1] if tagging else None)
-    extra = {}
-    if tagging:  # entity F1 over whole sentences; the per-example records below are per real token
-        extra["entity_f1"] = split_scores(logits.argmax(-1), ds.test.labels, ds.label_names)["micro"]["f1"]
-    logits, y_eval = real_rows(logits, y)
-    correct = logits.argmax(1) == y_eval
-    st = sess.benchmark(x[:64], warmup=warmup, iterations=iterations)
-    emulated = None
+    y = task.labels(ds.test.labels, x.shape[1])
+    target = TargetProfile.model_validate(m.target_profile)
+    at = runtimes.RuntimeOptions(threads=row.threads, xnnpack=row.xnnpack)
+    cpus = n = None
     if emulate:
-        from ..emulator.validate import cpus_for, validate_for_target
-        from ..specs import TargetProfile
+        from ..emulator.validate import cpus_for
 
-        target = TargetProfile.model_validate(m.target_profile)
-        cpus = [c.cpu for c in m.emulator.cpus] if m.emulator else cpus_for(target)
-        # the baseline's emulated sample (its seed), so that the same examples are compared pairwise
-        seed = m.seed if sample_seed is None else sample_seed
+        cpus = tuple(c.cpu for c in m.emulator.cpus) if m.emulator else tuple(cpus_for(target))
         n = m.emulator.sample.examples if m.emulator else None
-        res = validate_for_target(art, x, y, target, seed, cpus=cpus, sample=n, quiet=True)
+    # the build's own device count (its target's CPU), counted again: from the emulated run on that CPU when there
+    # is one, else by a count of its own (a few seconds under qemu, about a minute under callgrind); the GPU
+    # partition compiled again (an op moving back to the CPU fails the gate)
+    ev = measure_artifact(MeasureRequest(
+        art, target, task, Split("test", x, y, tuple(ds.test.texts), ds.test.labels), tuple(ds.label_names),
+        # the baseline's emulated sample (its seed), so that the same examples are compared pairwise
+        m.seed if sample_seed is None else sample_seed, quiet=True, origin="given", run=at,
+        judged_at=(row.threads, row.xnnpack), latency=LatencyPlan((at,), warmup, iterations, 64), emulate=cpus,
+        emulate_sample=n, count=(m.device_cost or {}).get("cpu") or None, gpu="partition" if m.gpu else None),
+        only=("size", "quality", "latency", "emulated", "count", "gpu"))
+    logits, y_eval = task.rows(ev.quality.logits, y)
+    correct = logits.argmax(1) == y_eval
+    st = ev["latency"].rows[0]
+    emulated = None
+    if "emulated" in ev:
+        res = ev["emulated"]
         emulated = {"sample": res["sample"], "examples_sha256": res["examples_sha256"], "cpus": [
             {k: c.get(k) for k in ("cpu", "loaded", "delegate_applied", "accuracy", "parity", "load_error", "correct",
                                    "instructions")}
             for c in res["cpus"]]}
     device = None
-    if m.device_cost and m.device_cost.get("cpu"):
-        # the build's own device count (its target's CPU), counted again: from the emulated run on that CPU when
-        # there is one, else by a count of its own (a few seconds under qemu, about a minute under callgrind)
-        from ..emulator.validate import count_for_target
-
-        cpu = m.device_cost["cpu"]
-        row = next((c for c in (emulated or {}).get("cpus", []) if c["cpu"] == cpu and c.get("instructions")), None)
-        if row is not None:
-            device = {"cpu": cpu, **row["instructions"]}
-        else:
-            try:
-                c = count_for_target(art, x, cpu, quiet=True)
-                device = {"cpu": cpu, **c["instructions"]}
-            except EdgeOptError as e:
-                device = {"cpu": cpu, "error": str(e)}
-    gpu = None
-    if m.gpu:  # GPU targets: the partition, compiled again (an op moving back to the CPU fails the gate)
-        from ..gpu.run import PARTITION_KEYS, partition_of
-
-        g = partition_of(art)
-        gpu = {"available": g["available"], "reason": g.get("reason")} if not g["available"] else {
-            "available": True, "adapter": g["adapter"]["name"], "software": g["software"],
-            **{k: g["partition"][k] for k in PARTITION_KEYS}}
-    return {"model": m.model, "target": m.target, "artifact": art.name, "sha256": size["sha256"],
+    if "count" in ev:
+        c = ev["count"]
+        device = {"cpu": c["cpu"], "error": c["error"]} if "error" in c else {"cpu": c["cpu"], **(c["instructions"] or {
+            "error": "the emulated run counted nothing"})}
+    gpu, size = ev.get("gpu"), ev.size
+    extra = {"entity_f1": ev.quality.entity_f1} if ev.quality.entities is not None else {}
+    return {"model": m.model, "target": m.target, "artifact": art.name, "sha256": size.sha256,
             "manifest_sha256": next((a.sha256 for a in m.artifacts if a.path == art.name), None),
             "accuracy": round(float(correct.mean()), 6), "test_examples": int(len(y_eval)),
             "correct": encode_correct(correct), "examples_sha256": examples_sha256(x, y),
             "predictions": encode_predictions(logits.argmax(1)), "labels": encode_predictions(y_eval),
             "num_classes": len(ds.label_names),
             "macro_f1": round(macro_f1(logits.argmax(1), y_eval, len(ds.label_names)), 6), **extra,
-            "size_bytes": size["size_bytes"], "gzip_bytes": size["gzip_bytes"],
+            "size_bytes": size.size_bytes, "gzip_bytes": size.gzip_bytes,
             "latency": {"threads": st.threads, "xnnpack": st.xnnpack, "delegate_applied": st.delegate_applied,
                         "p50_ms": st.p50_ms, "p90_ms": st.p90_ms, "runtime": st.runtime},
             "machine": {k: st.machine[k] for k in ("arch", "cpu", "cores", "isa_flags")},
@@ -184,20 +170,6 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
             **({"emulator": emulated} if emulated else {}),
             **({"device_instructions": device} if device else {}),
             **({"gpu_partition": gpu} if gpu else {})}
-
-
-def check_outputs(path, logits: np.ndarray, num_classes: int, seq_len: Optional[int] = None) -> None:
-    """The artifact's output must be one score per class of this dataset (a tagger: per token, ``seq_len``)."""
-    if seq_len is not None:
-        if logits.shape[1:] != (seq_len, num_classes):
-            raise ArtifactError(f"{path}: outputs {logits.shape[1:]} scores per example, but a tagger of this data "
-                                f"gives ({seq_len}, {num_classes}): it was built for other data. Fix: use the spec "
-                                f"the artifact was built from.")
-        return
-    if logits.ndim != 2 or logits.shape[1] != num_classes:
-        raise ArtifactError(f"{path}: outputs {logits.shape[1] if logits.ndim == 2 else logits.shape} scores per "
-                            f"example, but the dataset has {num_classes} labels: it was built for other data. Fix: "
-                            f"use the spec the artifact was built from.")
 
 
 def existing_tolerances(path: Path) -> Optional[Tolerances]:

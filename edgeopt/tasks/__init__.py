@@ -1,0 +1,20 @@
+"""Tasks as objects (see base.py): the one table of them, and ``task_for(name)``."""
+from __future__ import annotations
+
+from .base import Task
+from .text import TextClassification
+from .tokens import PAD_TAG, TokenClassification
+
+TASKS: dict[str, Task] = {t.name: t for t in (TextClassification(), TokenClassification())}
+
+
+def task_for(name) -> Task:
+    """The task object of a spec's ``task`` (None or a name); a Task is returned as it is."""
+    if name is None:
+        return TASKS["text_classification"]
+    if not isinstance(name, str):
+        return name
+    return TASKS[name]
+
+
+__all__ = ["PAD_TAG", "TASKS", "Task", "TextClassification", "TokenClassification", "task_for"]

@@ -1,0 +1,39 @@
+"""The ``Task`` protocol: what a model does, and everything that differs between tasks in one object. A module
+outside ``tasks/`` asks the task (``task_for(name)``) instead of comparing the task's name.
+
+A task owns: the labels of a split (class ids, or padded tag ids), the rows its metrics are taken over, the output
+shape an exported file must have, its quality figures over a split (accuracy, per-class, and for a tagger the entity
+spans), its headline figure, and what a prediction prints.
+"""
+from __future__ import annotations
+
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+
+class Task(Protocol):
+    name: str  # the spec's ``task``: text_classification | token_classification
+    headline: str  # the figure a build leads with: "accuracy" | "entity_f1"
+    best_dev: str  # the training record's key of the best dev figure
+    unit: str  # what one scored row is: "examples" | "real tokens"
+    clients: bool  # MediaPipe's TextClassifier can run it (one score row per text)
+    gpu: bool  # LiteRT's GPU check is built for its outputs
+
+    def labels(self, gold: Sequence, seq_len: int) -> np.ndarray:
+        """The label array a split's model outputs are scored against."""
+
+    def output_shape(self, seq_len: int, num_labels: int) -> tuple:
+        """The per-example output shape an exported file must have."""
+
+    def outputs(self) -> str:
+        """What the outputs are, in words (for errors)."""
+
+    def rows(self, logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, labels) of the rows the metrics count: every example, or a tagger's real tokens."""
+
+    def entities(self, logits: np.ndarray, gold: Sequence, label_names: Sequence[str]) -> Optional[dict]:
+        """A tagger's entity precision/recall/F1 over whole sentences (None for a classifier)."""
+
+    def headline_value(self, quality) -> float:
+        """The headline figure of a quality record."""
