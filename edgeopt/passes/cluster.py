@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ..recipe import CLUSTERABLE
+from ..recipe import CLUSTERABLE, ClusterConfig
 from ..tf import keras
+from .base import KeyedPass, PassOutput, PassRun
 from .common import PassContext, copy_model, fine_tune, select_layers, to_base
 
 
@@ -55,3 +56,13 @@ def cluster(model, ctx: PassContext, cfg):
     return to_base(stripped, ctx), {"layers": sorted(chosen), **({"thawed": thawed} if thawed else {}),
                                     **({"skipped_nonzero_weights": dict(sorted(skipped.items()))} if skipped else {}),
                                     **getattr(hist, "outside", {})}
+
+
+class Cluster(KeyedPass):
+    """``cluster``: TFMOT weight clustering, fine-tuned, stripped and copied back by variable name."""
+
+    name = "cluster"
+    config = ClusterConfig
+
+    def run(self, model, ctx: PassRun, cfg) -> PassOutput:
+        return PassOutput(*cluster(model, ctx.data, cfg))

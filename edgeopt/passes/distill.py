@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..recipe import DistillConfig
 from ..tf import keras, set_seed
+from .base import KeyedPass, PassOutput, PassRun
 from .common import PassContext, kd_loss, with_teacher
 
 
@@ -36,3 +38,18 @@ def distill(ctx: PassContext, training, cfg, teacher_train_logits: np.ndarray):
 
         rec.update(shift_outside(model, ctx))
     return model, rec
+
+
+class Distill(KeyedPass):
+    """``distill``: the student trained on the teacher's softened logits and the labels (the teacher's logits
+    come through the context: a spec teacher trained, or all-MiniLM-L6-v2's head fitted, once and cached)."""
+
+    name = "distill"
+    config = DistillConfig
+    base = True
+
+    def run(self, model, ctx: PassRun, cfg) -> PassOutput:
+        logits, teacher = ctx.teacher()
+        student, meta = distill(ctx.data, ctx.spec.training, cfg, logits)
+        meta["teacher"] = teacher
+        return PassOutput(student, meta)

@@ -2,8 +2,9 @@
 fine-tuned, then stripped back into the plain architecture."""
 from __future__ import annotations
 
-from ..recipe import M_BY_N_PRUNABLE, PRUNABLE
+from ..recipe import M_BY_N_PRUNABLE, PRUNABLE, PruneConfig
 from ..tf import keras
+from .base import KeyedPass, PassOutput, PassRun
 from .common import PassContext, copy_model, fine_tune, select_layers, to_base
 
 
@@ -85,3 +86,13 @@ def prune(model, ctx: PassContext, cfg):
     with K.utils.custom_object_scope({"PrunableBidirectional": PB}):
         stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
     return to_base(stripped, ctx), {"layers": chosen, **getattr(hist, "outside", {})}
+
+
+class Prune(KeyedPass):
+    """``prune``: TFMOT magnitude pruning, fine-tuned, stripped back into the plain architecture."""
+
+    name = "prune"
+    config = PruneConfig
+
+    def run(self, model, ctx: PassRun, cfg) -> PassOutput:
+        return PassOutput(*prune(model, ctx.data, cfg))

@@ -10,8 +10,9 @@ QAT, or fine-tuning would re-densify it (TOOLCHAIN §2: sparsity 0.50 -> 0.025).
 """
 from __future__ import annotations
 
-from ..recipe import CLUSTERABLE, PRESERVED_BY_SCHEME, PRUNABLE
+from ..recipe import CLUSTERABLE, PRESERVED_BY_SCHEME, PRUNABLE, QATConfig
 from ..tf import keras
+from .base import KeyedPass, PassOutput, PassRun
 from .common import PassContext, copy_model, fine_tune, layer_class
 
 
@@ -193,3 +194,22 @@ def qat(model, ctx: PassContext, cfg, variant: str):
     hist = fine_tune(q, ctx, cfg, variant, teacher=model)
     restore(q, snap)
     return q, {"scheme": variant, "frozen": frozen, **getattr(hist, "outside", {})}
+
+
+class Qat(KeyedPass):
+    """``qat`` and its collaborative forms (``pqat``, ``cqat``, ``pcqat``: the planner picks the form that preserves
+    what the passes before did): quantization-aware training; its graph converts to a full-int8 .tflite."""
+
+    config = QATConfig
+    quantization_aware = True
+
+    def __init__(self, variant: str):
+        self.name = variant
+
+    def run(self, model, ctx: PassRun, cfg) -> PassOutput:
+        return PassOutput(*qat(model, ctx.data, cfg, self.name))
+
+    def structure(self, parent, ctx: PassRun):
+        """The cluster-preserving schemes add variables only for layers that really are clustered: a cached
+        output's structure is rebuilt from its parent pass's output."""
+        return lambda: quantize(parent, self.name)

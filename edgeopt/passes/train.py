@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from ..tf import keras, set_seed
+from .base import KeyedPass, PassOutput, PassRun
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,33 @@ def train(spec, ctx, quiet: bool = False) -> TrainResult:
     h = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     best = int(np.argmax(h[ctx.monitor]))
     return TrainResult(model, len(h[ctx.monitor]), best + 1, h[ctx.monitor][best], time.perf_counter() - t0, h)
+
+
+class Train(KeyedPass):
+    """``train``: the spec's architecture (or a model file's weights with ``training.fit``) fitted on the train
+    split, early-stopping on the dev split; a tagger's O threshold set on dev entity F1."""
+
+    name = "train"
+    base = True
+
+    def run(self, model, ctx: PassRun, cfg) -> PassOutput:
+        data = ctx.data
+        r = train(ctx.spec, data, quiet=ctx.quiet)
+        best = "best_dev_entity_f1" if data.tagging else "best_dev_accuracy"
+        rec = {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, best: round(r.best_dev_accuracy, 6)}
+        if data.tagging:
+            from .common import shift_outside
+
+            rec.update(shift_outside(r.model, data))
+        return PassOutput(r.model, rec)
+
+
+class Load(KeyedPass):
+    """``load``: a model file's weights, as given: the float baseline."""
+
+    name = "load"
+    base = True
+
+    def run(self, model, ctx: PassRun, cfg) -> PassOutput:
+        return PassOutput(ctx.data.start(), {"weights": "as given", **{
+            k: v for k, v in ctx.facts.items() if k in ("path", "format", "model_file_sha256")}})

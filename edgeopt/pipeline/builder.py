@@ -16,7 +16,6 @@ from .._version import __version__
 from ..specs import TargetProfile
 from ..tasks import task_for
 from ..validate.base import Split
-from ..recipe import QAT_STEPS, Step
 from .plan import LatencySettings, Plan
 from .prepare import make_tokenizer
 
@@ -115,19 +114,23 @@ class BuildSession:
     # ----------------------------------------------------------------------------------------- passes
     def run_steps(self, steps, plan: Optional[Plan] = None,
                   on_epoch=None) -> tuple[object, list, str, Optional[str]]:
-        """Run (or fetch) each step; returns (final model, records, final key, key of the uncompressed model).
-        ``plan``: another plan of the same spec and data (a tune candidate's: its teacher and facts) instead of the
-        session's own; ``on_epoch``: sees every fine-tuning epoch's dev accuracy (and may raise). Neither changes
-        the session: the data, tokenizer, memo and caches are shared by every call."""
+        """Run (or fetch) each step through the pass table; returns (final model, records, final key, key of the
+        uncompressed model). ``plan``: another plan of the same spec and data (a tune candidate's: its teacher and
+        facts) instead of the session's own; ``on_epoch``: sees every fine-tuning epoch's dev accuracy (and may
+        raise). Neither changes the session: the data, tokenizer, memo and caches are shared by every call."""
         from dataclasses import replace
 
         from ..cache import key as cache_key
+        from ..passes import PASSES
+        from ..passes.base import PassRun
 
         p = plan if plan is not None else self.p
         ctx = replace(self.ctx, on_epoch=on_epoch) if on_epoch is not None else self.ctx
+        run = PassRun(ctx, p.spec, self.quiet, dict(p.facts), teacher=lambda: self._teacher(p))
         k, model, records, base_key = self.root_key, None, [], None
         for st in steps:
-            if st.name.startswith("strip_"):
+            ps = PASSES[st.name]
+            if not ps.keyed:
                 records.append({"step": st.name, "note": st.note})
                 continue
             cfg = st.config.model_dump(mode="json") if st.config is not None else {}
@@ -136,7 +139,7 @@ class BuildSession:
                 model, meta = self.memo[k]
                 cached = "memory"
             else:
-                got = self.cache.load(k, self._rebuild_for(st.name, model))
+                got = self.cache.load(k, ps.structure(model, run))
                 if got is not None:
                     model, meta = got
                     cached = "disk"
@@ -144,57 +147,23 @@ class BuildSession:
                 else:
                     log(self.quiet, f"[edgeopt] {st.name}: running")
                     t0 = time.perf_counter()
-                    model, meta = self._run_pass(st, model, p, ctx)
+                    out = ps.run(model, run, st.config)
+                    model, meta = out.model, dict(out.record)
                     meta["seconds"] = round(time.perf_counter() - t0, 1)
-                    if st.name not in QAT_STEPS:
+                    if not ps.quantization_aware:
                         meta.update(self._measure_float(model, k))
                     self.cache.save(k, model, meta)
                     cached = False
                 self.memo[k] = (model, meta)
-            if st.name in ("train", "distill", "load"):
+            if ps.base:
                 base_key = k
             records.append({"step": st.name, "note": st.note, "config": cfg, "cached": cached, "key": k, **meta})
         return model, records, k, base_key
 
-    def _rebuild_for(self, step: str, parent):
-        """The structure a cached step's weights fit. QAT variants are rebuilt from the parent pass output: the
-        cluster-preserving schemes add variables only for layers that really are clustered."""
-        if step not in QAT_STEPS:
-            return self.ctx.rebuild
-
-        def rebuild():
-            from ..passes.qat import quantize
-
-            return quantize(parent, step)
-
-        return rebuild
-
-    def _run_pass(self, st: Step, model, p: Plan, ctx):
-        from ..passes import cluster, prune, qat, train
-
-        if st.name == "load":  # a model file's weights, as given: the float baseline
-            return ctx.start(), {"weights": "as given", **{k: v for k, v in p.facts.items()
-                                                            if k in ("path", "format", "model_file_sha256")}}
-        if st.name == "train":
-            r = train.train(p.spec, ctx, quiet=self.quiet)
-            best = "best_dev_entity_f1" if self.tagging else "best_dev_accuracy"
-            rec = {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, best: round(r.best_dev_accuracy, 6)}
-            if self.tagging:
-                from ..passes.common import shift_outside
-
-                rec.update(shift_outside(r.model, ctx))
-            return r.model, rec
-        if st.name == "distill":
-            return self._distill(st.config, p, ctx)
-        if st.name == "prune":
-            return prune.prune(model, ctx, st.config)
-        if st.name == "cluster":
-            return cluster.cluster(model, ctx, st.config)
-        return qat.qat(model, ctx, st.config, st.name)
-
-    def _distill(self, cfg, p: Plan, ctx):
+    def _teacher(self, p: Plan) -> tuple:
+        """(the distillation teacher's logits over the training split, its record): all-MiniLM-L6-v2's head fitted
+        on its frozen embeddings, or a spec teacher trained on the same data (each once, then cached)."""
         from ..passes.common import train_logits
-        from ..passes.distill import distill
 
         teacher = p.teacher
         log(self.quiet, f"[edgeopt] distill: teacher {teacher.name}")
@@ -203,10 +172,8 @@ class BuildSession:
 
             logits, t_meta = teacher_logits(self.ds, self.cache.root.parent, p.use_cache, teacher.head,
                                             quiet=self.quiet)
-            model, meta = distill(ctx, p.spec.training, cfg, logits)
-            meta["teacher"] = {"name": teacher.name, "architecture": teacher.architecture.name,
-                               "accuracy_keras": t_meta["accuracy_test"], **t_meta}
-            return model, meta
+            return logits, {"name": teacher.name, "architecture": teacher.architecture.name,
+                            "accuracy_keras": t_meta["accuracy_test"], **t_meta}
         # the teacher: same data, its own spec, tokenizer and cache keys (trained once, then cached)
         from .prepare import first_step, prepare
 
@@ -214,12 +181,11 @@ class BuildSession:
         sub = BuildSession(Plan(tp.spec, (), p.use_cache, source=tp.source, facts=tp.facts), self.quiet,
                            self.latency, parent=self)
         t_model, records, _, _ = sub.run_steps([first_step(tp.spec, tp.source)])
-        model, meta = distill(ctx, p.spec.training, cfg, train_logits(t_model, sub.ctx))
-        meta["teacher"] = {"name": teacher.name, "architecture": tp.spec.model_label,
-                           "accuracy_float32_tflite": records[0].get("accuracy"),
-                           **({"entity_f1_float32_tflite": records[0]["entity_f1"]} if "entity_f1" in records[0] else {}),
-                           "size_bytes_float32": records[0].get("size_bytes")}
-        return model, meta
+        return train_logits(t_model, sub.ctx), {
+            "name": teacher.name, "architecture": tp.spec.model_label,
+            "accuracy_float32_tflite": records[0].get("accuracy"),
+            **({"entity_f1_float32_tflite": records[0]["entity_f1"]} if "entity_f1" in records[0] else {}),
+            "size_bytes_float32": records[0].get("size_bytes")}
 
     # ------------------------------------------------------------------------------------ measuring
     def representative(self, n: int) -> np.ndarray:
