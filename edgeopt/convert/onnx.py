@@ -115,3 +115,40 @@ def quantized_node_types(onnx_path) -> dict:
         if any(k in n.op_type.lower() for k in ("quantize", "qlinear", "integer")):
             counts[n.op_type] = counts.get(n.op_type, 0) + 1
     return counts
+
+
+class OnnxConverter:
+    """tf2onnx, then ONNX Runtime's quantization (the target's ``onnx`` settings): float32, dynamic, int8."""
+
+    format = "onnx"
+    modes = ("float32", "dynamic", "int8")
+
+    def check(self, steps, ptq: str, where: str, target) -> None:
+        from ..errors import InputError
+        from ..recipe import QAT_STEPS
+        from ..runtimes import require_onnx_stack
+
+        require_onnx_stack()
+        if steps[-1].name in QAT_STEPS:
+            raise InputError(f"{where}: QAT ends in a TFLite int8 graph; {target.name} is an ONNX target. Fix: drop "
+                             f"--qat and use --ptq int8 (ONNX Runtime static quantization) or dynamic.")
+        if ptq not in self.modes:
+            raise InputError(f"{where}: {ptq} is for TFLite targets; {target.name} is an ONNX target. Fix: use "
+                             f"--ptq float32, dynamic or int8.")
+
+    def convert(self, session, key: str, model, mode: str, n_rep: int, target) -> bytes:
+        from ..console import log
+        from .tflite import CALIBRATED
+
+        ox = target.onnx_settings
+        ck = (key, "onnx", ox.opset, mode, ox.quant.model_dump_json() if mode != "float32" else "", n_rep)
+        if ck not in session.converted:
+            fkey = (key, "onnx", ox.opset, "float32", "", 0)
+            if fkey not in session.converted:
+                log(session.quiet, f"[edgeopt] converting to ONNX (tf2onnx, opset {ox.opset})")
+                session.converted[fkey] = to_onnx(model, ox.opset, session.tok.seq_len)
+            if mode != "float32":
+                log(session.quiet, f"[edgeopt] ONNX Runtime {mode} quantization")
+                session.converted[ck] = quantize(session.converted[fkey], mode, ox.quant,
+                                                 session.representative(n_rep) if mode in CALIBRATED else None)
+        return session.converted[ck]

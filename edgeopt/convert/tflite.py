@@ -138,3 +138,30 @@ def convert(model, mode: str, representative: np.ndarray | None = None, seq_len:
     """``model`` as .tflite bytes (saved, then converted in the converter process)."""
     with tempfile.TemporaryDirectory(prefix="edgeopt-export-") as d:
         return convert_saved(save_for_conversion(model, Path(d), seq_len), mode, representative)
+
+
+class TFLiteConverter:
+    """LiteRT's converter, in its own process (convert/worker.py): every quantization mode; the GPU targets'
+    export with 1-D embedding lookups (``flat_lookup``)."""
+
+    format = "tflite"
+    modes = MODES
+
+    def check(self, steps, ptq: str, where: str, target) -> None:
+        return None  # the converter's refusals depend on the model's graph: a crash or refusal falls back
+
+    def convert(self, session, key: str, model, mode: str, n_rep: int, target) -> bytes:
+        from ..console import log
+
+        flat = bool(target is not None and target.flat_lookup)  # GPU targets: 1-D ids into the embedding lookup
+        ck = (key, "tflite", mode, n_rep, flat)
+        if ck not in session.converted:
+            if (key, flat) not in session.exports:
+                d = Path(session.tmp.name) / f"export-{len(session.exports)}"
+                d.mkdir()
+                session.exports[(key, flat)] = save_for_conversion(model, d, session.tok.seq_len, flat_lookup=flat)
+            log(session.quiet, f"[edgeopt] converting to TFLite {mode} (converter process"
+                               f"{', 1-D embedding lookups for the GPU' if flat else ''})")
+            session.converted[ck] = convert_saved(session.exports[(key, flat)], mode,
+                                                  session.representative(n_rep) if mode in CALIBRATED else None)
+        return session.converted[ck]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -214,11 +216,28 @@ def with_teacher(ctx: PassContext, teacher_logits: np.ndarray) -> tuple[np.ndarr
     return y, y_dev, [label_accuracy], "val_label_accuracy"
 
 
+def progress_callback(total_epochs: int, quiet: bool, label: str = "train"):
+    K = keras()
+
+    class Progress(K.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if quiet:
+                return
+            logs = logs or {}
+            extra = "".join(f" {k} {logs[k]:.4f}" for k in ("accuracy", "val_accuracy", "val_entity_f1")
+                            if k in logs)
+            print(f"  {label} epoch {epoch + 1}/{total_epochs}: loss {logs.get('loss', 0):.4f}{extra} "
+                  f"({time.perf_counter() - self._t:.1f}s)", file=sys.stderr, flush=True)
+
+    return Progress()
+
+
 def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None, y_train=None, teacher=None):
     """Fit a compression pass's wrapped ``model`` for ``cfg.epochs``. With ``cfg.self_distill``, the targets are
     the labels and ``teacher``'s outputs (the pass's input model), under the distillation loss."""
-    from .train import progress_callback
-
     K = keras()
     from ..tf import set_seed
 

@@ -11,12 +11,11 @@ import numpy as np
 from ..recipe import DistillConfig
 from ..tf import keras, set_seed
 from .base import KeyedPass, PassOutput, PassRun
-from .common import PassContext, kd_loss, with_teacher
+from .common import PassContext, kd_loss, progress_callback, with_teacher
 
 
 def distill(ctx: PassContext, training, cfg, teacher_train_logits: np.ndarray):
     K = keras()
-    from .train import progress_callback
 
     set_seed(ctx.seed)
     model = ctx.start()

@@ -1,12 +1,12 @@
 """The ``train`` pass: build the model and fit it on the train split, early-stopping on dev accuracy."""
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 
 from ..tf import keras, set_seed
 from .base import KeyedPass, PassOutput, PassRun
+from .common import progress_callback, shift_outside
 
 
 @dataclass(frozen=True)
@@ -17,25 +17,6 @@ class TrainResult:
     best_dev_accuracy: float
     seconds: float
     history: dict
-
-
-def progress_callback(total_epochs: int, quiet: bool, label: str = "train"):
-    K = keras()
-
-    class Progress(K.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            if quiet:
-                return
-            logs = logs or {}
-            extra = "".join(f" {k} {logs[k]:.4f}" for k in ("accuracy", "val_accuracy", "val_entity_f1")
-                            if k in logs)
-            print(f"  {label} epoch {epoch + 1}/{total_epochs}: loss {logs.get('loss', 0):.4f}{extra} "
-                  f"({time.perf_counter() - self._t:.1f}s)", file=sys.stderr, flush=True)
-
-    return Progress()
 
 
 def train(spec, ctx, quiet: bool = False) -> TrainResult:
@@ -72,8 +53,6 @@ class Train(KeyedPass):
         best = "best_dev_entity_f1" if data.tagging else "best_dev_accuracy"
         rec = {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, best: round(r.best_dev_accuracy, 6)}
         if data.tagging:
-            from .common import shift_outside
-
             rec.update(shift_outside(r.model, data))
         return PassOutput(r.model, rec)
 

@@ -194,39 +194,12 @@ class BuildSession:
 
     def convert(self, k: str, model, mode: str, n_rep: int, target: Optional[TargetProfile] = None) -> bytes:
         """The model as a file for ``target``'s format (TFLite when no target is given), memoized."""
-        fmt = target.runtime.format if target is not None else "tflite"
+        from ..convert import converter_for
         from ..convert.tflite import CALIBRATED
 
         n_rep = n_rep if mode in CALIBRATED else 0  # only calibrated modes: part of the memo key there alone
-        if fmt == "onnx":
-            ox = target.onnx_settings
-            ck = (k, "onnx", ox.opset, mode, ox.quant.model_dump_json() if mode != "float32" else "", n_rep)
-            if ck not in self.converted:
-                from ..convert import onnx as onnx_conv
-
-                fkey = (k, "onnx", ox.opset, "float32", "", 0)
-                if fkey not in self.converted:
-                    log(self.quiet, f"[edgeopt] converting to ONNX (tf2onnx, opset {ox.opset})")
-                    self.converted[fkey] = onnx_conv.to_onnx(model, ox.opset, self.tok.seq_len)
-                if mode != "float32":
-                    log(self.quiet, f"[edgeopt] ONNX Runtime {mode} quantization")
-                    self.converted[ck] = onnx_conv.quantize(self.converted[fkey], mode, ox.quant,
-                                                            self.representative(n_rep) if mode in CALIBRATED else None)
-            return self.converted[ck]
-        flat = bool(target is not None and target.flat_lookup)  # GPU targets: 1-D ids into the embedding lookup
-        ck = (k, "tflite", mode, n_rep, flat)
-        if ck not in self.converted:
-            from ..convert.tflite import convert_saved, save_for_conversion
-
-            if (k, flat) not in self.exports:
-                d = Path(self.tmp.name) / f"export-{len(self.exports)}"
-                d.mkdir()
-                self.exports[(k, flat)] = save_for_conversion(model, d, self.tok.seq_len, flat_lookup=flat)
-            log(self.quiet, f"[edgeopt] converting to TFLite {mode} (converter process"
-                             f"{', 1-D embedding lookups for the GPU' if flat else ''})")
-            self.converted[ck] = convert_saved(self.exports[(k, flat)], mode,
-                                               self.representative(n_rep) if mode in CALIBRATED else None)
-        return self.converted[ck]
+        fmt = target.runtime.format if target is not None else "tflite"
+        return converter_for(fmt).convert(self, k, model, mode, n_rep, target)
 
     def artifact_metrics(self, data: bytes, fmt: str = "tflite") -> dict:
         """Accuracy over the test split, size and structure, read from an exported file."""

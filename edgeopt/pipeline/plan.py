@@ -11,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..convert import converter_for
 from ..errors import InputError, OutputError
 from ..recipe import QAT_STEPS, QUANTIZATIONS, Step, load_recipe_file, merge, resolve
 from ..registry import load_model_spec, load_target
@@ -197,17 +198,11 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
             from .layer_table import check_named_layers
 
             check_named_layers(prep.source.model, steps, where)
-        if p.runtime.format == "onnx" or formats == "both":
+        if formats == "both":  # the other format's tools too
             from ..runtimes import require_onnx_stack
 
             require_onnx_stack()
-        if p.runtime.format == "onnx":
-            if steps[-1].name in QAT_STEPS:
-                raise InputError(f"{where}: QAT ends in a TFLite int8 graph; {p.name} is an ONNX target. Fix: drop "
-                                 f"--qat and use --ptq int8 (ONNX Runtime static quantization) or dynamic.")
-            if final_ptq in ("float16", "int16x8"):
-                raise InputError(f"{where}: {final_ptq} is for TFLite targets; {p.name} is an ONNX target. Fix: use "
-                                 f"--ptq float32, dynamic or int8.")
+        converter_for(p.runtime.format).check(steps, final_ptq, where, p)  # what the converter refuses
         if spec.task == "token_classification":  # what the tagger path does not do yet: refused before training
             if steps[0].name == "distill":
                 from ..teachers.minilm import is_minilm

@@ -16,6 +16,7 @@ from ..console import log
 from .._version import __version__
 from ..data.tokenizer import GOLDEN, write_golden
 from .builder import BuildResult, BuildSession, structure_of
+from ..convert.fallback import convert_with_fallbacks
 from .outdir import STAGING_MARKER, replace_dir, check_out_dir, clean_stale, dir_lock
 from .plan import LATENCY_INPUTS, LatencySettings, Plan, TargetPlan
 
@@ -89,7 +90,7 @@ def _convert(b: BuildSession, tp: TargetPlan) -> _Run:
     model, records, k, base_key = b.run_steps(tp.steps)
     base_model = b.memo[base_key][0]
     baseline_bytes = b.convert(base_key, base_model, "float32", 0, tp.target)
-    deployed_bytes, ptq, conversion = _convert_deployed(b, tp, k, model)
+    deployed_bytes, ptq, conversion = convert_with_fallbacks(b, tp, k, model)
     keras_logits = model.predict(b.x_test, batch_size=256, verbose=0)
     base_keras_logits = keras_logits if base_model is model else base_model.predict(b.x_test, batch_size=256,
                                                                                     verbose=0)
@@ -284,37 +285,6 @@ def _entity_metrics(b: BuildSession, base_ev, dep_ev) -> dict:
             "entity_f1_drop": round(dep_ev.drop("entity_f1"), 6),
             "entities": dep.entities, "baseline_entities": base.entities, "truncation": b.truncation(),
             "accuracy_unit": "real tokens (padding excluded); entity_f1 is the headline"}
-
-
-def _convert_deployed(b: BuildSession, tp: TargetPlan, k: str, model) -> tuple[bytes, str, dict]:
-    """The deployed conversion: the plan's quantization, then the target's ``fallback`` modes in order. A converter
-    that fails or crashes is an outcome, recorded (mode, signal or error, the model's layer types); with nothing
-    left to try it is one line, exit 2, naming the fix. Returns (bytes, deployed mode, record)."""
-    from ..errors import ConversionError, ConverterCrash
-    from ..sources import layer_types_of
-
-    chain = [tp.ptq, *[m for m in tp.target.fallback if m != tp.ptq]]
-    attempts = []
-    for mode in chain:
-        try:
-            data = b.convert(k, model, mode, tp.representative_samples, tp.target)
-        except (ConverterCrash, ConversionError) as e:
-            crash = isinstance(e, ConverterCrash)
-            rec = {"mode": mode, "outcome": "crashed" if crash else "failed",
-                   "error": e.how if crash else str(e).split(". Fix:")[0],
-                   "layer_types": sorted(layer_types_of(model))}
-            attempts.append(rec)
-            log(b.quiet, f"[edgeopt] {tp.target.name}: converting {mode} {rec['outcome']} ({rec['error']})"
-                          + (f"; falling back to {chain[len(attempts)]}" if len(attempts) < len(chain) else ""))
-            continue
-        attempts.append({"mode": mode, "outcome": "converted"})
-        return data, mode, {"asked": tp.ptq, "deployed": mode, "attempts": attempts,
-                            "fell_back": mode != tp.ptq}
-    last = attempts[-1]
-    tried = ", ".join(f"{a['mode']} {a['outcome']} ({a['error']})" for a in attempts)
-    raise ConversionError(f"{tp.target.name}: no conversion of {b.p.spec.name} succeeded: {tried}; layer types "
-                          f"{', '.join(last['layer_types'])}. Fix: add a fallback to the target (e.g. fallback: "
-                          f"[dynamic, float32]) or choose another quantization with --ptq.")
 
 
 def _layer_rows(b: BuildSession, tp: TargetPlan, ptq: str) -> list[dict]:

@@ -307,12 +307,12 @@ def _objective(trial, study, ev, space, prof, floor, worker, quiet, intr):
         log(quiet, f"[edgeopt] tune trial {trial.number}: stopped early ({e})")
         raise optuna.TrialPruned(str(e)) from None
     except (ConversionError, ConverterCrash) as e:
-        msg = str(e).split(" Fix:")[0]
+        msg = getattr(e, "what", None) or str(e)
         trial.set_user_attr(st.OUTCOME, f"conversion failed: {msg}")
         log(quiet, f"[edgeopt] tune trial {trial.number}: conversion failed ({msg[:160]})")
         raise
     except EdgeOptError as e:  # the planner refuses this candidate (e.g. 2:4 on a model without Dense layers)
-        msg = str(e).split(" Fix:")[0]
+        msg = e.what
         trial.set_user_attr(st.OUTCOME, f"refused: {msg}")
         log(quiet, f"[edgeopt] tune trial {trial.number}: refused ({msg[:160]})")
         raise NoCost(msg) from None

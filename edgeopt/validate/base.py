@@ -174,3 +174,13 @@ class ArtifactEvidence:
             return None
         mine, theirs = getattr(self.quality, figure), getattr(self.against.quality, figure)
         return None if mine is None or theirs is None else theirs - mine
+
+
+def memoized(req: MeasureRequest, name: str, so_far, compute):
+    """A record computed once per (validator, file, split) when the request carries a memo (tune's evaluator)."""
+    if req.memo is None:
+        return compute()
+    key = (name, so_far["size"].sha256, req.split.name)
+    if key not in req.memo:
+        req.memo[key] = compute()
+    return req.memo[key]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..errors import EdgeOptError, InputError
-from .base import MeasureRequest
+from .base import MeasureRequest, memoized
 
 SIGNALS = ("instructions", "device_latency", "host_latency")
 
@@ -89,9 +89,7 @@ class CountValidator:
         if (row is not None and row.get("instructions") is not None) or req.count_source == "emulated_only":
             return {"cpu": cpu, "counter": counter.QEMU_COUNTER,
                     "instructions": row.get("instructions") if row is not None else None, "note": counter.QEMU_NOTE}
-        from .gpu import _memo
-
-        return _memo(req, self.name, so_far, lambda: self._count(req))
+        return memoized(req, self.name, so_far, lambda: self._count(req))
 
     def _count(self, req: MeasureRequest) -> dict:
         from ..emulator.validate import count_for_target

@@ -4,17 +4,7 @@ fp16 and fp32 on a seeded sample of the split; or (``gpu="partition"``, the regr
 from __future__ import annotations
 
 from ..console import log
-from .base import MeasureRequest
-
-
-def _memo(req: MeasureRequest, name: str, so_far, compute):
-    """A record computed once per (validator, file, split) when the request carries a memo (tune's evaluator)."""
-    if req.memo is None:
-        return compute()
-    key = (name, so_far["size"].sha256, req.split.name)
-    if key not in req.memo:
-        req.memo[key] = compute()
-    return req.memo[key]
+from .base import MeasureRequest, memoized
 
 
 class GpuValidator:
@@ -31,7 +21,7 @@ class GpuValidator:
             return {"available": g["available"], "reason": g.get("reason")} if not g["available"] else {
                 "available": True, "adapter": g["adapter"]["name"], "software": g["software"],
                 **{k: g["partition"][k] for k in PARTITION_KEYS}}
-        return _memo(req, self.name, so_far, lambda: self._check(req, so_far))
+        return memoized(req, self.name, so_far, lambda: self._check(req, so_far))
 
     def _check(self, req: MeasureRequest, so_far) -> dict:
         from ..emulator.validate import sample_indices
