@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .tasks import task_for
+
 
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
@@ -364,7 +366,7 @@ def _app_md(m: dict) -> list[str]:
             lines += ["", "| # | text | label | edgeopt | client | tie |", "|---|---|---|---|---|---|"]
             lines += [f"| {r['index']} | {r['text'][:60]!r} | {r['label']} | {r['edgeopt']} | {r['client']} | "
                       f"{'yes' if r['tie'] else 'no'} |" for r in c["shown"]]
-    if m.get("task") == "token_classification":
+    if task_for(m.get("task")).per_token:
         return lines + ["", *tagger_snippet(m["metrics"]["artifact"], m["tokenizer"]["seq_len"])]
     lines += [""] + snippets(m["metrics"]["artifact"], m["tokenizer"]["seq_len"], bool(md and md["client_ready"]))
     return lines

@@ -239,7 +239,7 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
     if use_gpu and Path(artifact).suffix.lower() != ".tflite":
         raise InputError(f"{artifact}: LiteRT's GPU accelerator runs .tflite files. Fix: drop --gpu.")
     gold = ()
-    if task.name == "token_classification":  # entities over whole sentences; accuracy and per-class per real token
+    if task.per_token:  # entities over whole sentences; accuracy and per-class per real token
         from ..data import load_dataset
 
         gold = load_dataset(spec.data).test.labels

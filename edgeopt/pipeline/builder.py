@@ -61,7 +61,7 @@ class BuildSession:
         log(quiet, f"[edgeopt] {self.ds.name} for {spec.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / "
                     f"test {len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
         self.task = task_for(self.ds.task)
-        self.tagging = self.task.name == "token_classification"
+        self.tagging = self.task.per_token
         self.x_test, self.y_test = self.tok.encode_batch(self.ds.test.texts), self.labels(self.ds.test)
         # what every validator measures a build's files on: the whole test split
         self.test_split = Split("test", self.x_test, self.y_test, texts=tuple(self.ds.test.texts),

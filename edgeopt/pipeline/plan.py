@@ -16,6 +16,7 @@ from ..errors import InputError, OutputError
 from ..recipe import QAT_STEPS, QUANTIZATIONS, Step, load_recipe_file, merge, resolve
 from ..registry import load_model_spec, load_target
 from ..specs import ModelSpec, TargetProfile
+from ..tasks import task_for
 from ..validate.cost import count_cpu
 from .outdir import check_out_dir
 
@@ -203,23 +204,7 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
 
             require_onnx_stack()
         converter_for(p.runtime.format).check(steps, final_ptq, where, p)  # what the converter refuses
-        if spec.task == "token_classification":  # what the tagger path does not do yet: refused before training
-            if steps[0].name == "distill":
-                from ..teachers.minilm import is_minilm
-
-                t = steps[0].config.teacher
-                if is_minilm(t):
-                    raise InputError(f"{where}: all-MiniLM-L6-v2 teaches sentence classifiers (one logit row per "
-                                     f"text); a tagger needs a tagger teacher. Fix: give a token_classification spec "
-                                     f"as the teacher.")
-                ts = load_model_spec(t)
-                if ts.task != "token_classification" or ts.tokenizer.seq_len != spec.tokenizer.seq_len:
-                    raise InputError(f"{where}: teacher {ts.name} must be a tagger with the student's seq_len "
-                                     f"({spec.tokenizer.seq_len}): its logits are matched token by token. Fix: give a "
-                                     f"token_classification teacher with tokenizer.seq_len {spec.tokenizer.seq_len}.")
-            if p.uses_gpu:
-                raise InputError(f"{where}: {p.name} is a GPU target; GPU validation of a tagger's per-token "
-                                 f"outputs is not built yet. Fix: use a CPU target such as pixel-7.")
+        task_for(spec.task).check_plan(spec, steps, p, where)  # what the task's path does not do yet
         if steps[0].name == "distill" and teacher is None:
             from ..teachers.minilm import MiniLMTeacher, is_minilm, model_dir
 
@@ -306,9 +291,6 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
             raise InputError(f"{d / CONFIG}: the artifact was built with another tokenizer (vocabulary "
                              f"{own.vocab_size}, seq_len {own.seq_len}) than {spec.name} gives (vocabulary "
                              f"{tok.vocab_size}, seq_len {tok.seq_len}). {fix}")
-    if ds.task == "token_classification":  # (sentences, seq_len) tag ids, -1 past each sentence's end
-        from ..data.conll import padded_tags
-
-        return (tok.encode_batch(ds.test.texts), padded_tags(ds.test.labels, tok.seq_len), list(ds.label_names),
-                list(ds.test.texts), tok)
-    return tok.encode_batch(ds.test.texts), np.asarray(ds.test.labels), list(ds.label_names), list(ds.test.texts), tok
+    # class ids, or a tagger's (sentences, seq_len) tag ids, -1 past each sentence's end
+    return (tok.encode_batch(ds.test.texts), task_for(ds.task).labels(ds.test.labels, tok.seq_len),
+            list(ds.label_names), list(ds.test.texts), tok)

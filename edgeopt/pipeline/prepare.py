@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..errors import DataError
 from ..sources import ModelSource, check_io, source_for
 from ..specs import ModelSpec
+from ..tasks import task_for
 
 
 @dataclass
@@ -27,7 +28,7 @@ def make_tokenizer(spec: ModelSpec, ds):
     from ..data.tokenizer import HFTokenizer, RegexTokenizer, TokenTokenizer, WordTokenizer
 
     tk = spec.tokenizer
-    tagging = getattr(ds, "task", "text_classification") == "token_classification"
+    tagging = task_for(getattr(ds, "task", None)).per_token
     if not tagging and tk.vocab_file:
         return WordTokenizer.from_vocab_file(tk.vocab_file, tk.seq_len, tk.lowercase, tk.pad_token, tk.unk_token)
     if not tagging and tk.huggingface:
@@ -83,7 +84,7 @@ def prepare(spec: ModelSpec) -> Prepared:
     if source.kind == "builder":
         source.prepare(tok.vocab_size, ds.num_classes, tok.seq_len)
     facts = check_io(source.model, source.where, ds.num_classes, tok.seq_len, tok.vocab_size, ds.name,
-                     tagging=ds.task == "token_classification")
+                     tagging=task_for(ds.task).per_token)
     rows = facts.get("embedding_rows")
     if source.kind == "file" and spec.tokenizer.mode == "fitted" and rows and spec.tokenizer.max_vocab > rows:
         from ..errors import InputError

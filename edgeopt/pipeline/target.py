@@ -115,7 +115,7 @@ def _write_files(b: BuildSession, tp: TargetPlan, run: _Run, staging: Path) -> t
     golden = staging / GOLDEN
     write_golden(golden, b.tok, b.ds)
     side.append(golden)
-    if fmt == "tflite" and not b.tagging:  # MediaPipe's writer describes a text classifier's one score row
+    if fmt == "tflite" and b.task.clients:  # MediaPipe's writer describes a text classifier's one score row
         run.metadata = _write_metadata(b, tp, sorted(set(files.values())))
     return files, side
 
@@ -234,8 +234,8 @@ def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, base_ev, 
         "data": {"dataset": ds.name, "labels": len(ds.label_names), **ds.provenance},
         "tokenizer": b.tok.config(),
         "task": ds.task,
-        "training": {**{k: train_rec.get(k) for k in ("epochs_run", "best_epoch", "best_dev_accuracy", "seconds")},
-                     **({k: train_rec.get(k) for k in ("best_dev_entity_f1", "outside_shift")} if b.tagging else {})},
+        "training": {k: train_rec.get(k) for k in ("epochs_run", "best_epoch", "best_dev_accuracy", "seconds",
+                                                   *b.task.training_keys)},
         "artifacts": artifacts + [{"path": f.name, "format": f.suffix.lstrip("."), **size_of_bytes(f.read_bytes())}
                                   for f in side_files],
         "metrics": {

@@ -19,6 +19,7 @@ from typing import Optional
 
 from ..console import log
 from ..errors import ConversionError, ConverterCrash, EdgeOptError, Hopeless, InputError, NoCost, OutputError
+from ..tasks import task_for
 from . import select as sel
 from . import study as st
 from .space import Candidate
@@ -95,7 +96,7 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
     _check_args(trials, timeout, objective, study)
     prof = target if isinstance(target, TargetProfile) else load_target(target)
     spec = model if isinstance(model, ModelSpec) else load_model_spec(model)
-    if spec.task == "token_classification":
+    if not task_for(spec.task).tunable:
         raise InputError(f"{spec.source or spec.name}: tune compares candidates by sentence accuracy; searching for a "
                          f"tagger (by entity F1) is not built yet. Fix: build the tagger with `edgeopt build`.")
     space = space_for(prof, tuple(teachers), on_device)

@@ -17,8 +17,11 @@ class Task(Protocol):
     headline: str  # the figure a build leads with: "accuracy" | "entity_f1"
     best_dev: str  # the training record's key of the best dev figure
     unit: str  # what one scored row is: "examples" | "real tokens"
-    clients: bool  # MediaPipe's TextClassifier can run it (one score row per text)
+    per_token: bool  # its outputs and labels are per token (padded), not per text
+    clients: bool  # MediaPipe's TextClassifier can run it, and its metadata writer describe it (one score row per text)
     gpu: bool  # LiteRT's GPU check is built for its outputs
+    tunable: bool  # `edgeopt tune` can compare its candidates
+    training_keys: tuple[str, ...]  # the training record's own keys a manifest's ``training`` section adds
 
     def labels(self, gold: Sequence, seq_len: int) -> np.ndarray:
         """The label array a split's model outputs are scored against."""
@@ -37,3 +40,6 @@ class Task(Protocol):
 
     def headline_value(self, quality) -> float:
         """The headline figure of a quality record."""
+
+    def check_plan(self, spec, steps, target, where: str) -> None:
+        """Refuse, before any training, what this task's path does not do (one line, the fix)."""

@@ -16,8 +16,11 @@ class TokenClassification:
     headline = "entity_f1"
     best_dev = "best_dev_entity_f1"
     unit = "real tokens"
+    per_token = True
     clients = False  # MediaPipe's TextClassifier takes one score row per text, a tagger gives one per token
     gpu = False  # the GPU check compares one score row per example
+    tunable = False  # tune compares candidates by sentence accuracy; by entity F1 is not built yet
+    training_keys = ("best_dev_entity_f1", "outside_shift")
 
     def labels(self, gold: Sequence, seq_len: int) -> np.ndarray:
         from ..data.conll import padded_tags
@@ -44,3 +47,26 @@ class TokenClassification:
 
     def headline_value(self, quality) -> float:
         return quality.entities["micro"]["f1"]
+
+    def check_plan(self, spec, steps, target, where: str) -> None:
+        """What the tagger path does not do yet, refused before training: a sentence teacher or one of another
+        seq_len (its logits are matched token by token), a GPU target."""
+        from ..errors import InputError
+
+        if steps[0].name == "distill":
+            from ..registry import load_model_spec
+            from ..teachers.minilm import is_minilm
+
+            t = steps[0].config.teacher
+            if is_minilm(t):
+                raise InputError(f"{where}: all-MiniLM-L6-v2 teaches sentence classifiers (one logit row per "
+                                 f"text); a tagger needs a tagger teacher. Fix: give a token_classification spec "
+                                 f"as the teacher.")
+            ts = load_model_spec(t)
+            if ts.task != self.name or ts.tokenizer.seq_len != spec.tokenizer.seq_len:
+                raise InputError(f"{where}: teacher {ts.name} must be a tagger with the student's seq_len "
+                                 f"({spec.tokenizer.seq_len}): its logits are matched token by token. Fix: give a "
+                                 f"token_classification teacher with tokenizer.seq_len {spec.tokenizer.seq_len}.")
+        if target.uses_gpu:
+            raise InputError(f"{where}: {target.name} is a GPU target; GPU validation of a tagger's per-token "
+                             f"outputs is not built yet. Fix: use a CPU target such as pixel-7.")
