@@ -27,6 +27,64 @@ def pytest_configure(config):
                                        "fixture runs `edgeopt gpu setup` into a temporary directory)")
 
 
+# ------------------------------------------------------------------------- environments, warmed up early
+# The MediaPipe environments, the arm64 emulator and the software GPU driver are set up on first use: minutes of
+# downloads and unpacking that do not need the CPUs the training tests use. When the session runs tests that may
+# need them, they are set up in the background from the start (into the session's own directories), and a test that
+# needs one waits on the setup's lock instead of starting its own. EDGEOPT_TEST_PREWARM=0 turns this off.
+ENV_MARKERS = ("slow", "client", "emulator", "gpu")
+_prewarm: list = []
+_made_dirs: list = []
+
+
+def _session_dir(var: str, prefix: str) -> Path:
+    if not os.environ.get(var):
+        import tempfile
+
+        d = tempfile.mkdtemp(prefix=f"edgeopt-test-{prefix}-")
+        _made_dirs.append(d)
+        os.environ[var] = d
+    return Path(os.environ[var])
+
+
+PREWARM = {
+    "clients": "from edgeopt.clients import env\nfor n in env.ENVS: env.setup_one(n, quiet=True)",
+    "emulator": "from edgeopt.emulator.validate import ensure_emulator\nensure_emulator(quiet=True)",
+    "gpu": "from edgeopt.gpu import env\nenv.setup(quiet=True)",
+}
+
+
+def pytest_collection_finish(session):
+    import subprocess
+    import sys
+    import tempfile
+
+    for var, prefix in (("EDGEOPT_CLIENT_DIR", "clients"), ("EDGEOPT_EMULATOR_DIR", "emulator"),
+                        ("EDGEOPT_GPU_DIR", "gpu")):
+        _session_dir(var, prefix)
+    if os.environ.get("EDGEOPT_TEST_PREWARM") == "0" or session.config.option.collectonly:
+        return
+    if not any(item.get_closest_marker(m) for item in session.items for m in ENV_MARKERS):
+        return
+    for name, code in PREWARM.items():
+        log = tempfile.TemporaryFile(prefix=f"edgeopt-prewarm-{name}-")
+        _prewarm.append((name, log, subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=log,
+                                                     start_new_session=True)))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+    import signal
+
+    for name, log, proc in _prewarm:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+        log.close()
+    for d in _made_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _client_envs(tmp_path_factory):
     """The MediaPipe environments (metadata writer, TextClassifier), set up on first use into one directory for

@@ -217,7 +217,19 @@ def _write_cpu_roots(r: Path, sysroot: Path) -> None:
 
 
 def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict:
-    """Build the environment into the cache; a no-op when it is already there with the same pins."""
+    """Build the environment into the cache; a no-op when it is already there with the same pins. Processes doing
+    it at once (a build's first count, ``edgeopt emulator setup``, a test session's warm-up) take turns on a lock
+    beside it, and the later ones find it ready."""
+    import fcntl
+
+    r = root(arch)
+    r.parent.mkdir(parents=True, exist_ok=True)
+    with open(r.parent / f".{arch}.setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _setup(arch, quiet, force)
+
+
+def _setup(arch: str, quiet: bool, force: bool) -> dict:
     q = require_qemu()
     r = root(arch)
     st = status(arch)

@@ -269,24 +269,15 @@ def require_counter(cpu: str, target) -> None:
 
 
 def ensure_emulator(quiet: bool = False, arch: str = "arm64") -> Path:
-    """The emulator's root, set up first when it is not (once; concurrent builds wait on a lock)."""
-    import fcntl
-
+    """The emulator's root, set up first when it is not (once; concurrent setups take turns on setup's lock)."""
     from .env import root, setup
 
     st = status(arch)
     if st["ready"] and st["instruction_counter"]["ready"]:
         return Path(st["root"])
-    r = root(arch)
-    r.parent.mkdir(parents=True, exist_ok=True)
-    with open(r.parent / f".{arch}.setup.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        st = status(arch)  # another build may have set it up while this one waited
-        if st["ready"] and st["instruction_counter"]["ready"]:
-            return Path(st["root"])
-        log(quiet, f"[edgeopt] emulator: setting up the {arch} environment and the instruction counter in {r} "
-                    f"(first use; edgeopt emulator setup does the same)")
-        return Path(setup(arch, quiet=quiet)["root"])
+    log(quiet, f"[edgeopt] emulator: setting up the {arch} environment and the instruction counter in {root(arch)} "
+               f"(first use; edgeopt emulator setup does the same)")
+    return Path(setup(arch, quiet=quiet)["root"])
 
 
 def count_for_target(artifact: Path, tokens: np.ndarray, cpu: str, quiet: bool = False) -> dict:

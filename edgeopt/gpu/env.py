@@ -97,7 +97,18 @@ def child_env(software: bool) -> dict:
 
 
 def setup(quiet: bool = False, force: bool = False) -> dict:
-    """Download and unpack Mesa's lavapipe and the Vulkan loader into the cache; a no-op when already there."""
+    """Download and unpack Mesa's lavapipe and the Vulkan loader into the cache; a no-op when already there.
+    Processes doing it at once take turns on a lock beside it, and the later ones find it ready."""
+    import fcntl
+
+    r = root()
+    r.mkdir(parents=True, exist_ok=True)
+    with open(r / ".setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _setup(quiet, force)
+
+
+def _setup(quiet: bool, force: bool) -> dict:
     st = status()
     if st["ready"] and not force:
         log(quiet, f"[edgeopt] gpu: the software Vulkan driver is already set up at {st['root']}")
