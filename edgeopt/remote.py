@@ -32,7 +32,7 @@ import numpy as np
 from .errors import InputError, RemoteError
 
 # what the runner imports, relative to the edgeopt package
-RUNNER_FILES = ("__init__.py", "errors.py", "files.py", "inspect.py", "runtimes/__init__.py", "runtimes/base.py",
+RUNNER_FILES = ("__init__.py", "_version.py", "errors.py", "files.py", "inspect.py", "runtimes/__init__.py", "runtimes/base.py",
                 "runtimes/litert.py", "runtimes/onnxrt.py", "emulator/__init__.py", "emulator/guest.py")
 PACKAGES = {"litert": "ai-edge-litert", "onnxruntime": "onnxruntime"}
 MODULES = {"litert": "ai_edge_litert", "onnxruntime": "onnxruntime"}

@@ -16,23 +16,12 @@ if not os.environ.get("EDGEOPT_DATA_PATH") and DEFAULT_DATA.is_dir():
     os.environ["EDGEOPT_DATA_PATH"] = str(DEFAULT_DATA)
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: trains and converts real models (runs in CI too)")
-    config.addinivalue_line("markers", "client: runs MediaPipe Tasks in its own environment (set up on first use)")
-    config.addinivalue_line("markers", "ssh: measures on a board through a real OpenSSH server on 127.0.0.1 (CI "
-                                       "installs openssh-server)")
-    config.addinivalue_line("markers", "emulator: runs artifacts under qemu-user arm64 (CI installs qemu-user-static; "
-                                       "a session fixture runs `edgeopt emulator setup` into a temporary directory)")
-    config.addinivalue_line("markers", "gpu: runs LiteRT's GPU accelerator on Mesa's software Vulkan device (a session "
-                                       "fixture runs `edgeopt gpu setup` into a temporary directory)")
-
-
 # ------------------------------------------------------------------------- environments, warmed up early
 # The MediaPipe environments, the arm64 emulator and the software GPU driver are set up on first use: minutes of
 # downloads and unpacking that do not need the CPUs the training tests use. When the session runs tests that may
 # need them, they are set up in the background from the start (into the session's own directories), and a test that
 # needs one waits on the setup's lock instead of starting its own. EDGEOPT_TEST_PREWARM=0 turns this off.
-ENV_MARKERS = ("slow", "client", "emulator", "gpu")
+ENV_MARKERS = ("slow",)
 _prewarm: list = []
 _made_dirs: list = []
 
@@ -54,22 +43,71 @@ PREWARM = {
 }
 
 
-def pytest_collection_finish(session):
+# The fast tier (`pytest -m "not slow"`, under 3 minutes on 2 cores) leaves out every test that trains and converts
+# real models, runs an environment (the emulator, the MediaPipe clients, the GPU driver) or starts a server: those
+# marked so, and those using a fixture that does.
+SLOW_MARKERS = ("emulator", "client", "gpu", "ssh")
+SLOW_FIXTURES = {"multi_build", "mp_builds", "x86_build", "emulator_root", "gpu_dir", "gpu_builds", "tiny_build",
+                 "tagged", "tuned", "postgres", "sshd"}
+
+
+# The full suite runs on two xdist workers (`-n 2 --dist loadgroup`): the tests sharing one expensive build fixture
+# are one group, run by one worker, so each fixture is built once.
+SHARED_BUILDS = ("multi_build", "mp_builds", "x86_build", "gpu_builds", "tagged", "tuned", "tiny_build")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(item.get_closest_marker(m) for m in SLOW_MARKERS) or SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+        shared = next((f for f in SHARED_BUILDS if f in item.fixturenames), None)
+        if shared is not None:
+            item.add_marker(pytest.mark.xdist_group(shared))
+
+
+def _start_prewarm() -> None:
     import subprocess
     import sys
     import tempfile
 
-    for var, prefix in (("EDGEOPT_CLIENT_DIR", "clients"), ("EDGEOPT_EMULATOR_DIR", "emulator"),
-                        ("EDGEOPT_GPU_DIR", "gpu")):
-        _session_dir(var, prefix)
-    if os.environ.get("EDGEOPT_TEST_PREWARM") == "0" or session.config.option.collectonly:
-        return
-    if not any(item.get_closest_marker(m) for item in session.items for m in ENV_MARKERS):
-        return
     for name, code in PREWARM.items():
         log = tempfile.TemporaryFile(prefix=f"edgeopt-prewarm-{name}-")
         _prewarm.append((name, log, subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=log,
                                                      start_new_session=True)))
+
+
+def _prewarm_off(config) -> bool:
+    return os.environ.get("EDGEOPT_TEST_PREWARM") == "0" or config.option.collectonly
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains and converts real models (runs in CI too)")
+    config.addinivalue_line("markers", "client: runs MediaPipe Tasks in its own environment (set up on first use)")
+    config.addinivalue_line("markers", "ssh: measures on a board through a real OpenSSH server on 127.0.0.1 (CI "
+                                       "installs openssh-server)")
+    config.addinivalue_line("markers", "emulator: runs artifacts under qemu-user arm64 (CI installs qemu-user-static; "
+                                       "a session fixture runs `edgeopt emulator setup` into a temporary directory)")
+    config.addinivalue_line("markers", "gpu: runs LiteRT's GPU accelerator on Mesa's software Vulkan device (a session "
+                                       "fixture runs `edgeopt gpu setup` into a temporary directory)")
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller made the directories (inherited)
+        return
+    for var, prefix in (("EDGEOPT_CLIENT_DIR", "clients"), ("EDGEOPT_EMULATOR_DIR", "emulator"),
+                        ("EDGEOPT_GPU_DIR", "gpu")):
+        _session_dir(var, prefix)
+    # with xdist workers, the controller does not collect: it warms up unless the run leaves out the slow tier
+    if getattr(config.option, "numprocesses", None) and not _prewarm_off(config) \
+            and "not slow" not in (config.option.markexpr or ""):
+        _start_prewarm()
+
+
+def pytest_collection_finish(session):
+    if getattr(session.config, "workerinput", None) is not None or getattr(session.config.option, "numprocesses",
+                                                                           None):
+        return  # xdist: the controller decided
+    if _prewarm_off(session.config):
+        return
+    if any(item.get_closest_marker(m) for item in session.items for m in ENV_MARKERS):
+        _start_prewarm()
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -222,6 +222,7 @@ def setup(arch: str = "arm64", quiet: bool = False, force: bool = False) -> dict
     beside it, and the later ones find it ready."""
     import fcntl
 
+    require_qemu()  # before anything is made: a missing qemu leaves nothing behind
     r = root(arch)
     r.parent.mkdir(parents=True, exist_ok=True)
     with open(r.parent / f".{arch}.setup.lock", "w") as lock:

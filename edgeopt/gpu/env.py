@@ -101,6 +101,14 @@ def setup(quiet: bool = False, force: bool = False) -> dict:
     Processes doing it at once take turns on a lock beside it, and the later ones find it ready."""
     import fcntl
 
+    st = status()
+    if st["ready"] and not force:
+        log(quiet, f"[edgeopt] gpu: the software Vulkan driver is already set up at {st['root']}")
+        return {**st, "changed": False}
+    for tool in ("apt-get", "apt-cache", "dpkg"):  # before anything is made
+        if shutil.which(tool) is None:
+            raise GpuError(f"gpu setup: {tool} is not on PATH; the software Vulkan driver comes from Debian's archive. "
+                           f"Fix: run {SETUP_CMD} on a Debian/Ubuntu host, or install a Vulkan driver for the GPU.")
     r = root()
     r.mkdir(parents=True, exist_ok=True)
     with open(r / ".setup.lock", "w") as lock:
@@ -109,14 +117,10 @@ def setup(quiet: bool = False, force: bool = False) -> dict:
 
 
 def _setup(quiet: bool, force: bool) -> dict:
-    st = status()
+    st = status()  # again, under the lock: another process may have set it up meanwhile
     if st["ready"] and not force:
         log(quiet, f"[edgeopt] gpu: the software Vulkan driver is already set up at {st['root']}")
         return {**st, "changed": False}
-    for tool in ("apt-get", "apt-cache", "dpkg"):
-        if shutil.which(tool) is None:
-            raise GpuError(f"gpu setup: {tool} is not on PATH; the software Vulkan driver comes from Debian's archive. "
-                           f"Fix: run {SETUP_CMD} on a Debian/Ubuntu host, or install a Vulkan driver for the GPU.")
     from ..emulator.env import debian_mirror
 
     t0 = time.perf_counter()
