@@ -11,7 +11,7 @@ Two rule sets, written by hand because no library tokenizes exactly as the Media
   punctuation marks (``\\w+|[^\\w\\s]``, Unicode-aware), unknown -> ``<unk>``, keep the first ``seq_len``, pad
   with ``<pad>`` at the end.
 - ``regex`` (:class:`RegexTokenizer`): what MediaPipe Tasks' regex tokenizer feeds the model, learned by running
-  the real client on a probe model whose output is its input ids (``tests/test_clients.py``): no normalization
+  the real client on a probe model whose output is its input ids (``tests/e2e/test_clients.py``): no normalization
   and no case folding; the text ends at its first NUL; tokens are what lies between matches of the RE2 delimiter
   ``[^\\w']+`` (ASCII ``\\w``: every non-ASCII character is a delimiter); ``<PAD>`` 0, ``<UNKNOWN>`` 1; the first
   ``seq_len`` tokens are kept. The vocabulary is therefore case-sensitive (``Hello`` and ``hello`` are two

@@ -223,8 +223,78 @@ def _instructions(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, quiet: 
     """Instructions per inference on the emulated ``cpu``."""
     from . import counter
 
-    log(quiet, f"[edgeopt] emulator: counting instructions per inference of {artifact.name} on {cpu}")
-    return _per_setting(artifact, lambda x: counter.count(r, artifact, tokens, cpu, x))
+    return _counted(artifact, tokens, cpu, quiet, lambda: _per_setting(
+        artifact, lambda x: counter.count(r, artifact, tokens, cpu, x)))
+
+
+# ------------------------------------------------------------------------------------- one count per file
+def _count_key(artifact: Path, tokens: np.ndarray, cpu: str) -> str:
+    """What a count depends on: the file's bytes, the one input it runs, the CPU, and the counting tools (edgeopt's
+    counter and guest, qemu and the guest's runtimes for an arm64 core; valgrind, Python and the runtimes for x86)."""
+    import hashlib
+    import json as _json
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    from .._version import __version__
+    from . import counter, env
+
+    h = hashlib.sha256(Path(artifact).read_bytes())
+    h.update(np.ascontiguousarray(np.asarray(tokens[:1], np.int32)).tobytes())
+    here = Path(__file__).parent
+    code = hashlib.sha256(b"".join((here / f).read_bytes() for f in ("counter.py", "count.c", "guest.py")))
+    ident = {"cpu": cpu, "edgeopt": __version__, "code": code.hexdigest()}
+    if cpu == "x86":
+        vg = shutil.which("valgrind")
+        ident.update(valgrind=subprocess.run([vg, "--version"], capture_output=True, text=True).stdout.strip()
+                     if vg else None, python=sys.version,
+                     runtimes={d: _version_of(metadata, d) for d in ("ai-edge-litert", "onnxruntime", "numpy")})
+    else:
+        q = counter.qemu_dynamic()
+        ident.update(qemu=env.qemu_version(q) if q else None, guest=env.GUEST_HASHES)
+    h.update(_json.dumps(ident, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _version_of(metadata, dist: str):
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _counted(artifact: Path, tokens: np.ndarray, cpu: str, quiet: bool, count) -> dict:
+    """The counts of ``artifact`` on ``cpu``, counted once per file: a later count of the same bytes, input and tools
+    (a verify, a rebuild, a tune's final build) reads the first one from the cache (EDGEOPT_CACHE_DIR/counts). The
+    same file counted in two processes moved by up to 0.06% (qemu and callgrind: the runtimes' allocations), so a
+    file has one count, not a new one each time it is asked for. A count that failed is not kept; a cache that
+    cannot be written is skipped with a warning."""
+    from ..data.datasets import cache_dir
+
+    d = cache_dir() / "counts"
+    key = _count_key(artifact, tokens, cpu)
+    f = d / f"{key}.json"
+    try:
+        got = json.loads(f.read_text())
+        if isinstance(got, dict) and got.get("key") == key and isinstance(got.get("instructions"), dict):
+            log(quiet, f"[edgeopt] {Path(artifact).name}: instructions per inference on {cpu} counted before "
+                       f"(cache {key[:12]})")
+            return {**got["instructions"], "cached": True}
+    except (OSError, ValueError):
+        pass
+    log(quiet, f"[edgeopt] counting instructions per inference of {Path(artifact).name} on {cpu}"
+               + (" (callgrind)" if cpu == "x86" else " (emulated)"))
+    out = count()
+    if not out.get("error"):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            tmp = d / f".{key}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps({"key": key, "instructions": out}))
+            os.replace(tmp, f)
+        except OSError as e:
+            log(False, f"[edgeopt] warning: the count of {Path(artifact).name} was not cached ({e})")
+    return out
 
 
 def _per_setting(artifact: Path, count_one) -> dict:
@@ -287,8 +357,8 @@ def count_for_target(artifact: Path, tokens: np.ndarray, cpu: str, quiet: bool =
     from . import counter
 
     if cpu == "x86":
-        log(quiet, f"[edgeopt] counting instructions per inference of {Path(artifact).name} on x86 (callgrind)")
-        out = _per_setting(Path(artifact), lambda x: counter.count_x86(artifact, tokens, x))
+        out = _counted(Path(artifact), tokens, "x86", quiet, lambda: _per_setting(
+            Path(artifact), lambda x: counter.count_x86(artifact, tokens, x)))
         return {"cpu": "x86", "counter": counter.X86_COUNTER, "instructions": out, "note": counter.X86_NOTE}
     r = ensure_emulator(quiet)
     return {"cpu": cpu, "counter": counter.QEMU_COUNTER, "instructions": _instructions(r, artifact, tokens, cpu, quiet),

@@ -15,7 +15,7 @@ descriptor 2 when it compiles a model for ``GPU|CPU`` does say it, in lines like
 Nothing is printed about the partition when every op goes to the GPU, so "fully delegated" is decided from the
 absence of that line *and* the presence of the GPU kernel's initialisation (and, by the caller, a GPU-only compile
 that succeeds). No library parses this log; the parser is written here and pinned to real output by the tests
-(tests/data/gpu/*.log, captured from this stack).
+(tests/e2e/data/gpu/*.log, captured from this stack).
 """
 from __future__ import annotations
 

@@ -128,9 +128,9 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
 
         cpus = tuple(c.cpu for c in m.emulator.cpus) if m.emulator else tuple(cpus_for(target))
         n = m.emulator.sample.examples if m.emulator else None
-    # the build's own device count (its target's CPU), counted again: from the emulated run on that CPU when there
-    # is one, else by a count of its own (a few seconds under qemu, about a minute under callgrind); the GPU
-    # partition compiled again (an op moving back to the CPU fails the gate)
+    # the build's own device count (its target's CPU): from the emulated run on that CPU when there is one, else by
+    # a count of its own (a few seconds under qemu, about a minute under callgrind; the same bytes counted before are
+    # read from the count cache); the GPU partition compiled again (an op moving back to the CPU fails the gate)
     ev = measure_artifact(MeasureRequest(
         art, target, task, Split("test", x, y, tuple(ds.test.texts), ds.test.labels), tuple(ds.label_names),
         # the baseline's emulated sample (its seed), so that the same examples are compared pairwise

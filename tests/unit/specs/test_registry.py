@@ -7,7 +7,7 @@ import pytest
 from edgeopt.errors import NotFoundError
 from edgeopt.registry import load_model_spec, load_target
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_by_name_and_by_path(tmp_path):
