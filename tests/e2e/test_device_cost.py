@@ -72,9 +72,11 @@ def test_count_needs_its_tools_before_training(tmp_path, monkeypatch):
 
 def test_x86_counts_repeat_within_the_noise(x86_build, tmp_path):
     """Counted twice from the same process, the same file (under another name) gives the same number within
-    0.05%: the working directory, the artifact's path and malloc's behaviour are fixed (emulator/counter.py).
-    ONNX Runtime's count is almost always identical, but one CI run in about ten moved by 36 of 177,317
-    instructions (0.02%); the regression gate's tolerance is 0.5%, ten times this bound."""
+    0.2%: the working directory, the artifact's path and malloc's behaviour are fixed (emulator/counter.py).
+    ONNX Runtime's count is often identical, but on this suite's AMD EPYC host two of four runs moved by 98 and 101
+    of 177,200 instructions (0.057%; one CI run elsewhere by 36, 0.02%): the median window flips between two values
+    about 100 apart. Builds, verify and tune count a file once (the count cache); the regression gate's tolerance
+    is 0.5%, more than twice this bound."""
     import shutil
 
     import numpy as np
@@ -87,7 +89,7 @@ def test_x86_counts_repeat_within_the_noise(x86_build, tmp_path):
     x = np.full((1, 24), 5, np.int32)
     a, b = counter.count_x86(art, x, False), counter.count_x86(moved, x, False)
     assert a["counter"] == b["counter"] == "callgrind" and a["instructions"] > 0, (a, b)
-    assert abs(a["instructions"] - b["instructions"]) <= 0.0005 * a["instructions"], (a, b)
+    assert abs(a["instructions"] - b["instructions"]) <= 0.002 * a["instructions"], (a, b)
 
 
 def test_count_instructions_is_public(x86_build, tmp_path):
