@@ -78,7 +78,7 @@ class DataSpec(_Frozen):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, v):
-        from .data.datasets import BUILTIN_DATASETS
+        from .catalog import BUILTIN_DATASETS
 
         if v is not None and v not in BUILTIN_DATASETS:
             raise ValueError(f"unknown dataset {v!r}; built-in datasets: {', '.join(BUILTIN_DATASETS)}."
@@ -220,7 +220,7 @@ class ModelSpec(_Frozen):
             raise ValueError("name the model exactly one way: 'architecture:' (a built-in: text_cnn, bilstm, "
                              "transformer), 'model: {path: FILE}' (a saved Keras model) or 'model: {builder: "
                              "\"package.module:function\"}'")
-        from .data.datasets import task_of
+        from .catalog import task_of
 
         if task_of(self.data) != self.task:
             got = self.data.dataset or f"{self.data.files.format or 'csv/jsonl'} files"
@@ -263,7 +263,7 @@ class ModelSpec(_Frozen):
 
 # ------------------------------------------------------------------------------------- TargetProfile
 def _check_cpu_models(names) -> None:
-    from .emulator.env import CPU_MODELS
+    from .emulator.cpus import CPU_MODELS
 
     bad = [c for c in names if c not in CPU_MODELS]
     if bad:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..catalog import BUILTIN_DATASETS, task_of
 from ..errors import DataError, NotFoundError, suggest
 
 
@@ -347,15 +348,8 @@ def _wnut17(folder: Path):
 
 
 _PARSERS: dict[str, Callable] = {"banking77": _banking77, "sst2": _sst2, "smsspam": _smsspam, "wnut17": _wnut17}
-BUILTIN_DATASETS = tuple(SOURCES)
-TOKEN_DATASETS = ("wnut17",)  # token classification (CoNLL, BIO tags)
-
-
-def task_of(data_spec) -> str:
-    """The task a ``data:`` section's examples are for: CoNLL files and WNUT-17 are token classification."""
-    if data_spec.dataset is not None:
-        return "token_classification" if data_spec.dataset in TOKEN_DATASETS else "text_classification"
-    return "token_classification" if data_spec.files.format == "conll" else "text_classification"
+if tuple(SOURCES) != BUILTIN_DATASETS:  # the catalogue names exactly the data sets this module can load
+    raise RuntimeError(f"edgeopt.catalog.BUILTIN_DATASETS {BUILTIN_DATASETS} != the sources {tuple(SOURCES)}")
 
 
 def load_dataset(data_spec) -> Dataset:

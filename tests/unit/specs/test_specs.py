@@ -113,3 +113,20 @@ def test_specs_are_frozen():
     t = load_target("pixel-7")
     with pytest.raises(Exception):
         t.quantization = "float32"
+
+
+def test_specs_are_data_loading_them_imports_no_implementation_module():
+    """Specs are the ground floor: reading every built-in target and model spec imports only the data modules they
+    are checked against (docs/ARCHITECTURE.md), nothing that loads data, runs the emulator or imports TensorFlow."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from edgeopt.registry import builtin_names, load_target, load_model_spec; "
+            "[load_target(n) for n in builtin_names('targets')]; [load_model_spec(n) for n in builtin_names('models')]; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('edgeopt') or m == 'tensorflow')))")
+    got = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    allowed = {"edgeopt", "edgeopt._version", "edgeopt.errors", "edgeopt.files", "edgeopt.schema", "edgeopt.recipe",
+               "edgeopt.specs", "edgeopt.registry", "edgeopt.catalog", "edgeopt.emulator", "edgeopt.emulator.cpus",
+               "edgeopt.architectures"}
+    assert got <= allowed, sorted(got - allowed)
+    assert {"edgeopt.specs", "edgeopt.catalog", "edgeopt.emulator.cpus"} <= got
