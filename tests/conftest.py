@@ -21,7 +21,6 @@ if not os.environ.get("EDGEOPT_DATA_PATH") and DEFAULT_DATA.is_dir():
 # downloads and unpacking that do not need the CPUs the training tests use. When the session runs tests that may
 # need them, they are set up in the background from the start (into the session's own directories), and a test that
 # needs one waits on the setup's lock instead of starting its own. EDGEOPT_TEST_PREWARM=0 turns this off.
-ENV_MARKERS = ("slow",)
 _prewarm: list = []
 _made_dirs: list = []
 
@@ -106,7 +105,7 @@ def pytest_collection_finish(session):
         return  # xdist: the controller decided
     if _prewarm_off(session.config):
         return
-    if any(item.get_closest_marker(m) for item in session.items for m in ENV_MARKERS):
+    if any(item.get_closest_marker("slow") for item in session.items):  # every environment test is slow
         _start_prewarm()
 
 
@@ -123,30 +122,26 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(d, ignore_errors=True)
 
 
+# The session's environment directories (EDGEOPT_CLIENT_DIR, EDGEOPT_EMULATOR_DIR, EDGEOPT_GPU_DIR when CI gives
+# them, else temporary ones) are made in pytest_configure, before xdist's workers start, so all share them.
 @pytest.fixture(autouse=True, scope="session")
-def _client_envs(tmp_path_factory):
+def _client_envs():
     """The MediaPipe environments (metadata writer, TextClassifier), set up on first use into one directory for
-    the whole session (EDGEOPT_CLIENT_DIR when CI gives one), never the user's."""
-    if not os.environ.get("EDGEOPT_CLIENT_DIR"):
-        os.environ["EDGEOPT_CLIENT_DIR"] = str(tmp_path_factory.mktemp("clients"))
+    the whole session, never the user's."""
     yield Path(os.environ["EDGEOPT_CLIENT_DIR"])
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _emulator_dir(tmp_path_factory):
+def _emulator_dir():
     """The arm64 emulator (builds for targets with an instruction budget count on it and set it up on first use),
-    in one directory for the whole session (EDGEOPT_EMULATOR_DIR when CI gives one), never the user's."""
-    if not os.environ.get("EDGEOPT_EMULATOR_DIR"):
-        os.environ["EDGEOPT_EMULATOR_DIR"] = str(tmp_path_factory.mktemp("emulator"))
+    in one directory for the whole session, never the user's."""
     yield Path(os.environ["EDGEOPT_EMULATOR_DIR"])
 
 
 @pytest.fixture(scope="session")
-def gpu_dir(tmp_path_factory):
-    """The software Vulkan driver (``edgeopt gpu setup``, about 7 s), set up on first use into one directory for
-    the whole session (EDGEOPT_GPU_DIR when CI gives one), never the user's."""
-    if not os.environ.get("EDGEOPT_GPU_DIR"):
-        os.environ["EDGEOPT_GPU_DIR"] = str(tmp_path_factory.mktemp("gpu"))
+def gpu_dir():
+    """The software Vulkan driver (``edgeopt gpu setup``), set up on first use into one directory for the whole
+    session, never the user's."""
     from edgeopt.gpu import env
 
     st = env.setup(quiet=True)

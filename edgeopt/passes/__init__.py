@@ -1,7 +1,7 @@
 """Compression/training passes. Each takes a tf_keras model and returns a new one (never mutates its input).
 
 :data:`PASSES` is the one table of them (``base.py``: the ``Pass`` shape); a recipe's steps name them. A new pass is
-a class with ``name``, ``config``, ``run(model, ctx, cfg) -> PassOutput`` in a module of its own, its config in
+a class with ``name`` and ``run(model, ctx, cfg) -> PassOutput`` in a module of its own, its config type in
 ``recipe.PASS_CONFIGS`` (what a recipe file may name), and one line here. Importing this package imports no
 TensorFlow: the pass modules import it lazily, when a pass runs.
 """

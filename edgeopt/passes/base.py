@@ -1,5 +1,6 @@
-"""The ``Pass`` shape: one step on a model. Every pass is an object with a name, the type of its config, and
-``run(model, ctx, cfg) -> PassOutput(model, record)``; ``passes/__init__.py`` holds the one table of them, and the
+"""The ``Pass`` shape: one step on a model. Every pass is an object with a name and
+``run(model, ctx, cfg) -> PassOutput(model, record)`` (``cfg``: its config, of the type ``recipe.PASS_CONFIGS``
+declares for its name: the one place a recipe file's pass sections are typed); ``passes/__init__.py`` holds the one table of them, and the
 build session runs a recipe's steps through it (cached by key, measured as a float export where the pass allows).
 
 A pass never mutates its input model. ``ctx`` is a :class:`PassRun`: the data and model factories of the build
@@ -31,7 +32,6 @@ class PassRun:
 
 class Pass(Protocol):
     name: str
-    config: Optional[type]  # the pydantic type of its config (recipe.PASS_CONFIGS), None for a pass without one
     keyed: bool  # its output is a model, keyed and cached (False: a step that only adds a record)
     base: bool  # its output is the uncompressed model: the float32 baseline every drop is measured against
     quantization_aware: bool  # its output is a QAT graph (converts to TFLite only; no float export is measured)
@@ -45,7 +45,6 @@ class Pass(Protocol):
 class KeyedPass:
     """Defaults of a pass whose output is a model of the spec's own structure."""
 
-    config: Optional[type] = None
     keyed = True
     base = False
     quantization_aware = False
@@ -58,7 +57,6 @@ class RecordOnly:
     """A step that does nothing to the model and records why it is in the recipe (the strip steps: the passes
     before them strip their own wrappers)."""
 
-    config = None
     keyed = False
     base = False
     quantization_aware = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ..recipe import CLUSTERABLE, ClusterConfig
+from ..recipe import CLUSTERABLE
 from ..tf import keras
 from .base import KeyedPass, PassOutput, PassRun
 from .common import PassContext, copy_model, fine_tune, select_layers, to_base
@@ -62,7 +62,6 @@ class Cluster(KeyedPass):
     """``cluster``: TFMOT weight clustering, fine-tuned, stripped and copied back by variable name."""
 
     name = "cluster"
-    config = ClusterConfig
 
     def run(self, model, ctx: PassRun, cfg) -> PassOutput:
         return PassOutput(*cluster(model, ctx.data, cfg))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..recipe import DistillConfig
 from ..tf import keras, set_seed
 from .base import KeyedPass, PassOutput, PassRun
 from .common import PassContext, kd_loss, progress_callback, with_teacher
@@ -44,7 +43,6 @@ class Distill(KeyedPass):
     come through the context: a spec teacher trained, or all-MiniLM-L6-v2's head fitted, once and cached)."""
 
     name = "distill"
-    config = DistillConfig
     base = True
 
     def run(self, model, ctx: PassRun, cfg) -> PassOutput:

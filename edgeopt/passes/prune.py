@@ -2,7 +2,7 @@
 fine-tuned, then stripped back into the plain architecture."""
 from __future__ import annotations
 
-from ..recipe import M_BY_N_PRUNABLE, PRUNABLE, PruneConfig
+from ..recipe import M_BY_N_PRUNABLE, PRUNABLE
 from ..tf import keras
 from .base import KeyedPass, PassOutput, PassRun
 from .common import PassContext, copy_model, fine_tune, select_layers, to_base
@@ -92,7 +92,6 @@ class Prune(KeyedPass):
     """``prune``: TFMOT magnitude pruning, fine-tuned, stripped back into the plain architecture."""
 
     name = "prune"
-    config = PruneConfig
 
     def run(self, model, ctx: PassRun, cfg) -> PassOutput:
         return PassOutput(*prune(model, ctx.data, cfg))

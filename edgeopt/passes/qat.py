@@ -10,7 +10,7 @@ QAT, or fine-tuning would re-densify it (TOOLCHAIN §2: sparsity 0.50 -> 0.025).
 """
 from __future__ import annotations
 
-from ..recipe import CLUSTERABLE, PRESERVED_BY_SCHEME, PRUNABLE, QATConfig
+from ..recipe import CLUSTERABLE, PRESERVED_BY_SCHEME, PRUNABLE
 from ..tf import keras
 from .base import KeyedPass, PassOutput, PassRun
 from .common import PassContext, copy_model, fine_tune, layer_class
@@ -200,7 +200,6 @@ class Qat(KeyedPass):
     """``qat`` and its collaborative forms (``pqat``, ``cqat``, ``pcqat``: the planner picks the form that preserves
     what the passes before did): quantization-aware training; its graph converts to a full-int8 .tflite."""
 
-    config = QATConfig
     quantization_aware = True
 
     def __init__(self, variant: str):

@@ -220,16 +220,12 @@ class BuildSession:
 
     def real(self, logits, y):
         """(logits, labels) of the examples metrics are taken over: for a tagger, its real tokens, padding out."""
-        from ..validate.accuracy import real_rows
-
-        return real_rows(logits, y)
+        return self.task.rows(logits, y)
 
     def entities(self, logits) -> dict:
         """A tagger's entity scores over the whole test split: gold is every test sentence in full, so the
         entities of tokens past seq_len (which the model never sees) count as missed."""
-        from ..data.conll import split_scores
-
-        return split_scores(np.asarray(logits).argmax(-1), self.ds.test.labels, self.ds.label_names)
+        return self.task.entities(logits, self.ds.test.labels, self.ds.label_names)
 
     def truncation(self) -> dict:
         """What seq_len cut from a tagger's sentences, per split: sentences, tokens and test entities lost."""

@@ -62,7 +62,7 @@ def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; a build directory is an ordinary directory
         files, side_files = _write_files(b, tp, run, staging)
         base_ev, dep_ev = _measure(b, tp, run, files)
-        artifacts, cross = _artifact_records(b, tp, run, files, dep_ev, staging)
+        artifacts, cross = _artifact_records(b, tp, run, files, base_ev, dep_ev, staging)
         verdict = bud_v.check(tp.target.budgets, dep_ev)
         manifest = _manifest(b, tp, run, files, base_ev, dep_ev, artifacts, cross, side_files, verdict)
         manifest = dump_manifest(staging / "manifest.json", manifest)
@@ -171,12 +171,11 @@ def _measure(b: BuildSession, tp: TargetPlan, run: _Run, files: dict):
     return base_ev, measure_artifact(dep_req, have=base_ev.records if same else None)
 
 
-def _artifact_records(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, dep_ev,
+def _artifact_records(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, base_ev, dep_ev,
                       staging: Path) -> tuple[list, dict | None]:
-    """The model files' records (sizes, hashes), the cross-format export's when asked; appends the convert step's
-    record (the deployed file's accuracy and structure, read back) to the passes."""
-    from ..validate.size import size_of_bytes
-
+    """The model files' records (sizes and hashes, as their evidence measured them), the cross-format export's
+    when asked; appends the convert step's record (the deployed file's accuracy and structure, read back) to the
+    passes."""
     fmt = tp.target.runtime.format
     artifacts = []
     for role, path in files.items():
@@ -185,7 +184,7 @@ def _artifact_records(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, d
             continue
         artifacts.append({"path": path.name, "format": fmt,
                           "quantization": "float32" if role == "baseline" else run.ptq, "role": role,
-                          **size_of_bytes(path.read_bytes())})
+                          **(base_ev if role == "baseline" else dep_ev).size.to_dict()})
     dep_art = next(a for a in artifacts if a["role"] == "deployed")
     if len(tp.steps) > 1 or fmt == "onnx":
         run.records.append({"step": "convert", "note": f"{run.ptq} .{fmt} (deployed)",
@@ -299,7 +298,6 @@ def _cross_format(b: BuildSession, tp: TargetPlan, k: str, model, staging: Path,
     from ..specs import OnnxSpec, RuntimeSpec
     from ..validate.base import LatencyPlan, MeasureRequest
     from ..validate.measure import measure_artifact
-    from ..validate.size import size_of_bytes
 
     t = tp.target
     if t.runtime.format == "tflite":
@@ -320,7 +318,7 @@ def _cross_format(b: BuildSession, tp: TargetPlan, k: str, model, staging: Path,
                           only=("size", "quality", "latency"))
     q, lat = ev.quality, ev["latency"].rows[0]
     return {"artifact": path.name, "format": fmt, "quantization": mode,
-            "accuracy": q.accuracy, **size_of_bytes(data),
+            "accuracy": q.accuracy, **ev.size.to_dict(),
             **({"entity_f1": q.entity_f1} if q.entities is not None else {}),
             "agreement_with_deployed": q.parity,
             "latency_1_thread": {"runtime": lat.runtime, "p50_ms": lat.p50_ms, "p90_ms": lat.p90_ms,

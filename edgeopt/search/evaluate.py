@@ -77,12 +77,8 @@ class Evaluator:
 
     def data(self, split: str):
         """(token ids, labels) of the ``dev`` or ``test`` split."""
-        b = self.builder
-        if split == "dev":
-            return b.ctx.x_dev, b.ctx.y_dev
-        if split == "test":
-            return b.x_test, b.y_test
-        raise ValueError(f"split must be 'dev' or 'test', not {split!r}")
+        s = self._split(split)
+        return s.x, s.y
 
     # ---------------------------------------------------------------------------------------------- measuring
     def _passes(self, c: Candidate, on_epoch: Optional[Callable] = None):

@@ -34,11 +34,9 @@ class TokenClassification:
         return "tag scores per token"
 
     def rows(self, logits, y):
-        logits, y = np.asarray(logits), np.asarray(y)
-        if logits.ndim != 3:
-            return logits, y
-        keep = y >= 0
-        return logits[keep], y[keep]
+        from ..validate.accuracy import real_rows
+
+        return real_rows(logits, y)
 
     def entities(self, logits, gold, label_names):
         from ..data.conll import split_scores

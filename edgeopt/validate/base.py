@@ -9,7 +9,7 @@ this path; they differ only in the request they make.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Optional, Protocol, Sequence
@@ -108,7 +108,6 @@ class Quality:
     reference_finite: Optional[bool]
     runtime: str
     delegate_applied: bool
-    sha256: str
 
     @property
     def macro_f1(self) -> float:
@@ -121,13 +120,7 @@ class Quality:
 
 @dataclass(frozen=True)
 class Latency:
-    rows: tuple[LatencyStats, ...]
-    budget_row: tuple[int, bool]
-
-    def pick(self) -> Optional[LatencyStats]:
-        """The row a latency budget is checked against."""
-        threads, xnn = self.budget_row
-        return next((s for s in self.rows if s.threads == threads and s.xnnpack == xnn), None)
+    rows: tuple[LatencyStats, ...]  # one per runtime option of the request's plan
 
 
 @dataclass(frozen=True)
@@ -135,6 +128,10 @@ class Size:
     size_bytes: int
     gzip_bytes: int
     sha256: str
+
+    def to_dict(self) -> dict:
+        """As ``validate.size.size_of`` gives it (the manifest's artifact records)."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)

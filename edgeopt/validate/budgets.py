@@ -29,8 +29,10 @@ def check(budgets, ev=None, **figures) -> dict:
     if base is not None and base.quality.parity is not None:  # the float32 file against the Keras model
         agreement = base.quality.parity["argmax_agreement"]
         agreement = float("nan") if agreement is None else agreement
+    from .latency import pick
+
     lat = ev.get("latency")
-    row = lat.pick() if lat is not None else None
+    row = pick(lat.rows, *ev.judged_at) if lat is not None else None
     cost = ev.get("cost") or {}
     count = ev.get("count") or {}
     return judge(budgets, accuracy=q.accuracy, accuracy_drop=ev.drop("accuracy") or 0.0, size_bytes=ev.size.size_bytes,

@@ -19,9 +19,6 @@ from typing import Optional
 from ..errors import EdgeOptError, InputError
 from .base import MeasureRequest, memoized
 
-SIGNALS = ("instructions", "device_latency", "host_latency")
-
-
 def count_cpu(target, count: Optional[bool]) -> Optional[str]:
     """Where a build counts instructions per inference: never with ``count=False`` (--no-count); with
     ``count=True`` (--count), or by default when the target's budgets or cost model are about instructions, on

@@ -52,4 +52,4 @@ class LatencyValidator:
         plan = req.latency
         rows = measure(req.path, req.split.x[:plan.inputs], list(plan.options), plan.warmup, plan.iterations,
                        req.quiet)
-        return Latency(tuple(rows), req.judged_at)
+        return Latency(tuple(rows))
