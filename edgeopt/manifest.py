@@ -1,10 +1,11 @@
 """The build manifest and the regression baseline as typed models (pydantic), written and read back through the
 same schema, as strict JSON (no NaN or Infinity: a non-finite number is written as null and fails the build).
 
-The parts that later commands read (``verify``: the deployed artifact, the tokenizer's data spec, the latency
-setting, the emulated runs, per-example correctness) are typed field by field; the rest of a manifest (the
-resolved spec, the per-pass records, the report's tables) is kept as JSON objects so that a new measurement
-does not need a schema change.
+Every level of a manifest that edgeopt composes is a closed model (``extra="forbid"``): the metrics, the artifact
+records, the data provenance, the emulated runs, the conversion and the verdict (``results.py``); a validator's own
+section is its record (``validate/measure.manifest_sections``). What other schemas already describe (the resolved
+spec and target, the pass records, the tokenizer's config) is kept as the JSON objects they wrote. Optional keys are
+written only when given (``results.Sparse``), so a classifier's manifest has no tagger keys.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError
+from .results import Conversion, Sparse, Verdict
 
 MAX_JSON_BYTES = 64 << 20
 
@@ -77,19 +79,18 @@ def strict(obj):
 
 
 # ---------------------------------------------------------------------------------------- schemas
-class _Open(BaseModel):
-    """Typed fields checked; further keys kept as they are (written by edgeopt, read back as-is)."""
-
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-
-
 class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class ArtifactRecord(_Open):
+class ArtifactRecord(Sparse):
+    """A file of the build: model files carry their format's quantization and role (baseline, deployed,
+    cross_format); the tokenizer's and labels' files only their size and hash."""
+
     path: str
     format: str
+    quantization: Optional[str] = None
+    role: Optional[str] = None
     sha256: str
     size_bytes: int = Field(ge=0)
     gzip_bytes: int = Field(ge=0)
@@ -100,42 +101,115 @@ class LatencyRow(_Closed):
     xnnpack: bool
 
 
-class Metrics(_Open):
+class Metrics(Sparse):
+    """The deployed file's figures on the test split (quality, parity, size, latency) and its float32 baseline's;
+    a tagger's entity figures and a cross-format export's only when there are some."""
+
+    keras_accuracy: Optional[float] = None
+    # token classification: entity F1 (strict spans) is the headline; accuracy and per_class are per real token
+    entity_f1: Optional[float] = None
+    baseline_entity_f1: Optional[float] = None
+    entity_f1_drop: Optional[float] = None
+    entities: Optional[dict[str, Any]] = None
+    baseline_entities: Optional[dict[str, Any]] = None
+    truncation: Optional[dict[str, Any]] = None
+    accuracy_unit: Optional[str] = None
+    baseline: Optional[dict[str, Any]] = None  # the float32 file: artifact, accuracy, parity, latency rows
     artifact: str
     accuracy: Optional[float] = Field(ge=0, le=1)
     accuracy_drop: Optional[float] = None
+    macro_f1: Optional[float] = Field(default=None, ge=0, le=1)
+    baseline_macro_f1: Optional[float] = None
+    macro_f1_drop: Optional[float] = None
+    per_class: Optional[dict[str, Any]] = None
+    baseline_per_class: Optional[dict[str, Any]] = None
     test_examples: int = Field(ge=1)
-    latency_budget_row: LatencyRow
+    finite_outputs: Optional[bool] = None
     correct: Optional[str] = None  # per-example correctness of the deployed artifact over the test split
     predictions: Optional[str] = None  # its per-example predicted class ids (encode_predictions)
-    macro_f1: Optional[float] = Field(default=None, ge=0, le=1)
     examples_sha256: Optional[str] = None
-    finite_outputs: Optional[bool] = None
+    variable_tensors: Any = None
+    parity_vs_keras: Optional[dict[str, Any]] = None
+    parity_vs_baseline: Optional[dict[str, Any]] = None
+    size: Optional[dict[str, int]] = None
+    size_ratio_vs_float32: Optional[dict[str, Optional[float]]] = None
+    latency: Optional[list[dict[str, Any]]] = None  # the build machine's rows (runtime options x percentiles)
+    latency_budget_row: LatencyRow
+    latency_note: Optional[str] = None
+    cross_format: Optional[dict[str, Any]] = None  # the other format exported from the same weights (--format both)
 
 
-class DataSection(_Open):
+class DataSection(Sparse):
+    """Where the examples came from (``Dataset.provenance``): the data set or files and their hashes, the seeded
+    splits carved, the limits applied, the sizes."""
+
     dataset: str
+    labels: Optional[int] = None
+    split_seed: Optional[int] = None
+    source: Optional[str] = None
+    format: Optional[str] = None
+    folder: Optional[str] = None
+    files: Optional[dict[str, Any]] = None
+    test_split: Optional[str] = None
+    dev_split: Optional[str] = None
+    limit: Optional[dict[str, Any]] = None
+    sizes: Optional[dict[str, int]] = None
 
 
-class _CpuRow(_Open):
+class EmulatedCpu(Sparse):
+    """One emulated CPU's run of the file (emulator/validate.py)."""
+
     cpu: str
+    loaded: Optional[bool] = None
+    load_error: Optional[str] = None
+    rejected_ops: Optional[list[Any]] = None
+    delegate_applied: Optional[bool] = None
+    delegate_error: Optional[str] = None
+    ops_after_delegation: Optional[dict[str, int]] = None
+    guest_machine: Any = None
+    runtime_version: Optional[str] = None
+    emulated_wall_seconds: Optional[float] = None
+    process_seconds: Optional[float] = None
+    accuracy: Optional[float] = None
+    correct: Optional[str] = None
+    parity: Optional[dict[str, Any]] = None
+    instructions: Optional[dict[str, Any]] = None
+    passed: Optional[bool] = None
 
 
-class BuildEmulator(_Open):
-    """``build --emulate``'s runs (the report's table reads the rest)."""
+class BuildEmulator(Sparse):
+    """``build --emulate``'s runs: the emulated validator's section."""
 
+    artifact: Optional[str] = None
+    runtime: Optional[str] = None
+    threads: Optional[int] = None
+    xnnpack_requested: Optional[bool] = None
+    examples: Optional[int] = None
+    scored: Optional[int] = None
+    output_scale: Optional[float] = None
+    host: Optional[dict[str, Any]] = None
+    cpus: list[EmulatedCpu]
+    note: Optional[str] = None
+    instructions_note: Optional[str] = None
+    passed: Optional[bool] = None
     sample: "EmulatedSample"
-    cpus: list[_CpuRow]
+    examples_sha256: Optional[str] = None
+    validation_seconds: Optional[float] = None
 
 
 class Manifest(_Closed):
+    """A build's manifest.json: what was built and how (spec, target, passes, conversion), every validator's
+    record of the deployed file (the metrics the build composes; the emulator, device cost, device latency,
+    clients and GPU sections each validator writes) and the verdict. Closed at every typed level; the resolved
+    spec, target and pass records are JSON objects as their own schemas wrote them."""
+
     model: str
     target: str
     edgeopt_version: str
     versions: dict[str, Any]
     seed: int
     model_source: Optional[dict[str, Any]] = None  # architecture, model file (hash, format) or builder; the checks
-    conversion: Optional[dict[str, Any]] = None  # asked / deployed quantization and every attempt (fallbacks)
+    conversion: Optional[Conversion] = None  # asked / deployed quantization and every attempt (fallbacks)
     recipe: dict[str, Any]
     passes: list[dict[str, Any]]
     spec: dict[str, Any]
@@ -155,7 +229,7 @@ class Manifest(_Closed):
     clients: Optional[list[dict[str, Any]]] = None  # real clients run on the deployed file (MediaPipe)
     # GPU targets: the deployed file through LiteRT's GPU accelerator (adapter, partition, numerics; gpu/run.py)
     gpu: Optional[dict[str, Any]] = None
-    budgets: dict[str, Any]
+    budgets: Verdict
     build_seconds: float
 
 
@@ -179,9 +253,12 @@ class EmulatedRun(_Closed):
     instructions: Optional[dict[str, Any]] = None  # emulated instructions per inference (XNNPACK on/off)
 
 
-class EmulatedSample(_Open):
+class EmulatedSample(Sparse):
     examples: int = Field(ge=1)
+    of: Optional[int] = None
     seed: Optional[int] = None
+    whole_split: Optional[bool] = None
+    scored: Optional[int] = None
 
 
 class EmulatedRuns(_Closed):
@@ -272,7 +349,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
 def dump_manifest(path: Path, data: dict) -> dict:
     """Validate ``data`` as a Manifest and write it; returns what was written (as read back)."""
     m = Manifest.model_validate(strict(data))
-    out = m.model_dump(mode="json", exclude={"emulator"} if m.emulator is None else None)
+    out = strict(m.model_dump(mode="json", exclude={"emulator"} if m.emulator is None else None))
     write_json_atomic(path, out)
     return out
 

@@ -215,7 +215,7 @@ def bench(remote: Remote, artifact: Path, tokens: np.ndarray, threads: int, xnnp
           iterations: int = 500, arch: Optional[str] = None, where: str = "", timeout: float = 1800) -> dict:
     """p50/p90/p99 of ``artifact`` at batch 1 on the board, with what the board is. It probes the board first, also
     after ``build --on-device``'s plan did: training can take hours, and the board may have changed meanwhile."""
-    from .emulator.validate import PACKAGE_DIR, runtime_for
+    from .emulator.env import PACKAGE_DIR, runtime_for
 
     artifact = Path(artifact)
     runtime = runtime_for(artifact)

@@ -220,31 +220,14 @@ class ModelSpec(_Frozen):
             raise ValueError("name the model exactly one way: 'architecture:' (a built-in: text_cnn, bilstm, "
                              "transformer), 'model: {path: FILE}' (a saved Keras model) or 'model: {builder: "
                              "\"package.module:function\"}'")
-        from .catalog import task_of
+        from .tasks import task_for, task_of
 
         if task_of(self.data) != self.task:
             got = self.data.dataset or f"{self.data.files.format or 'csv/jsonl'} files"
             raise ValueError(f"task {self.task} does not fit the data ({got}): token_classification reads CoNLL "
                              f"files (data.files.format: conll) or the built-in wnut17; text_classification reads "
                              f"the other datasets and CSV/JSONL files. Fix: set 'task' to match the data")
-        if self.task == "token_classification" and self.architecture is not None:
-            from .architectures import TAGGERS
-
-            if self.architecture.name not in TAGGERS:
-                raise ValueError(f"architecture {self.architecture.name} classifies sentences; task "
-                                 f"token_classification needs a tagger: one of {', '.join(TAGGERS)}")
-        if self.task == "text_classification" and self.architecture is not None:
-            from .architectures import TAGGERS
-
-            if self.architecture.name in TAGGERS:
-                raise ValueError(f"architecture {self.architecture.name} tags tokens; set 'task: "
-                                 f"token_classification' (with CoNLL data) or use text_cnn, bilstm or transformer")
-        if self.task == "token_classification" and self.tokenizer.kind != "word":
-            raise ValueError("task token_classification looks up the given tokens in a word vocabulary; remove "
-                             "tokenizer.kind regex (MediaPipe's regex tokenizer splits text, not tokens)")
-        if self.task == "token_classification" and self.tokenizer.mode != "fitted":
-            raise ValueError("task token_classification fits its word vocabulary on the given tokens; remove "
-                             "tokenizer.vocab_file/huggingface")
+        task_for(self.task).check_spec(self)
         if self.training.fit is False and (self.architecture is not None or self.model.builder is not None):
             raise ValueError("training.fit false applies to a model file (architectures and builders start "
                              "untrained)")

@@ -38,7 +38,7 @@ def _session_dir(var: str, prefix: str) -> Path:
 PREWARM = {
     "clients": "from edgeopt.clients import env\nfor n in env.ENVS: env.setup_one(n, quiet=True)",
     "emulator": "from edgeopt.emulator.validate import ensure_emulator\nensure_emulator(quiet=True)",
-    "gpu": "from edgeopt.gpu import env\nenv.setup(quiet=True)",
+    "gpu": "from edgeopt.gpu import install\ninstall.setup(quiet=True)",
 }
 
 
@@ -142,9 +142,9 @@ def _emulator_dir():
 def gpu_dir():
     """The software Vulkan driver (``edgeopt gpu setup``), set up on first use into one directory for the whole
     session, never the user's."""
-    from edgeopt.gpu import env
+    from edgeopt.gpu import install
 
-    st = env.setup(quiet=True)
+    st = install.setup(quiet=True)
     assert st["ready"], st
     yield Path(os.environ["EDGEOPT_GPU_DIR"])
 

@@ -20,9 +20,9 @@ def gpu():
 def gpu_setup(force, as_json):
     """Set up Mesa's lavapipe (a software Vulkan device, from Debian bookworm-backports) and the Vulkan loader in
     the user cache, without root (idempotent). A real GPU's Vulkan driver, when installed, is used instead."""
-    from ..gpu import env
+    from ..gpu import install
 
-    st = env.setup(quiet=as_json, force=force)
+    st = install.setup(quiet=as_json, force=force)
     if as_json:
         return dump(st)
     info = st["info"]
@@ -38,9 +38,9 @@ def gpu_setup(force, as_json):
 def gpu_list(as_json):
     """The adapter a GPU run would use: the system's Vulkan driver (a real GPU) when it has one, else the software
     driver of ``edgeopt gpu setup``; whether it is software."""
-    from ..gpu import env
+    from ..gpu import run
 
-    ls = env.list_adapters()
+    ls = run.list_adapters()
     if as_json:
         return dump(ls)
     for name, key in (("system Vulkan drivers", "system"), ("software driver (edgeopt gpu setup)", "software")):
@@ -49,7 +49,7 @@ def gpu_list(as_json):
                                     if a else f"no adapter ({ls[key].get('reason')})"))
     sel = ls["selected"]
     if sel is None:
-        click.echo(f"gpu: no GPU adapter. Fix: {env.SETUP_CMD} (a software Vulkan device), or install the GPU's "
+        click.echo(f"gpu: no GPU adapter. Fix: {run.SETUP_CMD} (a software Vulkan device), or install the GPU's "
                    f"Vulkan driver")
     else:
         click.echo(f"gpu: would use {sel['name']} ({sel['driver']}" + (", software: function and numerics only, no "

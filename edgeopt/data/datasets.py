@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..catalog import BUILTIN_DATASETS, task_of
+from ..catalog import BUILTIN_DATASETS, TAGGED_FORMATS
 from ..errors import DataError, NotFoundError, suggest
 
 
@@ -356,8 +356,10 @@ def load_dataset(data_spec) -> Dataset:
     """Load the dataset a ModelSpec's ``data:`` section describes, with splits and limits applied."""
     seed, frac = data_spec.split_seed, data_spec.dev_fraction
     prov: dict = {"split_seed": seed}
-    task = task_of(data_spec)
-    if task == "token_classification" and data_spec.files is not None:
+    from ..tasks import task_for, task_of
+
+    task = task_for(task_of(data_spec))
+    if data_spec.files is not None and data_spec.files.format in TAGGED_FORMATS:
         from .conll import read_conll
 
         f = data_spec.files
@@ -394,7 +396,7 @@ def load_dataset(data_spec) -> Dataset:
             splits[split] = Split(tuple(t), tuple(index[v] for v in y))
         prov.update(source="files", files={k: sha256_file(Path(getattr(f, k))) for k in ("train", "dev", "test")
                                            if getattr(f, k)})
-    if "dev" not in splits and task == "token_classification":  # sentences: a seeded random share, no strata
+    if "dev" not in splits and task.dev_split == "random":  # sentences: a seeded random share, no strata
         idx = list(range(len(splits["train"])))
         random.Random(seed).shuffle(idx)
         n = min(max(round(len(idx) * frac), 1), len(idx) - 1) if len(idx) > 1 else 0
@@ -412,13 +414,6 @@ def load_dataset(data_spec) -> Dataset:
     for k in ("train", "dev", "test"):
         if len(splits[k]) == 0:
             raise DataError(f"dataset {name!r}: the {k} split is empty. Fix: give it examples.")
-    if task == "token_classification":
-        if len(names) < 3:
-            raise DataError(f"dataset {name!r}: the training sentences have no entity tag (only 'O'); a tagger "
-                            f"needs B-TYPE/I-TYPE tags to learn. Fix: give tagged training sentences.")
-    elif len(set(splits["train"].labels)) < 2:
-        raise DataError(f"dataset {name!r}: the training split has {len(set(splits['train'].labels))} class "
-                        f"({', '.join(names[:2])}); a classifier needs at least two. Fix: give examples of every "
-                        f"class.")
+    task.check_labels(name, names, splits["train"].labels)
     prov["sizes"] = {k: len(splits[k]) for k in ("train", "dev", "test")}
-    return Dataset(name, tuple(names), splits["train"], splits["dev"], splits["test"], prov, task)
+    return Dataset(name, tuple(names), splits["train"], splits["dev"], splits["test"], prov, task.name)

@@ -17,7 +17,6 @@ and the Python call's own cost), so the figure is what ``invoke()`` costs. It is
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -31,10 +30,10 @@ from typing import Optional
 import numpy as np
 
 from ..errors import EmulatorError
+from .env import guest_python, stage_request
+from .plugin import plugin_path, setup, status
 
-SOURCE = Path(__file__).with_name("count.c")
 WARMUP, MEASURED, EMPTY = 10, 20, 20
-QEMU_USER_INSTALL = "apt-get install -y qemu-user"
 VALGRIND_INSTALL = "apt-get install -y valgrind"
 # glibc's malloc does more or less work per call depending on its free lists' history: ONNX Runtime allocates its
 # outputs on every run, and its counts moved by 0.3-0.8% between runs of the same file at the same path (measured
@@ -46,60 +45,6 @@ QEMU_NOTE = ("emulated instructions per inference (batch 1, 1 thread): an instru
              "a time")
 X86_NOTE = ("valgrind's callgrind on the build machine: its synthetic CPU has AVX2 and FMA but not AVX-512, so these "
             "are the runtime's AVX2 kernels' instructions; an instruction count, not a time")
-
-
-def plugin_path(r: Path) -> Path:
-    return r / "plugins" / "libcount.so"
-
-
-def _source_sha() -> str:
-    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
-
-
-def qemu_dynamic() -> Optional[str]:
-    return shutil.which("qemu-aarch64")
-
-
-def status(r: Path) -> dict:
-    problems = []
-    if qemu_dynamic() is None:
-        problems.append(f"the dynamic qemu-aarch64 is missing (Debian's qemu-user; the static one rejects -plugin). "
-                        f"Fix: {QEMU_USER_INSTALL}")
-    try:
-        info = json.loads((r / "plugins" / "ready.json").read_text())
-    except (OSError, ValueError):
-        info = None
-    if info is None or info.get("source_sha256") != _source_sha() or not plugin_path(r).is_file():
-        problems.append("the instruction counter is not built. Fix: edgeopt emulator setup")
-    return {"ready": not problems, "problems": problems, "plugin": str(plugin_path(r)), "qemu": qemu_dynamic()}
-
-
-def setup(r: Path, quiet: bool = True) -> dict:
-    """Compile the plugin into ``r/plugins`` (a no-op when the built one is from the same source)."""
-    if qemu_dynamic() is None:
-        raise EmulatorError(f"emulator setup: the instruction counter needs Debian's qemu-user (the dynamic "
-                            f"qemu-aarch64; qemu-user-static rejects -plugin). Fix: {QEMU_USER_INSTALL}")
-    st = status(r)
-    if st["ready"]:
-        return {**st, "changed": False}
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        raise EmulatorError("emulator setup: the instruction counter is compiled with the system's C compiler, and "
-                            "none is installed. Fix: apt-get install -y gcc")
-    d = r / "plugins"
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".libcount.{os.getpid()}.so"
-    p = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-Wall", "-o", str(tmp), str(SOURCE)], capture_output=True,
-                       text=True)
-    if p.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise EmulatorError(f"emulator setup: compiling {SOURCE.name} failed: {' '.join(p.stderr.split())[-300:]}. "
-                            f"Fix: apt-get install -y gcc libc6-dev")
-    os.replace(tmp, plugin_path(r))
-    (d / "ready.json").write_text(json.dumps({"source_sha256": _source_sha(), "compiler": cc}))
-    if not quiet:
-        print(f"[edgeopt] emulator: instruction counter built ({plugin_path(r)})", flush=True)
-    return {**status(r), "changed": True}
 
 
 MARKER = ".edgeopt-count"
@@ -143,9 +88,6 @@ def mode_of(values: list[int]) -> int:
 
 def count(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, xnnpack: bool, timeout: float = 600) -> dict:
     """Instructions per inference of ``artifact`` (batch 1, one thread) on ``cpu``; XNNPACK on or off (LiteRT)."""
-    from .env import guest_python
-    from .validate import stage_request
-
     st = status(r)
     if not st["ready"]:
         raise EmulatorError("; ".join(st["problems"]))
@@ -195,8 +137,6 @@ def count_x86(artifact: Path, tokens: np.ndarray, xnnpack: bool, timeout: float 
     import glob
     import re
     import sys
-
-    from .validate import stage_request
 
     vg = shutil.which("valgrind")
     if vg is None:

@@ -27,9 +27,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from ..console import log
 from ..errors import EmulatorError, InputError
+from . import plugin
 from .cpus import CPU_MODELS, CpuModel  # noqa: F401 (CpuModel: re-exported)
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # edgeopt itself, as the guest and a board import it
 
 ARCHES = ("arm64",)
 SUITE = "bookworm"
@@ -118,10 +123,8 @@ def status(arch: str = "arm64") -> dict:
                 err = str(e)
         cpus.append({"cpu": name, "cpu_part": f"0x{m.part:03x}", "like": m.like,
                      "ready": not problems and err is None, "problem": err})
-    from . import counter
-
     return {"arch": arch, "root": str(r), "qemu": q, "qemu_version": qemu_version(q) if q else None,
-            "ready": not problems, "problems": problems, "cpus": cpus, "instruction_counter": counter.status(r),
+            "ready": not problems, "problems": problems, "cpus": cpus, "instruction_counter": plugin.status(r),
             "setup_seconds": info.get("setup_seconds") if info else None}
 
 
@@ -211,9 +214,7 @@ def _setup(arch: str, quiet: bool, force: bool) -> dict:
     r = root(arch)
     st = status(arch)
     if st["ready"] and not force and all(c["ready"] for c in st["cpus"]):
-        from . import counter
-
-        built = counter.setup(r, quiet)["changed"]
+        built = plugin.setup(r, quiet)["changed"]
         log(quiet, f"[edgeopt] emulator {arch}: already set up at {r}")
         return {**status(arch), "changed": built}
     t0 = time.perf_counter()
@@ -276,9 +277,7 @@ def _setup(arch: str, quiet: bool, force: bool) -> dict:
         (r / "ready.json").write_text(json.dumps(info, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    from . import counter
-
-    counter.setup(r, quiet)
+    plugin.setup(r, quiet)
     log(quiet, f"[edgeopt] emulator {arch}: ready at {r} ({time.perf_counter() - t0:.0f} s)")
     return {**status(arch), "changed": True}
 
@@ -299,3 +298,26 @@ def guest_python(r: Path, cpu: str, args: list[str], timeout: float = 1800, extr
         return subprocess.run(cmd, capture_output=True, text=True, env=genv, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise EmulatorError(f"emulated python on {cpu} ran past {timeout:.0f} s; nothing was reported.") from None
+
+
+def runtime_for(artifact: Path) -> str:
+    suffix = Path(artifact).suffix
+    if suffix == ".tflite":
+        return "litert"
+    if suffix == ".onnx":
+        return "onnxruntime"
+    raise EmulatorError(f"{artifact}: not a .tflite or .onnx file. Fix: give the artifact a build wrote.")
+
+
+def stage_request(work: Path, artifact: Path, tokens: np.ndarray, threads: int, xnnpack: bool, **extra) -> dict:
+    """The guest's request in ``work``: ``request.json``, the inputs, and ``pkgs/`` holding only edgeopt (not the
+    host's packages) for the guest's PYTHONPATH. Returns the request."""
+    pkgs = work / "pkgs"
+    pkgs.mkdir()
+    os.symlink(PACKAGE_DIR, pkgs / "edgeopt")
+    np.save(work / "inputs.npy", np.ascontiguousarray(tokens, dtype=np.int32))
+    req = {"artifact": str(Path(artifact).resolve()), "runtime": runtime_for(artifact), "threads": threads,
+           "xnnpack": xnnpack, "inputs": str(work / "inputs.npy"), "outputs": str(work / "outputs.npy"),
+           "result": str(work / "result.json"), **extra}
+    (work / "request.json").write_text(json.dumps(req))
+    return req

@@ -31,13 +31,13 @@ import numpy as np
 
 from ..console import log
 from ..errors import EmulatorError
-from .env import CPU_MODELS, guest_python, require_cpu_model, status
+from . import plugin
+from .env import CPU_MODELS, guest_python, require_cpu_model, runtime_for, stage_request, status
 
 FLOAT_ATOL, FLOAT_RTOL = 1e-4, 1e-3
 HYBRID_RANGE, HYBRID_ARGMAX = 0.10, 0.99
 STEP_LIMIT = 1.0
 EMULATED_TIME_NOTE = "qemu wall time for the whole sample: emulation speed, NOT device latency"
-PACKAGE_DIR = Path(__file__).resolve().parent.parent  # edgeopt itself, as the guest and a board import it
 
 
 def require_ready(arch: str = "arm64") -> Path:
@@ -46,15 +46,6 @@ def require_ready(arch: str = "arm64") -> Path:
         raise EmulatorError(f"the {arch} emulator is not ready: {'; '.join(st['problems'])}. Fix: edgeopt emulator "
                             f"setup --arch {arch}")
     return Path(st["root"])
-
-
-def runtime_for(artifact: Path) -> str:
-    suffix = Path(artifact).suffix
-    if suffix == ".tflite":
-        return "litert"
-    if suffix == ".onnx":
-        return "onnxruntime"
-    raise EmulatorError(f"{artifact}: not a .tflite or .onnx file. Fix: give the artifact a build wrote.")
 
 
 def output_scale(artifact: Path, session) -> Optional[float]:
@@ -94,20 +85,6 @@ def output_scale(artifact: Path, session) -> Optional[float]:
             s = numpy_helper.to_array(inits[node.input[1]])
             return float(s.reshape(-1)[0]) if s.size == 1 else None
     return None
-
-
-def stage_request(work: Path, artifact: Path, tokens: np.ndarray, threads: int, xnnpack: bool, **extra) -> dict:
-    """The guest's request in ``work``: ``request.json``, the inputs, and ``pkgs/`` holding only edgeopt (not the
-    host's packages) for the guest's PYTHONPATH. Returns the request."""
-    pkgs = work / "pkgs"
-    pkgs.mkdir()
-    os.symlink(PACKAGE_DIR, pkgs / "edgeopt")
-    np.save(work / "inputs.npy", np.ascontiguousarray(tokens, dtype=np.int32))
-    req = {"artifact": str(Path(artifact).resolve()), "runtime": runtime_for(artifact), "threads": threads,
-           "xnnpack": xnnpack, "inputs": str(work / "inputs.npy"), "outputs": str(work / "outputs.npy"),
-           "result": str(work / "result.json"), **extra}
-    (work / "request.json").write_text(json.dumps(req))
-    return req
 
 
 def run_in_guest(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, threads: int, xnnpack: bool,
@@ -169,12 +146,10 @@ def validate(artifact: Path, tokens: np.ndarray, labels: np.ndarray, cpus: list[
     from ..manifest import encode_correct
     from ..validate.accuracy import accuracy
 
-    from . import counter
-
     r = require_ready(arch)
     for c in cpus:
         require_cpu_model(c)  # all of them, before the host run
-    counting = counter.status(r)
+    counting = plugin.status(r)
     artifact = Path(artifact)
     sess = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, xnnpack=xnnpack))
     host = sess.run(tokens)
@@ -238,7 +213,7 @@ def _count_key(artifact: Path, tokens: np.ndarray, cpu: str) -> str:
     from importlib import metadata
 
     from .._version import __version__
-    from . import counter, env
+    from . import env
 
     h = hashlib.sha256(Path(artifact).read_bytes())
     h.update(np.ascontiguousarray(np.asarray(tokens[:1], np.int32)).tobytes())
@@ -251,7 +226,7 @@ def _count_key(artifact: Path, tokens: np.ndarray, cpu: str) -> str:
                      if vg else None, python=sys.version,
                      runtimes={d: _version_of(metadata, d) for d in ("ai-edge-litert", "onnxruntime", "numpy")})
     else:
-        q = counter.qemu_dynamic()
+        q = plugin.qemu_dynamic()
         ident.update(qemu=env.qemu_version(q) if q else None, guest=env.GUEST_HASHES)
     h.update(_json.dumps(ident, sort_keys=True, default=str).encode())
     return h.hexdigest()
@@ -332,9 +307,9 @@ def require_counter(cpu: str, target) -> None:
                                 f"installed. Fix: {counter.VALGRIND_INSTALL} (or build with --no-count)")
         return
     require_qemu()
-    if counter.qemu_dynamic() is None:
+    if plugin.qemu_dynamic() is None:
         raise EmulatorError(f"target {target.name}: instructions per inference on {cpu} need Debian's qemu-user (the "
-                            f"dynamic qemu-aarch64 that loads edgeopt's counter). Fix: {counter.QEMU_USER_INSTALL} "
+                            f"dynamic qemu-aarch64 that loads edgeopt's counter). Fix: {plugin.QEMU_USER_INSTALL} "
                             f"(or build with --no-count)")
 
 

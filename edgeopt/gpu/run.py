@@ -14,6 +14,7 @@ What is reported, and what never is (TOOLCHAIN section 7, the brief's "measure h
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,8 @@ from typing import Optional
 import numpy as np
 
 from . import partition
-from .env import SETUP_CMD, child_env, status, system_icds
+from . import env
+from .env import SETUP_CMD, child_env, root, status, system_icds
 
 TIMEOUT = 1800
 
@@ -95,8 +97,6 @@ def _driver_label(software: bool) -> str:
 def _unloadable(d: dict, software: bool) -> dict:
     """The evidence for a file the adapter never saw (LiteRT refused it): the adapter that would run it, and the
     whole file on the CPU with the reason."""
-    from .env import list_adapters
-
     sel = list_adapters(software_only=software).get("selected")
     ad = {k: sel[k] for k in ("name", "arch", "vendor", "backend", "type", "software")} if sel else None
     return {"available": True, "compiled": False, "adapter": ad, "software": bool(ad and ad["software"]),
@@ -150,8 +150,6 @@ def bench(artifact, inputs: np.ndarray, warmup: int, iterations: int) -> dict:
 def _driver() -> tuple[bool, Optional[str]]:
     """Which driver a GPU run uses: (software, why not available). A system driver when one is installed and its
     adapter is hardware; else the software driver when it is set up."""
-    from .env import list_adapters
-
     if system_icds():
         sel = list_adapters().get("selected")
         if sel and sel["driver"] == "system" and not sel["software"]:
@@ -204,3 +202,50 @@ def _numerics(y: Optional[np.ndarray], cpu: Optional[np.ndarray], labels, res: d
     if labels is not None:
         o["accuracy"] = float((y.argmax(-1) == np.asarray(labels)).mean())
     return o
+
+
+def _probe_model() -> Path:
+    """A tiny ``.tflite`` (a MUL and an ADD on a float vector), converted once into the GPU directory: enough for
+    Dawn to select an adapter."""
+    p = root() / "probe.tflite"
+    if not p.is_file():
+        from ..tf import tf as _tf
+
+        tf = _tf()
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 8], tf.float32)])
+        def f(x):
+            return x * 2.0 + 1.0
+
+        m = tf.Module()
+        m.f = f
+        data = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], m).convert()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".probe.{os.getpid()}.tflite")
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+    return p
+
+
+def list_adapters(software_only: bool = False) -> dict:
+    """The adapter Dawn selects with the system's Vulkan drivers and with the software driver, and which one edgeopt
+    uses (a hardware adapter when there is one, else the software one)."""
+    from . import run
+
+    out: dict = {}
+    if not software_only:
+        out["system"] = run.compile_only(_probe_model(), software=False) if system_icds() else {
+            "adapter": None, "reason": "no Vulkan driver installed (no ICD manifest in " + ", ".join(env.SYSTEM_ICD_DIRS) + ")"}
+    sw_ready = (root() / "lvp_icd.json").is_file()
+    out["software"] = run.compile_only(_probe_model(), software=True) if sw_ready else {
+        "adapter": None, "reason": f"not set up ({SETUP_CMD})"}
+    sysa = (out.get("system") or {}).get("adapter")
+    if sysa and not sysa["software"]:
+        out["selected"] = {"driver": "system", **sysa}
+    elif out["software"].get("adapter"):
+        out["selected"] = {"driver": "software (edgeopt gpu setup)", **out["software"]["adapter"]}
+    elif sysa:
+        out["selected"] = {"driver": "system", **sysa}
+    else:
+        out["selected"] = None
+    return out

@@ -19,6 +19,7 @@ from .builder import BuildResult, BuildSession, structure_of
 from ..convert.fallback import convert_with_fallbacks
 from .outdir import STAGING_MARKER, replace_dir, check_out_dir, clean_stale, dir_lock
 from .plan import LATENCY_INPUTS, LatencySettings, Plan, TargetPlan
+from ..results import Conversion, Verdict  # noqa: F401 (Conversion: _Run's type)
 
 def build(p: Plan, quiet: bool = False, latency: LatencySettings = LatencySettings()) -> list[BuildResult]:
     b = BuildSession(p, quiet, latency)
@@ -36,7 +37,7 @@ class _Run:
     baseline_bytes: bytes
     deployed_bytes: bytes
     ptq: str  # the deployed quantization (the plan's, or a fallback)
-    conversion: dict
+    conversion: "Conversion"
     keras_logits: np.ndarray
     base_keras_logits: np.ndarray
     metadata: dict | None = None
@@ -80,8 +81,8 @@ def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
                      f"{base.entity_f1:.4f})")
     log(b.quiet, f"[edgeopt] {tp.target.name}: {files['deployed'].name} accuracy {dep.accuracy:.4f} (float32 "
                  f"{base.accuracy:.4f}), {manifest['metrics']['size']['size_bytes']:,} B; budgets "
-                 f"{'PASSED' if verdict['passed'] else 'FAILED'} -> {out}")
-    return BuildResult(out, manifest, verdict["passed"], bud_v.failures(verdict))
+                 f"{'PASSED' if verdict.passed else 'FAILED'} -> {out}")
+    return BuildResult(out, manifest, verdict.passed, bud_v.failures(verdict))
 
 
 def _convert(b: BuildSession, tp: TargetPlan) -> _Run:
@@ -201,11 +202,12 @@ def _artifact_records(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, b
 
 
 def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, base_ev, dep_ev, artifacts: list, cross,
-              side_files: list, verdict: dict) -> dict:
+              side_files: list, verdict: Verdict) -> dict:
     """The manifest: what was built and how, and every validator's record of the deployed file (and the float32
     baseline's quality and latency)."""
     from ..manifest import encode_correct, encode_predictions, examples_sha256
     from ..validate import accuracy as acc_v
+    from ..validate.measure import manifest_sections
     from ..validate.size import size_of_bytes
 
     spec, ds, target, ptq = b.p.spec, b.ds, tp.target, run.ptq
@@ -214,8 +216,6 @@ def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, base_ev, 
     dep_art = next(a for a in artifacts if a["role"] == "deployed")
     train_rec = next(r for r in run.records if r["step"] in ("train", "distill", "load"))
     dep_rows, y_rows = b.real(dep.logits, b.y_test)  # a tagger's real tokens
-    emulated, cost, device_latency = dep_ev.get("emulated"), dep_ev.get("cost"), dep_ev.get("board")
-    clients, gpu = list(dep_ev.get("clients") or ()), dep_ev.get("gpu")
     return {
         "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": b.versions,
         "seed": spec.training.seed,
@@ -249,7 +249,7 @@ def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, base_ev, 
             "macro_f1_drop": round(dep_ev.drop("macro_f1"), 6),
             "per_class": dep.per_class, "baseline_per_class": base.per_class,
             "test_examples": len(ds.test),
-            "finite_outputs": all(c["passed"] for c in verdict["checks"] if c["name"] == "finite_outputs"),
+            "finite_outputs": all(c.passed for c in verdict.checks if c.name == "finite_outputs"),
             "correct": encode_correct(dep_rows.argmax(1) == y_rows),
             "predictions": encode_predictions(dep_rows.argmax(1)),
             "examples_sha256": examples_sha256(b.x_test, b.y_test),
@@ -264,12 +264,8 @@ def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, base_ev, 
             "latency_note": "measured on the build machine (see 'machine'), not on the target device",
             **({"cross_format": cross} if cross else {}),
         },
-        **({"emulator": emulated} if emulated else {}),
-        **({"device_cost": cost} if cost else {}),
-        **({"device_latency": device_latency} if device_latency else {}),
+        **manifest_sections(dep_ev),  # emulator, device_cost, device_latency, clients, gpu: each validator's own
         **({"metadata": run.metadata} if run.metadata else {}),
-        **({"clients": clients} if clients else {}),
-        **({"gpu": gpu} if gpu else {}),
         "budgets": verdict,
         "build_seconds": round(time.perf_counter() - b.t_start, 1),
     }

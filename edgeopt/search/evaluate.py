@@ -183,7 +183,7 @@ class Evaluator:
         if "gpu" in ev:
             out["gpu"] = ev["gpu"]
         out["cost"], out["cost_label"] = self.cost_of(out)
-        out["budgets"] = bud_v.check(self.target.budgets, ev)
+        out["budgets"] = bud_v.check(self.target.budgets, ev).model_dump()  # a trial's attributes are JSON
         out["passes"] = [{"step": r["step"], "cached": r.get("cached"), "key": r.get("key")} for r in records]
         out["seconds"] = round(time.perf_counter() - t0, 2)
         return out

@@ -17,4 +17,10 @@ def task_for(name) -> Task:
     return TASKS[name]
 
 
-__all__ = ["PAD_TAG", "TASKS", "Task", "TextClassification", "TokenClassification", "task_for"]
+def task_of(data_spec) -> str:
+    """The task a ``data:`` section's examples are for: the one task that reads them (CoNLL files and WNUT-17 are
+    token classification)."""
+    return next(t.name for t in TASKS.values() if t.reads(data_spec))
+
+
+__all__ = ["PAD_TAG", "TASKS", "Task", "TextClassification", "TokenClassification", "task_for", "task_of"]

@@ -22,6 +22,7 @@ class Task(Protocol):
     gpu: bool  # LiteRT's GPU check is built for its outputs
     tunable: bool  # `edgeopt tune` can compare its candidates
     training_keys: tuple[str, ...]  # the training record's own keys a manifest's ``training`` section adds
+    dev_split: str  # a dev split taken from train when none is given: "stratified" by label | "random" (sentences)
 
     def labels(self, gold: Sequence, seq_len: int) -> np.ndarray:
         """The label array a split's model outputs are scored against."""
@@ -40,6 +41,16 @@ class Task(Protocol):
 
     def headline_value(self, quality) -> float:
         """The headline figure of a quality record."""
+
+    def reads(self, data_spec) -> bool:
+        """Whether a spec's ``data:`` section holds this task's examples (exactly one task reads any data)."""
+
+    def check_spec(self, spec) -> None:
+        """Refuse (ValueError, the spec checker's message) what a spec of this task cannot be: its architecture,
+        tokenizer."""
+
+    def check_labels(self, name: str, label_names: Sequence[str], train_labels: Sequence) -> None:
+        """Refuse (DataError) a training split this task cannot learn from."""
 
     def check_plan(self, spec, steps, target, where: str) -> None:
         """Refuse, before any training, what this task's path does not do (one line, the fix)."""

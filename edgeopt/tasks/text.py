@@ -16,6 +16,29 @@ class TextClassification:
     gpu = True
     tunable = True
     training_keys = ()
+    dev_split = "stratified"
+
+    def reads(self, data_spec) -> bool:
+        from ..catalog import TAGGED_FORMATS, TOKEN_DATASETS
+
+        if data_spec.dataset is not None:
+            return data_spec.dataset not in TOKEN_DATASETS
+        return data_spec.files.format not in TAGGED_FORMATS
+
+    def check_spec(self, spec) -> None:
+        from ..architectures import TAGGERS
+
+        if spec.architecture is not None and spec.architecture.name in TAGGERS:
+            raise ValueError(f"architecture {spec.architecture.name} tags tokens; set 'task: "
+                             f"token_classification' (with CoNLL data) or use text_cnn, bilstm or transformer")
+
+    def check_labels(self, name, label_names, train_labels) -> None:
+        from ..errors import DataError
+
+        if len(set(train_labels)) < 2:
+            raise DataError(f"dataset {name!r}: the training split has {len(set(train_labels))} class "
+                            f"({', '.join(label_names[:2])}); a classifier needs at least two. Fix: give examples of "
+                            f"every class.")
 
     def labels(self, gold: Sequence, seq_len: int) -> np.ndarray:
         return np.asarray(gold)

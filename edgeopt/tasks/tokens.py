@@ -21,6 +21,34 @@ class TokenClassification:
     gpu = False  # the GPU check compares one score row per example
     tunable = False  # tune compares candidates by sentence accuracy; by entity F1 is not built yet
     training_keys = ("best_dev_entity_f1", "outside_shift")
+    dev_split = "random"  # a sentence has many tags: a seeded random share, no strata
+
+    def reads(self, data_spec) -> bool:
+        from ..catalog import TAGGED_FORMATS, TOKEN_DATASETS
+
+        if data_spec.dataset is not None:
+            return data_spec.dataset in TOKEN_DATASETS
+        return data_spec.files.format in TAGGED_FORMATS
+
+    def check_spec(self, spec) -> None:
+        from ..architectures import TAGGERS
+
+        if spec.architecture is not None and spec.architecture.name not in TAGGERS:
+            raise ValueError(f"architecture {spec.architecture.name} classifies sentences; task "
+                             f"{self.name} needs a tagger: one of {', '.join(TAGGERS)}")
+        if spec.tokenizer.kind != "word":
+            raise ValueError(f"task {self.name} looks up the given tokens in a word vocabulary; remove "
+                             f"tokenizer.kind regex (MediaPipe's regex tokenizer splits text, not tokens)")
+        if spec.tokenizer.mode != "fitted":
+            raise ValueError(f"task {self.name} fits its word vocabulary on the given tokens; remove "
+                             f"tokenizer.vocab_file/huggingface")
+
+    def check_labels(self, name, label_names, train_labels) -> None:
+        from ..errors import DataError
+
+        if len(label_names) < 3:
+            raise DataError(f"dataset {name!r}: the training sentences have no entity tag (only 'O'); a tagger "
+                            f"needs B-TYPE/I-TYPE tags to learn. Fix: give tagged training sentences.")
 
     def labels(self, gold: Sequence, seq_len: int) -> np.ndarray:
         from ..data.conll import padded_tags

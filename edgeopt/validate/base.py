@@ -85,6 +85,7 @@ class Validator(Protocol):
     ``measure`` returns its record, seeing the records of the validators before it in the table."""
 
     name: str
+    section: Optional[str]  # the build manifest's top-level key its record is written under (None: in metrics)
 
     def applies(self, req: MeasureRequest) -> bool: ...
 

@@ -8,6 +8,7 @@ from .base import MeasureRequest
 
 class BoardValidator:
     name = "board"
+    section = "device_latency"  # a build manifest's key for its record: p50/p90/p99 on the board over SSH
 
     def applies(self, req: MeasureRequest) -> bool:
         return req.board is not None and req.latency is not None

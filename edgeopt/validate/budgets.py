@@ -1,14 +1,17 @@
-"""Budgets decide the verdict: every check has its limit, the measured value and pass/fail."""
+"""Budgets decide the verdict (a frozen ``results.Verdict``): every check has its limit, the measured value and
+pass/fail."""
 from __future__ import annotations
 
 import math
 
-
-def _item(name, limit, value, ok, unit) -> dict:
-    return {"name": name, "limit": limit, "value": value, "unit": unit, "passed": bool(ok)}
+from ..results import BudgetCheck, Verdict
 
 
-def check(budgets, ev=None, **figures) -> dict:
+def _item(name, limit, value, ok, unit) -> BudgetCheck:
+    return BudgetCheck(name=name, limit=limit, value=value, unit=unit, passed=bool(ok))
+
+
+def check(budgets, ev=None, **figures) -> Verdict:
     """Every budget judged on one artifact's evidence (``validate.base.ArtifactEvidence``), with its limit, value
     and verdict; drops are measured against ``ev.against`` (the float32 file a build deploys next to; the float32
     reference a tune candidate is compared with). Not a budget but always checked: every output is finite (a
@@ -49,7 +52,7 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
           macro_f1: float | None = None, macro_f1_drop: float | None = None, clients=None,
           instructions: int | None = None, instructions_cpu: str | None = None,
           estimated_latency_ms: float | None = None, device_latency: dict | None = None,
-          gpu: dict | None = None, entity_f1: float | None = None, entity_f1_drop: float | None = None) -> dict:
+          gpu: dict | None = None, entity_f1: float | None = None, entity_f1_drop: float | None = None) -> Verdict:
     """The budget rules on the figures they read (what :func:`check` takes from the evidence)."""
     checks = []
 
@@ -125,10 +128,10 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
                 f"accuracy {c['accuracy']} (edgeopt {c['edgeopt_accuracy']}), agreement {c['agreement']} "
                 f"({c['disagreements']} of {c['examples']} differ, {c['ties_broken_differently']} ties broken "
                 f"another way)", c["passed"], "")
-    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+    return Verdict(passed=all(c.passed for c in checks), checks=tuple(checks))
 
 
-def gpu_checks(budgets, gpu: dict | None) -> list[dict]:
+def gpu_checks(budgets, gpu: dict | None) -> list[BudgetCheck]:
     """The GPU budgets (require_full_delegation, max_gpu_deviation) on a GPU run's evidence (gpu/run.py ``check``):
     what ``build`` judges and ``validate --gpu`` reports."""
     checks = []
@@ -157,7 +160,8 @@ def gpu_checks(budgets, gpu: dict | None) -> list[dict]:
     return checks
 
 
-def failures(verdict: dict) -> list[str]:
+def failures(verdict: Verdict) -> list[str]:
+    """The failed checks, one line each (what the console and the exit status report)."""
     return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith(
                 ("emulator_", "finite", "client_", "require_"))
             else f"{c['name']}: {c['value']}" if isinstance(c["value"], str) and c["value"].startswith(

@@ -11,6 +11,7 @@ from .base import MeasureRequest
 
 class ClientValidator:
     name = "clients"
+    section = "clients"  # a build manifest's key for its record: the real clients run on the file
 
     def applies(self, req: MeasureRequest) -> bool:
         return bool(req.clients)

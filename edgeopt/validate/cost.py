@@ -74,6 +74,7 @@ class CountValidator:
     count failed (the regression gate records it, and fails)."""
 
     name = "count"
+    section = None  # the build composes it into the manifest's metrics
 
     def applies(self, req: MeasureRequest) -> bool:
         return req.count is not None
@@ -103,6 +104,7 @@ class CostValidator:
     """The ``cost`` record: the count at the XNNPACK setting the artifact is judged at (see :func:`device_cost`)."""
 
     name = "cost"
+    section = "device_cost"  # a build manifest's key for its record: instructions per inference, an estimate
 
     def applies(self, req: MeasureRequest) -> bool:
         return req.count is not None

@@ -8,6 +8,7 @@ from .base import MeasureRequest
 
 class EmulatedValidator:
     name = "emulated"
+    section = "emulator"  # a build manifest's key for its record: the emulated arm64 runs
 
     def applies(self, req: MeasureRequest) -> bool:
         return req.emulate is not None

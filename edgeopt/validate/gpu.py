@@ -9,6 +9,7 @@ from .base import MeasureRequest, memoized
 
 class GpuValidator:
     name = "gpu"
+    section = "gpu"  # a build manifest's key for its record: the GPU accelerator's partition and numerics
 
     def applies(self, req: MeasureRequest) -> bool:
         return req.gpu is not None

@@ -42,6 +42,7 @@ class LatencyValidator:
     build machine's clock, never a device's)."""
 
     name = "latency"
+    section = None  # the build composes it into the manifest's metrics
 
     def applies(self, req) -> bool:
         return req.latency is not None

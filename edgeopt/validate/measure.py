@@ -5,7 +5,9 @@
 back, and ``budgets.check`` judges it. A new validator is a class with ``name``, ``applies(req)`` and
 ``measure(req, so_far)`` in a file of its own, and one line in :data:`VALIDATORS`. The order of the table is the
 order of measurement: a validator sees the records of those before it (the GPU and the clients compare with the
-quality run's outputs; the count reuses the emulated run's).
+quality run's outputs; the count reuses the emulated run's). A validator with a ``section`` writes its record into
+a build's manifest under that key (:func:`manifest_sections`); the others' figures the build composes into
+``metrics``.
 """
 from __future__ import annotations
 
@@ -44,3 +46,14 @@ def measure_artifact(req: MeasureRequest, have: Optional[Mapping] = None,
             continue
         records[v.name] = v.measure(req, records)
     return ArtifactEvidence(req.path, req.label, records, req.against, req.judged_at)
+
+
+def manifest_sections(ev: ArtifactEvidence) -> dict:
+    """Each validator's own section of a build manifest, from the deployed file's evidence: its record under its
+    ``section`` key, for the validators that ran and recorded something."""
+    out = {}
+    for v in VALIDATORS:
+        if v.section and ev.get(v.name):
+            rec = ev[v.name]
+            out[v.section] = list(rec) if isinstance(rec, tuple) else rec
+    return out

@@ -29,6 +29,7 @@ def _check_shape(req: MeasureRequest, logits: np.ndarray) -> None:
 
 class QualityValidator:
     name = "quality"
+    section = None  # the build composes it into the manifest's metrics
 
     def applies(self, req: MeasureRequest) -> bool:
         return True
@@ -56,6 +57,7 @@ class QualityValidator:
 
 class SizeValidator:
     name = "size"
+    section = None  # the build composes it into the manifest's metrics
 
     def applies(self, req: MeasureRequest) -> bool:
         return True

@@ -127,6 +127,7 @@ def test_specs_are_data_loading_them_imports_no_implementation_module():
     got = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
     allowed = {"edgeopt", "edgeopt._version", "edgeopt.errors", "edgeopt.files", "edgeopt.schema", "edgeopt.recipe",
                "edgeopt.specs", "edgeopt.registry", "edgeopt.catalog", "edgeopt.emulator", "edgeopt.emulator.cpus",
-               "edgeopt.architectures"}
+               "edgeopt.architectures", "edgeopt.tasks", "edgeopt.tasks.base", "edgeopt.tasks.text",
+               "edgeopt.tasks.tokens"}
     assert got <= allowed, sorted(got - allowed)
     assert {"edgeopt.specs", "edgeopt.catalog", "edgeopt.emulator.cpus"} <= got
