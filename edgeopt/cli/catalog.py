@@ -46,9 +46,13 @@ def targets_show(name, as_json):
 @handle_errors
 def targets_check(file):
     """Validate a target YAML file; exit 2 with the field and the fix if it is wrong."""
+    from ..errors import InputError
     from ..specs import load_target_file
+    from ..validate.budgets import host_latency_problem
 
     t = load_target_file(file)
+    if host_latency_problem(t):  # what a build on this machine would refuse
+        raise InputError(host_latency_problem(t))
     click.echo(f"{file}: OK (target {t.name}, {t.device.arch}, {t.quantization})")
 
 

@@ -17,6 +17,7 @@ from ..recipe import QAT_STEPS, QUANTIZATIONS, Step, load_recipe_file, merge, re
 from ..registry import load_model_spec, load_target
 from ..specs import ModelSpec, TargetProfile
 from ..tasks import task_for
+from ..validate.budgets import host_latency_problem
 from ..validate.cost import count_cpu
 from .outdir import check_out_dir
 
@@ -191,6 +192,8 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
     teacher = None
     plans = []
     for p in profiles:
+        if host_latency_problem(p):  # a budget on the build machine's clock for another device: never a verdict
+            raise InputError(host_latency_problem(p))
         sources = [(f"target {p.name} recipe", p.recipe), (str(recipe), recipe_file)]
         chain, chosen_ptq = merge(sources, passes or {}, ptq)
         where = f"recipe for {spec.name} on {p.name}"

@@ -3,8 +3,29 @@ pass/fail."""
 from __future__ import annotations
 
 import math
+import platform
 
 from ..results import BudgetCheck, Verdict
+
+DEVICE_SIGNALS = ("max_instructions_per_inference (counted on device.qemu_cpu, emulated), max_estimated_latency_ms "
+                  "(device.cost_model's estimate from that count) or max_device_latency_p90_ms (device.remote, a board)")
+
+
+def host_arch() -> str:
+    """The build machine's architecture in a target's words (``device.arch``)."""
+    m = platform.machine().lower()
+    return {"amd64": "x86_64", "aarch64": "arm64"}.get(m, m)
+
+
+def host_latency_problem(target) -> str | None:
+    """Why ``budgets.max_latency_p90_ms`` cannot judge ``target`` here (None: it can). It is measured on the build
+    machine's clock, so it is a budget only for a device of the build machine's own architecture; another device's
+    budgets are its own signals (:data:`DEVICE_SIGNALS`), and host latency is reported, labelled, beside them."""
+    if target.budgets.max_latency_p90_ms is None or target.device.arch == host_arch():
+        return None
+    return (f"{target.source or target.name}: field 'budgets.max_latency_p90_ms' is judged on the build machine's "
+            f"clock ({host_arch()}), and {target.name}'s device is {target.device.arch}: host latency is not its "
+            f"latency. Fix: remove it and budget the device's own signal: {DEVICE_SIGNALS}.")
 
 
 def _item(name, limit, value, ok, unit) -> BudgetCheck:
