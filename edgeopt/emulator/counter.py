@@ -29,6 +29,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..console import log
 from ..errors import EmulatorError
 from .env import guest_python, stage_request
 from .plugin import plugin_path, setup, status
@@ -51,18 +52,31 @@ MARKER = ".edgeopt-count"
 
 
 @contextlib.contextmanager
-def _work_dir(artifact: Path):
-    """The directory a count runs in, at the same path every time (``<tmp>/edgeopt-count-<uid>``), with the artifact
-    copied in as ``model.<ext>``: the guest's paths are strings the interpreter and the runtime hash and copy, so a
-    different directory name or artifact path changes the count by up to 0.5% (measured: ONNX Runtime under callgrind,
-    a build's staging path vs the final one). One count at a time per user (a lock); the directory is edgeopt's own
-    (a marker file) and is removed afterwards."""
+def _work_dir(artifact: Path, scope: Path | None = None, quiet: bool = False):
+    """The directory a count runs in, at the same path every time for one emulator directory
+    (``<tmp>/edgeopt-count-<uid>-<8 hex digits of the emulator directory>``; x86 counts: of the temporary directory),
+    with the artifact copied in as ``model.<ext>``: the guest's paths are strings the interpreter and the runtime
+    hash and copy, so a different directory name or artifact path changes the count by up to 0.5% (measured: ONNX
+    Runtime under callgrind, a build's staging path vs the final one). One count at a time per emulator directory
+    (a lock beside the work directory, named for the same scope); a count that has to wait says so, with the lock
+    it waits on. The directory is edgeopt's own (a marker file) and is removed afterwards."""
     import fcntl
+    import hashlib
 
     base = Path(tempfile.gettempdir())
-    work = base / f"edgeopt-count-{os.getuid()}"
-    with open(base / f"edgeopt-count-{os.getuid()}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    key = hashlib.sha256(str(Path(scope or base).resolve()).encode()).hexdigest()[:8]
+    work = base / f"edgeopt-count-{os.getuid()}-{key}"
+    lock_path = base / f"edgeopt-count-{os.getuid()}-{key}.lock"
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(quiet, f"[edgeopt] counting instructions of {Path(artifact).name}: waiting for another count of "
+                       f"{scope or 'this machine'} to finish (lock {lock_path})")
+            t0 = time.perf_counter()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            log(quiet, f"[edgeopt] counting instructions of {Path(artifact).name}: waited "
+                       f"{time.perf_counter() - t0:.0f} s for the lock")
         if work.exists():
             if not (work / MARKER).is_file():
                 raise EmulatorError(f"{work}: exists and is not edgeopt's; edgeopt will not remove it. Fix: move it "
@@ -86,12 +100,13 @@ def mode_of(values: list[int]) -> int:
     return value if 2 * n >= len(values) else int(np.median(values))
 
 
-def count(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, xnnpack: bool, timeout: float = 600) -> dict:
+def count(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, xnnpack: bool, timeout: float = 600,
+          quiet: bool = False) -> dict:
     """Instructions per inference of ``artifact`` (batch 1, one thread) on ``cpu``; XNNPACK on or off (LiteRT)."""
     st = status(r)
     if not st["ready"]:
         raise EmulatorError("; ".join(st["problems"]))
-    with _work_dir(artifact) as (work, model):
+    with _work_dir(artifact, r, quiet) as (work, model):
         req = stage_request(work, model, tokens[:1], 1, bool(xnnpack),
                             count={"empty": EMPTY, "invokes": WARMUP + MEASURED})
         out = work / "counts.txt"
@@ -129,7 +144,7 @@ def _no_aslr() -> list[str]:
     return [sa, "-R"]
 
 
-def count_x86(artifact: Path, tokens: np.ndarray, xnnpack: bool, timeout: float = 900) -> dict:
+def count_x86(artifact: Path, tokens: np.ndarray, xnnpack: bool, timeout: float = 900, quiet: bool = False) -> dict:
     """Instructions per inference of ``artifact`` on x86 (batch 1, one thread), counted by valgrind's callgrind in
     the build machine's Python: callgrind dumps its counters at every marker syscall the guest protocol makes (the
     same windows as on the emulated CPU), so only the inference and the markers are counted; the markers' own cost
@@ -142,7 +157,7 @@ def count_x86(artifact: Path, tokens: np.ndarray, xnnpack: bool, timeout: float 
     if vg is None:
         raise EmulatorError(f"x86 instruction counts are taken with valgrind, which is not installed. Fix: "
                             f"{VALGRIND_INSTALL}")
-    with _work_dir(artifact) as (work, model):
+    with _work_dir(artifact, None, quiet) as (work, model):
         req = stage_request(work, model, tokens[:1], 1, bool(xnnpack),
                             count={"empty": EMPTY, "invokes": WARMUP + MEASURED})
         env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0",

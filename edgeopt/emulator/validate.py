@@ -199,7 +199,7 @@ def _instructions(r: Path, artifact: Path, tokens: np.ndarray, cpu: str, quiet: 
     from . import counter
 
     return _counted(artifact, tokens, cpu, quiet, lambda: _per_setting(
-        artifact, lambda x: counter.count(r, artifact, tokens, cpu, x)))
+        artifact, lambda x: counter.count(r, artifact, tokens, cpu, x, quiet=quiet)))
 
 
 # ------------------------------------------------------------------------------------- one count per file
@@ -333,7 +333,7 @@ def count_for_target(artifact: Path, tokens: np.ndarray, cpu: str, quiet: bool =
 
     if cpu == "x86":
         out = _counted(Path(artifact), tokens, "x86", quiet, lambda: _per_setting(
-            Path(artifact), lambda x: counter.count_x86(artifact, tokens, x)))
+            Path(artifact), lambda x: counter.count_x86(artifact, tokens, x, quiet=quiet)))
         return {"cpu": "x86", "counter": counter.X86_COUNTER, "instructions": out, "note": counter.X86_NOTE}
     r = ensure_emulator(quiet)
     return {"cpu": cpu, "counter": counter.QEMU_COUNTER, "instructions": _instructions(r, artifact, tokens, cpu, quiet),
