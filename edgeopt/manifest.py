@@ -105,7 +105,8 @@ class Metrics(Sparse):
     """The deployed file's figures on the test split (quality, parity, size, latency) and its float32 baseline's;
     a tagger's entity figures and a cross-format export's only when there are some."""
 
-    keras_accuracy: Optional[float] = None
+    keras_accuracy: Optional[float] = None  # the Keras model the deployed file was exported from
+    baseline_keras_accuracy: Optional[float] = None  # after a recipe: the uncompressed Keras model the baseline is from
     # token classification: entity F1 (strict spans) is the headline; accuracy and per_class are per real token
     entity_f1: Optional[float] = None
     baseline_entity_f1: Optional[float] = None
@@ -154,6 +155,7 @@ class DataSection(Sparse):
     dev_split: Optional[str] = None
     limit: Optional[dict[str, Any]] = None
     sizes: Optional[dict[str, int]] = None
+    label_order: Optional[str] = None  # whose order output i's label follows: the data's, or the model's declared
 
 
 class EmulatedCpu(Sparse):
@@ -229,6 +231,8 @@ class Manifest(_Closed):
     clients: Optional[list[dict[str, Any]]] = None  # real clients run on the deployed file (MediaPipe)
     # GPU targets: the deployed file through LiteRT's GPU accelerator (adapter, partition, numerics; gpu/run.py)
     gpu: Optional[dict[str, Any]] = None
+    # the headline figure on the test split as people type it, in edgeopt's runtime and the client (validate/robustness)
+    robustness: Optional[dict[str, Any]] = None
     budgets: Verdict
     build_seconds: float
 

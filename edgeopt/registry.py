@@ -86,7 +86,7 @@ def is_model_file(ref: str) -> bool:
 
 
 def model_from_args(ref: str, data=None, vocab=None, hf_tokenizer=None, fit: bool = False,
-                    trust_model_code: bool = False, custom_module=None) -> ModelSpec:
+                    trust_model_code: bool = False, custom_module=None, labels=None) -> ModelSpec:
     """The ModelSpec that ``edgeopt build MODEL`` means: a built-in name or spec YAML as is, or, for a Keras model
     file, a spec made from it and the flags (``--data`` required)."""
     from .errors import InputError
@@ -94,10 +94,10 @@ def model_from_args(ref: str, data=None, vocab=None, hf_tokenizer=None, fit: boo
 
     if not is_model_file(ref):
         given = [f for f, v in (("--data", data), ("--vocab", vocab), ("--hf-tokenizer", hf_tokenizer),
-                                ("--fit", fit)) if v]
+                                ("--fit", fit), ("--labels", labels)) if v]
         if given:
             raise InputError(f"{given[0]} applies when MODEL is a model file (.keras, .h5, a SavedModel directory); "
-                             f"{ref} is a spec. Fix: set it in the spec (data:, tokenizer:, training.fit).")
+                             f"{ref} is a spec. Fix: set it in the spec (data:, tokenizer:, training.fit, model.labels).")
         spec = load_model_spec(ref)
         if trust_model_code or custom_module:
             if spec.model is None or spec.model.path is None:
@@ -132,5 +132,6 @@ def model_from_args(ref: str, data=None, vocab=None, hf_tokenizer=None, fit: boo
                   else path.resolve().name).lstrip("._-") or "model"
     return ModelSpec(name=name, description=f"model file {path}", data=ds, tokenizer=tok,
                      model=ModelFileSpec(path=str(path.resolve()), trust_model_code=trust_model_code,
-                                         custom_module=custom_module),
+                                         custom_module=custom_module,
+                                         labels=str(Path(labels).resolve()) if labels else None),
                      training=TrainingSpec(fit=True if fit else None))

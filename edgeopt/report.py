@@ -65,14 +65,22 @@ def render(m: dict) -> str:
         layer_md += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in src["layers"]]
     lines += [f"| {c['name']} | {c['limit']} {c['unit']} | {c['value']} {c['unit']} | "
               f"{'pass' if c['passed'] else '**FAIL**'} |" for c in bud["checks"]] or ["| (none) | | | |"]
+    recipe = met.get("baseline_keras_accuracy") is not None  # the baseline comes from the model before the recipe
     lines += ["", "## Accuracy (measured by running each artifact over the test split)", "",
-              "| model | accuracy | argmax agreement vs Keras | max abs logit diff vs Keras |", "|---|---|---|---|",
-              f"| Keras (float32, before export) | {_pct(met['keras_accuracy'])} | | |",
-              f"| `{met['baseline']['artifact']}` (baseline) | {_pct(met['baseline']['accuracy'])} | "
+              "| model | accuracy | argmax agreement vs its Keras model | max abs logit diff vs its Keras model |",
+              "|---|---|---|---|"]
+    if recipe:
+        lines.append(f"| Keras, before the recipe (float32; the baseline is exported from it) | "
+                     f"{_pct(met['baseline_keras_accuracy'])} | | |")
+    lines += [f"| Keras{', after the recipe' if recipe else ''} (float32, before export) | "
+              f"{_pct(met['keras_accuracy'])} | | |",
+              f"| `{met['baseline']['artifact']}` (baseline{', from the model before the recipe' if recipe else ''}) | "
+              f"{_pct(met['baseline']['accuracy'])} | "
               f"{_pct(met['baseline']['parity_vs_keras']['argmax_agreement'])} | "
               f"{_f6(met['baseline']['parity_vs_keras']['max_abs_diff'])} |"]
     if met["artifact"] != met["baseline"]["artifact"]:
-        lines.append(f"| `{met['artifact']}` (deployed) | {_pct(met['accuracy'])} | "
+        lines.append(f"| `{met['artifact']}` (deployed{', from the model after the recipe' if recipe else ''}) | "
+                     f"{_pct(met['accuracy'])} | "
                      f"{_pct(met['parity_vs_keras']['argmax_agreement'])} | "
                      f"{_f6(met['parity_vs_keras']['max_abs_diff'])} |")
         pb = met["parity_vs_baseline"]
@@ -112,6 +120,7 @@ def render(m: dict) -> str:
                   f"{ag['max_abs_diff']:.6f} over {ag['examples']} test examples."]
     lines += _entities_md(met)
     lines += _per_class_md(met)
+    lines += _robustness_md(m.get("robustness"))
     lines += _app_md(m)
     lines += layer_md
     lines += ["", "## Artifacts", "", "| file | quantization | bytes | gzip bytes | sha256 |", "|---|---|---|---|---|"]
@@ -200,10 +209,27 @@ def render(m: dict) -> str:
               f"- training: {tr['epochs_run']} epochs, "
               + (f"best dev entity F1 {tr['best_dev_entity_f1']:.4f}" if tr.get("best_dev_entity_f1") is not None else
                  f"best dev accuracy {_pct(tr.get('best_dev_accuracy'))}")
-              + f" at epoch {tr['best_epoch']}, {tr['seconds']} s, seed {m['seed']}",
+              + (f" at epoch {tr['best_epoch']}" if tr.get("best_epoch") is not None else "")
+              + f", {tr['seconds']} s, seed {m['seed']}",
+              *_teacher_lines(m),
               f"- edgeopt {m['edgeopt_version']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
               ""]
     return "\n".join(lines)
+
+
+def _teacher_lines(m: dict) -> list[str]:
+    """The distillation teacher, with its own accuracy, when the model was distilled."""
+    rec = next((r for r in m.get("passes", []) if r.get("step") == "distill" and r.get("teacher")), None)
+    if rec is None:
+        return []
+    t = rec["teacher"]
+    acc = next(((k, t[k]) for k in ("accuracy_float32_tflite", "accuracy_keras", "entity_f1_float32_tflite")
+                if t.get(k) is not None), None)
+    what = {"accuracy_float32_tflite": "test accuracy of its float32 .tflite",
+            "accuracy_keras": "test accuracy of the Keras teacher (frozen encoder + its fitted head)",
+            "entity_f1_float32_tflite": "test entity F1 of its float32 .tflite"}
+    return [f"- distilled from {t['name']} ({t.get('architecture')}; temperature {rec.get('temperature')}, alpha "
+            f"{rec.get('alpha')})" + (f": {what[acc[0]]} {_pct(acc[1])}" if acc else "")]
 
 
 def gpu_partition_line(g: dict) -> str:
@@ -302,6 +328,30 @@ def _per_class_md(met: dict) -> list[str]:
     return lines
 
 
+def _robustness_md(r: dict | None) -> list[str]:
+    """The deployed file on the test split as people type it (validate/robustness.py)."""
+    if not r:
+        return []
+    fig = r["figure"]
+    name = {"accuracy": "accuracy", "entity_f1": "entity F1"}[fig]
+    client = "client_accuracy" in r["as_typed"]
+    head = f"| texts | {name} (edgeopt) | drop |" + (" client accuracy | client drop |" if client else "") + \
+        " texts changed | ids changed |"
+    lines = ["", "## How people type it (the deployed file on transformed copies of the test split)", "",
+             f"Each transform of the {r['examples']} test texts goes through the build's tokenizer ({r['tokenizer']}"
+             f"{', case folded' if r['lowercase'] else ', case-sensitive'}) and the runtime"
+             + (", and through the client with its own tokenizer" if client else "") + "; the drop is from the texts "
+             f"as written. Worst: **{r['worst']['transform']}**, {r['worst']['drop'] * 100:+.2f} points "
+             f"({r['worst']['measured_in']}).", "", head, "|---|---|---|" + ("---|---|" if client else "") + "---|---|",
+             f"| as written | {_pct(r['as_typed'][fig])} | |" + (f" {_pct(r['as_typed']['client_accuracy'])} | |"
+                                                                  if client else "") + " | |"]
+    for t in r["transforms"]:
+        lines.append(f"| {t['transform']} | {_pct(t[fig])} | {t['drop'] * 100:+.2f} pt |"
+                     + (f" {_pct(t['client_accuracy'])} | {t['client_drop'] * 100:+.2f} pt |" if client else "")
+                     + f" {t['texts_changed']} | {t['ids_changed']} |")
+    return lines
+
+
 def client_line(c: dict) -> str:
     if not c.get("ran"):
         return f"{c['client']} ({c['package']}): not run: {c['reason']}"
@@ -324,23 +374,29 @@ def snippets(artifact: str, seq_len: int, client_ready: bool) -> list[str]:
               "    .setMaxResults(3)", "    .build()",
               "val classifier = TextClassifier.createFromOptions(context, options)",
               "val top = classifier.classify(text).classificationResult().classifications()[0].categories()[0]",
-              "// top.categoryName(), top.score(); classifier.close() when done", "```"]
+              "// top.categoryName(), top.score(); classifier.close() when done",
+              "// score() is the model's raw output for the label (a logit, not a probability): for probabilities ask",
+              "// for every label (setMaxResults(-1)) and take exp(score - max) / sum over them", "```"]
     python = ["```python", "# pip install mediapipe==1.2.2",
               "from mediapipe.tasks.python.core.base_options import BaseOptions",
               "from mediapipe.tasks.python.text import text_classifier", "",
               "clf = text_classifier.TextClassifier.create_from_options(text_classifier.TextClassifierOptions(",
               f"    base_options=BaseOptions(model_asset_path=\"{artifact}\"), max_results=3))",
               "top = clf.classify(text).classifications[0].categories[0]  # .category_name, .score",
+              "# .score is the model's raw output (a logit, not a probability); for probabilities, max_results=-1 and",
+              "# softmax over every category's score",
               "clf.close()", "```"]
     litert = ["```python", "# any tokenizer-less runtime: tokenize with the build's tokenizer.json, run with LiteRT",
               "import numpy as np",
-              "from ai_edge_litert.interpreter import Interpreter", "",
+              "from ai_edge_litert.interpreter import Interpreter",
+              "from tokenizers import Tokenizer", "",
               "tok = Tokenizer.from_file(\"tokenizer.json\")  # truncates and pads to the model's input length",
               f"it = Interpreter(model_path=\"{artifact}\"); it.allocate_tensors()",
               "ids = np.array([tok.encode(text).ids], np.int32)",
               f"it.set_tensor(it.get_input_details()[0][\"index\"], ids)  # shape [1, {seq_len}]",
               "it.invoke(); scores = it.get_tensor(it.get_output_details()[0][\"index\"])[0]",
-              "label = open(\"labels.txt\").read().splitlines()[int(scores.argmax())]", "```"]
+              "label = open(\"labels.txt\").read().splitlines()[int(scores.argmax())]",
+              "probs = np.exp(scores - scores.max()); probs /= probs.sum()  # the outputs are logits", "```"]
     if client_ready:
         return ["The file carries its tokenizer and labels: MediaPipe tokenizes the text itself.", "",
                 "Android (Kotlin, MediaPipe Tasks):", "", *kotlin, "", "Python (MediaPipe Tasks):", "", *python,

@@ -7,7 +7,7 @@ the allowed keys and the fix. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Union, Any, Literal, Optional
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -101,16 +101,6 @@ class TokenizerSpec(_Frozen):
     pad_token: Optional[str] = None  # vocab_file: default <pad>; huggingface: default the file's padding token
     unk_token: Optional[str] = None  # vocab_file only: default <unk>
 
-    @model_validator(mode="before")
-    @classmethod
-    def _regex_keeps_case(cls, data):
-        if isinstance(data, dict) and data.get("kind") == "regex":
-            if data.get("lowercase") is True:
-                raise ValueError("kind 'regex' cannot lowercase: MediaPipe's regex tokenizer feeds the model the text's "
-                                 "own case; remove 'lowercase' (the vocabulary is case-sensitive)")
-            data = {**data, "lowercase": False}
-        return data
-
     @model_validator(mode="after")
     def _one_kind(self):
         if self.vocab_file is not None and self.huggingface is not None:
@@ -175,11 +165,18 @@ class ModelFileSpec(_Frozen):
     params: dict[str, Any] = Field(default_factory=dict)
     custom_module: Optional[str] = None  # a module whose Keras layer classes the file may use ("package.module")
     trust_model_code: bool = False  # allow Lambda layers (their Python code runs when the file is loaded)
+    # the model's output labels in output order: a list, or a file with one label a line (relative to the spec).
+    # The build reads the data's labels in this order; without it, output i is the data's label i (a built-in
+    # data set's order, or a CSV's labels sorted).
+    labels: Optional[Union[tuple[str, ...], str]] = None
 
     @model_validator(mode="after")
     def _one_way(self):
         if (self.path is None) == (self.builder is None):
             raise ValueError("give exactly one of 'path' (a saved model) or 'builder' (\"package.module:function\")")
+        if isinstance(self.labels, tuple):
+            if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels) or not all(self.labels):
+                raise ValueError("labels: give every output's label once, in output order (at least two, none empty)")
         if self.path is not None and self.params:
             raise ValueError("'params' are passed to a builder; a saved model file takes none")
         if self.builder is not None:
@@ -370,6 +367,9 @@ class Budgets(_Frozen):
     # precision (fp16)
     require_full_delegation: Optional[bool] = None
     max_gpu_deviation: Optional[float] = Field(default=None, ge=0)
+    # the largest fall of the headline figure (accuracy; a tagger's entity F1) when the test split is typed in lower
+    # case, UPPER CASE, Title Case, Capitalized or without punctuation, in edgeopt's runtime and in the client
+    max_robustness_drop: Optional[float] = Field(default=None, ge=0, le=1)
 
 
 class EmulatorSpec(_Frozen):
@@ -532,6 +532,8 @@ def load_model_spec_file(path) -> ModelSpec:
     # paths in a spec (model file, tokenizer files, data files) are relative to the spec file
     if spec.model is not None and spec.model.path is not None:
         spec = spec.model_copy(update={"model": spec.model.model_copy(update={"path": _rel(base, spec.model.path)})})
+    if spec.model is not None and isinstance(spec.model.labels, str):
+        spec = spec.model_copy(update={"model": spec.model.model_copy(update={"labels": _rel(base, spec.model.labels)})})
     tk = spec.tokenizer
     if tk.vocab_file or tk.huggingface:
         spec = spec.model_copy(update={"tokenizer": tk.model_copy(update={

@@ -47,12 +47,12 @@ PREWARM = {
 # marked so, and those using a fixture that does.
 SLOW_MARKERS = ("emulator", "client", "gpu", "ssh")
 SLOW_FIXTURES = {"multi_build", "mp_builds", "x86_build", "emulator_root", "gpu_dir", "gpu_builds", "tiny_build",
-                 "tagged", "tuned", "postgres", "sshd"}
+                 "tagged", "tuned", "postgres", "sshd", "swapped"}
 
 
 # The full suite runs on two xdist workers (`-n 2 --dist loadgroup`): the tests sharing one expensive build fixture
 # are one group, run by one worker, so each fixture is built once.
-SHARED_BUILDS = ("multi_build", "mp_builds", "x86_build", "gpu_builds", "tagged", "tuned", "tiny_build")
+SHARED_BUILDS = ("multi_build", "mp_builds", "x86_build", "gpu_builds", "tagged", "tuned", "tiny_build", "swapped")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -156,7 +156,10 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 
 def write_spec(path: Path, name: str, arch: str, params: dict, *, dataset="banking77", seq_len=24, limit=None,
-               epochs=3, learning_rate=0.001, **data_extra) -> Path:
+               epochs=3, learning_rate=0.005, **data_extra) -> Path:
+    """A tiny model spec. Its defaults learn enough in 3 epochs to be far above chance on every built-in data set
+    (a build refuses a file no better than the majority class): measured on 1,500 Banking77 texts, text_cnn 0.57,
+    transformer 0.39, bilstm 0.10 against a majority-class rate of 0.025."""
     spec = {"name": name, "data": {"dataset": dataset, **data_extra,
                                    "limit": limit or {"train": 1500, "dev": 300, "test": 400}},
             "tokenizer": {"seq_len": seq_len, "max_vocab": 3000},

@@ -63,7 +63,7 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
 @handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
           qat, self_distill, teacher, no_cache, formats, emulate, count, on_device, fallback, data, vocab, hf_tokenizer, fit, trust_model_code,
-          custom_module, force, dry_run, as_json, quiet, latency_warmup, latency_iterations):
+          custom_module, labels, force, dry_run, as_json, quiet, latency_warmup, latency_iterations):
     """Build MODEL for each --target. MODEL: a built-in name, a ModelSpec YAML, or a Keras model file (.keras,
     .h5, a SavedModel directory) with --data.
 
@@ -92,7 +92,7 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
     from ..registry import model_from_args
 
     spec = model_from_args(model, data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
-                           trust_model_code=trust_model_code, custom_module=custom_module)
+                           trust_model_code=trust_model_code, custom_module=custom_module, labels=labels)
     p = plan(spec, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache,
              formats=formats, emulate=emulate, force=force, fallback=fallback, count=count,
              on_device=on_device)

@@ -37,7 +37,10 @@ model_file_options = options(
     click.option("--fit", is_flag=True, help="With MODEL a model file: train it on the data first (from its weights)."),
     click.option("--trust-model-code", is_flag=True,
                  help="Allow Lambda layers in a model file (their Python code runs when it is loaded)."),
-    click.option("--custom-module", default=None, help="Module defining the custom Keras layers a model file uses."))
+    click.option("--custom-module", default=None, help="Module defining the custom Keras layers a model file uses."),
+    click.option("--labels", "labels", default=None, type=click.Path(),
+                 help="With MODEL a model file: its output labels in output order, one a line (default: the data's "
+                      "order, a CSV's labels sorted)."))
 
 # every latency measurement's warm-up and timed calls (build, tune)
 latency_options = options(

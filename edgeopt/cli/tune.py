@@ -44,7 +44,7 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
 @latency_options
 @handle_errors
 def tune(model, target, out, trials, timeout, objective, storage, study_name, resume, teachers, on_device, data,
-         vocab, hf_tokenizer, fit, trust_model_code, custom_module, seed, no_cache, dry_run, as_json, quiet,
+         vocab, hf_tokenizer, fit, trust_model_code, custom_module, labels, seed, no_cache, dry_run, as_json, quiet,
          latency_warmup, latency_iterations):
     """Search MODEL's compression and conversion space for the best artifact for --target under its budgets.
 
@@ -58,7 +58,7 @@ def tune(model, target, out, trials, timeout, objective, storage, study_name, re
     from ..search import tune as run_tune
 
     spec = model_from_args(model, data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
-                           trust_model_code=trust_model_code, custom_module=custom_module)
+                           trust_model_code=trust_model_code, custom_module=custom_module, labels=labels)
     res = run_tune(spec, target, out=out, trials=trials, timeout=timeout, objective=objective, storage=storage,
                    study=study_name, resume=resume, dry_run=dry_run, quiet=quiet,
                    latency=LatencySettings(latency_warmup, latency_iterations), teachers=tuple(teachers),

@@ -352,6 +352,29 @@ if tuple(SOURCES) != BUILTIN_DATASETS:  # the catalogue names exactly the data s
     raise RuntimeError(f"edgeopt.catalog.BUILTIN_DATASETS {BUILTIN_DATASETS} != the sources {tuple(SOURCES)}")
 
 
+def in_label_order(ds: Dataset, order: tuple[str, ...], where: str) -> Dataset:
+    """``ds`` with label id i meaning ``order[i]`` (a model's outputs in the order the model gives them): every
+    label of the data must be one of ``order`` and every one of ``order`` a label of the data."""
+    unknown = [n for n in order if n not in ds.label_names]
+    if unknown:
+        raise DataError(f"{where}: label {unknown[0]!r} is not a label of the data {ds.name!r} ("
+                        f"{', '.join(ds.label_names[:4])}, ...){suggest(unknown[0], ds.label_names)}. Fix: name the "
+                        f"data's labels, one per model output, in output order.")
+    missing = [n for n in ds.label_names if n not in order]
+    if missing:
+        raise DataError(f"{where}: {len(order)} labels declared, the data {ds.name!r} has {len(ds.label_names)}; "
+                        f"{', '.join(repr(m) for m in missing[:3])} {'has' if len(missing) == 1 else 'have'} no "
+                        f"output. Fix: declare one label per model output, covering the data's labels.")
+    new_id = {old: order.index(name) for old, name in enumerate(ds.label_names)}
+
+    def remap(s: Split) -> Split:
+        labels = tuple(tuple(new_id[t] for t in y) if isinstance(y, tuple) else new_id[y] for y in s.labels)
+        return Split(s.texts, labels, s.tokens)
+
+    prov = {**ds.provenance, "label_order": f"the model's, declared in {where}"}
+    return Dataset(ds.name, tuple(order), remap(ds.train), remap(ds.dev), remap(ds.test), prov, ds.task)
+
+
 def load_dataset(data_spec) -> Dataset:
     """Load the dataset a ModelSpec's ``data:`` section describes, with splits and limits applied."""
     seed, frac = data_spec.split_seed, data_spec.dev_fraction
@@ -366,11 +389,13 @@ def load_dataset(data_spec) -> Dataset:
         name = Path(f.train).stem
         paths = {k: Path(getattr(f, k)) for k in ("train", "dev", "test") if getattr(f, k)}
         names, splits = _tagged({k: read_conll(v) for k, v in paths.items()}, paths)
+        prov["label_order"] = "the training file's tags: O, then B-/I- of each entity type, sorted"
         prov.update(source="files", format="conll", files={k: sha256_file(v) for k, v in paths.items()})
     elif data_spec.dataset is not None:
         name = data_spec.dataset
         folder = locate(name)
         names, splits = _PARSERS[name](folder)
+        prov["label_order"] = f"{name}'s own"
         prov.update(source=name, folder=str(folder),
                     files={rf.name: rf.sha256 for rf in SOURCES[name]})
         if "all" in splits:  # SMS spam: seeded stratified 80/20 train/test
@@ -382,6 +407,7 @@ def load_dataset(data_spec) -> Dataset:
         name = Path(f.train).stem
         tr_t, tr_y = _read_table(Path(f.train), f.format, f.text_column, f.label_column)
         names = tuple(sorted(set(tr_y)))
+        prov["label_order"] = "the training file's labels, sorted"
         index = {n: i for i, n in enumerate(names)}
         splits = {"train": Split(tuple(tr_t), tuple(index[y] for y in tr_y))}
         for split in ("dev", "test"):

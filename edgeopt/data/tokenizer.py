@@ -14,10 +14,19 @@ Two rule sets, written by hand because no library tokenizes exactly as the Media
   the real client on a probe model whose output is its input ids (``tests/e2e/test_clients.py``): no normalization
   and no case folding; the text ends at its first NUL; tokens are what lies between matches of the RE2 delimiter
   ``[^\\w']+`` (ASCII ``\\w``: every non-ASCII character is a delimiter); ``<PAD>`` 0, ``<UNKNOWN>`` 1; the first
-  ``seq_len`` tokens are kept. The vocabulary is therefore case-sensitive (``Hello`` and ``hello`` are two
-  words). Case variants sharing one id would let the client's lookup fold case, but a Hugging Face WordLevel
-  file keeps one token per id, so ``tokenizer.json`` could not reproduce them; measured on Banking77 they were
-  no better than a case-sensitive vocabulary either.
+  ``seq_len`` tokens are kept. The client never folds case, so with ``lowercase`` (the default) the vocabulary
+  does it: its words are counted and kept in lower case, and the vocabulary file the client reads lists each word
+  also in UPPER CASE, Capitalized and Title Case, the other spellings of it the training texts used (``ATMs`` for
+  ``atms``), and, for a word with an apostrophe, its four spellings without it (``dont`` for ``don't``), each on the
+  id of its word unless that spelling is a word of its own. edgeopt looks tokens up in the same table, so its ids
+  and the client's are one. Without ``lowercase`` the vocabulary is case-sensitive (``Hello`` and ``hello`` are two
+  words, and ``HELLO`` is unknown).
+
+  ``tokenizer.json`` (a Hugging Face WordLevel file) cannot list several spellings for one id (it keeps one token
+  per id), so it lower-cases the text instead. It therefore gives other ids than edgeopt and the client for a
+  token in a case none of its spellings has (``hElLo``: <UNKNOWN> for the client, the word for tokenizer.json),
+  for an apostrophe word typed without it (``dont``: the word for the client, <UNKNOWN> for tokenizer.json), and
+  for the two non-ASCII letters whose lower case is ASCII (U+0130 and the Kelvin sign U+212A).
 """
 from __future__ import annotations
 
@@ -201,9 +210,9 @@ class RegexTokenizer(WordTokenizer):
     SPECIALS = ("<PAD>", "<UNKNOWN>")
     DELIM = r"[^\w']+"  # the RE2 pattern written into the model's metadata; RE2's \w is ASCII
 
-    def __init__(self, vocab, seq_len, lowercase=False, pad_id=0, unk_id=1, origin="fitted"):
-        if lowercase:
-            raise ValueError("MediaPipe's regex tokenizer does not fold case; the regex tokenizer cannot lowercase")
+    def __init__(self, vocab, seq_len, lowercase=False, pad_id=0, unk_id=1, origin="fitted", seen=None):
+        """``seen``: with ``lowercase``, spellings the training texts used that are none of a word's four (``ATMs``
+        for ``atms``), each mapped to its lower-case word."""
         if origin != "fitted" or tuple(vocab[:2]) != self.SPECIALS:
             raise ValueError("the regex tokenizer's vocabulary starts with <PAD>, <UNKNOWN> (the client's names)")
         if "<START>" in vocab:
@@ -211,8 +220,28 @@ class RegexTokenizer(WordTokenizer):
         bad = next((t for t in vocab[2:] if not _ASCII_TOKEN.fullmatch(t)), None)
         if bad is not None:
             raise ValueError(f"token {bad!r} cannot come out of the regex tokenizer")
-        super().__init__(vocab, seq_len, lowercase, pad_id, unk_id, origin)
+        if lowercase and any(t != t.lower() for t in vocab[2:]):
+            raise ValueError("a case-folding regex vocabulary holds lower-case words (their spellings are derived)")
+        super().__init__(vocab, seq_len, False, pad_id, unk_id, origin)
+        self.lowercase = bool(lowercase)  # folded by the vocabulary table, never by lower-casing the text
         self._re = re.compile(self.DELIM, re.ASCII)
+        self.seen = dict(sorted((seen or {}).items())) if self.lowercase else {}
+        bad = next((f for f, w in self.seen.items() if f.lower() != w or w not in self.index
+                    or not _ASCII_TOKEN.fullmatch(f)), None)
+        if bad is not None:
+            raise ValueError(f"spelling {bad!r} is not a spelling of a word of the vocabulary")
+        if self.lowercase:
+            # every word keeps its own id; then every word its case spellings; then the spellings the training texts
+            # used; then the spellings without an apostrophe ("Whats" stays the word "whats" when there is one)
+            self.table = dict(self.index)
+            for i, w in enumerate(self.vocab[2:], start=2):
+                for form in spellings(w):
+                    self.table.setdefault(form, i)
+            for form, w in self.seen.items():
+                self.table.setdefault(form, self.index[w])
+            for i, w in enumerate(self.vocab[2:], start=2):
+                for form in spellings(w, True):
+                    self.table.setdefault(form, i)
 
     def split(self, text: str) -> list[str]:
         text = (text if isinstance(text, str) else str(text)).split("\0", 1)[0]  # the client reads a C string
@@ -220,7 +249,13 @@ class RegexTokenizer(WordTokenizer):
 
     def config(self) -> dict:
         return {"type": self.TYPE, "format_version": FORMAT_VERSION, "normalization": "none",
-                "lowercase": False, "delim_regex_pattern": self.DELIM, "pattern": self.DELIM,
+                "lowercase": self.lowercase,
+                **({"case_folding": "by the vocabulary: each word's lower, UPPER, Capitalized and Title spellings, "
+                                    "the other spellings of it the training texts used ('seen_spellings'), and the "
+                                    "four spellings without its apostrophes share its id unless a spelling is a word "
+                                    "itself (the client's vocabulary file lists them all); the text is not changed",
+                    "seen_spellings": self.seen} if self.lowercase else {}),
+                "delim_regex_pattern": self.DELIM, "pattern": self.DELIM,
                 "regex_flavor": "RE2 (ASCII \\w)", "stop_at_nul": True, "seq_len": self.seq_len,
                 "pad_id": self.pad_id, "unk_id": self.unk_id, "truncation": "keep_start", "padding": "end",
                 "vocab_size": self.vocab_size, "vocabulary": self.origin}
@@ -230,14 +265,34 @@ class RegexTokenizer(WordTokenizer):
         return RegexTokenizer.DELIM
 
     @classmethod
+    def _from_config(cls, cfg, *args) -> "RegexTokenizer":
+        seen = cfg.get("seen_spellings", {})
+        if not isinstance(seen, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in seen.items()):
+            raise ValueError("'seen_spellings' must map spellings to words")
+        return cls(*args, seen=seen)
+
+    @classmethod
     def fit(cls, texts, seq_len: int, max_vocab: int = 20000, min_freq: int = 1,
             lowercase: bool = False) -> "RegexTokenizer":
-        return super().fit(texts, seq_len, max_vocab, min_freq, lowercase)
+        """The most frequent tokens of ``texts`` (ties alphabetical); with ``lowercase`` counted and kept in lower
+        case, each standing for its spellings."""
+        tmp = cls(list(cls.SPECIALS), seq_len)
+        raw = Counter(t for text in texts for t in tmp.split(text))
+        counts = Counter()
+        for t, n in raw.items():
+            counts[t.lower() if lowercase else t] += n
+        ranked = sorted(((c, t) for t, c in counts.items() if c >= min_freq and t not in cls.SPECIALS),
+                        key=lambda ct: (-ct[0], ct[1]))
+        words = [t for _, t in ranked[: max(0, max_vocab - 2)]]
+        kept = set(words)
+        seen = {t: t.lower() for t in raw if lowercase and t.lower() in kept and t not in spellings(t.lower())}
+        return cls(list(cls.SPECIALS) + words, seq_len, lowercase, seen=seen)
 
     @classmethod
     def from_client_vocab(cls, text: str, seq_len: int) -> "RegexTokenizer":
         """The tokenizer a model's MediaPipe vocabulary file (``token id`` lines) describes, when edgeopt wrote it:
-        one token per id, numbered 0..n-1 from <PAD>, <UNKNOWN>."""
+        ids numbered 0..n-1 from <PAD>, <UNKNOWN>, each id's first line its word, and either one token per id or
+        every word's spellings (a case-folding vocabulary)."""
         table, first = {}, {}
         try:
             for ln in text.splitlines():
@@ -251,14 +306,17 @@ class RegexTokenizer(WordTokenizer):
             raise ArtifactError("the model's vocab.txt does not number its tokens 0..n-1. Fix: predict with the "
                                 "build directory.")
         vocab = [first[i] for i in range(len(first))]
+        fold = len(table) > len(first)
+        derived = set(vocab) | {s for w in vocab[2:] for d in (False, True) for s in spellings(w, d)} if fold else ()
+        seen = {t: vocab[i] for t, i in table.items() if t not in derived and t.lower() == vocab[i]}
         try:
-            tok = cls(vocab, seq_len)
+            tok = cls(vocab, seq_len, lowercase=fold, seen=seen)
         except ValueError as e:
             raise ArtifactError(f"the model's vocab.txt is not one edgeopt writes ({e}). Fix: predict with the build "
                                 f"directory.") from None
         if tok.table != table:
-            raise ArtifactError("the model's vocab.txt gives one id to several tokens, which edgeopt never writes. "
-                                "Fix: predict with the build directory.")
+            raise ArtifactError("the model's vocab.txt gives one id to tokens that are not one word's spellings, which "
+                                "edgeopt never writes. Fix: predict with the build directory.")
         return tok
 
     def client_vocab(self) -> str:
@@ -268,12 +326,23 @@ class RegexTokenizer(WordTokenizer):
     def to_hf(self):
         from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
-        tok = Tokenizer(models.WordLevel(vocab=dict(self.table), unk_token=self.vocab[self.unk_id]))
-        tok.normalizer = normalizers.Replace(Regex("\u0000[\\s\\S]*"), "")
+        tok = Tokenizer(models.WordLevel(vocab=dict(self.index), unk_token=self.vocab[self.unk_id]))
+        nul = normalizers.Replace(Regex("\u0000[\\s\\S]*"), "")
+        # one token per id: a case-folding vocabulary lower-cases the text instead (the module docstring says where
+        # that gives other ids than the vocabulary's spellings)
+        tok.normalizer = normalizers.Sequence([nul, normalizers.Lowercase()]) if self.lowercase else nul
         tok.pre_tokenizer = pre_tokenizers.Split(Regex("[^A-Za-z0-9_']+"), behavior="removed")
         tok.enable_truncation(self.seq_len)
         tok.enable_padding(length=self.seq_len, pad_id=self.pad_id, pad_token=self.vocab[self.pad_id])
         return tok
+
+
+def spellings(word: str, apostrophes_dropped: bool = False) -> list[str]:
+    """How people type a lower-case ``word``: lower, UPPER, Capitalized and Title (``don'T``); or, with
+    ``apostrophes_dropped``, the same four spellings without its apostrophes (none for a word without one)."""
+    if apostrophes_dropped:
+        word = word.replace("'", "") if "'" in word else ""
+    return [s for s in (word, word.upper(), word.capitalize(), word.title())] if word else []
 
 
 def _token_key(word: str, lowercase: bool) -> str:

@@ -30,7 +30,8 @@ def distill(ctx: PassContext, training, cfg, teacher_train_logits: np.ndarray):
                                                          progress_callback(epochs, ctx.quiet, "distill")])
     dev = hist.history[monitor]
     best = "best_dev_entity_f1" if ctx.tagging else "best_dev_accuracy"
-    rec = {"epochs_run": len(dev), best: round(float(max(dev)), 6), "temperature": temp, "alpha": alpha}
+    rec = {"epochs_run": len(dev), "best_epoch": int(np.argmax(dev)) + 1, best: round(float(max(dev)), 6),
+           "temperature": temp, "alpha": alpha}
     if ctx.tagging:
         from .common import shift_outside
 

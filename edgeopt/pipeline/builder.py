@@ -17,7 +17,7 @@ from ..specs import TargetProfile
 from ..tasks import task_for
 from ..validate.base import Split
 from .plan import LatencySettings, Plan
-from .prepare import make_tokenizer
+from .prepare import load_spec_data, make_tokenizer
 
 
 @dataclass
@@ -34,7 +34,6 @@ class BuildSession:
     def __init__(self, p: Plan, quiet: bool, latency: LatencySettings, parent: Optional["BuildSession"] = None):
         """``parent``: share its data, cache, memo and conversions (a distillation teacher's builder)."""
         from ..cache import ArtifactCache
-        from ..data import load_dataset
         from ..tf import versions
 
         self.p, self.quiet, self.latency = p, quiet, latency
@@ -42,7 +41,7 @@ class BuildSession:
         if parent is None:
             self.t_start = time.perf_counter()
             log(quiet, f"[edgeopt] loading dataset for {spec.name}")
-            self.ds = load_dataset(spec.data)
+            self.ds = load_spec_data(spec)  # in the model's declared label order, when it declares one
             from ..passes import PASS_IMPL_VERSION
 
             self.versions = {"edgeopt": __version__, "passes": PASS_IMPL_VERSION, **versions()}

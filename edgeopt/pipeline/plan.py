@@ -207,16 +207,18 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
 
             require_onnx_stack()
         converter_for(p.runtime.format).check(steps, final_ptq, where, p)  # what the converter refuses
-        task_for(spec.task).check_plan(spec, steps, p, where)  # what the task's path does not do yet
         if steps[0].name == "distill" and teacher is None:
-            from ..teachers.minilm import MiniLMTeacher, is_minilm, model_dir
+            from ..teachers.minilm import MiniLMTeacher, is_minilm
 
-            if is_minilm(steps[0].config.teacher):
+            teacher = MiniLMTeacher() if is_minilm(steps[0].config.teacher) else load_model_spec(
+                steps[0].config.teacher)
+        task_for(spec.task).check_plan(spec, steps, p, where, teacher)  # what the task's path does not do yet
+        if steps[0].name == "distill":
+            from ..teachers.minilm import MiniLMTeacher, model_dir
+
+            if isinstance(teacher, MiniLMTeacher):
                 model_dir()  # fails here, before any training, when the package is missing
-                teacher = MiniLMTeacher()
-            else:
-                teacher = load_model_spec(steps[0].config.teacher)
-            if not isinstance(teacher, MiniLMTeacher) and teacher.data.model_dump() != spec.data.model_dump():
+            elif teacher.data.model_dump() != spec.data.model_dump():
                 raise InputError(f"distill: teacher {teacher.name} is trained on other data than {spec.name}. Fix: "
                                  f"give a teacher spec with the same data section.")
         if out is None:
@@ -270,15 +272,14 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
     """(token ids, labels, label names, texts) of the spec's test split, plus the tokenizer, after checking that the artifact was built
     for this spec: the ``labels.txt`` and ``edgeopt_tokenizer.json`` beside it (when there) must be the spec's own, so an
     artifact is never scored against another dataset's labels or fed another vocabulary's ids."""
-    from ..data import load_dataset
     from ..data.tokenizer import CONFIG, load_tokenizer
     from ..files import read_text_capped
     from ..sources import source_for
-    from .prepare import make_tokenizer, resolve_spec
+    from .prepare import load_spec_data, make_tokenizer, resolve_spec
 
     if spec.model is not None and spec.model.path is not None:
         spec = resolve_spec(spec, source_for(spec))  # the file decides seq_len / max_vocab when the spec does not
-    ds = load_dataset(spec.data)
+    ds = load_spec_data(spec)
     tok = make_tokenizer(spec, ds)
     d = Path(artifact).parent
     fix = f"Fix: validate {Path(artifact).name} with the spec it was built from (see its manifest.json)."

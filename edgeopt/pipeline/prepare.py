@@ -8,6 +8,7 @@ model that does not fit the data (inputs, class count, sequence length, vocabula
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import DataError
 from ..sources import ModelSource, check_io, source_for
@@ -20,6 +21,28 @@ class Prepared:
     spec: ModelSpec  # with the tokenizer fields a model file decides filled in
     source: ModelSource
     facts: dict = field(default_factory=dict)  # what the checks found (manifest "model_source")
+
+
+def load_spec_data(spec: ModelSpec):
+    """The data of ``spec``, its labels in the model's output order when the model declares one (``model.labels``:
+    a list, or a file with one label a line)."""
+    from ..data import load_dataset
+    from ..data.datasets import in_label_order
+
+    ds = load_dataset(spec.data)
+    declared = spec.model.labels if spec.model is not None else None
+    if declared is None:
+        return ds
+    if isinstance(declared, str):
+        from ..errors import InputError
+        from ..files import read_text_capped
+
+        order = tuple(ln.strip() for ln in read_text_capped(Path(declared), 16 << 20, "labels file",
+                                                             InputError).splitlines() if ln.strip())
+        where = declared
+    else:
+        order, where = tuple(declared), f"{spec.source or spec.name}: model.labels"
+    return in_label_order(ds, order, where)
 
 
 def make_tokenizer(spec: ModelSpec, ds):
@@ -76,10 +99,8 @@ def prepare(spec: ModelSpec) -> Prepared:
     source = source_for(spec)
     if source.kind == "architecture":
         return Prepared(spec, source)
-    from ..data import load_dataset
-
     spec = resolve_spec(spec, source)
-    ds = load_dataset(spec.data)
+    ds = load_spec_data(spec)
     tok = make_tokenizer(spec, ds)
     if source.kind == "builder":
         source.prepare(tok.vocab_size, ds.num_classes, tok.seq_len)

@@ -167,7 +167,7 @@ def _measure(b: BuildSession, tp: TargetPlan, run: _Run, files: dict):
         # the device's cost: counted where the plan says, else taken from the emulated run of the target's own CPU
         count=tp.count or (target.device.qemu_cpu if tp.emulate else None),
         count_source="prefer_emulated" if tp.count else "emulated_only", board=tp.remote,
-        clients=tuple(target.clients), tokenizer=b.tok, gpu="check" if target.uses_gpu else None,
+        clients=tuple(target.clients), tokenizer=b.tok, robustness=True, gpu="check" if target.uses_gpu else None,
         gpu_sample=target.gpu.sample, gpu_export={"flat_lookup": target.flat_lookup}, **common)
     return base_ev, measure_artifact(dep_req, have=base_ev.records if same else None)
 
@@ -239,6 +239,9 @@ def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, base_ev, 
                                   for f in side_files],
         "metrics": {
             "keras_accuracy": round(acc_v.accuracy(*b.real(run.keras_logits, b.y_test)), 6),
+            # after a recipe the float32 baseline is exported from the model before it: its own Keras figure
+            **({"baseline_keras_accuracy": round(acc_v.accuracy(*b.real(run.base_keras_logits, b.y_test)), 6)}
+               if run.base_model is not run.model else {}),
             **(_entity_metrics(b, base_ev, dep_ev) if dep.entities is not None else {}),
             "baseline": {"artifact": files["baseline"].name, "accuracy": base.accuracy,
                          "parity_vs_keras": base.parity,

@@ -119,7 +119,7 @@ class Evaluator:
 
         b = self.builder
         return MeasureRequest(path, self.target, b.task, self._split(split), tuple(b.ds.label_names),
-                              b.p.spec.training.seed, quiet=True, memo=self._memo, **kw)
+                              b.p.spec.training.seed, quiet=True, memo=self._memo, tokenizer=b.tok, **kw)
 
     def _reference_evidence(self):
         from ..runtimes import RuntimeOptions
@@ -157,7 +157,7 @@ class Evaluator:
         with _as_file(data, c.format) as path:  # written once: every validator reads the same file
             ev = measure_artifact(self._request(
                 path, split, name="artifact", run=RuntimeOptions(threads=1, xnnpack=c.xnnpack),
-                judged_at=(c.threads, c.xnnpack), against=ref_ev,
+                judged_at=(c.threads, c.xnnpack), against=ref_ev, robustness=True,
                 latency=LatencyPlan((at,), lat.warmup, lat.iterations, LATENCY_INPUTS),
                 count=self.target.device.qemu_cpu if self.space.signal == "instructions" else None,
                 board=self._board if self.on_device else None,

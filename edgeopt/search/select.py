@@ -16,7 +16,7 @@ NOT_JUDGED = ("min_export_agreement",)  # judged by the final build (it needs th
 def constraint_names(target: TargetProfile) -> list[str]:
     """The budgets a tune judges candidates on, in a fixed order (Optuna wants one length for every trial)."""
     names = [k for k, v in target.budgets.model_dump().items() if v is not None and k not in NOT_JUDGED]
-    return ["finite_outputs", *names]
+    return ["finite_outputs", "better_than_chance", *names]
 
 
 def _violation(check: dict) -> float:

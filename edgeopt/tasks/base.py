@@ -23,6 +23,7 @@ class Task(Protocol):
     tunable: bool  # `edgeopt tune` can compare its candidates
     training_keys: tuple[str, ...]  # the training record's own keys a manifest's ``training`` section adds
     dev_split: str  # a dev split taken from train when none is given: "stratified" by label | "random" (sentences)
+    robustness_judged: bool  # budgets.max_robustness_drop judges it (else measured and reported only)
 
     def labels(self, gold: Sequence, seq_len: int) -> np.ndarray:
         """The label array a split's model outputs are scored against."""
@@ -39,6 +40,9 @@ class Task(Protocol):
     def entities(self, logits: np.ndarray, gold: Sequence, label_names: Sequence[str]) -> Optional[dict]:
         """A tagger's entity precision/recall/F1 over whole sentences (None for a classifier)."""
 
+    def chance(self, rows, y, entities, gold, label_names) -> dict:
+        """Is the file better than a constant output? (validate/chance.py: the exact test, its record)"""
+
     def headline_value(self, quality) -> float:
         """The headline figure of a quality record."""
 
@@ -52,5 +56,5 @@ class Task(Protocol):
     def check_labels(self, name: str, label_names: Sequence[str], train_labels: Sequence) -> None:
         """Refuse (DataError) a training split this task cannot learn from."""
 
-    def check_plan(self, spec, steps, target, where: str) -> None:
+    def check_plan(self, spec, steps, target, where: str, teacher=None) -> None:
         """Refuse, before any training, what this task's path does not do (one line, the fix)."""

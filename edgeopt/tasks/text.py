@@ -17,6 +17,7 @@ class TextClassification:
     tunable = True
     training_keys = ()
     dev_split = "stratified"
+    robustness_judged = True
 
     def reads(self, data_spec) -> bool:
         from ..catalog import TAGGED_FORMATS, TOKEN_DATASETS
@@ -55,8 +56,13 @@ class TextClassification:
     def entities(self, logits, gold, label_names):
         return None
 
+    def chance(self, rows, y, entities, gold, label_names) -> dict:
+        from ..validate.chance import chance_level
+
+        return chance_level(np.asarray(rows).argmax(1), y, label_names)
+
     def headline_value(self, quality) -> float:
         return quality.accuracy
 
-    def check_plan(self, spec, steps, target, where: str) -> None:
+    def check_plan(self, spec, steps, target, where: str, teacher=None) -> None:
         return None

@@ -73,6 +73,7 @@ class MeasureRequest:
     # ("prefer_emulated"); or the emulated run alone ("emulated_only": nothing is counted when it did not count)
     count_source: str = "prefer_emulated"
     board: Any = None  # remote.Remote: latency measured on the board
+    robustness: bool = False  # the headline figure on the split as people type it (needs the tokenizer)
     memo: Optional[dict] = field(default=None, compare=False, hash=False)  # (validator, sha256, split) -> record
 
     @property
@@ -109,6 +110,7 @@ class Quality:
     reference_finite: Optional[bool]
     runtime: str
     delegate_applied: bool
+    chance: Optional[dict] = None  # better than the majority-class rate? (validate/chance.py)
 
     @property
     def macro_f1(self) -> float:

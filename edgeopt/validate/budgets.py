@@ -49,6 +49,7 @@ def check(budgets, ev=None, **figures) -> Verdict:
     if base is not None:
         finite[base.label] = base.quality.finite
     finite[ev.label] = q.finite
+    chance = {e.label: e.quality.chance for e in (base, ev) if e is not None and e.quality.chance is not None}
     agreement = None
     if base is not None and base.quality.parity is not None:  # the float32 file against the Keras model
         agreement = base.quality.parity["argmax_agreement"]
@@ -65,7 +66,7 @@ def check(budgets, ev=None, **figures) -> Verdict:
                  entity_f1=q.entity_f1, entity_f1_drop=ev.drop("entity_f1"),
                  instructions=cost.get("instructions_per_inference"), instructions_cpu=cost.get("cpu", count.get("cpu")),
                  estimated_latency_ms=cost.get("estimated_latency_ms"), device_latency=ev.get("board"),
-                 gpu=ev.get("gpu"))
+                 gpu=ev.get("gpu"), chance=chance or None, robustness=ev.get("robustness"))
 
 
 def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
@@ -73,7 +74,8 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
           macro_f1: float | None = None, macro_f1_drop: float | None = None, clients=None,
           instructions: int | None = None, instructions_cpu: str | None = None,
           estimated_latency_ms: float | None = None, device_latency: dict | None = None,
-          gpu: dict | None = None, entity_f1: float | None = None, entity_f1_drop: float | None = None) -> Verdict:
+          gpu: dict | None = None, entity_f1: float | None = None, entity_f1_drop: float | None = None,
+          chance: dict | None = None, robustness: dict | None = None) -> Verdict:
     """The budget rules on the figures they read (what :func:`check` takes from the evidence)."""
     checks = []
 
@@ -84,6 +86,13 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
         bad = [k for k, ok in finite.items() if not ok]
         add("finite_outputs", "all finite", "non-finite (NaN/inf) outputs from " + ", ".join(bad) if bad else
             "all finite", not bad, "")
+    if chance is not None:  # not a budget either: a file no better than the majority class never passes
+        from .chance import ALPHA, describe
+
+        bad = [describe(k, c) for k, c in chance.items() if not c["passed"]]
+        add("better_than_chance", f"above a constant output (exact test, p < {ALPHA:g})",
+            "; ".join(bad) if bad else "; ".join(f"{k}: {c['measure']} {c['value']:.4f} vs {c['chance']:.4f}, p="
+                                                  f"{c['p_value']:.3g}" for k, c in chance.items()), not bad, "")
 
     if budgets.max_accuracy_drop is not None:
         add("max_accuracy_drop", budgets.max_accuracy_drop, round(accuracy_drop, 6),
@@ -110,6 +119,16 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
     if budgets.max_latency_p90_ms is not None:
         ok = latency_p90_ms is not None and latency_p90_ms <= budgets.max_latency_p90_ms
         add("max_latency_p90_ms", budgets.max_latency_p90_ms, latency_p90_ms, ok, "ms (build machine)")
+    if budgets.max_robustness_drop is not None and (robustness or {}).get("judged", True):
+        # how people type: the worst transform, edgeopt's runtime or the client (a tagger's: reported, not judged)
+        if robustness is None:
+            add("max_robustness_drop", budgets.max_robustness_drop, "not measured (the split's texts and the "
+                "tokenizer are needed)", False, "fraction")
+        else:
+            w = robustness["worst"]
+            add("max_robustness_drop", budgets.max_robustness_drop, w["drop"],
+                w["drop"] <= budgets.max_robustness_drop + 1e-12,
+                f"fraction ({robustness['figure']}, {w['transform']} vs as typed, {w['measured_in']})")
     if budgets.max_device_latency_p90_ms is not None:  # the board's own p90 (build --on-device), never the host's
         if device_latency is None:
             add("max_device_latency_p90_ms", budgets.max_device_latency_p90_ms,
@@ -185,6 +204,7 @@ def failures(verdict: Verdict) -> list[str]:
     """The failed checks, one line each (what the console and the exit status report)."""
     return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith(
                 ("emulator_", "finite", "client_", "require_"))
+            else f"{c['name']}: {c['value']}" if c["name"] == "better_than_chance"
             else f"{c['name']}: {c['value']}" if isinstance(c["value"], str) and c["value"].startswith(
                 ("not counted", "not measured"))
             else f"{c['name']}: nothing was compared (non-finite outputs)" if c["value"] is None

@@ -21,6 +21,7 @@ from .emulated import EmulatedValidator
 from .gpu import GpuValidator
 from .latency import LatencyValidator
 from .quality import QualityValidator, SizeValidator
+from .robustness import RobustnessValidator
 
 VALIDATORS: tuple[Validator, ...] = (
     SizeValidator(),  # raw, gzip -9, SHA-256
@@ -31,6 +32,7 @@ VALIDATORS: tuple[Validator, ...] = (
     CostValidator(),  # the count at the judged XNNPACK setting, and a cost model's estimate from it
     BoardValidator(),  # latency on the target's board over SSH: device latency
     ClientValidator(),  # the real client library an app uses (MediaPipe Tasks)
+    RobustnessValidator(),  # the split as people type it (case, punctuation), in edgeopt's runtime and the client
     GpuValidator(),  # LiteRT's GPU accelerator: partition, numerics against the CPU
 )
 

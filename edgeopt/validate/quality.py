@@ -45,14 +45,16 @@ class QualityValidator:
         task = req.task
         flat, y = task.rows(logits, req.split.y)  # a tagger: its real tokens, padding left out
         ref_rows = task.rows(req.reference, req.split.y)[0] if req.reference is not None else None
+        entities = task.entities(logits, req.split.gold, req.label_names)
         return Quality(
             split=req.split.name, examples=int(len(req.split.x)), rows=int(len(y)),
             accuracy=round(accuracy(flat, y), 6), per_class=per_class(flat.argmax(1), y, list(req.label_names)),
-            entities=task.entities(logits, req.split.gold, req.label_names),
+            entities=entities,
             finite=bool(np.isfinite(logits).all()), logits=logits, variable_tensors=sess.variable_tensors,
             parity=parity(ref_rows, flat) if ref_rows is not None else None,
             reference_finite=bool(np.isfinite(req.reference).all()) if req.reference is not None else None,
-            runtime=sess.runtime, delegate_applied=sess.delegate_applied)
+            runtime=sess.runtime, delegate_applied=sess.delegate_applied,
+            chance=task.chance(flat, y, entities, req.split.gold, list(req.label_names)))
 
 
 class SizeValidator:

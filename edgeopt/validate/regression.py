@@ -115,6 +115,13 @@ def measure(build: Path, iterations: int = 300, warmup: int = 50, emulate: bool 
     except Exception:
         raise InputError(f"{mpath}: manifest field 'spec.data' is not a data section. Fix: rebuild.") from None
     ds = load_dataset(data_spec)
+    if (d / "labels.txt").is_file():  # the build's label order (a model's declared order, when it declared one)
+        from ..data.datasets import in_label_order
+        from ..files import read_text_capped
+
+        order = tuple(read_text_capped(d / "labels.txt", 16 << 20, "labels file", ArtifactError).splitlines())
+        if order != tuple(ds.label_names):
+            ds = in_label_order(ds, order, str(d / "labels.txt"))
     tok = load_tokenizer(d)
     row = m.metrics.latency_budget_row
     task = task_for(m.task)

@@ -375,9 +375,20 @@ def test_keras3_layer_without_tf_keras_equivalent_is_named(tmp_path, data_yaml):
 def test_tune_takes_a_users_model_file(tmp_path, data_yaml):
     """`edgeopt tune` on the user's own Keras file (trained on the data first): the grid, a sampled training
     candidate, and the pick built from the file's model."""
+    from edgeopt.data import load_dataset
+    from edgeopt.data.tokenizer import WordTokenizer
     from edgeopt.registry import load_target
+    from edgeopt.specs import DataSpec
 
-    _model("cnn").save(tmp_path / "mine.keras")
+    # trained a little first, on the ids edgeopt will feed it (a file that starts at chance stays there: --fit's
+    # early stopping sees no dev gain, and a file no better than the majority class never passes)
+    ds = load_dataset(DataSpec.model_validate(DATA))
+    tok = WordTokenizer.fit(ds.train.texts, seq_len=SEQ, max_vocab=3000)
+    K = _K()
+    m = _model("cnn")
+    m.compile(optimizer=K.optimizers.Adam(0.005), loss=K.losses.SparseCategoricalCrossentropy(from_logits=True))
+    m.fit(tok.encode_batch(ds.train.texts), np.asarray(ds.train.labels), epochs=2, batch_size=32, verbose=0)
+    m.save(tmp_path / "mine.keras")
     t = load_target("x86-avx2-server").model_dump(mode="json", exclude_none=True)
     t.update(name="server-small", tune={"runtimes": [], "quantizations": ["float32", "dynamic"], "threads": [1]})
     (tmp_path / "server-small.yaml").write_text(yaml.safe_dump(t))

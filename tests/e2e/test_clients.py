@@ -66,6 +66,50 @@ def test_regex_tokenizer_rules():
     assert again.table == tok.table and again.fingerprint() == tok.fingerprint()
 
 
+def test_a_case_folding_regex_tokenizer_gives_every_spelling_its_words_id():
+    tok = RegexTokenizer.fit(["hello world", "it's my card", "Hello again"], seq_len=6, lowercase=True)
+    assert "Hello" not in tok.vocab and tok.config()["lowercase"] is True  # counted and kept in lower case
+    h = tok.index["hello"]
+    assert tok.encode("Hello HELLO hello hElLo") == [h, h, h, 1, 0, 0]  # a mixed case is no spelling of a word
+    its = tok.index["it's"]
+    assert tok.encode("IT'S It's It'S its ITS") == [its] * 5 + [0]  # "its" is no word here: it joins "it's"
+    lines = tok.client_vocab().splitlines()
+    assert lines[:2] == ["<PAD> 0", "<UNKNOWN> 1"] and f"HELLO {h}" in lines and len(lines) > tok.vocab_size
+    again = RegexTokenizer.from_client_vocab(tok.client_vocab(), 6)
+    assert again.lowercase and again.table == tok.table and again.fingerprint() == tok.fingerprint()
+    seen = RegexTokenizer.fit(["ATMs near me", "atms"], seq_len=4, lowercase=True)  # a spelling the texts used
+    assert seen.seen == {"ATMs": "atms"} and seen.encode("ATMs atms AtMs") == [seen.index["atms"]] * 2 + [1, 0]
+    assert RegexTokenizer.from_client_vocab(seen.client_vocab(), 4).table == seen.table
+    both = RegexTokenizer.fit(["its fine", "it's fine"], seq_len=4, lowercase=True)
+    assert both.encode("its it's") == [both.index["its"], both.index["it's"], 0, 0]  # a word keeps its own id
+
+
+def test_a_case_folding_tokenizer_json_differs_only_where_documented(datasets, tmp_path):
+    """tokenizer.json keeps one token per id, so a case-folding regex tokenizer's file lower-cases the text instead:
+    its ids equal edgeopt's (and the client's) on every text of the real data except where a token is in a case
+    none of the four spellings has, a word typed without its apostrophe, or one of the two non-ASCII letters whose
+    lower case is ASCII (the tokenizer's docstring lists these)."""
+    from tokenizers import Tokenizer
+
+    for name, ds in datasets.items():
+        tok = RegexTokenizer.fit(ds.train.texts, seq_len=24, max_vocab=4000, lowercase=True)
+        tok.save(tmp_path)
+        hf = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+        texts = list(ds.train.texts) + list(ds.dev.texts) + list(ds.test.texts) + EDGE
+        texts += [t.upper() for t in ds.test.texts] + [t.title() for t in ds.test.texts]
+        ours = tok.encode_batch(texts)
+        theirs = np.asarray([e.ids for e in hf.encode_batch(texts)])
+
+        def documented(text):
+            toks = tok.split(text)[:24]
+            return ("\u0130" in text or "\u212a" in text
+                    or any(t.lower() in tok.index and t not in tok.table for t in toks)  # hElLo, iPhone
+                    or any(t in tok.table and t.lower() not in tok.index for t in toks))  # dont -> don't
+        bad = [texts[i] for i in np.flatnonzero((ours != theirs).any(1))]
+        assert all(documented(t) for t in bad), (name, [t for t in bad if not documented(t)][:5])
+        assert len(bad) < 0.1 * len(texts), (name, len(bad))
+
+
 def test_golden_vectors_reproduce(tmp_path, datasets):
     from edgeopt.data.tokenizer import write_golden
 
@@ -92,20 +136,23 @@ def _probe(path, seq_len):
 
 @pytest.mark.client
 @pytest.mark.slow
-def test_regex_tokenizer_gives_the_ids_mediapipe_feeds_the_model(datasets, tmp_path):
+@pytest.mark.parametrize("fold", [False, True], ids=["case-sensitive", "case-folding"])
+def test_regex_tokenizer_gives_the_ids_mediapipe_feeds_the_model(datasets, tmp_path, fold):
     """The real MediaPipe 1.2.2 TextClassifier on a probe model carrying edgeopt's regex tokenizer metadata: the ids
-    it feeds the model equal edgeopt's on the real test splits and the edge cases."""
+    it feeds the model equal edgeopt's on the real test splits (as written, UPPER CASE, Title Case, without
+    punctuation) and the edge cases; a case-folding vocabulary (several spellings per id) included."""
     from edgeopt.clients import mediapipe as mp
+    from edgeopt.validate.robustness import TRANSFORMS
 
     seq = 40
     for name in DATASETS:
         ds = datasets[name]
-        tok = RegexTokenizer.fit(ds.train.texts, seq_len=seq, max_vocab=5000)
+        tok = RegexTokenizer.fit(ds.train.texts, seq_len=seq, max_vocab=5000, lowercase=fold)
         probe = tmp_path / f"{name}.tflite"
         _probe(probe, seq)
         mp.write_metadata([probe], tok, [f"p{i}" for i in range(seq)], name="probe", version="1",
                           description="ids probe", quiet=True)
-        texts = list(ds.test.texts) + EDGE
+        texts = list(ds.test.texts) + EDGE + [f(t) for _, f in TRANSFORMS for t in list(ds.test.texts)[:300]]
         res = mp.classify(probe, texts, quiet=True)
         ours = tok.encode_batch(texts)
         bad = np.flatnonzero((res["scores"].astype(np.int64) != ours).any(1))

@@ -68,8 +68,7 @@ def sshd(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_build(tmp_path_factory):
     d = tmp_path_factory.mktemp("remote-build")
-    spec = write_spec(d / "s.yaml", "tiny", "text_cnn", TINY["text_cnn"], epochs=1,
-                      limit={"train": 600, "dev": 100, "test": 100})
+    spec = write_spec(d / "s.yaml", "tiny", "text_cnn", TINY["text_cnn"])  # better than chance, or no build passes
     r = run_cli(["build", str(spec), "-t", "pixel-7", "--out", str(d / "b"), "-q", *FAST_LATENCY])
     assert r.exit_code == 0, r.output
     return {"spec": spec, "artifact": d / "b" / "model_int8.tflite", "dir": d}

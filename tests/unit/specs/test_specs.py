@@ -15,6 +15,7 @@ def test_every_builtin_target_and_model_parses():
         assert t.device.qemu_cpu or t.device.arch == "x86_64"  # every Arm device names the CPU model emulating it
         assert t.quantization in ("float32", "dynamic", "int8", "float16")
         assert t.budgets.max_accuracy_drop is not None and t.budgets.max_size_bytes
+        assert t.budgets.max_robustness_drop == 0.05  # how people type: case, punctuation
         # a budget on the device's own signal: host latency only where the device is an x86 machine like the build
         # machine; an Arm device's cost is counted on its emulated core (GPU targets: the GPU's partition)
         if t.device.arch == "x86_64":

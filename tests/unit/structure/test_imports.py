@@ -40,10 +40,10 @@ def _graph():
 
 
 def _circles(edges):
-    """Strongly connected groups of more than one module (Tarjan), ignoring a package's import of its own
-    submodules (``pkg/__init__`` re-exporting them is not a circle of dependencies)."""
+    """Strongly connected groups of more than one module (Tarjan); a package's ``__init__`` importing its own
+    submodules is a dependency like any other."""
     def deps(v):
-        return [w for w in edges[v] if not w.startswith(v + ".")]
+        return edges[v]
 
     index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
 
