@@ -217,17 +217,6 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
     if not task.clients and (use_client or use_gpu):
         raise InputError(f"{artifact}: --client and --gpu check a sentence classifier's outputs; for a tagger they "
                          f"are not built yet. Fix: validate it without them.")
-    if emulate:
-        from ..emulator.validate import format_table
-
-        ev = measure_artifact(MeasureRequest(Path(artifact), tgt, task, Split("test", x, y, texts),
-                                             tuple(label_names), spec.training.seed, quiet=as_json, origin="given",
-                                             emulate=tuple(cpus), emulate_sample=sample), only=("size", "emulated"))
-        res = ev["emulated"]
-        dump(res) if as_json else click.echo(format_table(res) + f"\n({res['note']})")
-        if not res["passed"]:
-            sys.exit(EXIT_BUDGET)
-        return
     if not task.clients:
         use_client = use_gpu = False
     if use_client is None:
@@ -248,7 +237,9 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
         quiet=as_json, origin="given",
         run=RuntimeOptions(threads=tgt.runtime.threads, xnnpack="xnnpack" in tgt.runtime.delegates),
         clients=("mediapipe",) if use_client else (), tokenizer=tok, gpu="check" if use_gpu else None,
-        gpu_sample=tgt.gpu.sample))
+        gpu_sample=tgt.gpu.sample, robustness=True,
+        # --emulate: the emulated CPUs too, on the target's sample (what `build --emulate` runs), after the rest
+        emulate=tuple(cpus) if emulate else None, emulate_sample=sample))
     q, ents = ev.quality, ev.quality.entities
     res = {"artifact": artifact, "runtime": q.runtime, "examples": q.examples, "accuracy": q.accuracy,
            "macro_f1": q.macro_f1, "per_class": q.per_class,
@@ -262,8 +253,14 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
         g = dict(ev["gpu"])
         g["passed"] = all(c["passed"] for c in gpu_checks(tgt.budgets, g))  # the build's GPU budgets
         res["gpu"] = g
+    res["better_than_chance"] = q.chance
+    if "robustness" in ev:
+        res["robustness"] = ev["robustness"]
+    if "emulated" in ev:
+        res["emulator"] = ev["emulated"]
     tagging = ents is not None
-    ok = res.get("client", {}).get("passed") is not False and res.get("gpu", {}).get("passed") is not False
+    ok = (res.get("client", {}).get("passed") is not False and res.get("gpu", {}).get("passed") is not False
+          and q.chance["passed"] and res.get("emulator", {}).get("passed") is not False)
     if as_json:
         dump(res)
     else:
@@ -287,6 +284,19 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
                 f"CPU| {g['fp16']['max_abs_deviation']:.3g} at fp16, {g['fp32']['max_abs_deviation']:.3g} with "
                 f"enforce_f32, {g['examples']} examples; {'passed' if g['passed'] else 'FAILED'} ({tgt.name}'s GPU "
                 f"budgets)" if g["available"] and g["fp16"].get("ran") else ""))
+        from ..validate.chance import describe
+
+        ch = q.chance
+        click.echo(f"better than chance: {ch['measure']} {ch['value']:.4f} vs {ch['chance']:.4f} ({ch['chance_by']}), "
+                   f"p={ch['p_value']:.3g}" if ch["passed"] else "NOT better than chance: " + describe(artifact, ch))
+        if "robustness" in res:
+            w = res["robustness"]["worst"]
+            click.echo(f"how people type it: worst {w['transform']} {w['drop'] * 100:+.2f} points ({w['measured_in']}); "
+                       + ", ".join(f"{t['transform']} {t['drop'] * 100:+.2f}" for t in res["robustness"]["transforms"]))
+        if "emulator" in res:
+            from ..emulator.validate import format_table
+
+            click.echo(format_table(res["emulator"]) + f"\n({res['emulator']['note']})")
     if not ok:
         sys.exit(EXIT_BUDGET)
 

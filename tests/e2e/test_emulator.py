@@ -127,7 +127,7 @@ def test_parity_on_each_cpu_model(emulator_root, multi_build):
     r = run_cli(["validate", str(out / "pixel-7" / "model_int8.tflite"), "-m", str(spec), "-t", "pixel-7",
                  "--emulate", "--sample", "120", "--json", *[a for c in CPU_MODELS for a in ("--cpu", c)]])
     assert r.exit_code == 0, r.output
-    res = json.loads(r.stdout)
+    res = json.loads(r.stdout)["emulator"]  # beside what `validate` prints without --emulate
     assert res["examples"] == 120 and res["output_scale"] > 0  # int8 graph: parity counted in quantization steps
     assert [c["cpu"] for c in res["cpus"]] == list(CPU_MODELS)
     for c in res["cpus"]:
@@ -140,7 +140,7 @@ def test_parity_on_each_cpu_model(emulator_root, multi_build):
     r = run_cli(["validate", str(out / "jetson-orin-nano-cpu" / "model_dynamic.onnx"), "-m", str(spec), "-t",
                  "jetson-orin-nano-cpu", "--emulate", "--sample", "120", "--json"])
     assert r.exit_code == 0, r.output
-    c = json.loads(r.stdout)["cpus"][0]
+    c = json.loads(r.stdout)["emulator"]["cpus"][0]
     assert c["cpu"] == "cortex-a76" and c["loaded"] and c["parity"]["passed"]
 
 
@@ -302,9 +302,13 @@ def test_instructions_per_inference_are_deterministic_and_belong_to_the_core(emu
     # in the emulated validation's record, never as a time
     r = run_cli(["validate", str(art), "-m", str(multi_build["spec"]), "-t", "pixel-7", "--emulate", "--sample", "20",
                  "--json"])
-    c = json.loads(r.stdout)["cpus"][0]
+    out = json.loads(r.stdout)
+    c = out["emulator"]["cpus"][0]
     assert c["instructions"]["xnnpack_on"] == runs[0]["instructions"] and c["instructions"]["xnnpack_off"] == a76_off
-    assert "not a time" in json.loads(r.stdout)["instructions_note"]
+    assert "not a time" in out["emulator"]["instructions_note"]
+    # what `validate` prints without --emulate is there too: the whole split's accuracy, chance, how people type it
+    assert out["examples"] > 20 and out["accuracy"] > 0 and out["better_than_chance"]["passed"]
+    assert len(out["robustness"]["transforms"]) == 5
 
 
 @pytest.mark.emulator

@@ -341,7 +341,7 @@ def test_a_tagger_runs_on_the_emulated_arm64_cpu(tagged):
     r = run_cli(["validate", str(art), "-m", str(tagged["spec"]), "-t", "pixel-7", "--emulate", "--cpu",
                  "cortex-a76", "--sample", "40", "--json"])
     assert r.exit_code == 0, r.output
-    res = json.loads(r.stdout)
+    res = json.loads(r.stdout)["emulator"]
     row = res["cpus"][0]
     assert row["loaded"] and row["delegate_applied"] and row["parity"]["passed"], row
     assert res["sample"]["examples"] == 40 and res["scored"] == res["sample"]["scored"] > 40  # tokens, not sentences
