@@ -35,6 +35,9 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
               help="A distillation teacher to include in the space (repeatable): a ModelSpec or all-MiniLM-L6-v2.")
 @click.option("--on-device", is_flag=True,
               help="Cost every candidate by its latency on the target's board (device.remote, over SSH).")
+@click.option("--host-cost", is_flag=True,
+              help="An x86 target: cost candidates by the build machine's p90 latency instead of callgrind's "
+                   "instructions per inference (refused for a device of another architecture).")
 @model_file_options
 @click.option("--seed", type=int, default=0, show_default=True, help="The sampler's seed.")
 @click.option("--no-cache", is_flag=True, help="Recompute every pass instead of reusing cached outputs.")
@@ -43,14 +46,14 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @latency_options
 @handle_errors
-def tune(model, target, out, trials, timeout, objective, storage, study_name, resume, teachers, on_device, data,
-         vocab, hf_tokenizer, fit, trust_model_code, custom_module, labels, seed, no_cache, dry_run, as_json, quiet,
+def tune(model, target, out, trials, timeout, objective, storage, study_name, resume, teachers, on_device, host_cost,
+         data, vocab, hf_tokenizer, fit, trust_model_code, custom_module, labels, seed, no_cache, dry_run, as_json, quiet,
          latency_warmup, latency_iterations):
     """Search MODEL's compression and conversion space for the best artifact for --target under its budgets.
 
-    Candidates are compared on the dev split (cost: instructions per inference on the target's emulated CPU for
-    arm64, latency on the board with --on-device, host latency for x86); the pick is built into OUT/build, which
-    alone touches the test split. Exit 0 when the pick's build passes its budgets, 3 when no candidate meets them
+    Candidates are compared on the dev split (cost: instructions per inference on the target's core, emulated for
+    arm64, callgrind's for x86; latency on the board with --on-device; host latency for x86 with --host-cost); the
+    pick is built into OUT/build, which alone touches the test split. Exit 0 when the pick's build passes its budgets, 3 when no candidate meets them
     (the closest are listed) or the pick's build fails on the test split, 2 for bad input.
     """
     from ..pipeline import LatencySettings
@@ -62,7 +65,7 @@ def tune(model, target, out, trials, timeout, objective, storage, study_name, re
     res = run_tune(spec, target, out=out, trials=trials, timeout=timeout, objective=objective, storage=storage,
                    study=study_name, resume=resume, dry_run=dry_run, quiet=quiet,
                    latency=LatencySettings(latency_warmup, latency_iterations), teachers=tuple(teachers),
-                   on_device=on_device, use_cache=not no_cache, seed=seed)
+                   on_device=on_device, use_cache=not no_cache, seed=seed, host_cost=host_cost)
     if dry_run:
         if as_json:
             return dump(res)

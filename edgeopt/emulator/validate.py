@@ -304,7 +304,8 @@ def require_counter(cpu: str, target) -> None:
                                 f"machine; this one is {platform.machine()}. Fix: build with --no-count here.")
         if shutil.which("valgrind") is None:
             raise EmulatorError(f"target {target.name}: x86 instruction counts are taken with valgrind, which is not "
-                                f"installed. Fix: {counter.VALGRIND_INSTALL} (or build with --no-count)")
+                                f"installed. Fix: {counter.VALGRIND_INSTALL} (or build with --no-count, tune with "
+                                f"--host-cost)")
         return
     require_qemu()
     if plugin.qemu_dynamic() is None:

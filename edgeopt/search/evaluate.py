@@ -29,14 +29,14 @@ class Evaluator:
     """Measures candidates of ``model`` on ``target`` (names, paths or loaded objects)."""
 
     def __init__(self, model, target, *, quiet: bool = False, use_cache: bool = True, latency=None,
-                 on_device: bool = False, teachers: tuple[str, ...] = ()):
+                 on_device: bool = False, teachers: tuple[str, ...] = (), host_cost: bool = False):
         from ..pipeline import LatencySettings, BuildSession
         from ..pipeline import plan as _plan
         from ..registry import load_target
 
         self.target = target if isinstance(target, TargetProfile) else load_target(target)
         self.quiet, self.on_device = quiet, on_device
-        self.space: Space = space_for(self.target, teachers, on_device)
+        self.space: Space = space_for(self.target, teachers, on_device, host_cost)
         self._tmp = tempfile.TemporaryDirectory(prefix="edgeopt-evaluate-")
         self._plan_out = Path(self._tmp.name) / "plan"  # plans are checked against an out dir; nothing is built there
         p0 = _plan(model, [self.target], out=str(self._plan_out), count=False, use_cache=use_cache)
@@ -60,8 +60,9 @@ class Evaluator:
             self._board = board_for(self.target)
         elif self.space.signal == "instructions":
             from ..emulator.validate import require_counter
+            from ..validate.cost import counted_on
 
-            require_counter(self.target.device.qemu_cpu, self.target)
+            require_counter(counted_on(self.target), self.target)
 
     def target_plan(self, c: Candidate):
         """The checked plan of ``c`` (the same checks `build` makes: recipe order, layers, format)."""
@@ -159,7 +160,7 @@ class Evaluator:
                 path, split, name="artifact", run=RuntimeOptions(threads=1, xnnpack=c.xnnpack),
                 judged_at=(c.threads, c.xnnpack), against=ref_ev, robustness=True,
                 latency=LatencyPlan((at,), lat.warmup, lat.iterations, LATENCY_INPUTS),
-                count=self.target.device.qemu_cpu if self.space.signal == "instructions" else None,
+                count=cost.counted_on(self.target) if self.space.signal == "instructions" else None,
                 board=self._board if self.on_device else None,
                 gpu="check" if self.target.uses_gpu and c.format == "tflite" else None,
                 gpu_sample=self.target.gpu.sample or GPU_SAMPLE))

@@ -216,7 +216,8 @@ class Space:
         return lines + self.notes
 
 
-def space_for(target: TargetProfile, teachers: tuple[str, ...] = (), on_device: bool = False) -> Space:
+def space_for(target: TargetProfile, teachers: tuple[str, ...] = (), on_device: bool = False,
+              host_cost: bool = False) -> Space:
     """The space a target allows: its own runtime plus ``tune.runtimes``; ``tune.quantizations`` (default every
     mode the format has); XNNPACK on/off where LiteRT runs with it; threads searched only where the cost is a
     latency (instruction counts are per inference on one thread)."""
@@ -228,7 +229,7 @@ def space_for(target: TargetProfile, teachers: tuple[str, ...] = (), on_device: 
         quants[fmt] = tuple(q for q in (ts.quantizations or allowed) if q in allowed)
     from ..validate.cost import tune_signal
 
-    signal = tune_signal(t, on_device)
+    signal = tune_signal(t, on_device, host_cost)
     threads = tuple(sorted(set(ts.threads or (1,)) | {t.runtime.threads})) if signal != "instructions" else (
         t.runtime.threads,)
     xnn = (True, False) if "xnnpack" in t.runtime.delegates or t.runtime.name != "litert" else (False,)
@@ -249,7 +250,7 @@ def space_for(target: TargetProfile, teachers: tuple[str, ...] = (), on_device: 
     if preset.quantization not in quants[preset.format]:  # the preset is always a candidate
         quants[preset.format] = (preset.quantization, *quants[preset.format])
     notes = []
-    if signal == "instructions" and not t.device.qemu_cpu:
+    if signal == "instructions" and t.device.arch != "x86_64" and not t.device.qemu_cpu:
         from ..errors import InputError
 
         raise InputError(f"tune: target {t.name} is arm64 but names no emulated CPU to count the cost on. Fix: add "

@@ -3,11 +3,12 @@
 A target's cost is its device's own signal: instructions per inference on the target's emulated core (arm64,
 qemu and edgeopt's counter) or under callgrind (x86), a cost model's estimate from that count, or latency
 measured on its board over SSH. The build machine's clock is reported as what it is (``host_latency``) and is the
-cost only where nothing of the device's can be had (a tune of an x86 target without a count).
+cost only when asked for a device of the build machine's own architecture (``tune --host-cost`` on an x86 target).
 
 - ``count_cpu``: where a build counts instructions (``--count``/``--no-count``, else when the budgets or cost
   model are about instructions);
-- ``tune_signal`` / ``signal_label`` / ``cost_value``: what a tune costs candidates by, in words, and the value;
+- ``tune_signal`` / ``counted_on`` / ``signal_label`` / ``cost_value``: what a tune costs candidates by, where it
+  is counted, in words, and the value;
 - ``CountValidator``: the count itself (from the emulated run on the same CPU when there is one);
 - ``device_cost``: the build manifest's ``device_cost`` record (the count at the target's XNNPACK setting, and the
   cost model's estimate, labelled as an estimate).
@@ -37,18 +38,36 @@ def count_cpu(target, count: Optional[bool]) -> Optional[str]:
     return target.device.qemu_cpu
 
 
-def tune_signal(target, on_device: bool) -> str:
-    """What a tune costs candidates by: latency on the board (``--on-device``), instructions on the emulated core
-    (arm64 targets), else the build machine's latency (an x86 target: the build machine is such a CPU)."""
-    return "device_latency" if on_device else "instructions" if target.device.arch == "arm64" else "host_latency"
+def tune_signal(target, on_device: bool, host_cost: bool = False) -> str:
+    """What a tune costs candidates by: latency on the board (``--on-device``), else instructions per inference on
+    the target's core (the emulated one for arm64, callgrind's for x86); with ``host_cost`` (``--host-cost``) the
+    build machine's p90 latency, only for a device of the build machine's own architecture."""
+    if on_device:
+        return "device_latency"
+    if host_cost:
+        from .budgets import host_arch
+
+        if target.device.arch != host_arch():
+            raise InputError(f"--host-cost: {target.name}'s device is {target.device.arch} and this machine is "
+                             f"{host_arch()}; its latency is not the device's. Fix: drop --host-cost (the cost is "
+                             f"then instructions on device.qemu_cpu), or measure on the board with --on-device.")
+        return "host_latency"
+    return "instructions"
+
+
+def counted_on(target) -> Optional[str]:
+    """Where a tune's instruction cost is counted: the emulated core (arm64), or callgrind (x86)."""
+    return "x86" if target.device.arch == "x86_64" else target.device.qemu_cpu
 
 
 def signal_label(signal: str, target) -> str:
     """What the cost is, in words (a count is not a time; the build machine is not the device)."""
-    return {"instructions": f"emulated instructions per inference ({target.device.qemu_cpu})",
+    x86 = target.device.arch == "x86_64"
+    return {"instructions": ("instructions per inference under valgrind's callgrind (x86: the runtime's AVX2 "
+                             "kernels)" if x86 else f"emulated instructions per inference ({target.device.qemu_cpu})"),
             "device_latency": "p90 ms on the board (device latency)",
             "host_latency": "p90 ms on the build machine (host latency; " + (
-                "the target is x86)" if target.device.arch == "x86_64" else "not the device's)")}[signal]
+                "the target is x86)" if x86 else "not the device's)")}[signal]
 
 
 def cost_value(signal: str, m: dict) -> Optional[float]:

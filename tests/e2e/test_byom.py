@@ -394,7 +394,7 @@ def test_tune_takes_a_users_model_file(tmp_path, data_yaml):
     (tmp_path / "server-small.yaml").write_text(yaml.safe_dump(t))
     out = tmp_path / "tune"
     r = run_cli(["tune", str(tmp_path / "mine.keras"), "--data", str(data_yaml), "--fit", "--target",
-                 str(tmp_path / "server-small.yaml"), "--trials", "1", "--out", str(out), "-q", "--json",
+                 str(tmp_path / "server-small.yaml"), "--trials", "1", "--out", str(out), "-q", "--json", "--host-cost",
                  *FAST_LATENCY])
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)

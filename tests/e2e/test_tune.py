@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import TINY, assert_no_tensorflow, run_cli, write_spec
+from edgeopt.errors import InputError
 
 TUNE_FAST = ["--latency-warmup", "5", "--latency-iterations", "30"]
 
@@ -67,7 +68,12 @@ def test_every_grid_candidate_round_trips_and_makes_a_valid_profile():
             assert prof.runtime.name == c.runtime and prof.quantization == c.quantization
             assert (prof.onnx is not None) == (c.format == "onnx")
             assert not (c.format == "onnx" and prof.clients)
-        assert sp.signal == ("instructions" if t.device.arch == "arm64" else "host_latency")
+        assert sp.signal == "instructions"  # the device's core: emulated (arm64) or callgrind's (x86)
+        if t.device.arch == "x86_64":
+            assert space_for(t, host_cost=True).signal == "host_latency"  # --host-cost: the build machine is x86
+        else:
+            with pytest.raises(InputError, match="--host-cost"):
+                space_for(t, host_cost=True)
     pixel = space_for(next(t for t in list_targets() if t.name == "pixel-7"))
     assert pixel.runtimes == ("litert", "onnxruntime") and pixel.threads == (4,)
     assert {c.quantization for c in pixel.conversion_grid() if c.format == "tflite"} == {
@@ -109,7 +115,13 @@ def test_dry_run_prints_space_and_budget_without_tensorflow(tmp_path):
     r = run_cli(["tune", str(spec), "--target", "x86-avx2-server", "--dry-run", "--json", "--trials", "3"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    # x86: (ONNX Runtime's 3 modes + the LiteRT alternative's 5 modes x XNNPACK on/off) x threads 1 and 2
+    # x86, costed by callgrind's instructions (one thread): ONNX Runtime's 3 modes + the LiteRT alternative's 5 modes
+    # x XNNPACK on/off
+    assert d["trials"] == {"conversion_only": 3 + 5 * 2, "sampled_training": 3, "total": 16}
+    assert d["cost_signal"] == "instructions" and "max_latency_p90_ms" in d["constraints"]
+    r = run_cli(["tune", str(spec), "--target", "x86-avx2-server", "--dry-run", "--json", "--trials", "3",
+                 "--host-cost"])
+    d = json.loads(r.stdout)  # the build machine's latency: threads 1 and 2 searched too
     assert d["trials"] == {"conversion_only": (3 + 5 * 2) * 2, "sampled_training": 3, "total": 29}
     assert d["cost_signal"] == "host_latency" and "max_latency_p90_ms" in d["constraints"]
     assert not (tmp_path / "build").exists()
@@ -263,7 +275,7 @@ def _small_target(tmp_path: Path) -> Path:
 
 
 def _small_server(tmp_path: Path) -> Path:
-    """x86-avx2-server with 9 conversion candidates (cost: host latency, nothing emulated)."""
+    """x86-avx2-server with 9 conversion candidates (tuned with --host-cost: host latency, nothing counted)."""
     return _target(tmp_path / "server-small.yaml", "x86-avx2-server",
                    tune={"runtimes": ["litert"], "quantizations": ["float32", "dynamic", "int8"], "threads": [1]})
 
@@ -349,7 +361,7 @@ def test_resume_after_sigterm_and_sigkill_does_not_redo_finished_trials(tmp_path
     target = _small_server(tmp_path)
     out = tmp_path / "out"
     cmd = [str(Path(sys.executable).parent / "edgeopt"), "tune", str(spec), "--target", str(target), "--out",
-           str(out), "--trials", "1", "--quiet", *TUNE_FAST]
+           str(out), "--trials", "1", "--quiet", "--host-cost", *TUNE_FAST]
     env = {**os.environ}
     # SIGTERM (as a service manager stops a job): a clean stop that says how to continue
     proc, n = _run_until(cmd, env, out, 2)
@@ -361,7 +373,7 @@ def test_resume_after_sigterm_and_sigkill_does_not_redo_finished_trials(tmp_path
     # stopped at once: the trial running when the signal came is failed (or, told just then, completed)
     assert n <= len(first) <= n + 1 and not (out / "build").exists(), (n, first)
     # without --resume the existing study is not touched
-    again = run_cli(["tune", str(spec), "--target", str(target), "--out", str(out), "--trials", "1"])
+    again = run_cli(["tune", str(spec), "--target", str(target), "--out", str(out), "--trials", "1", "--host-cost"])
     assert again.exit_code == 2 and "--resume" in again.stderr
     # resumed, then SIGKILL (nothing can be cleaned up): the trial it was running is left RUNNING in the study
     proc, _ = _run_until(cmd + ["--resume"], env, out, len(first) + 1)
@@ -391,7 +403,8 @@ def test_no_candidate_meets_the_budgets_exit_3_with_the_closest(tmp_path):
                      budgets={"min_accuracy": 0.99, "max_accuracy_drop": 0.015},
                      tune={"runtimes": [], "quantizations": ["int8"], "threads": [1]})
     out = tmp_path / "out"
-    r = run_cli(["tune", str(spec), "--target", str(target), "--out", str(out), "--trials", "2", *TUNE_FAST])
+    r = run_cli(["tune", str(spec), "--target", str(target), "--out", str(out), "--trials", "2", "--host-cost",
+                 *TUNE_FAST])
     assert r.exit_code == 3, r.output
     assert "no candidate meets every budget" in r.stderr and "min_accuracy" in r.stderr
     s = _summary(out)
@@ -501,7 +514,7 @@ def test_a_distillation_candidate_through_the_public_evaluator(tmp_path):
     teacher = write_spec(tmp_path / "teacher.yaml", "teacher", "text_cnn", TINY["text_cnn"], dataset="smsspam",
                          limit=data["limit"], learning_rate=0.01)
     ev = edgeopt.Evaluator(str(spec), "x86-avx2-server", quiet=True, teachers=(str(teacher),),
-                           latency=edgeopt.LatencySettings(5, 30))
+                           latency=edgeopt.LatencySettings(5, 30), host_cost=True)
     try:
         assert ev.space.teachers == (str(teacher),)
         c = edgeopt.Candidate("onnxruntime", "dynamic", False, 1, teacher=str(teacher))
@@ -525,9 +538,30 @@ def test_the_preset_is_always_in_the_space(tmp_path):
 
     t = load_target(str(_target(tmp_path / "narrow.yaml", "x86-avx2-server",
                                 tune={"runtimes": [], "quantizations": ["float32"], "threads": [2]})))
-    sp = space_for(t)
+    sp = space_for(t, host_cost=True)  # threads are searched where the cost is a latency
     assert sp.quantizations["onnx"] == ("int8", "float32") and sp.threads == (1, 2)
     assert sp.suggest(optuna.trial.FixedTrial(sp.preset.to_params(sp)), training=False) == sp.preset
     assert [c.label() for c in sp.conversion_grid()] == [
         "onnxruntime int8, 1 thread", "onnxruntime int8, 2 threads", "onnxruntime float32, 1 thread",
         "onnxruntime float32, 2 threads"]
+
+
+@pytest.mark.slow
+def test_an_x86_tune_costs_candidates_by_callgrind_instructions(tmp_path):
+    """An x86 target's candidates are costed by instructions per inference under callgrind (the device's core, not
+    the build machine's clock), with the host latency measured and reported beside it."""
+    spec = write_spec(tmp_path / "tiny.yaml", "tiny", "text_cnn", TINY["text_cnn"])
+    target = _target(tmp_path / "server-one.yaml", "x86-avx2-server",
+                     tune={"runtimes": [], "quantizations": ["int8"], "threads": [1]})
+    out = tmp_path / "out"
+    r = run_cli(["tune", str(spec), "--target", str(target), "--out", str(out), "--trials", "0", "--json",
+                 *TUNE_FAST])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["cost_signal"] == "instructions" and "callgrind" in s["cost_label"]
+    (row,) = [x for x in _rows(out) if x["outcome"] == "evaluated"]
+    assert row["cost"] > 10_000 and "callgrind" in row["cost_label"] and row["host_p90_ms"] > 0  # reported beside
+    (t,) = [t for t in _study_trials(out) if t.user_attrs.get("metrics")]
+    m = t.user_attrs["metrics"]
+    assert m["cost"] == m["instructions"]["per_inference"] and m["instructions"]["cpu"] == "x86"
+    assert m["host_latency"]["unit"] == "ms (build machine)"

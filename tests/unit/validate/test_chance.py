@@ -20,7 +20,7 @@ def test_a_constant_output_is_no_better_than_chance():
     assert "permuted_accuracy" not in c  # no order explains a constant
     v = check(Budgets(), accuracy=c["value"], accuracy_drop=0.0, size_bytes=1, latency_p90_ms=None,
               chance={"model_int8.tflite": c})
-    assert not v.passed and failures(v) == [f"better_than_chance: " + next(
+    assert not v.passed and failures(v) == ["better_than_chance: " + next(
         ch.value for ch in v.checks if ch.name == "better_than_chance")]
     assert "no better than chance" in failures(v)[0]
 
