@@ -355,6 +355,10 @@ if tuple(SOURCES) != BUILTIN_DATASETS:  # the catalogue names exactly the data s
 def in_label_order(ds: Dataset, order: tuple[str, ...], where: str) -> Dataset:
     """``ds`` with label id i meaning ``order[i]`` (a model's outputs in the order the model gives them): every
     label of the data must be one of ``order`` and every one of ``order`` a label of the data."""
+    twice = next((n for i, n in enumerate(order) if n in order[:i]), None)
+    if twice is not None:  # a labels file is not checked by the spec's own validator
+        raise DataError(f"{where}: label {twice!r} is declared twice. Fix: name each model output's label once, in "
+                        f"output order.")
     unknown = [n for n in order if n not in ds.label_names]
     if unknown:
         raise DataError(f"{where}: label {unknown[0]!r} is not a label of the data {ds.name!r} ("
@@ -365,7 +369,8 @@ def in_label_order(ds: Dataset, order: tuple[str, ...], where: str) -> Dataset:
         raise DataError(f"{where}: {len(order)} labels declared, the data {ds.name!r} has {len(ds.label_names)}; "
                         f"{', '.join(repr(m) for m in missing[:3])} {'has' if len(missing) == 1 else 'have'} no "
                         f"output. Fix: declare one label per model output, covering the data's labels.")
-    new_id = {old: order.index(name) for old, name in enumerate(ds.label_names)}
+    position = {name: i for i, name in enumerate(order)}
+    new_id = {old: position[name] for old, name in enumerate(ds.label_names)}
 
     def remap(s: Split) -> Split:
         labels = tuple(tuple(new_id[t] for t in y) if isinstance(y, tuple) else new_id[y] for y in s.labels)

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
+from ..console import log
 from ..errors import EmulatorError
 
 SOURCE = Path(__file__).with_name("count.c")
@@ -66,6 +67,5 @@ def setup(r: Path, quiet: bool = True) -> dict:
                             f"Fix: apt-get install -y gcc libc6-dev")
     os.replace(tmp, plugin_path(r))
     (d / "ready.json").write_text(json.dumps({"source_sha256": _source_sha(), "compiler": cc}))
-    if not quiet:
-        print(f"[edgeopt] emulator: instruction counter built ({plugin_path(r)})", flush=True)
+    log(quiet, f"[edgeopt] emulator: instruction counter built ({plugin_path(r)})")
     return {**status(r), "changed": True}

@@ -149,3 +149,23 @@ def test_user_file_errors(tmp_path):
     (tmp_path / "bin.csv").write_bytes(b"text,label\n\xff\xfe,1\n")
     with pytest.raises(DataError, match="not UTF-8"):
         load(files={"train": str(tmp_path / "bin.csv"), "test": str(tmp_path / "bin.csv")})
+
+
+def test_a_declared_label_order_is_checked_and_applied():
+    """in_label_order: the data read in a model's output order; a label declared twice, one the data lacks, or a
+    data label with no output is refused with the file and the fix."""
+    import pytest
+
+    from edgeopt.data.datasets import Dataset, Split, in_label_order
+    from edgeopt.errors import DataError
+
+    s = Split(("a", "b", "c"), (0, 1, 0))
+    ds = Dataset("d", ("ham", "spam"), s, s, s, {}, "text_classification")
+    swapped = in_label_order(ds, ("spam", "ham"), "labels.txt")
+    assert swapped.label_names == ("spam", "ham") and swapped.test.labels == (1, 0, 1)
+    assert swapped.provenance["label_order"] == "the model's, declared in labels.txt"
+    for order, want in ((("spam", "spam", "ham"), "declared twice"), (("spam", "hamm"), "Did you mean 'ham'"),
+                        (("spam",), "'ham' has no output")):
+        with pytest.raises(DataError, match=want) as e:
+            in_label_order(ds, order, "labels.txt")
+        assert str(e.value).startswith("labels.txt: ") and "Fix:" in str(e.value)
