@@ -36,17 +36,14 @@ class Sparse(BaseModel):
         return {k: v for k, v in data.items() if k in self.model_fields_set}
 
 
-class Attempt(Record):
-    """One conversion of the fallback chain: converted, or failed/crashed with the error and the model's layers."""
+class Attempt(Record, Sparse):
+    """One conversion of the fallback chain: converted, or failed/crashed with the error and the model's layers
+    (written only when given)."""
 
     mode: str
     outcome: Literal["converted", "failed", "crashed"]
     error: Optional[str] = None
     layer_types: Optional[tuple[str, ...]] = None
-
-    @model_serializer(mode="wrap")
-    def _given_only(self, handler):
-        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
 
 
 class Conversion(Record):

@@ -51,8 +51,8 @@ def targets_check(file):
     from ..validate.budgets import host_latency_problem
 
     t = load_target_file(file)
-    if host_latency_problem(t):  # what a build on this machine would refuse
-        raise InputError(host_latency_problem(t))
+    if problem := host_latency_problem(t):  # what a build on this machine would refuse
+        raise InputError(problem)
     click.echo(f"{file}: OK (target {t.name}, {t.device.arch}, {t.quantization})")
 
 

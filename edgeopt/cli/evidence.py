@@ -286,13 +286,14 @@ def validate(artifact, model, target, emulate, cpus, sample, use_client, use_gpu
                 f"budgets)" if g["available"] and g["fp16"].get("ran") else ""))
         from ..validate.chance import describe
 
-        ch = q.chance
-        click.echo(f"better than chance: {ch['measure']} {ch['value']:.4f} vs {ch['chance']:.4f} ({ch['chance_by']}), "
-                   f"p={ch['p_value']:.3g}" if ch["passed"] else "NOT better than chance: " + describe(artifact, ch))
+        click.echo(("better than chance: " if q.chance["passed"] else "NOT better than chance: ")
+                   + describe(artifact, q.chance))
         if "robustness" in res:
-            w = res["robustness"]["worst"]
-            click.echo(f"how people type it: worst {w['transform']} {w['drop'] * 100:+.2f} points ({w['measured_in']}); "
-                       + ", ".join(f"{t['transform']} {t['drop'] * 100:+.2f}" for t in res["robustness"]["transforms"]))
+            r = res["robustness"]
+            w = r["worst"]
+            click.echo(f"how people type it: worst {w['transform']} {w['drop'] * 100:+.2f} points "
+                       f"({w['measured_in']}); " + ", ".join(f"{t['transform']} {t['drop'] * 100:+.2f}"
+                                                             for t in r["transforms"]))
         if "emulator" in res:
             from ..emulator.validate import format_table
 

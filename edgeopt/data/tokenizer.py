@@ -74,10 +74,7 @@ class WordTokenizer:
             lowercase: bool = True) -> "WordTokenizer":
         tmp = cls(list(cls.SPECIALS), seq_len, lowercase)
         counts = Counter(tok for t in texts for tok in tmp.split(t))
-        counts = Counter({t: c for t, c in counts.items() if t not in cls.SPECIALS})
-        ranked = sorted((c, t) for t, c in counts.items() if c >= min_freq)
-        ranked.sort(key=lambda ct: (-ct[0], ct[1]))  # by frequency, ties alphabetical: deterministic
-        words = [t for _, t in ranked[: max(0, max_vocab - 2)]]
+        words = by_frequency(counts, min_freq, cls.SPECIALS)[: max(0, max_vocab - 2)]
         return cls(list(cls.SPECIALS) + words, seq_len, lowercase)
 
     @classmethod
@@ -281,9 +278,7 @@ class RegexTokenizer(WordTokenizer):
         counts = Counter()
         for t, n in raw.items():
             counts[t.lower() if lowercase else t] += n
-        ranked = sorted(((c, t) for t, c in counts.items() if c >= min_freq and t not in cls.SPECIALS),
-                        key=lambda ct: (-ct[0], ct[1]))
-        words = [t for _, t in ranked[: max(0, max_vocab - 2)]]
+        words = by_frequency(counts, min_freq, cls.SPECIALS)[: max(0, max_vocab - 2)]
         kept = set(words)
         seen = {t: t.lower() for t in raw if lowercase and t.lower() in kept and t not in spellings(t.lower())}
         return cls(list(cls.SPECIALS) + words, seq_len, lowercase, seen=seen)
@@ -335,6 +330,12 @@ class RegexTokenizer(WordTokenizer):
         tok.enable_truncation(self.seq_len)
         tok.enable_padding(length=self.seq_len, pad_id=self.pad_id, pad_token=self.vocab[self.pad_id])
         return tok
+
+
+def by_frequency(counts: Counter, min_freq: int, exclude) -> list[str]:
+    """The words counted at least ``min_freq`` times, ``exclude`` left out, most frequent first, ties alphabetical
+    (deterministic: the same vocabulary every build)."""
+    return sorted((t for t, c in counts.items() if c >= min_freq and t not in exclude), key=lambda t: (-counts[t], t))
 
 
 def spellings(word: str, apostrophes_dropped: bool = False) -> list[str]:
@@ -420,9 +421,7 @@ class TokenTokenizer(WordTokenizer):
         embedding's words, in their order) not already there, up to ``max_vocab`` in all."""
         counts = Counter(_token_key(w, lowercase) for text in texts for w in str(text).split())
         fixed = list(cls.SPECIALS) + list(cls.SHAPES)
-        ranked = sorted(((c, t) for t, c in counts.items() if c >= min_freq and t not in fixed),
-                        key=lambda ct: (-ct[0], ct[1]))  # by frequency, ties alphabetical: deterministic
-        vocab = fixed + [t for _, t in ranked]
+        vocab = fixed + by_frequency(counts, min_freq, fixed)
         seen = set(vocab)
         for w in extra_words:
             key = _token_key(w, lowercase)

@@ -192,8 +192,8 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
     teacher = None
     plans = []
     for p in profiles:
-        if host_latency_problem(p):  # a budget on the build machine's clock for another device: never a verdict
-            raise InputError(host_latency_problem(p))
+        if problem := host_latency_problem(p):  # a budget on the build machine's clock for another device
+            raise InputError(problem)
         sources = [(f"target {p.name} recipe", p.recipe), (str(recipe), recipe_file)]
         chain, chosen_ptq = merge(sources, passes or {}, ptq)
         where = f"recipe for {spec.name} on {p.name}"

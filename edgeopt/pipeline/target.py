@@ -19,7 +19,7 @@ from .builder import BuildResult, BuildSession, structure_of
 from ..convert.fallback import convert_with_fallbacks
 from .outdir import STAGING_MARKER, replace_dir, check_out_dir, clean_stale, dir_lock
 from .plan import LATENCY_INPUTS, LatencySettings, Plan, TargetPlan
-from ..results import Conversion, Verdict  # noqa: F401 (Conversion: _Run's type)
+from ..results import Conversion, Verdict
 
 def build(p: Plan, quiet: bool = False, latency: LatencySettings = LatencySettings()) -> list[BuildResult]:
     b = BuildSession(p, quiet, latency)
@@ -37,7 +37,7 @@ class _Run:
     baseline_bytes: bytes
     deployed_bytes: bytes
     ptq: str  # the deployed quantization (the plan's, or a fallback)
-    conversion: "Conversion"
+    conversion: Conversion
     keras_logits: np.ndarray
     base_keras_logits: np.ndarray
     metadata: dict | None = None

@@ -20,11 +20,9 @@ class TextClassification:
     robustness_judged = True
 
     def reads(self, data_spec) -> bool:
-        from ..catalog import TAGGED_FORMATS, TOKEN_DATASETS
+        from ..catalog import tagged
 
-        if data_spec.dataset is not None:
-            return data_spec.dataset not in TOKEN_DATASETS
-        return data_spec.files.format not in TAGGED_FORMATS
+        return not tagged(data_spec)
 
     def check_spec(self, spec) -> None:
         from ..architectures import TAGGERS

@@ -27,11 +27,9 @@ class TokenClassification:
     robustness_judged = False
 
     def reads(self, data_spec) -> bool:
-        from ..catalog import TAGGED_FORMATS, TOKEN_DATASETS
+        from ..catalog import tagged
 
-        if data_spec.dataset is not None:
-            return data_spec.dataset in TOKEN_DATASETS
-        return data_spec.files.format in TAGGED_FORMATS
+        return tagged(data_spec)
 
     def check_spec(self, spec) -> None:
         from ..architectures import TAGGERS

@@ -8,7 +8,8 @@ import platform
 from ..results import BudgetCheck, Verdict
 
 DEVICE_SIGNALS = ("max_instructions_per_inference (counted on device.qemu_cpu, emulated), max_estimated_latency_ms "
-                  "(device.cost_model's estimate from that count) or max_device_latency_p90_ms (device.remote, a board)")
+                  "(device.cost_model's estimate from that count) or max_device_latency_p90_ms (device.remote, a "
+                  "board)")
 
 
 def host_arch() -> str:
@@ -91,8 +92,7 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
 
         bad = [describe(k, c) for k, c in chance.items() if not c["passed"]]
         add("better_than_chance", f"above a constant output (exact test, p < {ALPHA:g})",
-            "; ".join(bad) if bad else "; ".join(f"{k}: {c['measure']} {c['value']:.4f} vs {c['chance']:.4f}, p="
-                                                  f"{c['p_value']:.3g}" for k, c in chance.items()), not bad, "")
+            "; ".join(bad or [describe(k, c) for k, c in chance.items()]), not bad, "")
 
     if budgets.max_accuracy_drop is not None:
         add("max_accuracy_drop", budgets.max_accuracy_drop, round(accuracy_drop, 6),
@@ -204,9 +204,8 @@ def failures(verdict: Verdict) -> list[str]:
     """The failed checks, one line each (what the console and the exit status report)."""
     return [f"{c['name']}: {c['value']} (needs: {c['limit']})" if c["name"].startswith(
                 ("emulator_", "finite", "client_", "require_"))
-            else f"{c['name']}: {c['value']}" if c["name"] == "better_than_chance"
-            else f"{c['name']}: {c['value']}" if isinstance(c["value"], str) and c["value"].startswith(
-                ("not counted", "not measured"))
+            else f"{c['name']}: {c['value']}" if c["name"] == "better_than_chance" or isinstance(
+                c["value"], str) and c["value"].startswith(("not counted", "not measured"))
             else f"{c['name']}: nothing was compared (non-finite outputs)" if c["value"] is None
             else f"{c['name']}: measured {c['value']} {c['unit']} > limit {c['limit']}" if c["name"].startswith("max")
             else f"{c['name']}: measured {c['value']} {c['unit']} < limit {c['limit']}"

@@ -40,11 +40,12 @@ def chance_level(pred: np.ndarray, y: np.ndarray, label_names: Sequence[str]) ->
            "chance": round(rate, 6), "chance_by": f"always '{label_names[majority]}' (the majority class)",
            "p_value": float(f"{p:.3g}"), "alpha": ALPHA, "passed": bool(p < ALPHA)}
     if not out["passed"] and n:
-        out.update(_label_order(pred, y, label_names, rate) or {})
+        out.update(_label_order(pred, y, label_names, rate, correct) or {})
     return out
 
 
-def _label_order(pred: np.ndarray, y: np.ndarray, label_names: Sequence[str], rate: float) -> Optional[dict]:
+def _label_order(pred: np.ndarray, y: np.ndarray, label_names: Sequence[str], rate: float,
+                 correct: int) -> Optional[dict]:
     """The outputs-to-labels assignment that maximizes agreement, when reading the outputs that way is itself
     significantly better than chance (and better than as they are)."""
     from scipy.optimize import linear_sum_assignment
@@ -54,7 +55,7 @@ def _label_order(pred: np.ndarray, y: np.ndarray, label_names: Sequence[str], ra
     np.add.at(conf, (np.clip(pred, 0, k - 1), y), 1)
     outputs, labels = linear_sum_assignment(-conf)
     hits = int(conf[outputs, labels].sum())
-    if hits <= int((pred == y).sum()) or _p_value(hits, len(y), rate) >= ALPHA:
+    if hits <= correct or _p_value(hits, len(y), rate) >= ALPHA:
         return None
     moved = [(int(o), int(lb)) for o, lb in zip(outputs, labels) if o != lb]
     return {"permuted_accuracy": round(hits / len(y), 6), "outputs_moved": len(moved),
@@ -86,7 +87,9 @@ def entity_chance(entities: dict, gold: Sequence, label_names: Sequence[str]) ->
 
 
 def describe(label: str, c: dict) -> str:
-    """One line: why ``label`` is no better than chance, and the likely cause."""
+    """One line: ``label``'s figure against chance; when it is no better, why, and the likely cause."""
+    if c["passed"]:
+        return f"{label}: {c['measure']} {c['value']:.4f} vs {c['chance']:.4f}, p={c['p_value']:.3g}"
     head = (f"{label}: {c['measure']} {c['value']:.4f} is not above {c['chance']:.4f}, {c['chance_by']} (exact "
             f"test p={c['p_value']:.3g} over {c['rows']} {'spans' if c['measure'] != 'accuracy' else 'rows'})")
     if "permuted_accuracy" in c:

@@ -30,12 +30,11 @@ def count_cpu(target, count: Optional[bool]) -> Optional[str]:
                                               or target.device.cost_model is not None)
     if not wanted:
         return None
-    if target.device.arch == "x86_64":
-        return "x86"
-    if not target.device.qemu_cpu:
+    cpu = counted_on(target)
+    if cpu is None:
         raise InputError(f"--count: target {target.name} names no emulated CPU. Fix: add device.qemu_cpu to "
                          f"{target.source or target.name}.")
-    return target.device.qemu_cpu
+    return cpu
 
 
 def tune_signal(target, on_device: bool, host_cost: bool = False) -> str:
@@ -56,7 +55,8 @@ def tune_signal(target, on_device: bool, host_cost: bool = False) -> str:
 
 
 def counted_on(target) -> Optional[str]:
-    """Where a tune's instruction cost is counted: the emulated core (arm64), or callgrind (x86)."""
+    """Where a target's instructions are counted: its emulated core (arm64; None when it names none), or callgrind
+    (x86)."""
     return "x86" if target.device.arch == "x86_64" else target.device.qemu_cpu
 
 
