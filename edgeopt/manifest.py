@@ -132,6 +132,7 @@ class Metrics(Sparse):
     variable_tensors: Any = None
     parity_vs_keras: Optional[dict[str, Any]] = None
     parity_vs_baseline: Optional[dict[str, Any]] = None
+    scores: Optional[dict[str, Any]] = None  # what the outputs are (logits) and parity in probability space
     size: Optional[dict[str, int]] = None
     size_ratio_vs_float32: Optional[dict[str, Optional[float]]] = None
     latency: Optional[list[dict[str, Any]]] = None  # the build machine's rows (runtime options x percentiles)

@@ -33,8 +33,9 @@ class Predictor:
         rows_are_probs = (out >= 0).all() and (out <= 1).all() and np.allclose(out.sum(-1), 1, atol=1e-3)
         if rows_are_probs:
             return out
-        e = np.exp(out - out.max(-1, keepdims=True))  # logits -> softmax probabilities
-        return e / e.sum(-1, keepdims=True)
+        from .validate.accuracy import softmax
+
+        return softmax(out)  # logits -> probabilities
 
     def tag(self, texts: list[str]) -> list[dict]:
         """A tagger's tags per token (the text split at whitespace, as its tokenizer splits it) and the entities

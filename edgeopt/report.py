@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from .tasks import task_for
 
@@ -95,11 +96,12 @@ def render(m: dict) -> str:
     if len(passes) > 1:
         lines += ["", "## Passes (each measured on an exported .tflite: float32 after a weight-changing pass, the "
                       "deployed file after convert/QAT)", "",
-                  "| step | accuracy | zero fraction | unique values (median / max) | m:n | bytes | gzip bytes | cached |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| step | accuracy | dev: best epoch / epoch kept | zero fraction | unique values (median / max) | m:n "
+                  "| bytes | gzip bytes | cached |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in passes:
             w = r.get("weights", {})
-            lines.append(f"| {r['step']} | {_pct(r['accuracy'])} | {w.get('zero_fraction', 0):.1%} | "
+            lines.append(f"| {r['step']} | {_pct(r['accuracy'])} | {_epochs(r)} | {w.get('zero_fraction', 0):.1%} | "
                          f"{w.get('unique_values_median', '')} / {w.get('unique_values_max', '')} | "
                          f"{', '.join(w.get('m_by_n', [])) or ''} | {r['size_bytes']:,} | {r['gzip_bytes']:,} | "
                          f"{r.get('cached') or 'no'} |")
@@ -215,6 +217,18 @@ def render(m: dict) -> str:
               f"- edgeopt {m['edgeopt_version']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
               ""]
     return "\n".join(lines)
+
+
+def _epochs(r: dict) -> str:
+    """A training pass's best dev epoch and the epoch whose weights it kept (train and distill keep the best,
+    a compression pass the last of its schedule)."""
+    if r.get("best_epoch") is None:
+        return ""
+    best = next((r[k] for k in ("best_dev", "best_dev_accuracy", "best_dev_entity_f1") if r.get(k) is not None), None)
+    kept_epoch = r.get("kept_epoch", r["best_epoch"])
+    kept = r.get("kept_dev", best)
+    return (f"{r['best_epoch']} ({_pct(best)}) / {kept_epoch} ({_pct(kept)}) of {r.get('epochs_run', '?')}"
+            if best is not None else f"{r['best_epoch']} / {kept_epoch}")
 
 
 def _teacher_lines(m: dict) -> list[str]:
@@ -425,7 +439,21 @@ def _app_md(m: dict) -> list[str]:
     if task_for(m.get("task")).per_token:
         return lines + ["", *tagger_snippet(m["metrics"]["artifact"], m["tokenizer"]["seq_len"])]
     lines += [""] + snippets(m["metrics"]["artifact"], m["tokenizer"]["seq_len"], bool(md and md["client_ready"]))
-    return lines
+    return lines + scores_md(m["metrics"].get("scores"))
+
+
+def scores_md(sc: Optional[dict]) -> list[str]:
+    """Why the file's scores are logits, measured on this build, and how an app turns them into probabilities."""
+    if not sc or "examples" not in sc:
+        return []
+    return ["", f"**Scores are logits, not probabilities.** MediaPipe's `score`, LiteRT's output and ONNX Runtime's "
+                f"are the model's raw outputs; {sc['to_probabilities']} gives probabilities (with MediaPipe, ask for "
+                f"every label: max results -1). The file keeps logits because every parity check here reads them, and "
+                f"a softmax squashes the int8 error they show: on {sc['examples']:,} test texts this file "
+                f"differs from its float32 twin by up to {sc['max_abs_logit_diff_vs_baseline']:.4f} in logits, but "
+                f"only {sc['max_abs_probability_diff_vs_baseline']:.4f} in probabilities. Its mean top-1 "
+                f"probability is {sc['mean_top1_probability']:.3f}; a threshold on confidence belongs on the "
+                f"probabilities, not on the logits."]
 
 
 def tagger_snippet(artifact: str, seq_len: int) -> list[str]:

@@ -59,7 +59,8 @@ GUEST_HASHES = {
 GUEST_WHEELS = tuple(GUEST_HASHES)
 PLATFORMS = ("manylinux_2_27_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
 QEMU_INSTALL = "apt-get update && apt-get install -y qemu-user-static"
-LAYOUT_VERSION = 1
+# 2: the per-CPU roots link into the sysroot by relative paths, so the directory works wherever it is moved
+LAYOUT_VERSION = 2
 
 
 def root(arch: str = "arm64") -> Path:
@@ -189,9 +190,9 @@ def _write_cpu_roots(r: Path, sysroot: Path) -> None:
         if d.exists():
             shutil.rmtree(d)
         (d / "proc").mkdir(parents=True)
-        for entry in sysroot.iterdir():
+        for entry in sysroot.iterdir():  # relative links: the directory may be moved or copied whole
             if entry.name != "proc":
-                os.symlink(entry.resolve() if not entry.is_symlink() else os.readlink(entry), d / entry.name)
+                os.symlink(os.readlink(entry) if entry.is_symlink() else os.path.relpath(entry, d), d / entry.name)
         (d / "proc" / "cpuinfo").write_text(m.cpuinfo())
 
 

@@ -227,7 +227,7 @@ def _count_key(artifact: Path, tokens: np.ndarray, cpu: str) -> str:
                      runtimes={d: _version_of(metadata, d) for d in ("ai-edge-litert", "onnxruntime", "numpy")})
     else:
         q = plugin.qemu_dynamic()
-        ident.update(qemu=env.qemu_version(q) if q else None, guest=env.GUEST_HASHES)
+        ident.update(qemu=env.qemu_version(q) if q else None, guest=env.GUEST_HASHES, layout=env.LAYOUT_VERSION)
     h.update(_json.dumps(ident, sort_keys=True, default=str).encode())
     return h.hexdigest()
 

@@ -55,7 +55,7 @@ def cluster(model, ctx: PassContext, cfg):
     stripped = ck.strip_clustering(wrapped)
     return to_base(stripped, ctx), {"layers": sorted(chosen), **({"thawed": thawed} if thawed else {}),
                                     **({"skipped_nonzero_weights": dict(sorted(skipped.items()))} if skipped else {}),
-                                    **getattr(hist, "outside", {})}
+                                    **hist.record}
 
 
 class Cluster(KeyedPass):

@@ -262,9 +262,21 @@ def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None,
                      epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0,
                      callbacks=[*(ctx.callbacks() if val is not None else []), *callbacks,
                                 progress_callback(cfg.epochs, ctx.quiet, label), *hooks])
+    hist.record = epochs_record(hist.history.get(monitor))
     if ctx.tagging and loss is None:  # fine-tuning on cross-entropy moves the O threshold back: set it again
-        hist.outside = shift_outside(model, ctx)  # the pass's record takes it
+        hist.record.update(shift_outside(model, ctx))
     return hist
+
+
+def epochs_record(dev) -> dict:
+    """A compression pass's epochs: it runs every epoch of its schedule and keeps the last (a pruning or
+    clustering schedule ends there), so its record names the best dev epoch beside the epoch kept."""
+    if not dev:
+        return {}
+    dev = [float(v) for v in dev]
+    best = int(np.argmax(dev))
+    return {"epochs_run": len(dev), "best_epoch": best + 1, "best_dev": round(dev[best], 6),
+            "kept_epoch": len(dev), "kept_dev": round(dev[-1], 6)}
 
 
 def _norm(name: str) -> str:

@@ -85,7 +85,7 @@ def prune(model, ctx: PassContext, cfg):
                      teacher=model)
     with K.utils.custom_object_scope({"PrunableBidirectional": PB}):
         stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
-    return to_base(stripped, ctx), {"layers": chosen, **getattr(hist, "outside", {})}
+    return to_base(stripped, ctx), {"layers": chosen, **hist.record}
 
 
 class Prune(KeyedPass):

@@ -193,7 +193,7 @@ def qat(model, ctx: PassContext, cfg, variant: str):
     snap = freeze(q, frozen)
     hist = fine_tune(q, ctx, cfg, variant, teacher=model)
     restore(q, snap)
-    return q, {"scheme": variant, "frozen": frozen, **getattr(hist, "outside", {})}
+    return q, {"scheme": variant, "frozen": frozen, **hist.record}
 
 
 class Qat(KeyedPass):

@@ -37,3 +37,25 @@ def parity(reference: np.ndarray, logits: np.ndarray) -> dict:
     return {"argmax_agreement": round(float((ref.argmax(1) == got.argmax(1)).mean() * ok.mean()), 6),
             "max_abs_diff": round(float(diff.max()), 6), "mean_abs_diff": round(float(diff.mean()), 6),
             "examples": int(ok.sum()), "non_finite_rows": int((~ok).sum())}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def scores_record(reference: np.ndarray, logits: np.ndarray) -> dict:
+    """What the deployed file's outputs are, and why: logits, because a softmax would squash the differences every
+    parity check reads. Measured on the test split: the deployed file against its float32 twin in logits and in
+    probabilities, and how sure the file is (its mean top-1 probability)."""
+    ref, got = np.asarray(reference, np.float32), np.asarray(logits, np.float32)
+    ok = np.isfinite(ref).all(axis=1) & np.isfinite(got).all(axis=1)
+    rec = {"output": "logits", "to_probabilities": "softmax over every label's score"}
+    if not ok.any():
+        return rec
+    p_ref, p_got = softmax(ref[ok]), softmax(got[ok])
+    return {**rec, "examples": int(ok.sum()),
+            "max_abs_logit_diff_vs_baseline": round(float(np.abs(ref[ok] - got[ok]).max()), 6),
+            "max_abs_probability_diff_vs_baseline": round(float(np.abs(p_ref - p_got).max()), 6),
+            "mean_top1_probability": round(float(p_got.max(axis=1).mean()), 6)}

@@ -196,10 +196,22 @@ def test_the_client_agrees_with_edgeopt(mp_builds, label):
     assert abs(c["accuracy"] - c["edgeopt_accuracy"]) <= c["ties_broken_differently"] / 500
     assert c["agreement"] >= 0.999 and c["label_names_match"] and c["max_abs_score_diff"] <= 1e-6
     assert next(x for x in m["budgets"]["checks"] if x["name"] == "client_mediapipe")["passed"]
+    report = (d / "report.md").read_text()
     if label == "pcqat":
         assert [p["step"] for p in m["passes"]][-2:] == ["pcqat", "convert"]
-    report = (d / "report.md").read_text()
+        # every training pass names its best dev epoch; a compression pass keeps the last of its schedule
+        for rec in (p for p in m["passes"] if p["step"] in ("prune", "cluster", "pcqat")):
+            assert 1 <= rec["best_epoch"] <= rec["epochs_run"] == rec["kept_epoch"], rec
+            assert rec["best_dev"] >= rec["kept_dev"]
+        assert "| dev: best epoch / epoch kept |" in report
     assert "**Client check:** MediaPipe Tasks TextClassifier" in report and "TextClassifier.createFromOptions" in report
+    # the scores an app gets are logits, said and measured: softmax moves no probability by more than half the
+    # largest logit difference
+    sc = m["metrics"]["scores"]
+    assert sc["output"] == "logits" and sc["examples"] == m["metrics"]["test_examples"]
+    assert sc["max_abs_probability_diff_vs_baseline"] <= 0.5 * sc["max_abs_logit_diff_vs_baseline"] + 1e-6
+    assert 1 / len(m["metrics"]["per_class"]) < sc["mean_top1_probability"] <= 1
+    assert "**Scores are logits, not probabilities.**" in report
 
 
 @pytest.mark.client

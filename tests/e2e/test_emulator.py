@@ -312,6 +312,39 @@ def test_instructions_per_inference_are_deterministic_and_belong_to_the_core(emu
 
 
 @pytest.mark.emulator
+def test_one_file_counts_alike_from_two_directories_and_two_emulator_directories(emulator_root, multi_build,
+                                                                                   tmp_path):
+    """The same file, CPU and XNNPACK setting counted from another directory (a longer path) and with the emulator
+    moved elsewhere (its CPU roots link into the sysroot relatively) gives the same figure, within the 0.5% every
+    gate allows (README: counts across processes moved by up to 0.015%)."""
+    from edgeopt.data.tokenizer import load_tokenizer
+    from edgeopt.emulator import counter
+    from edgeopt.manifest import Tolerances
+
+    d = multi_build["out"] / "pixel-7"
+    x = load_tokenizer(d).encode_batch(["my card still has not arrived"])
+    other = tmp_path / ("a-much-longer-directory-name-than-the-build-had-" * 3) / "model_int8.tflite"
+    other.parent.mkdir(parents=True)
+    shutil.copy2(d / "model_int8.tflite", other)
+
+    def link_or_copy(src, dst):  # hard links where the file system allows: the environment is 229 MB
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    moved = tmp_path / "emulator-moved-elsewhere" / "arm64"
+    shutil.copytree(emulator_root, moved, symlinks=True, copy_function=link_or_copy)
+    assert all(not os.path.isabs(os.readlink(p)) for p in (moved / "cpus" / "cortex-a76").iterdir() if p.is_symlink())
+    a = counter.count(emulator_root, d / "model_int8.tflite", x, "cortex-a76", True)["instructions"]
+    b = counter.count(emulator_root, other, x, "cortex-a76", True)["instructions"]
+    c = counter.count(moved, other, x, "cortex-a76", True)["instructions"]
+    tol = Tolerances().instructions_rel
+    print(f"counts: build directory {a}, another directory {b}, moved emulator {c}")
+    assert a > 0 and max(a, b, c) - min(a, b, c) <= tol * a, (a, b, c)
+
+
+@pytest.mark.emulator
 def test_instruction_budget_is_judged_on_the_emulated_core(emulator_root, tmp_path):
     import yaml
 
