@@ -96,7 +96,9 @@ def for_target(target) -> Remote:
 
 
 def _redact(url: str) -> str:
-    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
+    from .urls import mask
+
+    return mask(url)
 
 
 def _ssh(remote: Remote, command: str, stdin: Optional[bytes] = None, timeout: float = 120) -> \

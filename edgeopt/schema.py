@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 
 from .errors import SpecError, suggest
 from .files import read_text_capped
+from .urls import scrub
 
 MAX_SPEC_BYTES = 1 << 20  # a spec/target/recipe YAML larger than 1 MiB is not a hand-written config
 
@@ -73,7 +74,7 @@ def _format_validation_error(path: str, model: type[BaseModel], err: ValidationE
         return f"{path}: {first['msg']}"
     msg = first["msg"].removeprefix("Value error, ")
     got = first.get("input")
-    got_s = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    got_s = "" if isinstance(got, (dict, list)) else f" (got {scrub(repr(got))})"  # never a URL's password
     return f"{path}: field '{loc}': {msg}{got_s}. Fix: correct '{loc}' in that file."
 
 

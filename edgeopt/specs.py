@@ -279,10 +279,31 @@ class RemoteSpec(_Frozen):
     """A real board reached over SSH (``build --on-device``, ``bench --target T --on-device``): key login only,
     host keys checked against known_hosts (edgeopt/remote.py)."""
 
-    url: str = Field(pattern=r"^ssh://[^:@/\s]+@[^@/\s]+$")  # ssh://user@host[:port]; no password
-    key_file: str = Field(min_length=1)  # the private key (relative: from the target file's directory)
-    python: str = Field(default="python3", min_length=1)  # the Python on the board that has the runtime
-    known_hosts: Optional[str] = None  # default: ~/.ssh/known_hosts
+    url: str = Field(max_length=2048)  # ssh://user@host[:port]; no password (key login only)
+    key_file: str = Field(min_length=1, max_length=4096)  # the private key (relative: from the target file's directory)
+    python: str = Field(default="python3", min_length=1, max_length=4096)  # the board's Python with the runtime
+    known_hosts: Optional[str] = Field(default=None, max_length=4096)  # default: ~/.ssh/known_hosts
+
+    @field_validator("url")
+    @classmethod
+    def _ssh_url(cls, v: str) -> str:
+        """Parsed, not pattern-matched; a URL with a password is refused without being echoed."""
+        from urllib.parse import urlsplit
+
+        from .urls import has_password
+
+        if has_password(v):
+            raise PydanticCustomError("url_password", "the URL carries a password or secret; edgeopt logs in with a "
+                                      "key only and never stores passwords: remove it and give key_file")
+        try:
+            u = urlsplit(v)
+            u.port  # noqa: B018 -- a port that is not a number raises
+        except ValueError:
+            u = None
+        if u is None or u.scheme != "ssh" or not u.username or not u.hostname or u.path not in ("", "/") \
+                or u.query or u.fragment or any(c.isspace() for c in v):
+            raise PydanticCustomError("ssh_url", "must be ssh://user@host[:port] (e.g. ssh://pi@192.168.1.20)")
+        return v
 
 
 class DeviceSpec(_Frozen):

@@ -13,6 +13,7 @@ import click
 
 from .._version import __version__
 from ..errors import EdgeOptError
+from ..urls import scrub
 
 MAX_ITER = 1_000_000  # timed calls: more than enough for any percentile; larger counts only exhaust memory
 
@@ -58,7 +59,7 @@ def handle_errors(fn):
         except EdgeOptError as e:
             if os.environ.get("EDGEOPT_DEBUG") == "1":
                 raise
-            click.echo(f"edgeopt: error: {e}", err=True)
+            click.echo(f"edgeopt: error: {scrub(str(e))}", err=True)  # a URL's password never shows
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("edgeopt: interrupted; nothing half-written was left in place.", err=True)
@@ -131,7 +132,8 @@ class Group(click.Group):
             if os.environ.get("EDGEOPT_DEBUG") == "1":
                 raise
             cmd = e.ctx.command_path if e.ctx is not None else ctx.command_path
-            click.echo(f"edgeopt: error: {' '.join(e.format_message().split())} Fix: see `{cmd} --help`.", err=True)
+            click.echo(f"edgeopt: error: {scrub(' '.join(e.format_message().split()))} Fix: see `{cmd} --help`.",
+                       err=True)
             ctx.exit(2)
 
 

@@ -107,6 +107,7 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
     n_total = len(grid) + trials + (1 if space.preset.trains else 0)
     out = Path(out) if out is not None else Path("build") / spec.name / f"{prof.name}-tune"
     name = study or f"{spec.name}@{prof.name}"
+    url = st.storage_url(storage, out / "tune", name)  # refused here, --dry-run too, before anything is written
     if dry_run:
         return {"model": spec.name, "target": prof.name, "out": str(out), "study": name,
                 "storage": st.redact(storage) if storage else f"{out / 'tune' / st.STUDY_FILE} (SQLite)",
@@ -118,7 +119,6 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
                 "objective": objective, "constraints": sel.constraint_names(prof),
                 "timeout_minutes": timeout}
     shared = storage is not None
-    url = st.storage_url(storage, out / "tune")
     tune_dir = out / "tune"
     created = not out.exists()
     _prepare_dir(out, tune_dir, resume, shared)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from .. import urls
 from ..errors import InputError
 
 STUDY_FILE = "study.db"
@@ -22,18 +23,69 @@ OUTCOME = "outcome"  # user attribute of a trial that finished by edgeopt's hand
 
 
 def redact(url: str) -> str:
-    """A storage URL without its password (for messages, manifests and reports)."""
-    return re.sub(r"(://[^:/@\s]+):[^@/\s]*@", r"\1:***@", url)
+    """A storage URL without its password, in any form (for messages, plans, manifests and reports)."""
+    return urls.mask(url)
 
 
-def storage_url(storage: Optional[str], tune_dir: Path) -> str:
+def storage_url(storage: Optional[str], tune_dir: Path, study: Optional[str] = None) -> str:
+    """The study storage's URL, checked before anything is opened or written (``--dry-run`` too): PostgreSQL, or
+    SQLite at an absolute path that edgeopt creates or that already holds this tune's Optuna study (never tables
+    added to a database of someone else's). Parsed by SQLAlchemy's ``make_url``."""
     if storage is None:
         return f"sqlite:///{(tune_dir / STUDY_FILE).resolve()}"
-    if not re.match(r"^(postgresql(\+psycopg2)?|sqlite)://", storage):
-        raise InputError(f"--storage {redact(storage)!r}: not a study storage edgeopt uses. Fix: give "
-                         f"postgresql://user:password@host:port/database (shared by workers) or leave it out (a file "
-                         f"in the tune directory).")
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    fix = ("Fix: give postgresql://user:password@host:port/database (shared by workers), "
+           "sqlite:////absolute/path/new.db, or leave --storage out (a file in the tune directory).")
+    try:
+        u = make_url(storage)
+    except (ArgumentError, ValueError, TypeError):
+        raise InputError(f"--storage {redact(storage)!r}: not a database URL. {fix}") from None
+    if u.drivername not in ("postgresql", "postgresql+psycopg2", "sqlite"):
+        raise InputError(f"--storage {redact(storage)!r}: {u.drivername} is not a study storage edgeopt uses. {fix}")
+    if u.drivername == "sqlite":
+        _check_sqlite(storage, u.database, study)
     return storage
+
+
+def _check_sqlite(storage: str, database: Optional[str], study: Optional[str]) -> None:
+    """An absolute path; a new file in an existing directory, or an Optuna storage holding no study but ``study``."""
+    import sqlite3
+
+    where = f"--storage {redact(storage)!r}"
+    if not database or database == ":memory:" or not Path(database).is_absolute():
+        raise InputError(f"{where}: a SQLite study needs an absolute path (a relative one is taken from wherever "
+                         f"edgeopt runs). Fix: write sqlite:////absolute/path/study.db, or leave --storage out.")
+    p = Path(database)
+    if not p.exists():
+        if not p.parent.is_dir():
+            raise InputError(f"{where}: directory {p.parent} does not exist; edgeopt creates the file, not its "
+                             f"directory. Fix: create the directory, or leave --storage out.")
+        return
+    if not p.is_file():
+        raise InputError(f"{where}: {p} is not a regular file. Fix: give a new file's path.")
+    if p.stat().st_size == 0:
+        return  # what another worker's first connect leaves before Optuna's tables
+    try:
+        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=30)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            names = ({r[0] for r in con.execute("SELECT study_name FROM studies")}
+                     if {"studies", "version_info"} <= tables else None)
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        raise InputError(f"{where}: {p} is not a SQLite database ({e}); edgeopt will not write into it. Fix: give a "
+                         f"new file's path.") from None
+    if names is None:
+        raise InputError(f"{where}: {p} is a SQLite database but not an Optuna study storage; edgeopt will not add "
+                         f"its tables to it. Fix: give a new file's path, or leave --storage out.")
+    others = sorted(names - {study})
+    if others:
+        raise InputError(f"{where}: {p} holds other studies ({', '.join(others[:3])}) and not only this tune's "
+                         f"({study}). Fix: give a new file's path, --study with one of those names to continue it, "
+                         f"or leave --storage out.")
 
 
 def _driver(url: str) -> str:
@@ -63,7 +115,7 @@ def open_storage(url: str):
                 continue
             break
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    raise InputError(f"--storage {redact(url)}: cannot open the study storage ({redact(first)[:200]}). Fix: "
+    raise InputError(f"--storage {redact(url)}: cannot open the study storage ({urls.scrub(first, url)[:200]}). Fix: "
                      f"check the server is running and the URL's user, password and database.") from None
 
 

@@ -133,7 +133,7 @@ def test_specs_are_data_loading_them_imports_no_implementation_module():
             "[load_target(n) for n in builtin_names('targets')]; [load_model_spec(n) for n in builtin_names('models')]; "
             "print(' '.join(sorted(m for m in sys.modules if m.startswith('edgeopt') or m == 'tensorflow')))")
     got = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
-    allowed = {"edgeopt", "edgeopt._version", "edgeopt.errors", "edgeopt.files", "edgeopt.schema", "edgeopt.recipe",
+    allowed = {"edgeopt", "edgeopt._version", "edgeopt.errors", "edgeopt.files", "edgeopt.urls", "edgeopt.schema", "edgeopt.recipe",
                "edgeopt.specs", "edgeopt.registry", "edgeopt.catalog", "edgeopt.emulator", "edgeopt.emulator.cpus",
                "edgeopt.architectures", "edgeopt.tasks", "edgeopt.tasks.base", "edgeopt.tasks.text",
                "edgeopt.tasks.tokens"}
