@@ -17,7 +17,7 @@ from .._version import __version__
 from ..data.tokenizer import GOLDEN, write_golden
 from .builder import BuildResult, BuildSession, structure_of
 from ..convert.fallback import convert_with_fallbacks
-from .outdir import STAGING_MARKER, replace_dir, check_out_dir, clean_stale, dir_lock
+from .outdir import STAGING_MARKER, check_out_dir, clean_stale, dir_lock, failed_destination, replace_dir
 from .plan import LATENCY_INPUTS, LatencySettings, Plan, TargetPlan
 from ..results import Conversion, Verdict
 
@@ -71,6 +71,11 @@ def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
         (staging / STAGING_MARKER).unlink()
         with dir_lock(out.parent, b.quiet):
             check_out_dir(out, tp.force)  # again: it may have changed while this build ran
+            if not verdict.passed and out.is_dir() and any(out.iterdir()):
+                kept = out  # a failed build never replaces anything: it goes beside it
+                out = failed_destination(kept)
+                log(b.quiet, f"[edgeopt] {tp.target.name}: the budgets failed, so {kept} is left as it was; this build "
+                             f"goes to {out}")
             replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

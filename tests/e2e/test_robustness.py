@@ -93,6 +93,66 @@ def test_rebuild_replaces_a_build_but_not_what_a_user_added(spec, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".b.")]
 
 
+def _home_inside(d: Path) -> Path:
+    """A real home directory (an SSH key, a shell profile, a user's files) inside ``d``."""
+    home = d / "users" / "alice"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n")
+    (home / ".profile").write_text("export PATH\n")
+    (home / "thesis.tex").write_text("five years of work")
+    return home
+
+
+@pytest.mark.parametrize("what", ["home (HOME)", "home (marks)", "git", "hg", "svn", "mount"])
+def test_force_never_replaces_a_home_a_repository_or_a_mount(spec, tmp_path, monkeypatch, what):
+    d = tmp_path / "out"
+    d.mkdir()
+    (d / "notes.txt").write_text("mine")
+    if what.startswith("home"):
+        home = _home_inside(d)
+        if what == "home (HOME)":
+            monkeypatch.setenv("HOME", str(home))
+    elif what == "mount":
+        d = Path("/proc")  # a mount point on every Linux machine
+    else:
+        (d / "project" / f".{what}").mkdir(parents=True)
+        (d / "project" / "main.py").write_text("print('mine')")
+    before = tree(d) if what != "mount" else None
+    t0 = time.perf_counter()
+    for extra in (["--dry-run"], []):
+        msg = one_line_error(run_cli(["build", str(spec), "-t", "pixel-7", "--out", str(d), "-q", "--force", *extra]))
+        assert {"home (HOME)": "home directory", "home (marks)": "looks like a home directory",
+                "mount": "mount point"}.get(what, "version-controlled tree") in msg, msg
+    assert time.perf_counter() - t0 < 30  # refused when the build is planned, before training
+    if before is not None:
+        assert tree(d) == before
+
+
+@pytest.mark.slow
+def test_a_failed_build_never_replaces_anything(spec, tmp_path):
+    """A build that fails its budgets goes beside what is there, with --force too: the user's directory and a
+    passing build stay as they were."""
+    tight = _target(tmp_path, lambda t: t["budgets"].update(max_size_bytes=1000), "tight.yaml")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    r = run_cli(["build", str(spec), "-t", str(tight), "--out", str(mine), "--force", *FAST_LATENCY])
+    assert r.exit_code == 3, r.output
+    assert tree(mine) == {"notes.txt": b"mine"}
+    failed = tmp_path / "mine.failed"
+    assert json.loads((failed / "manifest.json").read_text())["budgets"]["passed"] is False
+    assert f"{mine} is left as it was" in r.stderr and str(failed) in r.stderr
+    good = tmp_path / "good"
+    assert run_cli(["build", str(spec), "-t", "pixel-7", "--out", str(good), "-q", *FAST_LATENCY]).exit_code == 0
+    before = tree(good)
+    assert run_cli(["build", str(spec), "-t", str(tight), "--out", str(good), "-q", *FAST_LATENCY]).exit_code == 3
+    assert tree(good) == before and (tmp_path / "good.failed" / "manifest.json").is_file()
+    # a failed build into a new directory is written there: nothing is replaced
+    assert run_cli(["build", str(spec), "-t", str(tight), "--out", str(tmp_path / "new"), "-q",
+                    *FAST_LATENCY]).exit_code == 3
+    assert (tmp_path / "new" / "manifest.json").is_file() and not (tmp_path / "new.failed").exists()
+
+
 # ----------------------------------------------------------------------------------- spec catalogue
 SPEC_CASES = {
     "kernel_sizes empty": ({"kernel_sizes": []}, "architecture.params.kernel_sizes"),
