@@ -9,7 +9,6 @@ sources exist they must agree: an artifact is never fed another model's ids or n
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,40 +70,16 @@ class Predictor:
         return res
 
 
-def _sha(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
-def _resolve(path: Path) -> tuple[Path, Path | None]:
-    """(the artifact, the build directory's manifest when there is one)."""
-    from .manifest import load_manifest
+def _resolve(path: Path) -> tuple[Path, bool]:
+    """(the artifact, whether a build directory's manifest vouches for the files beside it), every file of that
+    build directory checked against its manifest first (builddir.check_build_dir)."""
+    from .builddir import build_of, check_build_dir
 
     if path.is_dir():
-        mf = path / "manifest.json"
-        if not mf.is_file():
-            raise InputError(f"{path}: not a build directory (no manifest.json). Fix: give a build directory or a "
-                             f".tflite/.onnx file.")
-        m = load_manifest(mf)
-        return path / m.metrics.artifact, mf
+        return path / check_build_dir(path).metrics.artifact, True
     if not path.is_file():
         raise InputError(f"{path}: no such file or directory. Fix: give a build directory or a .tflite/.onnx file.")
-    mf = path.parent / "manifest.json"
-    return path, (mf if mf.is_file() else None)
-
-
-def _check_belongs(artifact: Path, manifest: Path, files: list[Path]) -> None:
-    from .manifest import load_manifest
-
-    recorded = {a.path: a.sha256 for a in load_manifest(manifest).artifacts}
-    for f in [artifact, *files]:
-        want = recorded.get(f.name)
-        if want is None:
-            raise InputError(f"{f}: not listed in {manifest}; it was not written by that build. Fix: predict with a "
-                             f"build directory as edgeopt wrote it.")
-        if _sha(f) != want:
-            raise InputError(f"{f}: its SHA-256 differs from the one {manifest} records; the artifact and its "
-                             f"tokenizer or labels do not belong together. Fix: rebuild, or use the files of one "
-                             f"build.")
+    return path, build_of(path) is not None
 
 
 def _embedded(artifact: Path, quiet: bool) -> tuple[object, list[str]] | None:
@@ -149,11 +124,9 @@ def load(path, quiet: bool = True) -> Predictor:
     d = artifact.parent
     beside = (d / CONFIG).is_file()
     # the metadata is read when it is the source, or when no manifest vouches for the files beside the artifact
-    embedded = (_embedded(artifact, quiet) if artifact.suffix.lower() == ".tflite" and (not beside or manifest is None)
+    embedded = (_embedded(artifact, quiet) if artifact.suffix.lower() == ".tflite" and (not beside or not manifest)
                 else None)
     if beside:
-        if manifest is not None:
-            _check_belongs(artifact, manifest, [f for f in (d / CONFIG, d / "labels.txt") if f.is_file()])
         tok = load_tokenizer(d)
         if not (d / "labels.txt").is_file():
             raise ArtifactError(f"{d / 'labels.txt'}: missing beside {CONFIG}. Fix: rebuild.")

@@ -225,3 +225,15 @@ def loosen_latency(baseline: Path, rel: float = 20.0) -> None:
     b = json.loads(baseline.read_text())
     b["tolerances"]["latency_rel"] = rel
     baseline.write_text(json.dumps(b))
+
+
+def reseal(build: Path) -> None:
+    """Record the files of ``build`` as they now are in its manifest: the stand-in for a later build whose own
+    manifest lists a broken artifact (predict, verify and validate refuse a file that differs from its manifest)."""
+    import hashlib
+
+    mf = build / "manifest.json"
+    m = json.loads(mf.read_text())
+    for a in m["artifacts"]:
+        a["sha256"] = hashlib.sha256((build / a["path"]).read_bytes()).hexdigest()
+    mf.write_text(json.dumps(m))

@@ -272,11 +272,13 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
     """(token ids, labels, label names, texts) of the spec's test split, plus the tokenizer, after checking that the artifact was built
     for this spec: the ``labels.txt`` and ``edgeopt_tokenizer.json`` beside it (when there) must be the spec's own, so an
     artifact is never scored against another dataset's labels or fed another vocabulary's ids."""
+    from ..builddir import build_of
     from ..data.tokenizer import CONFIG, load_tokenizer
     from ..files import read_text_capped
     from ..sources import source_for
     from .prepare import load_spec_data, make_tokenizer, resolve_spec
 
+    build_of(Path(artifact))  # in a build directory: every file in it checked against its manifest
     if spec.model is not None and spec.model.path is not None:
         spec = resolve_spec(spec, source_for(spec))  # the file decides seq_len / max_vocab when the spec does not
     ds = load_spec_data(spec)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FAST_LATENCY, REPO, TINY, loosen_latency, run_cli, write_spec
+from conftest import FAST_LATENCY, REPO, TINY, loosen_latency, reseal, run_cli, write_spec
 from edgeopt.emulator import env
 from edgeopt.emulator.env import CPU_MODELS, EmulatorError
 
@@ -185,6 +185,7 @@ def test_build_emulate_then_verify_catches_a_broken_artifact(emulator_root, tmp_
     # scramble the int8 weights of the deployed file: verify re-runs it (host and emulated) and fails with exit 3
     art = out / m["metrics"]["artifact"]
     _scramble_int8_weights(art)
+    reseal(out)  # a later build whose own manifest lists the broken file
     bad = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30"])
     assert bad.exit_code == 3, bad.output
     failed = {ln.split("  ")[0] for ln in bad.stdout.splitlines() if "FAIL" in ln}
@@ -194,6 +195,7 @@ def test_build_emulate_then_verify_catches_a_broken_artifact(emulator_root, tmp_
     ins = {c["metric"]: c for c in json.loads(ok.stdout)["checks"] if "instructions" in c["metric"]}
     assert ins and all(c["passed"] and c["current"] == c["baseline"] for c in ins.values()), ins
     shutil.copy(out / "model_float32.tflite", art)
+    reseal(out)
     bad = run_cli(["verify", str(out), "--baseline", str(base), "--iterations", "30", "--json"])
     checks = {c["metric"]: c for c in json.loads(bad.stdout)["checks"]}
     c = checks["emulator cortex-a53: instructions (xnnpack on)"]

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import loosen_latency, run_cli
+from conftest import loosen_latency, reseal, run_cli
 from edgeopt.manifest import encode_correct
 
 pytestmark = pytest.mark.slow
@@ -50,6 +50,9 @@ def test_broken_artifact_is_caught(build_copy, tmp_path):
         if a.dtype == np.int8 and a.size > 1000:  # the quantized weights: scramble them
             init.CopyFrom(numpy_helper.from_array(rng.permutation(a.ravel()).reshape(a.shape), init.name))
     onnx.save(m, str(path))
+    msg = _verify(build_copy, bl).stderr
+    assert "model_int8.onnx: its SHA-256 differs from the one manifest.json records" in msg, msg
+    reseal(build_copy)  # a later build whose own manifest lists the broken file: verify re-measures it
     r = _verify(build_copy, bl)
     assert r.exit_code == 3, r.output
     assert "accuracy" in r.output and "FAIL" in r.output and "artifact_sha256" in r.output
@@ -121,3 +124,57 @@ def test_retraining_with_another_seed_is_no_regression(multi_build, tmp_path):
     assert r.exit_code == 0, r.output
     acc = next(c for c in json.loads(r.stdout)["checks"] if c["metric"] == "accuracy")
     assert "paired McNemar" in acc["note"] and "gained" in acc["note"]
+
+
+def _tamper(d, case):
+    m = json.loads((d / "manifest.json").read_text())
+    if case == "vocab.txt -> /etc/passwd":
+        (d / "vocab.txt").unlink(missing_ok=True)
+        (d / "vocab.txt").symlink_to("/etc/passwd")
+        return "vocab.txt: is a symbolic link" if any(a["path"] == "vocab.txt" for a in m["artifacts"]) else \
+            "vocab.txt: not listed"
+    if case == "tokenizer.json is {}":
+        (d / "tokenizer.json").write_text("{}")
+        return "tokenizer.json: its SHA-256 differs"
+    if case == "an unlisted file":
+        (d / "extra.py").write_text("import os")
+        return "extra.py: not listed in"
+    if case == "no deployed artifact":
+        m["metrics"]["artifact"] = "nothing.onnx"
+        (d / "manifest.json").write_text(json.dumps(m))
+        return "the deployed artifact 'nothing.onnx' is not one of the files it lists"
+    if case == "deployed artifact outside":
+        dep = m["metrics"]["artifact"]
+        m["metrics"]["artifact"] = "../../../../etc/passwd"
+        for a in m["artifacts"]:
+            if a["path"] == dep:
+                a["path"] = "../../../../etc/passwd"
+        (d / "manifest.json").write_text(json.dumps(m))
+        return "artifact path '../../../../etc/passwd' is not a file name inside the build directory"
+    if case == "manifest.json is a link":
+        (d / "real.json").write_text((d / "manifest.json").read_text())
+        (d / "manifest.json").unlink()
+        (d / "manifest.json").symlink_to(d / "real.json")
+        return "manifest.json: not a regular file"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["vocab.txt -> /etc/passwd", "tokenizer.json is {}", "an unlisted file",
+                                  "no deployed artifact", "deployed artifact outside", "manifest.json is a link"])
+def test_a_build_directory_is_checked_before_use(multi_build, tmp_path, case):
+    """predict, verify and validate refuse a build directory whose files differ from its manifest, naming what
+    differs (exit 2), and never read a file outside it."""
+    from test_robustness import one_line_error
+
+    d = tmp_path / "build"
+    shutil.copytree(multi_build["out"] / "x86-avx2-server", d)
+    bl = tmp_path / "baseline.json"
+    assert _verify(d, bl, "--update").exit_code == 0
+    want = _tamper(d, case)
+    art = d / json.loads((multi_build["out"] / "x86-avx2-server" / "manifest.json").read_text())["metrics"]["artifact"]
+    runs = [["predict", str(d), "my card has not arrived"], ["verify", str(d), "--baseline", str(bl)]]
+    if art.is_file():
+        runs.append(["validate", str(art), "-m", str(multi_build["spec"]), "-t", "x86-avx2-server"])
+    for args in runs:
+        msg = one_line_error(run_cli(args))
+        assert want in msg and "root:" not in msg, (args, msg)
