@@ -1,4 +1,5 @@
-"""Read a .tflite file without TensorFlow: operators, tensors, dtypes, size.
+"""Read a .tflite file without TensorFlow: operators, tensors, dtypes, size; and an .onnx file with the ``onnx``
+package (its protobuf, checked by ``onnx.checker``).
 
 Uses the flatbuffer schema that ships with ai-edge-litert (``schema_py_generated``), so it never imports TF.
 """
@@ -78,6 +79,8 @@ def inspect_tflite(path) -> dict:
     p = Path(path)
     S, model, buf = read_tflite(p)
     op_names, type_names = _names(S.BuiltinOperator), _names(S.TensorType)
+    if model.SubgraphsLength() < 1:
+        raise ArtifactError(f"{p}: corrupt TFLite flatbuffer (no subgraph). Fix: re-export the model.")
     try:
         codes = []
         for i in range(model.OperatorCodesLength()):
@@ -126,12 +129,16 @@ def inspect_tflite(path) -> dict:
                 if info["constant"] and t.Buffer() not in seen_buffers:
                     seen_buffers.add(t.Buffer())
                     weights.append(info)
+        by_index = {t["index"]: t for t in tensors}
+        if not (inputs | outputs) <= set(by_index):
+            raise ArtifactError(f"{p}: corrupt TFLite flatbuffer (an input or output names a tensor it does not "
+                                f"have). Fix: re-export the model.")
     except ArtifactError:
         raise
     except Exception as e:
-        raise ArtifactError(f"{p}: corrupt TFLite flatbuffer ({type(e).__name__}: {e}). Fix: re-export the model.") \
-            from None
-    io = lambda idx: [{k: tensors[i][k] for k in ("name", "dtype", "shape")} for i in sorted(idx)]  # noqa: E731
+        raise ArtifactError(f"{p}: corrupt TFLite flatbuffer ({type(e).__name__}: {str(e)[:200]}). Fix: re-export "
+                            f"the model.") from None
+    io = lambda idx: [{k: by_index[i][k] for k in ("name", "dtype", "shape")} for i in sorted(idx)]  # noqa: E731
     return {
         "path": str(p), "format": "tflite", "size_bytes": len(buf), "gzip_bytes": len(gzip.compress(buf, 9, mtime=0)),
         "sha256": hashlib.sha256(buf).hexdigest(), "schema_version": int(model.Version()),
@@ -148,13 +155,78 @@ def inspect_tflite(path) -> dict:
     }
 
 
+MAX_ONNX_BYTES = 2 << 30  # a protobuf cannot be larger than 2 GiB
+
+
+def inspect_onnx(path) -> dict:
+    """The same summary for an ONNX model: opset, inputs and outputs, operators, initializers (weights)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from .files import read_capped
+
+    p = Path(path)
+    buf = read_capped(p, MAX_ONNX_BYTES, ".onnx file", ArtifactError)
+    try:
+        m = onnx.load_from_string(buf)
+        onnx.checker.check_model(m)
+        g = m.graph
+        init = {t.name for t in g.initializer}
+
+        def io(values):
+            out = []
+            for v in values:
+                if v.name in init:
+                    continue
+                tt = v.type.tensor_type
+                out.append({"name": v.name, "dtype": np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)).name,
+                            "shape": [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]})
+            return out
+
+        ops = Counter((f"{n.domain + ':' if n.domain else ''}{n.op_type}") for n in g.node)
+        weights = []
+        for t in g.initializer:
+            arr = numpy_helper.to_array(t)
+            w = {"name": t.name, "dtype": arr.dtype.name, "shape": list(arr.shape), "bytes": int(arr.nbytes)}
+            if arr.ndim >= 2 and arr.dtype.kind in "fiu":
+                w.update(weight_stats(arr.ravel(), list(arr.shape), None, 0))
+            weights.append(w)
+        info = {"path": str(p), "format": "onnx", "size_bytes": len(buf),
+                "gzip_bytes": len(gzip.compress(buf, 9, mtime=0)), "sha256": hashlib.sha256(buf).hexdigest(),
+                "ir_version": int(m.ir_version),
+                "opsets": {(o.domain or "ai.onnx"): int(o.version) for o in m.opset_import},
+                "inputs": io(g.input), "outputs": io(g.output),
+                "ops": [{"op": n, "version": None, "count": c} for n, c in sorted(ops.items())],
+                "weight_dtypes": dict(Counter(w["dtype"] for w in weights)),
+                "weight_bytes": int(sum(w["bytes"] for w in weights)), "variable_tensors": 0,
+                "weights": [w for w in weights if "zero_fraction" in w]}
+    except ArtifactError:
+        raise
+    except Exception as e:  # protobuf's DecodeError, onnx's ValidationError, a corrupt tensor
+        raise ArtifactError(f"{p}: not a readable ONNX model ({type(e).__name__}: {' '.join(str(e).split())[:200]}). "
+                            f"Fix: re-export the model.") from None
+    return info
+
+
+def inspect_artifact(path) -> dict:
+    """``inspect_tflite`` or ``inspect_onnx``, by the file's content (an ONNX protobuf has no TFL3 identifier)."""
+    p = Path(path)
+    if p.suffix.lower() == ".onnx":
+        return inspect_onnx(p)
+    return inspect_tflite(p)
+
+
 def format_inspect(info: dict) -> str:
-    lines = [f"{info['path']}: TFLite schema v{info['schema_version']}, {info['size_bytes']:,} bytes "
+    kind = (f"TFLite schema v{info['schema_version']}" if info["format"] == "tflite" else
+            f"ONNX IR v{info['ir_version']}, opset " + ", ".join(f"{d} {v}" for d, v in info["opsets"].items()))
+    lines = [f"{info['path']}: {kind}, {info['size_bytes']:,} bytes "
              f"(gzip {info['gzip_bytes']:,}), sha256 {info['sha256'][:16]}",
              "inputs:  " + ", ".join(f"{t['name']} {t['dtype']}{t['shape']}" for t in info["inputs"]),
              "outputs: " + ", ".join(f"{t['name']} {t['dtype']}{t['shape']}" for t in info["outputs"]),
              "ops:"]
-    lines += [f"  {o['op']:<32} v{o['version']:<3} x{o['count']}" for o in info["ops"]]
+    lines += [f"  {o['op']:<32} " + (f"v{o['version']:<3} " if o["version"] is not None else "") + f"x{o['count']}"
+              for o in info["ops"]]
     lines.append("weights: " + ", ".join(f"{d} x{n}" for d, n in sorted(info["weight_dtypes"].items()))
                  + f" ({info['weight_bytes']:,} bytes)")
     big = [w for w in info["weights"] if w["shape"] and _numel(w["shape"]) >= 256]

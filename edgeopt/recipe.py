@@ -47,13 +47,13 @@ class SelfDistill(_Frozen):
     tagger. Compression then recovers the function it starts from rather than refitting the labels."""
 
     alpha: float = Field(default=0.9, ge=0, le=1)  # weight of the input model's soft targets
-    temperature: float = Field(default=2.0, gt=0)
+    temperature: float = Field(default=2.0, gt=0, le=1000)
 
 
 class FineTune(_Frozen):
-    epochs: int = Field(default=3, ge=1)
-    learning_rate: float = Field(default=3e-4, gt=0)
-    batch_size: int = Field(default=64, ge=1)
+    epochs: int = Field(default=3, ge=1, le=10_000)
+    learning_rate: float = Field(default=3e-4, gt=0, le=10)
+    batch_size: int = Field(default=64, ge=1, le=65_536)
     self_distill: Optional[SelfDistill] = None
 
 
@@ -61,9 +61,9 @@ class PruneConfig(FineTune):
     sparsity: float = Field(default=0.5, gt=0, lt=1)
     schedule: Literal["polynomial", "constant"] = "polynomial"
     initial_sparsity: float = Field(default=0.0, ge=0, lt=1)  # polynomial only
-    begin_step: int = Field(default=0, ge=0)
-    end_step: Optional[int] = Field(default=None, ge=1)  # default: 70% of the fine-tuning steps
-    frequency: Optional[int] = Field(default=None, ge=1)  # default: a tenth of the pruning window
+    begin_step: int = Field(default=0, ge=0, le=10**9)
+    end_step: Optional[int] = Field(default=None, ge=1, le=10**9)  # default: 70% of the fine-tuning steps
+    frequency: Optional[int] = Field(default=None, ge=1, le=10**9)  # default: a tenth of the pruning window
     m_by_n: Optional[tuple[int, int]] = None  # structured sparsity: [2, 4] = 2 of every 4 consecutive weights zero
     layers: LayerSelect = LayerSelect()
 
@@ -88,15 +88,15 @@ class ClusterConfig(FineTune):
 
 
 class QATConfig(FineTune):
-    epochs: int = Field(default=2, ge=1)
-    learning_rate: float = Field(default=1e-4, gt=0)
+    epochs: int = Field(default=2, ge=1, le=10_000)
+    learning_rate: float = Field(default=1e-4, gt=0, le=10)
 
 
 class DistillConfig(_Frozen):
     teacher: str  # a ModelSpec name/path (trained first, cached), or all-MiniLM-L6-v2
-    temperature: float = Field(default=4.0, gt=0)
+    temperature: float = Field(default=4.0, gt=0, le=1000)
     alpha: float = Field(default=0.5, ge=0, le=1)  # weight of the soft (teacher) loss; 1 - alpha on the labels
-    epochs: Optional[int] = Field(default=None, ge=1)  # default: the student spec's training epochs
+    epochs: Optional[int] = Field(default=None, ge=1, le=10_000)  # default: the student spec's training epochs
 
     @field_validator("teacher")
     @classmethod

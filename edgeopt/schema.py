@@ -2,8 +2,8 @@
 ``parse_file``: a YAML file (duplicate keys refused, size capped) validated into one of them, every error one line
 naming the file, the field and the fix.
 
-Frozen, unknown keys forbidden, no NaN or infinity, and no YAML/JSON boolean where a number is expected:
-pydantic's lax mode would read ``max_size_bytes: true`` as a 1-byte budget, which silently changes a build.
+Frozen, unknown keys forbidden, no NaN or infinity, and no YAML/JSON boolean or quoted text where a number is
+expected: pydantic's lax mode would read ``max_size_bytes: true`` as a 1-byte budget and ``"5e6"`` as a number.
 """
 from __future__ import annotations
 
@@ -21,19 +21,32 @@ from .urls import scrub
 MAX_SPEC_BYTES = 1 << 20  # a spec/target/recipe YAML larger than 1 MiB is not a hand-written config
 
 
-def _wants_number(annotation) -> bool:
-    """True when the annotation accepts int or float but not bool (Optional and Annotated are looked through)."""
-    seen, stack = set(), [annotation]
+def _leaves(annotation) -> list:
+    """The types an annotation accepts (Optional, Union and Annotated looked through; Literal kept whole)."""
+    out, stack = [], [annotation]
     while stack:
         a = stack.pop()
-        if a is bool:
-            return False
-        if a in (int, float):
-            seen.add(a)
         origin = typing.get_origin(a)
         if origin in (typing.Union, types.UnionType, typing.Annotated):
             stack.extend(typing.get_args(a)[:1] if origin is typing.Annotated else typing.get_args(a))
-    return bool(seen)
+        else:
+            out.append(a)
+    return out
+
+
+def _wants_number(annotation) -> bool:
+    """True when the annotation accepts int or float but not bool."""
+    leaves = _leaves(annotation)
+    return bool(bool not in leaves and {int, float} & set(leaves))
+
+
+def _wants_bool(annotation) -> bool:
+    leaves = _leaves(annotation)
+    return bool in leaves and not {int, float} & set(leaves)
+
+
+def _takes_text(annotation) -> bool:
+    return any(a is str or typing.get_origin(a) is typing.Literal or a is typing.Any for a in _leaves(annotation))
 
 
 class Frozen(BaseModel):
@@ -42,12 +55,29 @@ class Frozen(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_bool_for_numbers(cls, v, info: ValidationInfo):
-        if isinstance(v, bool) and _wants_number(cls.model_fields[info.field_name].annotation):
+        ann = cls.model_fields[info.field_name].annotation
+        if isinstance(v, bool) and _wants_number(ann):
             raise ValueError(f"expected a number, got the boolean {v!r}")
+        if isinstance(v, str) and _wants_number(ann) and not _takes_text(ann):
+            raise ValueError("expected a number, got text (write it without quotes)")
+        if isinstance(v, (list, tuple)):  # a list of numbers: no item given as text or a boolean
+            items = [typing.get_args(a) for a in _leaves(ann) if typing.get_origin(a) in (list, tuple)]
+            if any(args and _wants_number(args[0]) and not _takes_text(args[0]) for args in items) and any(
+                    isinstance(x, (str, bool)) for x in v):
+                raise ValueError("expected a list of numbers, got an item in quotes or a boolean")
+        if isinstance(v, (str, int, float)) and not isinstance(v, bool) and _wants_bool(ann) and not _takes_text(ann):
+            raise ValueError(f"expected true or false, got {type(v).__name__} {v!r}")
         return v
 
 
 # ------------------------------------------------------------------------------------------ loading
+def _shorten(text: str) -> str:
+    """A message quoting a very long value: each run of more than 80 characters without a space cut to 60."""
+    import re
+
+    return re.sub(r"\S{81,}", lambda m: f"{m.group(0)[:60]}...", text)
+
+
 def _format_validation_error(path: str, model: type[BaseModel], err: ValidationError) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
@@ -72,9 +102,11 @@ def _format_validation_error(path: str, model: type[BaseModel], err: ValidationE
         return f"{path}: missing required field '{loc}'. Fix: add it."
     if kind == "edgeopt_located":  # the message names its own location (architecture.params.*)
         return f"{path}: {first['msg']}"
-    msg = first["msg"].removeprefix("Value error, ")
+    msg = _shorten(first["msg"].removeprefix("Value error, "))
     got = first.get("input")
-    got_s = "" if isinstance(got, (dict, list)) else f" (got {scrub(repr(got))})"  # never a URL's password
+    shown = scrub(repr(got))  # never a URL's password
+    shown = shown if len(shown) <= 80 else f"{shown[:60]}... ({len(got) if isinstance(got, str) else len(shown):,} characters)"
+    got_s = "" if isinstance(got, (dict, list)) else f" (got {shown})"
     return f"{path}: field '{loc}': {msg}{got_s}. Fix: correct '{loc}' in that file."
 
 

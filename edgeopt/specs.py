@@ -17,8 +17,9 @@ from .recipe import Quantization, RecipeFile
 from .schema import Frozen, parse_file
 
 # A model's or target's name becomes a path component (build/<model>/<target>): no separators, no '..', not empty.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit (it names the build folder)"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # at most 100 characters: a folder name, with room to spare
+NAME_RULE = ("at most 100 letters, digits, '.', '_' and '-', starting with a letter or digit (it names the build "
+             "folder)")
 
 TFLITE_ONLY = ("float16", "int16x8")  # no ONNX Runtime counterpart here
 
@@ -29,8 +30,9 @@ _Frozen = Frozen
 def _check_name(v: str) -> str:
     import re
 
-    if not re.match(NAME_PATTERN, v):
-        raise ValueError(f"{v!r} is not a valid name: use {NAME_RULE}")
+    if not isinstance(v, str) or not re.match(NAME_PATTERN, v):
+        shown = repr(v[:40]) + "..." if isinstance(v, str) and len(v) > 40 else repr(v)
+        raise ValueError(f"{shown} is not a valid name: use {NAME_RULE}")
     return v
 
 
@@ -57,16 +59,16 @@ class DataFiles(_Frozen):
 class DataLimit(_Frozen):
     """Use only the first N examples of a split (after the seeded shuffle): smoke builds and tests."""
 
-    train: Optional[int] = Field(default=None, gt=0)
-    dev: Optional[int] = Field(default=None, gt=0)
-    test: Optional[int] = Field(default=None, gt=0)
+    train: Optional[int] = Field(default=None, gt=0, le=100_000_000)
+    dev: Optional[int] = Field(default=None, gt=0, le=100_000_000)
+    test: Optional[int] = Field(default=None, gt=0, le=100_000_000)
 
 
 class DataSpec(_Frozen):
     dataset: Optional[str] = None  # built-in name: banking77, sst2, smsspam
     files: Optional[DataFiles] = None
     dev_fraction: float = Field(default=0.1, gt=0, lt=0.5)
-    split_seed: int = 1234
+    split_seed: int = Field(default=1234, ge=0, le=2**32 - 1)  # numpy's seed range
     limit: Optional[DataLimit] = None
 
     @model_validator(mode="after")
@@ -94,7 +96,7 @@ class TokenizerSpec(_Frozen):
     kind: Literal["word", "regex"] = "word"  # regex: MediaPipe's regex tokenizer, reproduced (data/tokenizer.py)
     lowercase: bool = True
     max_vocab: int = Field(default=20000, ge=10, le=1_000_000)
-    min_freq: int = Field(default=1, ge=1)
+    min_freq: int = Field(default=1, ge=1, le=1_000_000)
     seq_len: int = Field(default=32, ge=1, le=4096)
     vocab_file: Optional[str] = None
     huggingface: Optional[str] = None
@@ -191,11 +193,11 @@ class TrainingSpec(_Frozen):
     # None: train architectures and builders, use a model file's weights as they are; true: train a model file
     # first (from its weights); false is refused for architectures and builders (they start untrained).
     fit: Optional[bool] = None
-    epochs: int = Field(default=20, ge=1)
-    batch_size: int = Field(default=64, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
-    patience: int = Field(default=3, ge=1)  # early stopping on dev accuracy
-    seed: int = 42
+    epochs: int = Field(default=20, ge=1, le=10_000)
+    batch_size: int = Field(default=64, ge=1, le=65_536)
+    learning_rate: float = Field(default=1e-3, gt=0, le=10)
+    patience: int = Field(default=3, ge=1, le=10_000)  # early stopping on dev accuracy
+    seed: int = Field(default=42, ge=0, le=2**31 - 1)  # TensorFlow's and numpy's seed range
 
 
 class ModelSpec(_Frozen):
@@ -254,9 +256,9 @@ class CostModel(_Frozen):
     """How fast the device's real core retires the emulated instructions: instructions per nanosecond, or
     instructions per cycle with a clock. An estimate, always reported with its source."""
 
-    instructions_per_ns: Optional[float] = Field(default=None, gt=0)
-    ipc: Optional[float] = Field(default=None, gt=0)
-    clock_ghz: Optional[float] = Field(default=None, gt=0)
+    instructions_per_ns: Optional[float] = Field(default=None, gt=0, le=10_000)
+    ipc: Optional[float] = Field(default=None, gt=0, le=64)
+    clock_ghz: Optional[float] = Field(default=None, gt=0, le=100)
     source: str = Field(min_length=1)  # where the figure comes from (a measurement, a datasheet, an assumption)
 
     @model_validator(mode="after")
@@ -310,8 +312,8 @@ class DeviceSpec(_Frozen):
     arch: Literal["arm64", "armv7", "x86_64"]
     cpu: str
     qemu_cpu: Optional[str] = None  # the qemu CPU model that emulates it (edgeopt emulator list)
-    cores: int = Field(ge=1)
-    memory_mb: int = Field(ge=1)
+    cores: int = Field(ge=1, le=4096)
+    memory_mb: int = Field(ge=1, le=1 << 30)
     cost_model: Optional[CostModel] = None  # turns qemu_cpu's instruction count into an estimated latency
     remote: Optional[RemoteSpec] = None  # a real board of this kind, reached over SSH
 
@@ -354,7 +356,7 @@ class OnnxQuant(_Frozen):
 
 
 class OnnxSpec(_Frozen):
-    opset: int = Field(default=17, ge=13)
+    opset: int = Field(default=17, ge=13, le=99)
     quant: OnnxQuant = OnnxQuant()
 
     @field_validator("opset")
@@ -367,13 +369,13 @@ class OnnxSpec(_Frozen):
 
 class Budgets(_Frozen):
     max_accuracy_drop: Optional[float] = Field(default=None, ge=0, le=1)  # fraction, vs the float32 artifact
-    max_size_bytes: Optional[int] = Field(default=None, gt=0)  # raw bytes of the deployed artifact
-    max_latency_p90_ms: Optional[float] = Field(default=None, gt=0)  # target threads + delegates, this machine
-    max_device_latency_p90_ms: Optional[float] = Field(default=None, gt=0)  # on device.remote (build --on-device)
+    max_size_bytes: Optional[int] = Field(default=None, gt=0, le=1 << 40)  # raw bytes of the deployed artifact
+    max_latency_p90_ms: Optional[float] = Field(default=None, gt=0, le=3_600_000)  # target threads + delegates, this machine
+    max_device_latency_p90_ms: Optional[float] = Field(default=None, gt=0, le=3_600_000)  # on device.remote (build --on-device)
     min_accuracy: Optional[float] = Field(default=None, ge=0, le=1)
     # instructions per inference on device.qemu_cpu (emulated; x86: callgrind) at the target's XNNPACK setting
-    max_instructions_per_inference: Optional[int] = Field(default=None, gt=0)
-    max_estimated_latency_ms: Optional[float] = Field(default=None, gt=0)  # needs device.cost_model
+    max_instructions_per_inference: Optional[int] = Field(default=None, gt=0, le=10**15)
+    max_estimated_latency_ms: Optional[float] = Field(default=None, gt=0, le=3_600_000)  # needs device.cost_model
     min_macro_f1: Optional[float] = Field(default=None, ge=0, le=1)  # the deployed artifact, test split
     max_macro_f1_drop: Optional[float] = Field(default=None, ge=0, le=1)  # vs the float32 artifact
     # token classification: entity F1 (strict spans, micro) of the deployed artifact over the test split, and its
@@ -387,7 +389,7 @@ class Budgets(_Frozen):
     # and the largest |GPU output - CPU output| of the deployed file over the GPU run's examples at the GPU's default
     # precision (fp16)
     require_full_delegation: Optional[bool] = None
-    max_gpu_deviation: Optional[float] = Field(default=None, ge=0)
+    max_gpu_deviation: Optional[float] = Field(default=None, ge=0, le=1e6)
     # the largest fall of the headline figure (accuracy; a tagger's entity F1) when the test split is typed in lower
     # case, UPPER CASE, Title Case, Capitalized or without punctuation, in edgeopt's runtime and in the client
     max_robustness_drop: Optional[float] = Field(default=None, ge=0, le=1)
@@ -398,7 +400,7 @@ class EmulatorSpec(_Frozen):
     test-split sample to run there (None: the whole split)."""
 
     cpus: tuple[str, ...] = ()
-    sample: Optional[int] = Field(default=None, ge=1)
+    sample: Optional[int] = Field(default=None, ge=1, le=100_000_000)
 
     @field_validator("cpus")
     @classmethod
@@ -413,7 +415,7 @@ class GpuSpec(_Frozen):
     # the embedding lookups take 1-D ids (RESHAPE, GATHER, RESHAPE): LiteRT's GPU refuses GATHER on [1, seq_len]
     # ids, which sends the lookup and the graph's start to the CPU; the outputs are identical
     flat_lookup: bool = True
-    sample: Optional[int] = Field(default=None, ge=1)  # test examples run through the GPU (None: the whole split)
+    sample: Optional[int] = Field(default=None, ge=1, le=100_000_000)  # test examples run through the GPU (None: the whole split)
 
 
 class TuneSpec(_Frozen):
@@ -442,7 +444,7 @@ class TargetProfile(_Frozen):
     quantization: Quantization
     # tried in order when the converter fails or crashes for `quantization` (e.g. [dynamic, float32])
     fallback: tuple[Quantization, ...] = ()
-    representative_samples: int = Field(default=200, ge=1)
+    representative_samples: int = Field(default=200, ge=1, le=1_000_000)
     budgets: Budgets = Budgets()
     recipe: Optional[RecipeFile] = None  # default compression passes for this device (see edgeopt/recipe.py)
     onnx: Optional[OnnxSpec] = None  # ONNX targets: opset and ONNX Runtime quantization preset

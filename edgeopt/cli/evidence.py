@@ -354,10 +354,15 @@ def emulator_list(arch, as_json):
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def inspect(artifact, gpu, as_json):
-    """Ops, tensor dtypes and size of a .tflite file (no TensorFlow needed)."""
-    from ..inspect import format_inspect, inspect_tflite
+    """Ops, tensor dtypes and size of a .tflite or .onnx file (no TensorFlow needed)."""
+    from pathlib import Path
 
-    info = inspect_tflite(artifact)
+    from ..errors import InputError
+    from ..inspect import format_inspect, inspect_artifact
+
+    if gpu and Path(artifact).suffix.lower() == ".onnx":
+        raise InputError(f"{artifact}: --gpu compiles a .tflite for LiteRT's GPU accelerator. Fix: drop --gpu.")
+    info = inspect_artifact(artifact)
     if gpu:
         from ..gpu import run as gpu_run
 
