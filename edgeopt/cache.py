@@ -122,7 +122,30 @@ class ArtifactCache:
 def write_entry(root: Path, k: str, arrays: dict[str, dict], meta: dict) -> None:
     """Write ``root/k``: each ``arrays`` item as an .npz file of named arrays, plus ``meta.json`` with their
     checksums. Written to a temporary directory and renamed into place; when another process put the entry there
-    first, its entry is kept."""
+    first, its entry is kept. The cache is optional: an entry that cannot be written (a full disk, no permission)
+    is skipped with a warning, and the work goes on without it."""
+    try:
+        _write_entry(root, k, arrays, meta)
+    except OSError as e:
+        print(f"[edgeopt] warning: the cache entry {k[:12]} could not be written under {root} "
+              f"({e.strerror or e}); going on without it (EDGEOPT_CACHE_DIR chooses where the cache is)",
+              file=sys.stderr, flush=True)
+
+
+def check_cache_dir() -> None:
+    """Refuse, before any work, a cache directory that is not a directory (EDGEOPT_CACHE_DIR=/dev/null, a file)."""
+    from .errors import InputError
+
+    root = cache_dir()
+    p = root
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise InputError(f"EDGEOPT_CACHE_DIR={root}: {p} is not a directory, so nothing can be cached under it. Fix: "
+                         f"point EDGEOPT_CACHE_DIR at a directory (or unset it for ~/.cache/edgeopt).")
+
+
+def _write_entry(root: Path, k: str, arrays: dict[str, dict], meta: dict) -> None:
     import numpy as np
 
     root.mkdir(parents=True, exist_ok=True)

@@ -167,6 +167,9 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
          on_device: bool = False) -> Plan:
     if out is not None and not str(out).strip():
         raise InputError("--out is empty. Fix: give a directory, e.g. --out build/my-model.")
+    from ..cache import check_cache_dir
+
+    check_cache_dir()  # before training: a cache that cannot be a directory is a setting to fix, said now
 
     spec = model if isinstance(model, ModelSpec) else load_model_spec(model)
     from .prepare import first_step, prepare

@@ -3,6 +3,7 @@ directory and renamed into place.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..console import log
+from ..errors import OutputError
 from .._version import __version__
 from ..data.tokenizer import GOLDEN, write_golden
 from .builder import BuildResult, BuildSession, structure_of
@@ -53,6 +55,11 @@ def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
     run = _convert(b, tp)
     out = tp.out_dir
     out.parent.mkdir(parents=True, exist_ok=True)
+    # the two model files, the tokenizer's files, manifest and report (the last few MB at most)
+    needed = len(run.baseline_bytes) + len(run.deployed_bytes) + (4 << 20)
+    free = shutil.disk_usage(out.parent).free
+    if free < needed:
+        raise _no_space(out, needed, free)
     with dir_lock(out.parent, b.quiet):
         clean_stale(out)
         staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-{os.getpid()}-"))
@@ -77,8 +84,10 @@ def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
                 log(b.quiet, f"[edgeopt] {tp.target.name}: the budgets failed, so {kept} is left as it was; this build "
                              f"goes to {out}")
             replace_dir(staging, out)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _no_space(out, needed, shutil.disk_usage(out.parent).free) from None
         raise
     dep, base = dep_ev.quality, base_ev.quality
     if dep.entities is not None:
@@ -88,6 +97,11 @@ def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
                  f"{base.accuracy:.4f}), {manifest['metrics']['size']['size_bytes']:,} B; budgets "
                  f"{'PASSED' if verdict.passed else 'FAILED'} -> {out}")
     return BuildResult(out, manifest, verdict.passed, bud_v.failures(verdict))
+
+
+def _no_space(out: Path, needed: int, free: int) -> OutputError:
+    return OutputError(f"{out.parent}: no space left for the build ({needed:,} bytes needed, {free:,} free); nothing "
+                       f"was written. Fix: free space there, or choose another --out.")
 
 
 def _convert(b: BuildSession, tp: TargetPlan) -> _Run:

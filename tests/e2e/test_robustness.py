@@ -153,6 +153,44 @@ def test_a_failed_build_never_replaces_anything(spec, tmp_path):
     assert (tmp_path / "new" / "manifest.json").is_file() and not (tmp_path / "new.failed").exists()
 
 
+@pytest.mark.parametrize("where", ["/dev/null", "a file"])
+def test_a_cache_that_cannot_be_a_directory_is_refused_before_training(spec, tmp_path, monkeypatch, where):
+    f = tmp_path / "cache-file"
+    f.write_text("mine")
+    monkeypatch.setenv("EDGEOPT_CACHE_DIR", "/dev/null" if where == "/dev/null" else str(f / "sub"))
+    t0 = time.perf_counter()
+    msg = one_line_error(run_cli(["build", str(spec), "-t", "pixel-7", "--out", str(tmp_path / "b"), "-q"]))
+    assert "EDGEOPT_CACHE_DIR" in msg and "is not a directory" in msg and time.perf_counter() - t0 < 30
+    assert f.read_text() == "mine" and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_a_full_disk_and_an_unwritable_cache(spec, tmp_path, monkeypatch):
+    """A cache entry that cannot be written is a warning and the build goes on; an output directory on a full file
+    system is one line naming it and the bytes needed, with nothing left there (a real 256 KiB tmpfs)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "artifacts").write_text("not a directory")  # every pass output's entry fails to be written
+    monkeypatch.setenv("EDGEOPT_CACHE_DIR", str(cache))
+    small = tmp_path / "small"
+    small.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], capture_output=True, text=True)
+    assert r.returncode == 0, f"this test mounts a small tmpfs and needs root (as CI has): {r.stderr}"
+    try:
+        res = run_cli(["build", str(spec), "-t", "pixel-7", "--out", str(small / "b"), "-q", *FAST_LATENCY])
+        lines = res.stderr.strip().splitlines()
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        msg = lines[-1]
+        assert len([ln for ln in lines if ln.startswith("edgeopt: error:")]) == 1
+        assert all(ln.startswith("[edgeopt] warning: the cache entry") for ln in lines[:-1]), lines
+        assert f"{small}: no space left for the build" in msg and "bytes needed" in msg, msg
+        assert "warning: the cache entry" in res.stderr and "going on without it" in res.stderr
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    assert (cache / "artifacts").read_text() == "not a directory"
+
+
 # ----------------------------------------------------------------------------------- spec catalogue
 SPEC_CASES = {
     "kernel_sizes empty": ({"kernel_sizes": []}, "architecture.params.kernel_sizes"),
