@@ -49,3 +49,35 @@ def read_text_capped(path: Path, limit: int, what: str, error=SpecError) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise error(f"{path}: not UTF-8 text (byte {e.start}); not a {what}. Fix: give a UTF-8 {what}.") from None
+
+
+MAX_MEMBER_RATIO = 200  # uncompressed / compressed: weights compress ~1.1x, JSON ~10x; a bomb 1000x and more
+MAX_ARCHIVE_BYTES = 16 << 30  # all members together, uncompressed
+
+
+def check_archive(z, where: str, error=SpecError, max_total: int = MAX_ARCHIVE_BYTES) -> None:
+    """Refuse a zip archive whose members expand past ``max_total`` bytes together or by more than
+    MAX_MEMBER_RATIO each (a member over 1 MiB): read before anything is extracted or parsed."""
+    total = 0
+    for info in z.infolist():
+        total += info.file_size
+        if info.file_size > (1 << 20) and info.file_size > MAX_MEMBER_RATIO * max(info.compress_size, 1):
+            raise error(f"{where}: archive member {info.filename[:100]!r} expands {info.compress_size:,} bytes to "
+                        f"{info.file_size:,} (more than {MAX_MEMBER_RATIO}x); not a model file edgeopt reads. "
+                        f"Fix: give the file as Keras saved it.")
+    if total > max_total:
+        raise error(f"{where}: the archive expands to {total:,} bytes (more than {max_total:,}). Fix: give the "
+                    f"file as Keras saved it.")
+
+
+def read_member(z, name: str, limit: int, where: str, error=SpecError) -> bytes:
+    """Archive member ``name``, at most ``limit`` bytes whatever its header says (read with a limit)."""
+    info = z.getinfo(name)
+    if info.file_size > limit:
+        raise error(f"{where}: {name} is {info.file_size:,} bytes uncompressed (more than {limit:,}). Fix: give the "
+                    f"file as Keras saved it.")
+    with z.open(info) as f:
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise error(f"{where}: {name} is larger than {limit:,} bytes. Fix: give the file as Keras saved it.")
+    return raw

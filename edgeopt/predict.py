@@ -87,9 +87,11 @@ def _embedded(artifact: Path, quiet: bool) -> tuple[object, list[str]] | None:
     import zipfile
 
     from .data.tokenizer import RegexTokenizer
+    from .files import check_archive
 
     try:
         with zipfile.ZipFile(artifact) as z:  # associated files are a zip appended to the flatbuffer
+            check_archive(z, str(artifact), InputError, max_total=256 << 20)  # a vocabulary and labels
             names = set(z.namelist())
     except (zipfile.BadZipFile, OSError):
         return None

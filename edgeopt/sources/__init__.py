@@ -116,9 +116,14 @@ class FileSource(_KerasSource):
     @property
     def model(self):
         if self._model is None:
-            self._model = load_file(self.path, self.format, self.mspec)
+            model = load_file(self.path, self.format, self.mspec)
             if self.format == "keras3":
-                self._model, self.keras3 = self._model
+                model, self.keras3 = model
+            if getattr(model, "inputs", None) is None:
+                raise InputError(f"{self.where}: a subclassed model (no input layer, so no input shape or graph "
+                                 f"edgeopt can read, convert or compress). Fix: write it as a functional or "
+                                 f"Sequential tf_keras model with an Input(shape=(seq_len,), dtype='int32').")
+            self._model = model
         return self._model
 
     def initial(self, vocab_size, num_classes, seq_len, vocab=()):

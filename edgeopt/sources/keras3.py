@@ -156,8 +156,12 @@ def load_and_rebuild(path: Path, custom: dict, safe_mode: bool = True):
     import json
     import zipfile
 
+    from ..errors import ArtifactError
+    from ..files import read_member
+    from .modelfile import MAX_CONFIG_BYTES
+
     with zipfile.ZipFile(path) as z:
-        config = json.loads(z.read("config.json"))
+        config = json.loads(read_member(z, "config.json", MAX_CONFIG_BYTES, str(path), ArtifactError))
     tk_cfg = translate(config)
     try:
         with K.utils.custom_object_scope(custom):

@@ -15,8 +15,10 @@ import zipfile
 from pathlib import Path
 
 from ..errors import ArtifactError, InputError
+from ..files import check_archive, read_member
 
 FORMATS = "a tf_keras .keras or .h5 file, a SavedModel directory, or a Keras 3 .keras file"
+MAX_CONFIG_BYTES = 64 << 20  # a model's config.json / metadata.json: a few MB for the largest real models
 # Layers made by Keras itself when a functional model calls TensorFlow ops (serialized by op name, not by code), and
 # the serialization's own markers.
 _SAFE_INTERNAL = {"Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpLambda", "InputLayer", "__tuple__",
@@ -55,7 +57,8 @@ def detect_format(path: Path) -> str:
     if head.startswith(b"PK"):
         try:
             with zipfile.ZipFile(path) as z:
-                meta = json.loads(z.read("metadata.json"))
+                check_archive(z, str(path), ArtifactError)
+                meta = json.loads(read_member(z, "metadata.json", MAX_CONFIG_BYTES, str(path), ArtifactError))
             version = str(meta.get("keras_version", ""))
         except (zipfile.BadZipFile, KeyError, ValueError, OSError, AttributeError) as e:
             raise ArtifactError(f"{path}: a zip file but not a Keras model ({type(e).__name__}: no readable "
@@ -69,7 +72,7 @@ def _config_of(path: Path, fmt: str) -> list:
     try:
         if fmt in ("keras", "keras3"):
             with zipfile.ZipFile(path) as z:
-                return [json.loads(z.read("config.json"))]
+                return [json.loads(read_member(z, "config.json", MAX_CONFIG_BYTES, str(path), ArtifactError))]
         if fmt == "h5":
             import h5py
 
@@ -137,7 +140,33 @@ def custom_objects(mspec) -> dict:
     except Exception as e:
         raise InputError(f"model.custom_module {mspec.custom_module!r}: cannot import it ({type(e).__name__}: "
                          f"{e}). Fix: make it importable (on PYTHONPATH).") from None
-    return {n: v for n, v in vars(mod).items() if isinstance(v, type) and not n.startswith("_")}
+    objs = {n: v for n, v in vars(mod).items() if isinstance(v, type) and not n.startswith("_")}
+    # a class registered with register_keras_serializable is named in the file by its registered name
+    # ("package>Class"): known by that name too
+    for v in list(objs.values()):
+        for reg in _registries():
+            try:
+                name = reg(v)
+            except Exception:  # noqa: BLE001 -- a class Keras cannot name
+                continue
+            if isinstance(name, str) and name not in objs:
+                objs[name] = v
+    return objs
+
+
+def _registries() -> list:
+    """get_registered_name of tf_keras and, when installed, Keras 3."""
+    out = []
+    from ..tf import keras
+
+    out.append(keras().utils.get_registered_name)
+    try:
+        import keras as k3
+
+        out.append(k3.saving.get_registered_name)
+    except Exception:  # noqa: BLE001 -- Keras 3 is optional
+        pass
+    return out
 
 
 def check_safe(path: Path, fmt: str, mspec, extra_known: set[str]) -> None:

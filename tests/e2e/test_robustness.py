@@ -191,6 +191,46 @@ def test_a_full_disk_and_an_unwritable_cache(spec, tmp_path, monkeypatch):
     assert (cache / "artifacts").read_text() == "not a directory"
 
 
+def test_an_archive_that_expands_without_bound_is_refused_unread(tmp_path):
+    """A .keras file whose config.json expands 300 MB from a few hundred KB: refused from the archive's own
+    directory, in a second, without reading it."""
+    import zipfile
+
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": "2.15.0"}))
+        with z.open("config.json", "w", force_zip64=True) as f:
+            block = b" " * (1 << 20)
+            for _ in range(300):
+                f.write(block)
+    assert bomb.stat().st_size < 2 << 20
+    t0 = time.perf_counter()
+    msg = one_line_error(run_cli(["build", str(bomb), "--data", "banking77", "-t", "pixel-7", "--dry-run"]))
+    assert "config.json" in msg and "expands" in msg and time.perf_counter() - t0 < 20, msg
+
+
+@pytest.mark.slow
+def test_a_subclassed_savedmodel_is_one_line(tmp_path, monkeypatch):
+    mod = tmp_path / "mymodels.py"
+    mod.write_text("import tf_keras as keras\n\n"
+                   "@keras.utils.register_keras_serializable('mine')\n"
+                   "class Net(keras.Model):\n"
+                   "    def __init__(self, **kw):\n"
+                   "        super().__init__(**kw)\n"
+                   "        self.emb = keras.layers.Embedding(100, 8)\n"
+                   "        self.pool = keras.layers.GlobalAveragePooling1D()\n"
+                   "        self.out = keras.layers.Dense(77)\n"
+                   "    def call(self, x):\n"
+                   "        return self.out(self.pool(self.emb(x)))\n")
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import numpy as np; import mymodels; "
+            f"m = mymodels.Net(); m(np.zeros((1, 16), np.int32)); m.save({str(tmp_path / 'sm')!r}, save_format='tf')")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    msg = one_line_error(run_cli(["build", str(tmp_path / "sm"), "--data", "banking77", "-t", "pixel-7",
+                                  "--custom-module", "mymodels", "--dry-run"]))
+    assert "subclassed model" in msg and "functional" in msg, msg
+
+
 # ----------------------------------------------------------------------------------- spec catalogue
 SPEC_CASES = {
     "kernel_sizes empty": ({"kernel_sizes": []}, "architecture.params.kernel_sizes"),
