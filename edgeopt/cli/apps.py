@@ -29,8 +29,7 @@ def predict(artifact, texts, top_k, as_json):
     if not texts:
         if sys.stdin is None or sys.stdin.isatty():
             raise InputError("no text given. Fix: pass TEXT arguments or pipe lines on standard input.")
-        texts = [ln.rstrip("\r\n") for ln in sys.stdin]
-        texts = [t for t in texts if t.strip()]
+        texts = _stdin_lines()
         if not texts:
             raise InputError("standard input held no text. Fix: one text a line.")
     p = load(artifact)
@@ -39,6 +38,29 @@ def predict(artifact, texts, top_k, as_json):
         return dump({"artifact": str(p.artifact), "tokenizer": p.source, "top_k": top_k, "predictions": rows})
     click.echo(f"# {p.artifact} (tokenizer and labels: {p.source})")
     click.echo(format_predictions(rows))
+
+
+MAX_LINE_CHARS = 100_000  # a text to classify; a longer line is not a sentence (or it is /dev/zero)
+MAX_LINES = 1_000_000
+
+
+def _stdin_lines() -> list[str]:
+    """The non-empty lines of standard input, each read with a limit: a line past MAX_LINE_CHARS or input past
+    MAX_LINES is refused in one line, never read without end."""
+    from ..errors import InputError
+
+    texts = []
+    while True:
+        ln = sys.stdin.readline(MAX_LINE_CHARS + 1)
+        if not ln:
+            return texts
+        if len(ln) > MAX_LINE_CHARS and not ln.endswith("\n"):
+            raise InputError(f"standard input: line {len(texts) + 1} is longer than {MAX_LINE_CHARS:,} characters; "
+                             f"not a text to classify. Fix: one text a line.")
+        if ln.strip():
+            texts.append(ln.rstrip("\r\n"))
+            if len(texts) > MAX_LINES:
+                raise InputError(f"standard input: more than {MAX_LINES:,} lines. Fix: split the input.")
 
 
 @main.group(cls=Group)

@@ -231,6 +231,14 @@ def test_a_subclassed_savedmodel_is_one_line(tmp_path, monkeypatch):
     assert "subclassed model" in msg and "functional" in msg, msg
 
 
+def test_predict_reads_standard_input_with_a_limit(tmp_path):
+    """`edgeopt predict BUILD < /dev/zero` (one endless line) ends in one line, exit 2, at once."""
+    with open("/dev/zero", "rb") as zero:
+        r = subprocess.run([EDGEOPT, "predict", str(tmp_path)], stdin=zero, capture_output=True, text=True,
+                           timeout=120)
+    assert r.returncode == 2 and "longer than 100,000 characters" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
 # ----------------------------------------------------------------------------------- spec catalogue
 SPEC_CASES = {
     "kernel_sizes empty": ({"kernel_sizes": []}, "architecture.params.kernel_sizes"),
