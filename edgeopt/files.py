@@ -51,6 +51,7 @@ def read_text_capped(path: Path, limit: int, what: str, error=SpecError) -> str:
         raise error(f"{path}: not UTF-8 text (byte {e.start}); not a {what}. Fix: give a UTF-8 {what}.") from None
 
 
+MAX_CONFIG_BYTES = 64 << 20  # a model archive's config.json / metadata.json: a few MB for the largest real models
 MAX_MEMBER_RATIO = 200  # uncompressed / compressed: weights compress ~1.1x, JSON ~10x; a bomb 1000x and more
 MAX_ARCHIVE_BYTES = 16 << 30  # all members together, uncompressed
 

@@ -344,6 +344,9 @@ def write_json_atomic(path: Path, data: dict) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a manifest or baseline is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

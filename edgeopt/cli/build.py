@@ -129,6 +129,9 @@ def _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations):
     from ..pipeline import build as run_build
 
     if dry_run:
+        from ..pipeline.prepare import open_inputs
+
+        open_inputs(p.spec)  # every file the build would read, read now: a bad one fails the plan, not the build
         dump(p.to_dict()) if as_json else click.echo(p.describe())
         return
     results = run_build(p, quiet=quiet, latency=LatencySettings(latency_warmup, latency_iterations))

@@ -22,6 +22,7 @@ from typing import Callable, Optional
 
 from ..catalog import BUILTIN_DATASETS, TAGGED_FORMATS
 from ..errors import DataError, NotFoundError, suggest
+from ..files import regular_file
 
 
 @dataclass(frozen=True)
@@ -223,9 +224,15 @@ def _shuffled(split: Split, seed: int) -> Split:
 
 
 # ------------------------------------------------------------------------------------------- parsers
+MAX_DATA_BYTES = 4 << 30  # one dataset file
+
+
 def _read_text(path: Path) -> str:
+    from ..files import read_capped
+
+    raw = read_capped(path, MAX_DATA_BYTES, "dataset file", DataError)
     try:
-        return path.read_text(encoding="utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text (byte {e.start}). Fix: save the file as UTF-8.") from None
     except OSError as e:
@@ -234,8 +241,9 @@ def _read_text(path: Path) -> str:
 
 def _read_table(path: Path, fmt: Optional[str], text_col: str, label_col: str) -> tuple[list[str], list[str]]:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path}: dataset file not found. Fix: check the path in the spec's data.files.")
+    regular_file(path, "dataset file (CSV or JSONL)", DataError)  # a directory, device or FIFO: said so
     fmt = fmt or {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower())
     if fmt is None:
         raise DataError(f"{path}: cannot tell the format from the suffix. Fix: set data.files.format to csv or jsonl.")

@@ -45,6 +45,20 @@ def load_spec_data(spec: ModelSpec):
     return in_label_order(ds, order, where)
 
 
+def open_inputs(spec: ModelSpec) -> None:
+    """What a build reads before training, read for ``--dry-run``: a user's data files (parsed, with their caps) and
+    a given vocabulary or Hugging Face tokenizer (loaded). A built-in dataset is checked at load as always."""
+    from ..data.tokenizer import HFTokenizer, WordTokenizer
+
+    if spec.data.files is not None:
+        load_spec_data(spec)
+    tk = spec.tokenizer
+    if tk.vocab_file:
+        WordTokenizer.from_vocab_file(tk.vocab_file, tk.seq_len, tk.lowercase, tk.pad_token, tk.unk_token)
+    if tk.huggingface:
+        HFTokenizer.from_file(tk.huggingface, tk.seq_len, tk.pad_token)
+
+
 def make_tokenizer(spec: ModelSpec, ds):
     """The spec's tokenizer: a vocabulary file, a Hugging Face file, or edgeopt's word or regex (MediaPipe's)
     tokenizer fitted on the training texts (deterministic: the same vocabulary every build)."""

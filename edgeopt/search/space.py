@@ -256,5 +256,11 @@ def space_for(target: TargetProfile, teachers: tuple[str, ...] = (), on_device: 
         raise InputError(f"tune: target {t.name} is arm64 but names no emulated CPU to count the cost on. Fix: add "
                          f"device.qemu_cpu to {t.source or t.name}.")
     teachers = tuple(dict.fromkeys([*ts.teachers, *teachers]))
+    for name in teachers:  # each one loaded now, as `build --distill` does: an unknown one fails the plan
+        from ..registry import load_model_spec
+        from ..teachers.minilm import is_minilm
+
+        if not is_minilm(name):
+            load_model_spec(name)
     return Space(runtimes, quants, xnn, threads, COMPRESSIONS, teachers, "litert" in runtimes
                  and "int8" in quants["tflite"], preset, signal, notes)

@@ -123,6 +123,11 @@ class FileSource(_KerasSource):
                 raise InputError(f"{self.where}: a subclassed model (no input layer, so no input shape or graph "
                                  f"edgeopt can read, convert or compress). Fix: write it as a functional or "
                                  f"Sequential tf_keras model with an Input(shape=(seq_len,), dtype='int32').")
+            bad = _non_finite_layer(model)
+            if bad:
+                raise InputError(f"{self.where}: layer {bad!r} holds NaN or infinite weights, so nothing built from "
+                                 f"it can be measured or quantized. Fix: retrain it, or give the file saved before "
+                                 f"training diverged.")
             self._model = model
         return self._model
 
@@ -197,6 +202,17 @@ class BuilderSource(_KerasSource):
             raise InputError(f"{self.where}: returned {type(m).__name__}, not a tf_keras Model. Fix: return "
                              f"tf_keras.Model(inputs, outputs).")
         return m
+
+
+def _non_finite_layer(model):
+    """The name of the first layer with a NaN or infinite weight, None when every weight is finite."""
+    import numpy as np
+
+    for layer in iter_layers(model):
+        if any(not np.isfinite(np.asarray(w, np.float64)).all() for w in layer.get_weights()
+               if np.issubdtype(np.asarray(w).dtype, np.floating)):
+            return layer.name
+    return None
 
 
 def source_for(spec) -> ModelSource:

@@ -157,8 +157,7 @@ def load_and_rebuild(path: Path, custom: dict, safe_mode: bool = True):
     import zipfile
 
     from ..errors import ArtifactError
-    from ..files import read_member
-    from .modelfile import MAX_CONFIG_BYTES
+    from ..files import MAX_CONFIG_BYTES, read_member
 
     with zipfile.ZipFile(path) as z:
         config = json.loads(read_member(z, "config.json", MAX_CONFIG_BYTES, str(path), ArtifactError))

@@ -15,10 +15,9 @@ import zipfile
 from pathlib import Path
 
 from ..errors import ArtifactError, InputError
-from ..files import check_archive, read_member
+from ..files import MAX_CONFIG_BYTES, check_archive, read_member
 
 FORMATS = "a tf_keras .keras or .h5 file, a SavedModel directory, or a Keras 3 .keras file"
-MAX_CONFIG_BYTES = 64 << 20  # a model's config.json / metadata.json: a few MB for the largest real models
 # Layers made by Keras itself when a functional model calls TensorFlow ops (serialized by op name, not by code), and
 # the serialization's own markers.
 _SAFE_INTERNAL = {"Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpLambda", "InputLayer", "__tuple__",

@@ -141,6 +141,7 @@ def test_a_failed_build_never_replaces_anything(spec, tmp_path):
     assert tree(mine) == {"notes.txt": b"mine"}
     failed = tmp_path / "mine.failed"
     assert json.loads((failed / "manifest.json").read_text())["budgets"]["passed"] is False
+    assert len({(p.stat().st_mode & 0o777) for p in failed.iterdir()}) == 1  # the manifest too: not 0600
     assert f"{mine} is left as it was" in r.stderr and str(failed) in r.stderr
     good = tmp_path / "good"
     assert run_cli(["build", str(spec), "-t", "pixel-7", "--out", str(good), "-q", *FAST_LATENCY]).exit_code == 0
@@ -237,6 +238,38 @@ def test_predict_reads_standard_input_with_a_limit(tmp_path):
         r = subprocess.run([EDGEOPT, "predict", str(tmp_path)], stdin=zero, capture_output=True, text=True,
                            timeout=120)
     assert r.returncode == 2 and "longer than 100,000 characters" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("case,edit,want", [
+    ("data from /dev/zero", {"data": {"files": {"train": "/dev/zero", "test": "/dev/zero"}}}, "not a regular file"),
+    ("data is a directory", {"data": {"files": {"train": "/tmp", "test": "/tmp"}}}, "is a directory"),
+    ("no vocab file", {"tokenizer": {"kind": "word", "vocab_file": "/no/such/vocab.txt"}}, "file not found"),
+    ("vocab from /dev/zero", {"tokenizer": {"kind": "word", "vocab_file": "/dev/zero"}}, "not a regular file"),
+    ("no tokenizer.json", {"tokenizer": {"kind": "word", "huggingface": "/no/such/tokenizer.json"}}, "not found")])
+def test_dry_run_opens_every_file_the_build_would(tmp_path, case, edit, want):
+    s = tmp_path / "s.yaml"
+    d = {"name": "dry", "architecture": {"name": "text_cnn"}, "data": {"dataset": "sst2"}}
+    d.update(edit)
+    s.write_text(yaml.safe_dump(d))
+    assert want in one_line_error(run_cli(["build", str(s), "-t", "pixel-7", "--dry-run"]))
+
+
+def test_tune_dry_run_refuses_an_unknown_teacher():
+    assert "unknown model 'nosuch'" in one_line_error(run_cli(["tune", "banking77-cnn", "-t", "pixel-7", "--teacher",
+                                                               "nosuch", "--dry-run"]))
+
+
+@pytest.mark.slow
+def test_a_model_file_with_nan_weights_is_named_as_such(tmp_path):
+    code = ("import numpy as np, tf_keras as keras; "
+            "x = keras.Input((16,), dtype='int32'); h = keras.layers.Embedding(100, 8)(x); "
+            "h = keras.layers.GlobalAveragePooling1D()(h); y = keras.layers.Dense(77, name='head')(h); "
+            "m = keras.Model(x, y); w = m.get_layer('head').get_weights(); w[0][0, 0] = np.nan; "
+            f"m.get_layer('head').set_weights(w); m.save({str(tmp_path / 'nan.keras')!r})")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    msg = one_line_error(run_cli(["build", str(tmp_path / "nan.keras"), "--data", "banking77", "-t", "pixel-7",
+                                  "--dry-run"]))
+    assert "layer 'head' holds NaN or infinite weights" in msg, msg
 
 
 # ----------------------------------------------------------------------------------- spec catalogue
