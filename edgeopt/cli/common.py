@@ -62,8 +62,18 @@ def handle_errors(fn):
             click.echo(f"edgeopt: error: {scrub(str(e))}", err=True)  # a URL's password never shows
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
+            conv = sys.modules.get("edgeopt.convert.worker")
+            if conv is not None:  # the converter process ends with us, not after its next conversion
+                conv.worker().kill()
             click.echo("edgeopt: interrupted; nothing half-written was left in place.", err=True)
-            sys.exit(130)
+            # every clean-up ran while the interrupt unwound the stack; TensorFlow's own teardown at exit takes a
+            # second or more, so the process ends here
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(130)
     return wrapper
 
 

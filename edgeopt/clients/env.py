@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -82,8 +81,10 @@ def status(name: str) -> dict:
 
 
 def _run(cmd: list, what: str) -> None:
+    from ..proc import run_group
+
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True)
+        p = run_group(cmd)  # interrupted: venv's ensurepip and pip's children end with edgeopt
     except FileNotFoundError:
         raise ClientError(f"client setup: {cmd[0]} not found ({what}). Fix: install python3-venv "
                           f"(apt-get install python3-venv).") from None
@@ -143,7 +144,9 @@ def _build_env(name: str, quiet: bool) -> dict:
                 if str(venv) in text:
                     f.write_text(text.replace(str(venv), str(d)))
         (d / "pyvenv.cfg").write_text((d / "pyvenv.cfg").read_text().replace(str(venv), str(d)))
-        smoke = subprocess.run([str(python(name)), "-I", "-c", ENVS[name]["smoke"]], capture_output=True, text=True)
+        from ..proc import run_group
+
+        smoke = run_group([str(python(name)), "-I", "-c", ENVS[name]["smoke"]])
         if smoke.returncode != 0:
             raise ClientError(f"client setup: {name} cannot import MediaPipe: "
                               f"{' '.join(smoke.stderr.split())[-300:]}. Fix: rerun edgeopt client setup --force.")

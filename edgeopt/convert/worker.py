@@ -91,6 +91,14 @@ class Worker:
                 raise ConverterCrash(mode, rc)
             return json.loads(line)
 
+    def kill(self):
+        """At an interrupt: the converter ends now (nothing it writes is kept: each .tflite is renamed into place
+        only when whole)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
             try:

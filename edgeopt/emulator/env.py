@@ -169,9 +169,11 @@ def run_tool(cmd: list[str], what: str, cwd: Optional[Path] = None, error=None, 
              missing_fix: str = "run setup on a Debian/Ubuntu host with apt-get and dpkg.",
              failed_fix: str = "") -> str:
     """Run a setup tool (apt-get, dpkg, pip); a missing tool or a failure is ``error`` in one line."""
+    from ..proc import run_group
+
     error = error or EmulatorError
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+        p = run_group(cmd, cwd=cwd)  # interrupted: the tool and its children end with edgeopt
     except FileNotFoundError:
         raise error(f"{prefix}: {cmd[0]} not found ({what}). Fix: {missing_fix}") from None
     if p.returncode != 0:

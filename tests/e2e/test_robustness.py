@@ -272,6 +272,35 @@ def test_a_model_file_with_nan_weights_is_named_as_such(tmp_path):
     assert "layer 'head' holds NaN or infinite weights" in msg, msg
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_environment_setup_ends_the_build_at_once(spec, tmp_path, sig):
+    """Ctrl-C or SIGTERM while a client environment is being made (venv, ensurepip, pip): edgeopt and every
+    process it started end within 2 s, and no half-made environment is left."""
+    env = {**os.environ, "EDGEOPT_CLIENT_DIR": str(tmp_path / "clients"), "EDGEOPT_TEST_PREWARM": "0"}
+    p = subprocess.Popen([EDGEOPT, "build", str(spec), "-t", "pixel-7", "--out", str(tmp_path / "b"), "--no-count",
+                          *FAST_LATENCY], stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    for line in p.stderr:
+        if "creating a venv" in line:
+            break
+    else:
+        raise AssertionError(f"the build never started a client environment (exit {p.wait()})")
+    time.sleep(2)  # venv is running ensurepip by now
+    t0 = time.perf_counter()
+    p.send_signal(sig)
+    rest = p.stderr.read()
+    p.wait(timeout=60)
+    took = time.perf_counter() - t0
+    assert p.returncode == 130 and "interrupted" in rest and took < 2, (p.returncode, took, rest[-500:])
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-s", str(p.pid)], capture_output=True, text=True).stdout.split()
+    alive = [pid for pid in left if Path(f"/proc/{pid}/stat").is_file()
+             and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"]
+    assert not alive, alive
+    assert sorted(os.listdir(tmp_path / "clients")) == [".mediapipe-writer.lock"]
+    assert not (tmp_path / "b").exists() and not [e for e in os.listdir(tmp_path) if e.startswith(".b.")]
+
+
 # ----------------------------------------------------------------------------------- spec catalogue
 SPEC_CASES = {
     "kernel_sizes empty": ({"kernel_sizes": []}, "architecture.params.kernel_sizes"),
