@@ -5,22 +5,14 @@ artifact is one of the listed files. Whatever differs is named, exit 2.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Optional
 
 from .errors import InputError
+from .files import sha256_file
 
 MANIFEST = "manifest.json"
 UNLISTED_OK = (MANIFEST, "report.md")
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _plain_name(name: str) -> bool:
@@ -57,7 +49,7 @@ def check_build_dir(d: Path):
             raise InputError(f"{p}: listed in {MANIFEST} but missing. {fix}")
         if not p.is_file():
             raise InputError(f"{p}: listed in {MANIFEST} but not a regular file. {fix}")
-        if _sha256(p) != want:
+        if sha256_file(p) != want:
             raise InputError(f"{p}: its SHA-256 differs from the one {MANIFEST} records (the file was changed "
                              f"after the build). {fix}")
     for e in sorted(d.iterdir()):

@@ -10,6 +10,17 @@ from pathlib import Path
 from .errors import SpecError
 
 
+def sha256_file(path) -> str:
+    """The SHA-256 of a file, read a MiB at a time."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def regular_file(path, what: str, error=SpecError) -> Path:
     """``path`` if it is an existing regular file, else a one-line ``error`` (directories, devices, FIFOs)."""
     import stat

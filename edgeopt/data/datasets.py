@@ -22,7 +22,7 @@ from typing import Callable, Optional
 
 from ..catalog import BUILTIN_DATASETS, TAGGED_FORMATS
 from ..errors import DataError, NotFoundError, suggest
-from ..files import regular_file
+from ..files import regular_file, sha256_file
 
 
 @dataclass(frozen=True)
@@ -117,14 +117,6 @@ def cache_dir() -> Path:
 def search_dirs() -> list[Path]:
     env = os.environ.get("EDGEOPT_DATA_PATH", "")
     return [Path(p) for p in env.split(os.pathsep) if p] + [cache_dir() / "datasets"]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _download(rf: RemoteFile, dest_dir: Path, timeout: float = 60.0) -> Path:
