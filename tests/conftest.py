@@ -71,6 +71,8 @@ def _start_prewarm() -> None:
 
     for name, code in PREWARM.items():
         log = tempfile.TemporaryFile(prefix=f"edgeopt-prewarm-{name}-")
+        # SIGTERM at the session's end unwinds like Ctrl-C, so the setup removes what it had half-made
+        code = f"import signal\nsignal.signal(signal.SIGTERM, signal.default_int_handler)\n{code}"
         _prewarm.append((name, log, subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=log,
                                                      start_new_session=True)))
 

@@ -634,9 +634,24 @@ def test_fuzzed_artifacts_never_crash(multi_build, tmp_path):
 
 # ------------------------------------------------------------------------------ wrong builds never pass
 @pytest.mark.slow
-def test_diverged_training_fails_the_build_and_the_manifest_is_strict_json(tmp_path):
-    s = write_spec(tmp_path / "m.yaml", "m", "text_cnn", TINY["text_cnn"], epochs=1, learning_rate=1e30,
-                   limit={"train": 600, "dev": 100, "test": 200})
+def test_diverged_training_fails_the_build_and_the_manifest_is_strict_json(tmp_path, monkeypatch):
+    """A model whose outputs overflow (weights of 1e30 multiplied together: inf, then NaN through training) fails
+    its build on finite_outputs, and its manifest is still strict JSON. (A learning rate of 1e30 did this once; a
+    learning rate is now bounded at 10.)"""
+    (tmp_path / "blowup.py").write_text(
+        "import tf_keras as K\n"
+        "def blowup(vocab_size, num_classes, seq_len):\n"
+        "    i = K.Input((seq_len,), dtype='int32')\n"
+        "    x = K.layers.Embedding(vocab_size, 8, embeddings_initializer=K.initializers.Constant(1e30))(i)\n"
+        "    x = K.layers.GlobalAveragePooling1D()(x)\n"
+        "    x = K.layers.Dense(16, kernel_initializer=K.initializers.Constant(1e30))(x)\n"
+        "    return K.Model(i, K.layers.Dense(num_classes)(x))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    s = tmp_path / "m.yaml"
+    s.write_text(yaml.safe_dump({"name": "m", "data": {"dataset": "banking77", "limit": {"train": 600, "dev": 100,
+                                                                                          "test": 200}},
+                                 "tokenizer": {"kind": "regex", "seq_len": 16, "max_vocab": 2000},
+                                 "model": {"builder": "blowup:blowup"}, "training": {"epochs": 1}}))
     out = tmp_path / "o"
     r = run_cli(["build", str(s), "-t", "pixel-7", "--out", str(out), "-q", *FAST_LATENCY])
     assert r.exit_code == 3 and "finite_outputs" in r.stderr
