@@ -10,7 +10,7 @@ code (SQLAlchemy, pydantic) wrote.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 MASK = "***"
 _SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|auth|cred|sig", re.I)
@@ -51,6 +51,8 @@ def secrets_of(url: str) -> list[str]:
 def mask(url: str) -> str:
     """``url`` with its password and secret query values replaced by ``***`` (for messages, plans, manifests and
     reports). A URL the parser refuses is shown as its scheme only."""
+    if not secrets_of(url):
+        return url  # nothing to hide: shown exactly as written
     try:
         u = _split(url)
     except ValueError:
@@ -68,7 +70,9 @@ def mask(url: str) -> str:
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, MASK if v and _SECRET_KEY.search(k) else v) for k, v in pairs], safe="*")
-    return urlunsplit((u.scheme, netloc, u.path, query, u.fragment))
+    # put together by hand: urlunsplit drops the // of schemes it does not know to have a host (sqlite://)
+    return (f"{u.scheme}:" + ("//" if "://" in url else "") + netloc + u.path + (f"?{query}" if query else "")
+            + (f"#{u.fragment}" if u.fragment else ""))
 
 
 def scrub(text: str, *urls: str) -> str:

@@ -36,8 +36,9 @@ def storage_url(storage: Optional[str], tune_dir: Path, study: Optional[str] = N
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    fix = ("Fix: give postgresql://user:password@host:port/database (shared by workers), "
-           "sqlite:////absolute/path/new.db, or leave --storage out (a file in the tune directory).")
+    fix = ("Fix: give a PostgreSQL URL, postgresql://user@host:5432/database, the password in it or in PGPASSWORD "
+           "(shared by workers), sqlite:////absolute/path/new.db, or leave --storage out (a file in the tune "
+           "directory).")
     try:
         u = make_url(storage)
     except (ArgumentError, ValueError, TypeError):

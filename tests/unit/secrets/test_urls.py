@@ -49,7 +49,7 @@ def test_a_url_the_parser_refuses_is_shown_as_its_scheme_only(url):
 @pytest.mark.parametrize("url", ["postgresql://alice@h/db", "ssh://pi@board:22", "sqlite:////tmp/x.db",
                                  "ssh://user@host[:port]"])
 def test_a_url_without_a_secret_is_left_as_it_is(url):
-    assert not urls.has_password(url) and urls.scrub(f"see {url}.") == f"see {url}."
+    assert not urls.has_password(url) and urls.scrub(f"see {url}.") == f"see {url}." and urls.mask(url) == url
 
 
 def _one_line(args) -> str:
