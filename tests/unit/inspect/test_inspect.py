@@ -47,3 +47,21 @@ def test_inspect_cli_does_not_import_tensorflow(multi_build):
     assert_no_tensorflow("from click.testing import CliRunner; from edgeopt.cli import main; "
                          f"r = CliRunner().invoke(main, ['inspect', {str(path)!r}, '--json']); "
                          "assert r.exit_code == 0, r.output")
+
+
+def test_an_onnx_file_is_inspected_too(multi_build, tmp_path):
+    from conftest import run_cli
+
+    path = multi_build["out"] / "x86-avx2-server" / "model_int8.onnx"
+    r = run_cli(["inspect", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    info = __import__("json").loads(r.stdout)
+    assert info["format"] == "onnx" and info["opsets"]["ai.onnx"] >= 13 and info["size_bytes"] == path.stat().st_size
+    assert info["inputs"][0]["dtype"] in ("int32", "int64") and info["inputs"][0]["shape"][1] == 24
+    assert {o["op"] for o in info["ops"]} & {"QLinearMatMul", "MatMulInteger", "DequantizeLinear", "QLinearConv"}
+    assert "int8" in info["weight_dtypes"] or "uint8" in info["weight_dtypes"]
+    assert "ONNX IR v" in run_cli(["inspect", str(path)]).stdout
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(path.read_bytes()[:200])
+    r = run_cli(["inspect", str(bad)])
+    assert r.exit_code == 2 and "not a readable ONNX model" in r.stderr
