@@ -9,6 +9,7 @@ field present), so a new field is in the catalogue the day it is added.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import pytest
@@ -28,8 +29,13 @@ FILL = {("device", "cost_model"): {"ipc": 1.5, "clock_ghz": 2.0, "source": "a da
 SKIP_TEXT = {("description",), ("device", "cpu"), ("device", "cost_model", "source"), ("notes",)}
 
 
+@functools.lru_cache(maxsize=None)
+def _shown(kind: str, name: str) -> str:
+    return run_cli([kind, "show", name]).stdout
+
+
 def _reference(kind: str, name: str) -> dict:
-    d = yaml.safe_load(run_cli([kind, "show", name]).stdout)
+    d = yaml.safe_load(_shown(kind, name))
     for path, value in FILL.items():
         node = d
         for k in path[:-1]:
