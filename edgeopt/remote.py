@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .errors import InputError, RemoteError
+from .urls import mask, ssh_url_problem
 
 # what the runner imports, relative to the edgeopt package
 RUNNER_FILES = ("__init__.py", "_version.py", "errors.py", "files.py", "inspect.py", "runtimes/__init__.py", "runtimes/base.py",
@@ -60,19 +61,19 @@ def parse(url: str, key_file: str, python: str = "python3", known_hosts: Optiona
           where: str = "--remote", base: Optional[Path] = None) -> Remote:
     """``ssh://user@host[:port]`` and a key file (relative paths are taken from ``base``, e.g. the target file's
     directory) -> Remote; one-line errors naming ``where``."""
-    try:
-        u = urlsplit(url)
-        port = u.port or 22
-    except ValueError as e:
-        raise InputError(f"{where}: {e}. Fix: write ssh://user@host[:port].") from None
-    if u.scheme != "ssh" or not u.hostname or u.path not in ("", "/") or u.query or u.fragment:
-        raise InputError(f"{where}: {_redact(url)!r} is not ssh://user@host[:port]. Fix: write e.g. "
+    problem = ssh_url_problem(url)
+    if problem and problem.startswith("unparseable: "):
+        raise InputError(f"{where}: {problem.removeprefix('unparseable: ')}. Fix: write ssh://user@host[:port].")
+    if problem == "form":
+        raise InputError(f"{where}: {mask(url)!r} is not ssh://user@host[:port]. Fix: write e.g. "
                          f"ssh://pi@192.168.1.20:22.")
-    if u.password is not None:
+    if problem == "password":
         raise InputError(f"{where}: the URL carries a password; edgeopt logs in with a key only and never stores "
                          f"passwords. Fix: remove it and give a key file (--key, or key_file).")
-    if not u.username:
-        raise InputError(f"{where}: {_redact(url)!r} names no user. Fix: write ssh://user@{u.hostname}.")
+    u = urlsplit(url)
+    if problem == "user":
+        raise InputError(f"{where}: {mask(url)!r} names no user. Fix: write ssh://user@{u.hostname}.")
+    port = u.port or 22
 
     def path(p: str) -> Path:
         q = Path(p).expanduser()
@@ -93,12 +94,6 @@ def for_target(target) -> Remote:
     base = Path(target.source).parent if target.source else None
     return parse(r.url, r.key_file, r.python, r.known_hosts, where=f"{target.source or target.name}: "
                  f"device.remote", base=base)
-
-
-def _redact(url: str) -> str:
-    from .urls import mask
-
-    return mask(url)
 
 
 def _ssh(remote: Remote, command: str, stdin: Optional[bytes] = None, timeout: float = 120) -> \

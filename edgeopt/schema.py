@@ -49,21 +49,27 @@ def _takes_text(annotation) -> bool:
     return any(a is str or typing.get_origin(a) is typing.Literal or a is typing.Any for a in _leaves(annotation))
 
 
+def _number_only(annotation) -> bool:
+    """A number and nothing a text could be (no str, Literal or Any among its types)."""
+    return _wants_number(annotation) and not _takes_text(annotation)
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_bool_for_numbers(cls, v, info: ValidationInfo):
+    def _no_coerced_scalars(cls, v, info: ValidationInfo):
+        """What pydantic's lax mode would convert is refused: a boolean or text for a number (a list item too),
+        text or a number for a boolean."""
         ann = cls.model_fields[info.field_name].annotation
         if isinstance(v, bool) and _wants_number(ann):
             raise ValueError(f"expected a number, got the boolean {v!r}")
-        if isinstance(v, str) and _wants_number(ann) and not _takes_text(ann):
+        if isinstance(v, str) and _number_only(ann):
             raise ValueError("expected a number, got text (write it without quotes)")
         if isinstance(v, (list, tuple)):  # a list of numbers: no item given as text or a boolean
             items = [typing.get_args(a) for a in _leaves(ann) if typing.get_origin(a) in (list, tuple)]
-            if any(args and _wants_number(args[0]) and not _takes_text(args[0]) for args in items) and any(
-                    isinstance(x, (str, bool)) for x in v):
+            if any(args and _number_only(args[0]) for args in items) and any(isinstance(x, (str, bool)) for x in v):
                 raise ValueError("expected a list of numbers, got an item in quotes or a boolean")
         if isinstance(v, (str, int, float)) and not isinstance(v, bool) and _wants_bool(ann) and not _takes_text(ann):
             raise ValueError(f"expected true or false, got {type(v).__name__} {v!r}")

@@ -290,20 +290,12 @@ class RemoteSpec(_Frozen):
     @classmethod
     def _ssh_url(cls, v: str) -> str:
         """Parsed, not pattern-matched; a URL with a password is refused without being echoed."""
-        from urllib.parse import urlsplit
-
-        from .urls import has_password
+        from .urls import has_password, ssh_url_problem
 
         if has_password(v):
             raise PydanticCustomError("url_password", "the URL carries a password or secret; edgeopt logs in with a "
                                       "key only and never stores passwords: remove it and give key_file")
-        try:
-            u = urlsplit(v)
-            u.port  # noqa: B018 -- a port that is not a number raises
-        except ValueError:
-            u = None
-        if u is None or u.scheme != "ssh" or not u.username or not u.hostname or u.path not in ("", "/") \
-                or u.query or u.fragment or any(c.isspace() for c in v):
+        if ssh_url_problem(v):
             raise PydanticCustomError("ssh_url", "must be ssh://user@host[:port] (e.g. ssh://pi@192.168.1.20)")
         return v
 

@@ -91,3 +91,21 @@ def scrub(text: str, *urls: str) -> str:
 def has_password(url: str) -> bool:
     """Whether ``url`` carries a secret (a password in any form, or a secret query value)."""
     return bool(secrets_of(url))
+
+
+def ssh_url_problem(url: str):
+    """Why ``url`` is not ``ssh://user@host[:port]`` (None when it is), checked in this order: ``"unparseable:
+    <why>"``, ``"form"`` (another scheme, no host, a path, query or fragment, a space), ``"password"``, ``"user"``
+    (none). One rule for a target file's ``device.remote.url`` and ``--remote``."""
+    try:
+        u = _split(url)
+    except ValueError as e:
+        return f"unparseable: {e}"
+    if u.scheme != "ssh" or not u.hostname or u.path not in ("", "/") or u.query or u.fragment \
+            or any(c.isspace() for c in url):
+        return "form"
+    if u.password is not None:
+        return "password"
+    if not u.username:
+        return "user"
+    return None

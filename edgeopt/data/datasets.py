@@ -22,7 +22,7 @@ from typing import Callable, Optional
 
 from ..catalog import BUILTIN_DATASETS, TAGGED_FORMATS
 from ..errors import DataError, NotFoundError, suggest
-from ..files import regular_file, sha256_file
+from ..files import read_capped, regular_file, sha256_file
 
 
 @dataclass(frozen=True)
@@ -220,15 +220,11 @@ MAX_DATA_BYTES = 4 << 30  # one dataset file
 
 
 def _read_text(path: Path) -> str:
-    from ..files import read_capped
-
-    raw = read_capped(path, MAX_DATA_BYTES, "dataset file", DataError)
+    raw = read_capped(path, MAX_DATA_BYTES, "dataset file", DataError)  # an unreadable file: one line there
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text (byte {e.start}). Fix: save the file as UTF-8.") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read it ({e.strerror}). Fix: check the path and permissions.") from None
 
 
 def _read_table(path: Path, fmt: Optional[str], text_col: str, label_col: str) -> tuple[list[str], list[str]]:

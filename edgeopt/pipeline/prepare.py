@@ -46,17 +46,12 @@ def load_spec_data(spec: ModelSpec):
 
 
 def open_inputs(spec: ModelSpec) -> None:
-    """What a build reads before training, read for ``--dry-run``: a user's data files (parsed, with their caps) and
-    a given vocabulary or Hugging Face tokenizer (loaded). A built-in dataset is checked at load as always."""
-    from ..data.tokenizer import HFTokenizer, WordTokenizer
-
-    if spec.data.files is not None:
-        load_spec_data(spec)
+    """What a build reads before training, read for ``--dry-run`` the way the build reads it: a user's data files
+    (parsed, with their caps) and the tokenizer a vocabulary or Hugging Face file gives (``make_tokenizer``). A
+    built-in dataset with a fitted tokenizer has no file of the user's to open."""
     tk = spec.tokenizer
-    if tk.vocab_file:
-        WordTokenizer.from_vocab_file(tk.vocab_file, tk.seq_len, tk.lowercase, tk.pad_token, tk.unk_token)
-    if tk.huggingface:
-        HFTokenizer.from_file(tk.huggingface, tk.seq_len, tk.pad_token)
+    if spec.data.files is not None or tk.vocab_file or tk.huggingface:
+        make_tokenizer(spec, load_spec_data(spec))
 
 
 def make_tokenizer(spec: ModelSpec, ds):

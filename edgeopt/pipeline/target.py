@@ -235,6 +235,7 @@ def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, base_ev, 
     dep_art = next(a for a in artifacts if a["role"] == "deployed")
     train_rec = next(r for r in run.records if r["step"] in ("train", "distill", "load"))
     dep_rows, y_rows = b.real(dep.logits, b.y_test)  # a tagger's real tokens
+    base_rows = b.real(base.logits, b.y_test)[0]
     return {
         "model": spec.name, "target": target.name, "edgeopt_version": __version__, "versions": b.versions,
         "seed": spec.training.seed,
@@ -277,8 +278,8 @@ def _manifest(b: BuildSession, tp: TargetPlan, run: _Run, files: dict, base_ev, 
             "examples_sha256": examples_sha256(b.x_test, b.y_test),
             "variable_tensors": dep.variable_tensors,
             "parity_vs_keras": dep.parity,
-            "parity_vs_baseline": acc_v.parity(b.real(base.logits, b.y_test)[0], dep_rows),
-            "scores": acc_v.scores_record(b.real(base.logits, b.y_test)[0], dep_rows),
+            "parity_vs_baseline": acc_v.parity(base_rows, dep_rows),
+            "scores": acc_v.scores_record(base_rows, dep_rows),
             "size": {k: dep_art[k] for k in ("size_bytes", "gzip_bytes")},
             "size_ratio_vs_float32": {"raw": round(artifacts[0]["size_bytes"] / dep_art["size_bytes"], 3),
                                       "gzip": round(artifacts[0]["gzip_bytes"] / dep_art["gzip_bytes"], 3)},

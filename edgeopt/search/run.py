@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .. import urls
 from ..console import log
 from ..errors import ConversionError, ConverterCrash, EdgeOptError, Hopeless, InputError, NoCost, OutputError
 from ..tasks import task_for
@@ -110,7 +111,7 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
     url = st.storage_url(storage, out / "tune", name)  # refused here, --dry-run too, before anything is written
     if dry_run:
         return {"model": spec.name, "target": prof.name, "out": str(out), "study": name,
-                "storage": st.redact(storage) if storage else f"{out / 'tune' / st.STUDY_FILE} (SQLite)",
+                "storage": urls.mask(storage) if storage else f"{out / 'tune' / st.STUDY_FILE} (SQLite)",
                 "cost_signal": space.signal, "space": space.describe(),
                 "grid": [c.label() for c in grid], "trials": {"conversion_only": len(grid),
                                                               "sampled_training": trials + (1 if space.preset.trains
@@ -194,7 +195,7 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
                    teachers=tuple(teachers), host_cost=host_cost)
     log(quiet, f"[edgeopt] tune {spec.name} on {prof.name}: {len(grid)} conversion-only candidates, then "
                 f"{n_total - len(grid)} sampled with training; cost: {space.signal}; study {name} in "
-                f"{st.redact(url)}")
+                f"{urls.mask(url)}")
     # budgets reach the sampler as each trial's constraints (trial.set_constraint)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(4, min(10, n_total // 3)))
     identity = {"model": spec.name, "target": prof.name, "space": space.describe()}
@@ -404,7 +405,7 @@ def _finish(spec, prof, space, rows, out, tune_dir, url, name, objective, ev, re
     chosen = sel.pick(unique, objective, cost_tie=tie)
     preset = next((r for r in unique if r["preset"]), None)
     summary = {
-        "model": spec.name, "target": prof.name, "study": name, "storage": st.redact(url), "objective": objective,
+        "model": spec.name, "target": prof.name, "study": name, "storage": urls.mask(url), "objective": objective,
         "cost_signal": space.signal, "cost_label": ev.cost_label, "cost_tie": tie,
         "selection": "candidates compared on the dev split; the test split is touched once, by the final build of "
                      "the pick (out/build), exactly as `edgeopt build` measures it",

@@ -22,11 +22,6 @@ HEARTBEAT_S = 20  # a worker's running trial beats this often; one silent for 3x
 OUTCOME = "outcome"  # user attribute of a trial that finished by edgeopt's hand (not interrupted, not stale)
 
 
-def redact(url: str) -> str:
-    """A storage URL without its password, in any form (for messages, plans, manifests and reports)."""
-    return urls.mask(url)
-
-
 def storage_url(storage: Optional[str], tune_dir: Path, study: Optional[str] = None) -> str:
     """The study storage's URL, checked before anything is opened or written (``--dry-run`` too): PostgreSQL, or
     SQLite at an absolute path that edgeopt creates or that already holds this tune's Optuna study (never tables
@@ -42,9 +37,9 @@ def storage_url(storage: Optional[str], tune_dir: Path, study: Optional[str] = N
     try:
         u = make_url(storage)
     except (ArgumentError, ValueError, TypeError):
-        raise InputError(f"--storage {redact(storage)!r}: not a database URL. {fix}") from None
+        raise InputError(f"--storage {urls.mask(storage)!r}: not a database URL. {fix}") from None
     if u.drivername not in ("postgresql", "postgresql+psycopg2", "sqlite"):
-        raise InputError(f"--storage {redact(storage)!r}: {u.drivername} is not a study storage edgeopt uses. {fix}")
+        raise InputError(f"--storage {urls.mask(storage)!r}: {u.drivername} is not a study storage edgeopt uses. {fix}")
     if u.drivername == "sqlite":
         _check_sqlite(storage, u.database, study)
     return storage
@@ -54,7 +49,7 @@ def _check_sqlite(storage: str, database: Optional[str], study: Optional[str]) -
     """An absolute path; a new file in an existing directory, or an Optuna storage holding no study but ``study``."""
     import sqlite3
 
-    where = f"--storage {redact(storage)!r}"
+    where = f"--storage {urls.mask(storage)!r}"
     if not database or database == ":memory:" or not Path(database).is_absolute():
         raise InputError(f"{where}: a SQLite study needs an absolute path (a relative one is taken from wherever "
                          f"edgeopt runs). Fix: write sqlite:////absolute/path/study.db, or leave --storage out.")
@@ -116,7 +111,7 @@ def open_storage(url: str):
                 continue
             break
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    raise InputError(f"--storage {redact(url)}: cannot open the study storage ({urls.scrub(first, url)[:200]}). Fix: "
+    raise InputError(f"--storage {urls.mask(url)}: cannot open the study storage ({urls.scrub(first, url)[:200]}). Fix: "
                      f"check the server is running and the URL's user, password and database.") from None
 
 

@@ -47,15 +47,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def scores_record(reference: np.ndarray, logits: np.ndarray) -> dict:
     """What the deployed file's outputs are, and why: logits, because a softmax would squash the differences every
-    parity check reads. Measured on the test split: the deployed file against its float32 twin in logits and in
-    probabilities, and how sure the file is (its mean top-1 probability)."""
-    ref, got = np.asarray(reference, np.float32), np.asarray(logits, np.float32)
-    ok = np.isfinite(ref).all(axis=1) & np.isfinite(got).all(axis=1)
+    parity check reads. Measured on the test split: :func:`parity` with the float32 twin in logits and in
+    probabilities (over the same finite rows), and how sure the file is (its mean top-1 probability)."""
     rec = {"output": "logits", "to_probabilities": "softmax over every label's score"}
-    if not ok.any():
+    in_logits = parity(reference, logits)
+    if not in_logits["examples"]:
         return rec
-    p_ref, p_got = softmax(ref[ok]), softmax(got[ok])
-    return {**rec, "examples": int(ok.sum()),
-            "max_abs_logit_diff_vs_baseline": round(float(np.abs(ref[ok] - got[ok]).max()), 6),
-            "max_abs_probability_diff_vs_baseline": round(float(np.abs(p_ref - p_got).max()), 6),
-            "mean_top1_probability": round(float(p_got.max(axis=1).mean()), 6)}
+    in_probs = parity(softmax(reference), softmax(logits))
+    ref, got = np.asarray(reference, np.float32), np.asarray(logits, np.float32)
+    got = got[np.isfinite(ref).all(axis=1) & np.isfinite(got).all(axis=1)]  # parity's rows
+    return {**rec, "examples": in_logits["examples"],
+            "max_abs_logit_diff_vs_baseline": in_logits["max_abs_diff"],
+            "max_abs_probability_diff_vs_baseline": in_probs["max_abs_diff"],
+            "mean_top1_probability": round(float(softmax(got).max(axis=1).mean()), 6)}
