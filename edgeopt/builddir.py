@@ -1,6 +1,6 @@
 """A build directory as found on disk, checked before anything in it is used (``predict``, ``verify``,
 ``validate``): every file the manifest lists is there, a regular file inside the directory (no symbolic link, no
-path that leaves it) with the SHA-256 the manifest records; nothing else is there but the report; the deployed
+path that leaves it) with the SHA-256 the manifest records; nothing else is there but the reports; the deployed
 artifact is one of the listed files. Whatever differs is named, exit 2.
 """
 from __future__ import annotations
@@ -12,7 +12,8 @@ from .errors import InputError
 from .files import sha256_file
 
 MANIFEST = "manifest.json"
-UNLISTED_OK = (MANIFEST, "report.md")
+REPORTS = ("report.md", "report.html")  # written from the manifest, so not listed in it
+UNLISTED_OK = (MANIFEST, *REPORTS)
 
 
 def _plain_name(name: str) -> bool:
@@ -56,9 +57,9 @@ def check_build_dir(d: Path):
         if e.name not in listed and e.name not in UNLISTED_OK:
             raise InputError(f"{e}: not listed in {mf}; edgeopt did not write it there. Fix: remove it, or use the "
                              f"directory exactly as `edgeopt build` wrote it.")
-    rep = d / "report.md"
-    if rep.is_symlink():
-        raise InputError(f"{rep}: is a symbolic link; a build writes regular files only. {fix}")
+    for rep in (d / r for r in REPORTS):
+        if rep.is_symlink():
+            raise InputError(f"{rep}: is a symbolic link; a build writes regular files only. {fix}")
     return m
 
 

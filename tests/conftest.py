@@ -46,13 +46,13 @@ PREWARM = {
 # real models, runs an environment (the emulator, the MediaPipe clients, the GPU driver) or starts a server: those
 # marked so, and those using a fixture that does.
 SLOW_MARKERS = ("emulator", "client", "gpu", "ssh")
-SLOW_FIXTURES = {"multi_build", "mp_builds", "x86_build", "emulator_root", "gpu_dir", "gpu_builds", "tiny_build",
+SLOW_FIXTURES = {"csv_build", "multi_build", "mp_builds", "x86_build", "emulator_root", "gpu_dir", "gpu_builds", "tiny_build",
                  "tagged", "tuned", "postgres", "sshd", "swapped"}
 
 
 # The full suite runs on two xdist workers (`-n 2 --dist loadgroup`): the tests sharing one expensive build fixture
 # are one group, run by one worker, so each fixture is built once.
-SHARED_BUILDS = ("multi_build", "mp_builds", "x86_build", "gpu_builds", "tagged", "tuned", "tiny_build", "swapped")
+SHARED_BUILDS = ("csv_build", "multi_build", "mp_builds", "x86_build", "gpu_builds", "tagged", "tuned", "tiny_build", "swapped")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -204,6 +204,40 @@ def run_cli(args, **kw):
     return CliRunner().invoke(main, args, catch_exceptions=False, **kw)
 
 
+# five Banking77 intents as a user's CSV, two of them renamed: a label with a pipe (a Markdown table's separator)
+# and one that is not ASCII, as people name their classes
+CSV_LABELS = {"card_arrival": "card_arrival", "lost_or_stolen_card": "lost | stolen card",
+              "exchange_rate": "taux de change (€)", "top_up_failed": "top_up_failed", "pin_blocked": "pin_blocked"}
+
+
+def write_csv(path: Path, split: str = "train", per_label: int = 0) -> Path:
+    """The Banking77 ``split`` texts of CSV_LABELS' intents, renamed, as a user's CSV (columns utterance, intent)."""
+    import csv
+
+    rows = [r for r in csv.DictReader(open(Path(os.environ["EDGEOPT_DATA_PATH"]) / "banking77" / f"{split}.csv",
+                                           encoding="utf-8")) if r["category"] in CSV_LABELS]
+    if per_label:
+        seen: dict = {}
+        rows = [r for r in rows if seen.setdefault(r["category"], []).append(r) or len(seen[r["category"]]) <= per_label]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["utterance", "intent"])
+        w.writerows((r["text"], CSV_LABELS[r["category"]]) for r in rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def csv_build(tmp_path_factory):
+    """`edgeopt build --csv` on a user's CSV (no dev or test file: both carved) for pixel-7: the own-data command
+    end to end, and the classifier whose report.md/report.html the report tests read."""
+    d = tmp_path_factory.mktemp("csv")
+    write_csv(d / "train.csv")
+    r = run_cli(["build", "--csv", str(d / "train.csv"), "--text-column", "utterance", "--label-column", "intent",
+                 "--name", "intents", "--out", str(d / "out"), "--json", *FAST_LATENCY])
+    assert r.exit_code == 0, r.output
+    return d, json.loads(r.stdout)
+
+
 @pytest.fixture(scope="session")
 def multi_build(tmp_path_factory):
     """One tiny text_cnn build on a slice of Banking77 for every built-in target: TFLite int8, dynamic, float16 and
@@ -239,3 +273,63 @@ def reseal(build: Path) -> None:
     for a in m["artifacts"]:
         a["sha256"] = hashlib.sha256((build / a["path"]).read_bytes()).hexdigest()
     mf.write_text(json.dumps(m))
+
+
+# ------------------------------------------------------------------------------ reports: snippets and pages
+def python_snippets(markdown: str) -> list[str]:
+    """Every ```python block of a report, exactly as printed."""
+    import re
+
+    return re.findall(r"^```python\n(.*?)^```$", markdown, flags=re.S | re.M)
+
+
+def run_snippet(code: str, cwd: Path, python: str | None = None, env: dict | None = None) -> str:
+    """Run a report's snippet as printed, from the build directory, in a fresh interpreter; its standard output."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([python or sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300,
+                       env=env)
+    assert p.returncode == 0, f"snippet failed:\n{code}\n--- stderr:\n{p.stderr[-3000:]}"
+    return p.stdout
+
+
+PAGE_PROBE = """<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message || (e.target && e.target.outerHTML) || e)), true);
+const __ce = console.error; console.error = (...a) => { window.__errors.push(a.join(' ')); __ce(...a); };
+window.addEventListener('load', () => {
+  const figures = [...document.querySelectorAll('figure.plot')].map(f => {
+    const s = f.querySelector('svg'); const r = s ? s.getBoundingClientRect() : {width: 0, height: 0};
+    return {id: f.id, width: Math.round(r.width), height: Math.round(r.height),
+            painted: s ? s.querySelectorAll('path, use, rect, polyline, image').length : 0};
+  });
+  document.body.setAttribute('data-probe', JSON.stringify({errors: window.__errors, figures: figures,
+    tables: document.querySelectorAll('table').length}));
+});
+</script>"""
+
+
+def open_in_chromium(page: Path, tmp_path: Path) -> tuple[dict, str]:
+    """Load ``page`` in Debian's headless Chromium, offline, with a probe added first in <head> that records every
+    error event and console.error and, once loaded, each plot's drawn size and painted elements. Returns the probe's
+    record and the DOM."""
+    import html as _html
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is not installed (the README's test command installs Debian's chromium)"
+    probe = tmp_path / f"probed-{page.name}"
+    text = page.read_text(encoding="utf-8")
+    probe.write_text(text.replace("<head>", "<head>" + PAGE_PROBE, 1), encoding="utf-8")
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-extensions",
+                          "--window-size=1280,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+                          "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    import re
+
+    m = re.search(r"data-probe=\"([^\"]*)\"", dom.stdout)
+    assert m, "the page did not finish loading (no probe record)"
+    return json.loads(_html.unescape(m.group(1))), dom.stdout

@@ -6,11 +6,11 @@ import sys
 import click
 
 from ..errors import EXIT_BUDGET
-from .common import dump, handle_errors, latency_options, main, model_file_options
+from .common import dump, handle_errors, latency_options, main, model_file_options, own_data_options, own_data_spec
 
 
 @main.command()
-@click.argument("model", default="banking77-cnn")
+@click.argument("model", required=False, default=None)
 @click.option("--target", "-t", "targets", multiple=True, default=("pixel-7",), show_default=True,
               help="Target profile name or YAML path; repeat for several targets.")
 @click.option("--out", "-o", default=None,
@@ -53,23 +53,30 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
               help="Quantization to deploy instead when the converter fails or crashes (repeatable, tried in order; "
                    "replaces the target's fallback list).")
 @model_file_options
+@own_data_options
 @click.option("--force", is_flag=True,
               help="Replace --out even when it is not an edgeopt build (it is deleted). Never the current directory, "
                    "a directory holding it, home or /.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit without training.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest(s) (or the plan) as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--verbose", "-v", is_flag=True, help="More detail: every latency configuration, native log lines.")
 @latency_options
 @handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
           qat, self_distill, teacher, no_cache, formats, emulate, count, on_device, fallback, data, vocab, hf_tokenizer, fit, trust_model_code,
-          custom_module, labels, force, dry_run, as_json, quiet, latency_warmup, latency_iterations):
+          custom_module, labels, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name, force, dry_run, as_json, quiet, verbose, latency_warmup,
+          latency_iterations):
     """Build MODEL for each --target. MODEL: a built-in name, a ModelSpec YAML, or a Keras model file (.keras,
     .h5, a SavedModel directory) with --data.
 
     Exit code 0 when every budget passes, 3 when any budget fails, 2 for bad input.
     """
     import math
+    import os
+
+    if verbose:
+        os.environ["EDGEOPT_VERBOSE"] = "1"
 
     from pydantic import ValidationError
 
@@ -91,7 +98,8 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
                          f"correct the flag.") from None
     from ..registry import model_from_args
 
-    spec = model_from_args(model, data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
+    spec = own_data_spec(model, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name) or \
+        model_from_args(model or "banking77-cnn", data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
                            trust_model_code=trust_model_code, custom_module=custom_module, labels=labels)
     p = plan(spec, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache,
              formats=formats, emulate=emulate, force=force, fallback=fallback, count=count,
@@ -136,32 +144,62 @@ def _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations):
         return
     results = run_build(p, quiet=quiet, latency=LatencySettings(latency_warmup, latency_iterations))
     if as_json:
-        dump([r.manifest for r in results] if len(results) > 1 else results[0].manifest)
+        dump([r.record for r in results] if len(results) > 1 else results[0].record)
     elif not quiet:
+        summary_table(results)
         for r in results:
-            m = r.manifest["metrics"]
-            if "entity_f1" in m:  # a tagger: entity F1 is the headline, token accuracy secondary
-                scores = (f"entity F1 {m['entity_f1']:.4f} (float32 {m['baseline_entity_f1']:.4f}) token accuracy "
-                          f"{m['accuracy']:.4f} (float32 {m['baseline']['accuracy']:.4f})")
-            else:
-                scores = (f"accuracy {m['accuracy']:.4f} (float32 {m['baseline']['accuracy']:.4f}) macro-F1 "
-                          f"{m['macro_f1']:.4f}")
-            click.echo(f"{r.manifest['target']}: {'PASSED' if r.passed else 'FAILED'} {scores} size "
-                       f"{m['size']['size_bytes']:,} B -> {r.out_dir}/report.md")
-            for c in r.manifest.get("clients") or []:
+            for c in r.record.get("clients") or []:
                 from ..report import client_line
 
                 click.echo("  " + client_line(c))
-            if "emulator" in r.manifest:
+            if "emulator" in r.record:
                 from ..emulator.validate import format_table as emu_table
 
-                click.echo(emu_table(r.manifest["emulator"]))
+                click.echo(emu_table(r.record["emulator"]))
     failed = [r for r in results if not r.passed]
     for r in failed:
         for f in r.failures:
-            click.echo(f"edgeopt: budget failed for {r.manifest['target']}: {f}", err=True)
+            click.echo(f"edgeopt: budget failed for {r.record['target']}: {f}", err=True)
     if failed:
         sys.exit(EXIT_BUDGET)
+
+
+def summary_table(results) -> None:
+    """The end of a build on the console: one row per target with its verdict, quality, size, the device's cost
+    signal and the build machine's latency (labelled as such), the budgets it failed, and where the report is."""
+    import shutil
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .. import writer as w
+
+    t = Table(title="edgeopt build", title_justify="left", show_lines=False, pad_edge=False, expand=False)
+    for col in ("target", "verdict", "quality (float32 file)", "size", "device cost", "host p50 (1 thread)",
+                "budgets"):
+        t.add_column(col, overflow="fold")
+    for r in results:
+        m = r.record
+        met, checks = m["metrics"], m["budgets"]["checks"]
+        q = (f"entity F1 {met['entity_f1']:.4f} ({met['baseline_entity_f1']:.4f})" if "entity_f1" in met else
+             f"accuracy {w.pct(met['accuracy'])} ({w.pct(met['baseline']['accuracy'])})")
+        dc = m.get("device_cost") or {}
+        cost = (f"{w.count(dc['instructions_per_inference'])} instr. ({dc.get('cpu')})"
+                if dc.get("instructions_per_inference") else "not counted")
+        if dc.get("estimated_latency_ms") is not None:
+            cost += f", est. {w.ms(dc['estimated_latency_ms'])}"
+        p50 = next((x["p50_ms"] for x in met["latency"] if x["threads"] == 1 and x["delegate_applied"]),
+                   next((x["p50_ms"] for x in met["latency"] if x["threads"] == 1), None))
+        failed = [c["name"] for c in checks if not c["passed"]]
+        t.add_row(m["target"], "PASSED" if r.passed else "FAILED", q, w.size(met["size"]["size_bytes"]), cost,
+                  w.ms(p50, 4) + " (build machine)" if p50 is not None else "-",
+                  f"{len(checks) - len(failed)}/{len(checks)} pass" + (": failed " + ", ".join(failed) if failed
+                                                                       else ""))
+    console = Console(width=max(120, shutil.get_terminal_size((120, 24)).columns), soft_wrap=False)
+    console.print(t)
+    for r in results:
+        console.print(f"{r.record['target']}: {r.out_dir / 'report.html'} (and report.md, manifest.json)",
+                      highlight=False, markup=False)
 
 
 # --------------------------------------------------------------------------------------------- targets

@@ -43,6 +43,43 @@ model_file_options = options(
                  help="With MODEL a model file: its output labels in output order, one a line (default: the data's "
                       "order, a CSV's labels sorted)."))
 
+# your own data in one command (build, tune, init): a spec made from CSV/JSONL files (edgeopt/ownspec.py)
+own_data_options = options(
+    click.option("--csv", "csv_train", default=None, type=click.Path(),
+                 help="Your training data: a CSV (or JSONL) file with a text column and a label column. Builds the "
+                      "reference architecture on it (MODEL is then left out; see --arch)."),
+    click.option("--dev", "csv_dev", default=None, type=click.Path(),
+                 help="With --csv: the dev file (default: a seeded, stratified 10% of the training file)."),
+    click.option("--test", "csv_test", default=None, type=click.Path(),
+                 help="With --csv: the test file (default: a seeded, stratified 10% of the training file, taken "
+                      "first)."),
+    click.option("--text-column", default="text", show_default=True, help="With --csv: the text column."),
+    click.option("--label-column", default="label", show_default=True, help="With --csv: the label column."),
+    click.option("--arch", type=click.Choice(["text_cnn", "bilstm", "transformer"]), default=None,
+                 help="With --csv: the architecture (default text_cnn), with its reference spec's settings."),
+    click.option("--name", "spec_name", default=None, help="With --csv: the model's name (default: the file's)."))
+
+
+def own_data_spec(model, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name):
+    """The ModelSpec that --csv means, or None when --csv is not given (its companions are refused alone)."""
+    from ..errors import InputError
+
+    if csv_train is None:
+        given = [f for f, v in (("--dev", csv_dev), ("--test", csv_test), ("--arch", arch), ("--name", spec_name),
+                                ("--text-column", text_column != "text" and text_column),
+                                ("--label-column", label_column != "label" and label_column)) if v]
+        if given:
+            raise InputError(f"{given[0]} applies with --csv TRAIN.csv. Fix: add --csv, or set it in the spec.")
+        return None
+    if model is not None:
+        raise InputError(f"--csv builds the reference architecture on your data; MODEL {model!r} was also given. "
+                         f"Fix: drop MODEL (choose the architecture with --arch), or, for your own model file, give "
+                         f"MODEL with --data FILE.yaml.")
+    from ..ownspec import spec_from_files
+
+    return spec_from_files(csv_train, csv_dev, csv_test, text_column, label_column, arch or "text_cnn", spec_name)
+
+
 # every latency measurement's warm-up and timed calls (build, tune)
 latency_options = options(
     click.option("--latency-warmup", type=click.IntRange(0, MAX_ITER), default=50, show_default=True,
@@ -97,6 +134,9 @@ def _quiet_native_logs() -> None:
         return
     sys.stderr = open(keep, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
     _NATIVE_LOG.append(log)
+    from ..console import mark_redirected
+
+    mark_redirected(log)  # the library's own native_quiet() leaves it be
     atexit.register(log.close)
 
 
@@ -117,7 +157,10 @@ def entry():
     import signal
 
     signal.signal(signal.SIGTERM, _on_sigterm)
-    if os.environ.get("EDGEOPT_DEBUG") != "1":
+    args = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
+    if "-v" in args or "--verbose" in args:  # -v: native log lines on the terminal too (read before parsing)
+        os.environ["EDGEOPT_VERBOSE"] = "1"
+    if os.environ.get("EDGEOPT_DEBUG") != "1" and os.environ.get("EDGEOPT_VERBOSE") != "1":
         _quiet_native_logs()
     try:
         main()
@@ -149,5 +192,8 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgeopt")
-def main():
+@click.option("--verbose", "-v", is_flag=True, help="More detail: every latency configuration, native log lines.")
+def main(verbose):
     """edgeopt: build, compress, convert and validate text models for edge devices."""
+    if verbose:
+        os.environ["EDGEOPT_VERBOSE"] = "1"

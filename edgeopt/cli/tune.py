@@ -6,11 +6,11 @@ import sys
 import click
 
 from ..errors import EXIT_BUDGET
-from .common import dump, handle_errors, latency_options, main, model_file_options
+from .common import dump, handle_errors, latency_options, main, model_file_options, own_data_options, own_data_spec
 
 
 @main.command()
-@click.argument("model", default="banking77-cnn")
+@click.argument("model", required=False, default=None)
 @click.option("--target", "-t", default="pixel-7", show_default=True, help="Target profile name or YAML path.")
 @click.option("--out", "-o", default=None,
               help="Tune directory: the pick's build in OUT/build, the study and report in OUT/tune (default "
@@ -39,15 +39,17 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
               help="An x86 target: cost candidates by the build machine's p90 latency instead of callgrind's "
                    "instructions per inference (refused for a device of another architecture).")
 @model_file_options
+@own_data_options
 @click.option("--seed", type=int, default=0, show_default=True, help="The sampler's seed.")
 @click.option("--no-cache", is_flag=True, help="Recompute every pass instead of reusing cached outputs.")
 @click.option("--dry-run", is_flag=True, help="Print the search space and the trial budget; train nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the tune's summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--verbose", "-v", is_flag=True, help="More detail: every latency configuration, native log lines.")
 @latency_options
 @handle_errors
 def tune(model, target, out, trials, timeout, objective, storage, study_name, resume, teachers, on_device, host_cost,
-         data, vocab, hf_tokenizer, fit, trust_model_code, custom_module, labels, seed, no_cache, dry_run, as_json, quiet,
+         data, vocab, hf_tokenizer, fit, trust_model_code, custom_module, labels, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name, seed, no_cache, dry_run, as_json, quiet, verbose,
          latency_warmup, latency_iterations):
     """Search MODEL's compression and conversion space for the best artifact for --target under its budgets.
 
@@ -56,11 +58,16 @@ def tune(model, target, out, trials, timeout, objective, storage, study_name, re
     pick is built into OUT/build, which alone touches the test split. Exit 0 when the pick's build passes its budgets, 3 when no candidate meets them
     (the closest are listed) or the pick's build fails on the test split, 2 for bad input.
     """
+    if verbose:
+        import os
+
+        os.environ["EDGEOPT_VERBOSE"] = "1"
     from ..pipeline import LatencySettings
     from ..registry import model_from_args
     from ..search import tune as run_tune
 
-    spec = model_from_args(model, data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
+    spec = own_data_spec(model, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name) or \
+        model_from_args(model or "banking77-cnn", data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
                            trust_model_code=trust_model_code, custom_module=custom_module, labels=labels)
     res = run_tune(spec, target, out=out, trials=trials, timeout=timeout, objective=objective, storage=storage,
                    study=study_name, resume=resume, dry_run=dry_run, quiet=quiet,

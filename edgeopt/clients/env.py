@@ -10,7 +10,7 @@ Two, because no single MediaPipe release both writes metadata and shares nothing
 Each is ``python -m venv`` plus ``pip install --no-deps --require-hashes`` of an exact lock file beside this
 module (mediapipe's declared dependencies include jax and the full OpenCV, which the text tasks never import; the
 lock lists what they do import, 390-460 MB a venv instead of 990 MB). Layout under ``$EDGEOPT_CLIENT_DIR``, by
-default ``~/.cache/edgeopt/clients``::
+default ``$EDGEOPT_CACHE_DIR/clients`` (``~/.cache/edgeopt/clients``)::
 
     mediapipe-client/      the venv; ready.json inside records the lock's SHA-256 (setup is a no-op when it matches)
     mediapipe-writer/
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from ..errors import ClientError
-from ..console import log
+from ..console import log, working
 
 HERE = Path(__file__).resolve().parent
 ENVS = {
@@ -46,7 +46,11 @@ LAYOUT_VERSION = 1
 
 def root() -> Path:
     base = os.environ.get("EDGEOPT_CLIENT_DIR")
-    return Path(base).expanduser() if base else Path.home() / ".cache" / "edgeopt" / "clients"
+    if base:
+        return Path(base).expanduser()
+    from ..data.datasets import cache_dir
+
+    return cache_dir() / "clients"
 
 
 def _expected(name: str) -> dict:
@@ -128,9 +132,10 @@ def _build_env(name: str, quiet: bool) -> dict:
         venv = work / name
         _run([sys.executable, "-m", "venv", str(venv)], "python -m venv")
         # the venv's paths are absolute: it is built where it will live, under a temporary name, then renamed
-        _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-              "--require-hashes", "--only-binary=:all:", "-r", str(HERE / ENVS[name]["lock"])],
-             f"pip install of {ENVS[name]['lock']}")
+        with working(f"client {name}: pip install of {ENVS[name]['lock']} (a few minutes on first use)", quiet):
+            _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                  "--no-deps", "--require-hashes", "--only-binary=:all:", "-r", str(HERE / ENVS[name]["lock"])],
+                 f"pip install of {ENVS[name]['lock']}")
         if d.exists():
             shutil.rmtree(d)
         os.rename(venv, d)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..console import log
+from ..console import working
 from ..errors import ClientError
 from .env import ensure, status
 
@@ -110,8 +110,8 @@ def check(path: Path, texts: list[str], labels: np.ndarray, edgeopt_logits: np.n
                 "reason": f"the model was trained on edgeopt's {tok.TYPE} tokenizer; MediaPipe's regex tokenizer "
                           f"would feed it other ids. Set tokenizer.kind: regex to make the artifact client-ready."}
     t0 = time.perf_counter()
-    log(quiet, f"[edgeopt] running MediaPipe TextClassifier on {Path(path).name} over {len(texts)} test examples")
-    res = classify(path, texts, quiet)
+    with working(f"MediaPipe TextClassifier on {Path(path).name} over {len(texts):,} test examples", quiet):
+        res = classify(path, texts, quiet)
     labels, logits = np.asarray(labels), np.asarray(edgeopt_logits, np.float32)
     ours, theirs = logits.argmax(1), res["top"]
     rows_i = np.arange(len(theirs))

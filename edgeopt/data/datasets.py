@@ -204,6 +204,18 @@ def stratified_split(labels, fraction: float, seed: int) -> tuple[list[int], lis
     return sorted(keep), sorted(held)
 
 
+def _carve(split: Split, how: str, fraction: float, seed: int) -> tuple[Split, Split]:
+    """(held out, kept): ``fraction`` of ``split`` by a seeded shuffle, ``how`` "stratified" by label (each class
+    keeps at least one example) or "random" (sentences, which have many tags)."""
+    if how == "random":
+        idx = list(range(len(split)))
+        random.Random(seed).shuffle(idx)
+        n = min(max(round(len(idx) * fraction), 1), len(idx) - 1) if len(idx) > 1 else 0
+        return _take(split, sorted(idx[:n])), _take(split, sorted(idx[n:]))
+    keep, held = stratified_split(split.labels, fraction, seed)
+    return _take(split, held), _take(split, keep)
+
+
 def _take(split: Split, idx) -> Split:
     return Split(tuple(split.texts[i] for i in idx), tuple(split.labels[i] for i in idx),
                  None if split.tokens is None else tuple(split.tokens[i] for i in idx))
@@ -227,7 +239,7 @@ def _read_text(path: Path) -> str:
         raise DataError(f"{path}: not UTF-8 text (byte {e.start}). Fix: save the file as UTF-8.") from None
 
 
-def _read_table(path: Path, fmt: Optional[str], text_col: str, label_col: str) -> tuple[list[str], list[str]]:
+def read_table(path: Path, fmt: Optional[str], text_col: str, label_col: str) -> tuple[list[str], list[str]]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: dataset file not found. Fix: check the path in the spec's data.files.")
@@ -282,7 +294,7 @@ def _banking77(folder: Path):
     index = {n: i for i, n in enumerate(names)}
     out = {}
     for split in ("train", "test"):
-        texts, labels = _read_table(folder / f"{split}.csv", "csv", "text", "category")
+        texts, labels = read_table(folder / f"{split}.csv", "csv", "text", "category")
         out[split] = Split(tuple(texts), tuple(index[y] for y in labels))
     return tuple(names), out
 
@@ -406,7 +418,7 @@ def load_dataset(data_spec) -> Dataset:
     else:
         f = data_spec.files
         name = Path(f.train).stem
-        tr_t, tr_y = _read_table(Path(f.train), f.format, f.text_column, f.label_column)
+        tr_t, tr_y = read_table(Path(f.train), f.format, f.text_column, f.label_column)
         names = tuple(sorted(set(tr_y)))
         prov["label_order"] = "the training file's labels, sorted"
         index = {n: i for i, n in enumerate(names)}
@@ -415,7 +427,7 @@ def load_dataset(data_spec) -> Dataset:
             path = getattr(f, split)
             if path is None:
                 continue
-            t, y = _read_table(Path(path), f.format, f.text_column, f.label_column)
+            t, y = read_table(Path(path), f.format, f.text_column, f.label_column)
             unknown = sorted(set(y) - set(index))
             if unknown:
                 raise DataError(f"{path}: labels {unknown[:5]} do not occur in the training file {f.train}. "
@@ -423,17 +435,15 @@ def load_dataset(data_spec) -> Dataset:
             splits[split] = Split(tuple(t), tuple(index[v] for v in y))
         prov.update(source="files", files={k: sha256_file(Path(getattr(f, k))) for k in ("train", "dev", "test")
                                            if getattr(f, k)})
-    if "dev" not in splits and task.dev_split == "random":  # sentences: a seeded random share, no strata
-        idx = list(range(len(splits["train"])))
-        random.Random(seed).shuffle(idx)
-        n = min(max(round(len(idx) * frac), 1), len(idx) - 1) if len(idx) > 1 else 0
-        splits["dev"], splits["train"] = _take(splits["train"], sorted(idx[:n])), _take(splits["train"], sorted(idx[n:]))
-        prov["dev_split"] = f"random {frac:.0%} of the training sentences, seeded"
+    if "test" not in splits:  # own files without a test file: the test split is carved first, then dev
+        test_frac = data_spec.test_fraction
+        splits["test"], splits["train"] = _carve(splits["train"], task.dev_split, test_frac, seed + 1)
+        prov["test_split"] = (f"{task.dev_split} {test_frac:.0%} of the training file, seeded (split_seed "
+                              f"{seed} + 1); no test file was given")
     if "dev" not in splits:
-        keep, held = stratified_split(splits["train"].labels, frac, seed)
-        splits["dev"] = _take(splits["train"], held)
-        splits["train"] = _take(splits["train"], keep)
-        prov["dev_split"] = f"stratified {frac:.0%} of train, seeded"
+        splits["dev"], splits["train"] = _carve(splits["train"], task.dev_split, frac, seed)
+        prov["dev_split"] = (f"random {frac:.0%} of the training sentences, seeded" if task.dev_split == "random"
+                             else f"stratified {frac:.0%} of train, seeded")
     lim = data_spec.limit
     if lim is not None:
         prov["limit"] = lim.model_dump(exclude_none=True)

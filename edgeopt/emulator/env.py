@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..console import log
+from ..console import log, progress, working
 from ..errors import EmulatorError, InputError
 from . import plugin
 from .cpus import CPU_MODELS, CpuModel  # noqa: F401 (CpuModel: re-exported)
@@ -242,10 +242,14 @@ def _setup(arch: str, quiet: bool, force: bool) -> dict:
         debs = work / "debs"
         debs.mkdir()
         log(quiet, f"[edgeopt] emulator {arch}: downloading {len(pkgs)} Debian arm64 packages")
-        _run(["apt-get", *a64, "download", *pkgs], "apt-get download", cwd=debs)
+        with working(f"emulator {arch}: apt-get download of {len(pkgs)} packages", quiet):
+            _run(["apt-get", *a64, "download", *pkgs], "apt-get download", cwd=debs)
         sysroot = work / "sysroot"
-        for deb in sorted(debs.glob("*.deb")):
-            _run(["dpkg", "-x", str(deb), str(sysroot)], f"dpkg -x {deb.name}")
+        all_debs = sorted(debs.glob("*.deb"))
+        with progress(len(all_debs), f"emulator {arch}: unpacking packages", quiet) as bar:
+            for deb in all_debs:
+                _run(["dpkg", "-x", str(deb), str(sysroot)], f"dpkg -x {deb.name}")
+                bar.update(1)
         if not (sysroot / "usr" / "bin" / "python3.11").is_file():
             raise EmulatorError(f"emulator setup: the unpacked sysroot has no usr/bin/python3.11 (packages: "
                                 f"{len(pkgs)}). Fix: check EDGEOPT_DEBIAN_MIRROR points at a Debian mirror.")
@@ -254,9 +258,10 @@ def _setup(arch: str, quiet: bool, force: bool) -> dict:
         reqs = work / "guest-requirements.txt"
         reqs.write_text("".join(f"{pin} " + " ".join(f"--hash=sha256:{h}" for h in hs) + "\n"
                                 for pin, hs in GUEST_HASHES.items()))
-        _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--require-hashes", "--target",
-              str(work / "site"), *plat, "--python-version", "3.11", "--only-binary=:all:", "--no-compile",
-              "-r", str(reqs)], "pip install of the aarch64 wheels")
+        with working(f"emulator {arch}: pip install of the aarch64 wheels", quiet):
+            _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--require-hashes", "--target",
+                  str(work / "site"), *plat, "--python-version", "3.11", "--only-binary=:all:", "--no-compile",
+                  "-r", str(reqs)], "pip install of the aarch64 wheels")
         reqs.unlink()
         shutil.rmtree(apt, ignore_errors=True)
         shutil.rmtree(debs, ignore_errors=True)

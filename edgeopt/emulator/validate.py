@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..console import log
+from ..console import log, working
 from ..errors import EmulatorError
 from . import plugin
 from .env import CPU_MODELS, guest_python, require_cpu_model, runtime_for, stage_request, status
@@ -258,9 +258,14 @@ def _counted(artifact: Path, tokens: np.ndarray, cpu: str, quiet: bool, count) -
             return {**got["instructions"], "cached": True}
     except (OSError, ValueError):
         pass
-    log(quiet, f"[edgeopt] counting instructions per inference of {Path(artifact).name} on {cpu}"
-               + (" (callgrind)" if cpu == "x86" else " (emulated)"))
-    out = count()
+    with working(f"counting instructions per inference of {Path(artifact).name} on {cpu}"
+                 + (" (callgrind)" if cpu == "x86" else " (emulated)"), quiet):
+        out = count()
+    from ..writer import count as fmt_count
+
+    log(quiet, f"  {Path(artifact).name} on {cpu}: " + (f"not counted: {out['error']}" if out.get("error") else
+        ", ".join(f"{fmt_count(v)} instructions per inference ({k.replace('_', ' ')})" for k, v in out.items()
+                  if k in ("xnnpack_on", "xnnpack_off", "onnxruntime") and v is not None)))
     if not out.get("error"):
         try:
             d.mkdir(parents=True, exist_ok=True)

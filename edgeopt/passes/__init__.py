@@ -12,7 +12,8 @@ from __future__ import annotations
 # 3: a tagger's train, distill and fine-tuning passes set its O threshold on dev entity F1 (shift_outside).
 # 4: the cluster pass leaves a layer with fewer non-zero weights than clusters as it is (TFMOT failed on it).
 # 5: a compression pass records its best dev epoch beside the epoch it keeps (the last of its schedule).
-PASS_IMPL_VERSION = 5
+# 6: every training pass records its per-epoch history (the report's training curves).
+PASS_IMPL_VERSION = 6
 
 
 from ..recipe import QAT_STEPS  # noqa: E402

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -216,21 +214,36 @@ def with_teacher(ctx: PassContext, teacher_logits: np.ndarray) -> tuple[np.ndarr
     return y, y_dev, [label_accuracy], "val_label_accuracy"
 
 
-def progress_callback(total_epochs: int, quiet: bool, label: str = "train"):
+def progress_callback(total_epochs: int, quiet: bool, label: str = "train", monitor: str = "",
+                      patience: int = 0):
+    """A Keras callback: a bar over the epochs (console.progress), each epoch's loss and dev figures, and, when
+    early stopping ended the fit before ``total_epochs``, a line saying so and which epoch is kept."""
     K = keras()
+    from ..console import log, progress
 
     class Progress(K.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t = time.perf_counter()
+        def on_train_begin(self, logs=None):
+            self._cm = progress(total_epochs, f"{label} epochs", quiet)
+            self._bar = self._cm.__enter__()
+            self._dev: list = []
 
         def on_epoch_end(self, epoch, logs=None):
-            if quiet:
-                return
             logs = logs or {}
-            extra = "".join(f" {k} {logs[k]:.4f}" for k in ("accuracy", "val_accuracy", "val_entity_f1")
-                            if k in logs)
-            print(f"  {label} epoch {epoch + 1}/{total_epochs}: loss {logs.get('loss', 0):.4f}{extra} "
-                  f"({time.perf_counter() - self._t:.1f}s)", file=sys.stderr, flush=True)
+            if monitor and monitor in logs:
+                self._dev.append(float(logs[monitor]))
+            extra = "".join(f" {k.replace('val_', 'dev ')} {logs[k]:.4f}" for k in
+                            ("accuracy", "val_accuracy", "val_entity_f1") if k in logs)
+            self._bar.update(1, f"loss {logs.get('loss', 0):.4f}{extra}")
+
+        def on_train_end(self, logs=None):
+            self._cm.__exit__(None, None, None)
+            run = len(self._dev)
+            if monitor and patience and 0 < run < total_epochs:
+                best = max(range(run), key=lambda i: (self._dev[i], -i))
+                name = {"val_accuracy": "dev accuracy", "val_entity_f1": "dev entity F1"}.get(monitor, monitor)
+                log(quiet, f"  {label}: early stop after epoch {run} of {total_epochs}: {name} has not improved for "
+                           f"{run - best - 1} epochs (patience {patience}); keeping epoch {best + 1} "
+                           f"({100 * self._dev[best]:.2f}%)")
 
     return Progress()
 
@@ -262,21 +275,29 @@ def fine_tune(model, ctx: PassContext, cfg, label: str, callbacks=(), loss=None,
                      epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0,
                      callbacks=[*(ctx.callbacks() if val is not None else []), *callbacks,
                                 progress_callback(cfg.epochs, ctx.quiet, label), *hooks])
-    hist.record = epochs_record(hist.history.get(monitor))
+    hist.record = epochs_record(hist.history.get(monitor), hist.history, monitor)
     if ctx.tagging and loss is None:  # fine-tuning on cross-entropy moves the O threshold back: set it again
         hist.record.update(shift_outside(model, ctx))
     return hist
 
 
-def epochs_record(dev) -> dict:
+def history_record(history: dict, monitor: str) -> dict:
+    """A training pass's per-epoch history for the report's training curves: the dev figure it stops or selects
+    on (``monitor``), the training loss and, where Keras logs them, the training accuracy and the dev loss."""
+    keep = {"dev": monitor, "loss": "loss", "train_accuracy": "accuracy", "dev_loss": "val_loss"}
+    out = {k: [round(float(v), 6) for v in history[src]] for k, src in keep.items() if history.get(src)}
+    return {"history": {"monitor": monitor, **out}} if out.get("dev") or out.get("loss") else {}
+
+
+def epochs_record(dev, history: dict | None = None, monitor: str = "") -> dict:
     """A compression pass's epochs: it runs every epoch of its schedule and keeps the last (a pruning or
     clustering schedule ends there), so its record names the best dev epoch beside the epoch kept."""
     if not dev:
-        return {}
+        return history_record(history or {}, monitor)
     dev = [float(v) for v in dev]
     best = int(np.argmax(dev))
     return {"epochs_run": len(dev), "best_epoch": best + 1, "best_dev": round(dev[best], 6),
-            "kept_epoch": len(dev), "kept_dev": round(dev[-1], 6)}
+            "kept_epoch": len(dev), "kept_dev": round(dev[-1], 6), **history_record(history or {}, monitor)}
 
 
 def _norm(name: str) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..tf import keras, set_seed
 from .base import KeyedPass, PassOutput, PassRun
-from .common import PassContext, kd_loss, progress_callback, with_teacher
+from .common import PassContext, history_record, kd_loss, progress_callback, with_teacher
 
 
 def distill(ctx: PassContext, training, cfg, teacher_train_logits: np.ndarray):
@@ -27,11 +27,12 @@ def distill(ctx: PassContext, training, cfg, teacher_train_logits: np.ndarray):
     epochs = cfg.epochs or training.epochs
     hist = model.fit(ctx.x_train, y, validation_data=(ctx.x_dev, y_dev), epochs=epochs, batch_size=training.batch_size,
                      shuffle=True, verbose=0, callbacks=[*ctx.callbacks(), stop,
-                                                         progress_callback(epochs, ctx.quiet, "distill")])
+                                                         progress_callback(epochs, ctx.quiet, "distill", monitor,
+                                                                           training.patience)])
     dev = hist.history[monitor]
     best = "best_dev_entity_f1" if ctx.tagging else "best_dev_accuracy"
     rec = {"epochs_run": len(dev), "best_epoch": int(np.argmax(dev)) + 1, best: round(float(max(dev)), 6),
-           "temperature": temp, "alpha": alpha}
+           "temperature": temp, "alpha": alpha, **history_record(hist.history, monitor)}
     if ctx.tagging:
         from .common import shift_outside
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..tf import keras, set_seed
 from .base import KeyedPass, PassOutput, PassRun
-from .common import progress_callback, shift_outside
+from .common import history_record, progress_callback, shift_outside
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ def train(spec, ctx, quiet: bool = False) -> TrainResult:
                                      mode="max")
     t0 = time.perf_counter()
     hist = model.fit(x_tr, y_tr, validation_data=(x_dev, y_dev), epochs=tr.epochs, batch_size=tr.batch_size,
-                     shuffle=True, verbose=0, callbacks=[*ctx.callbacks(), stop, progress_callback(tr.epochs, quiet)])
+                     shuffle=True, verbose=0, callbacks=[*ctx.callbacks(), stop, progress_callback(tr.epochs, quiet, "train", ctx.monitor,
+                                                                                 tr.patience)])
     h = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     best = int(np.argmax(h[ctx.monitor]))
     return TrainResult(model, len(h[ctx.monitor]), best + 1, h[ctx.monitor][best], time.perf_counter() - t0, h)
@@ -51,7 +52,8 @@ class Train(KeyedPass):
         data = ctx.data
         r = train(ctx.spec, data, quiet=ctx.quiet)
         best = "best_dev_entity_f1" if data.tagging else "best_dev_accuracy"
-        rec = {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, best: round(r.best_dev_accuracy, 6)}
+        rec = {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, best: round(r.best_dev_accuracy, 6),
+               **history_record(r.history, data.monitor)}
         if data.tagging:
             rec.update(shift_outside(r.model, data))
         return PassOutput(r.model, rec)

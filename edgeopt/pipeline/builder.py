@@ -22,10 +22,48 @@ from .prepare import load_spec_data, make_tokenizer
 
 @dataclass
 class BuildResult:
+    """One target's build: where it is, its manifest (typed: ``manifest.metrics.accuracy``; ``record`` is the same
+    as the JSON written), whether every budget passed and which did not. In a notebook it shows its verdict and
+    budgets (``_repr_html_``)."""
+
     out_dir: Path
-    manifest: dict
+    record: dict
     passed: bool
     failures: list = field(default_factory=list)
+
+    @property
+    def manifest(self):
+        """manifest.json as its schema type (edgeopt.manifest.Manifest)."""
+        from ..manifest import Manifest
+
+        if getattr(self, "_typed", None) is None:
+            object.__setattr__(self, "_typed", Manifest.model_validate(self.record))
+        return self._typed
+
+    @property
+    def report(self) -> Path:
+        return self.out_dir / "report.html"
+
+    def summary_markdown(self) -> str:
+        """The verdict line and the budgets table of report.md."""
+        from ..report import render
+
+        md = render(self.record)
+        head = md.split("\n## ", 1)[0]
+        budgets = md.split("\n## Budgets\n", 1)[1].split("\n## ", 1)[0] if "\n## Budgets\n" in md else ""
+        return f"{head.strip()}\n\n**Budgets**\n{budgets.rstrip()}\n\nReport: `{self.report}`\n"
+
+    def _repr_markdown_(self) -> str:
+        return self.summary_markdown()
+
+    def _repr_html_(self) -> str:
+        from markdown_it import MarkdownIt
+
+        return MarkdownIt("commonmark", {"html": False}).enable("table").render(self.summary_markdown())
+
+    def __repr__(self) -> str:
+        return (f"BuildResult({self.record['target']}: {'PASSED' if self.passed else 'FAILED'}, "
+                f"{self.out_dir})")
 
 
 class BuildSession:

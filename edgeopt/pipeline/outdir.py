@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from ..builddir import UNLISTED_OK
 from ..errors import InputError, OutputError
 
 STAGING_MARKER = ".edgeopt-staging"
@@ -20,12 +21,12 @@ STAGING_MARKER = ".edgeopt-staging"
 
 def is_edgeopt_build(d: Path) -> bool:
     """True when ``d`` is a directory that `edgeopt build` wrote and nobody added to: its manifest.json is an
-    edgeopt manifest and every entry in it is a file that manifest lists (or report.md)."""
+    edgeopt manifest and every entry in it is a file that manifest lists (or the manifest and reports: builddir.UNLISTED_OK)."""
     from ..files import read_capped
 
     try:
         data = json.loads(read_capped(d / "manifest.json", 64 << 20, "manifest"))
-        listed = {a["path"] for a in data["artifacts"]} | {"manifest.json", "report.md"}
+        listed = {a["path"] for a in data["artifacts"]} | set(UNLISTED_OK)
         if not isinstance(data.get("edgeopt_version"), str):
             return False
         return all(e.name in listed and e.is_file() and not e.is_symlink() for e in d.iterdir())

@@ -103,7 +103,8 @@ class Plan:
 
     def describe(self) -> str:
         s, tr, tk = self.spec, self.spec.training, self.spec.tokenizer
-        tok = {"fitted": f"word tokenizer fitted on the training texts (max_vocab {tk.max_vocab})",
+        kind = "MediaPipe's regex tokenizer" if tk.kind == "regex" else "word tokenizer"
+        tok = {"fitted": f"{kind} fitted on the training texts (max_vocab {tk.max_vocab})",
                "vocab_file": f"vocabulary file {tk.vocab_file}", "huggingface": f"tokenizers file {tk.huggingface}"}
         fit = ("weights as given in the file (no training)" if self.facts.get("weights") == "used as given" else
                f"training up to {tr.epochs} epochs, batch {tr.batch_size}, lr {tr.learning_rate}, early stop on dev "
@@ -111,6 +112,15 @@ class Plan:
         lines = [f"plan for model {s.name} ({s.model_label}, dataset {s.data.dataset or 'user files'})"
                  + ("" if self.use_cache else ", cache off"),
                  f"  data: {tok[tk.mode]}, seq_len {tk.seq_len}; {fit}"]
+        f = s.data.files
+        if f is not None:
+            carved = [f"test: a seeded {s.data.test_fraction:.0%} of train, taken first" if f.test is None else None,
+                      f"dev: a seeded {s.data.dev_fraction:.0%} of train" if f.dev is None else None]
+            lines.append(f"  files: train {f.train}" + "".join(f", {k} {getattr(f, k)}" for k in ("dev", "test")
+                                                           if getattr(f, k))
+                         + f" (columns {f.text_column!r} -> {f.label_column!r})"
+                         + "".join(f"; {c}" for c in carved if c) + (f" (split_seed {s.data.split_seed})"
+                                                                    if any(carved) else ""))
         if self.facts:
             f = self.facts
             lines.append(f"  model: {f['kind']} ({f.get('format', f.get('builder', ''))}), input {f['input_dtype']} "
@@ -220,7 +230,7 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
             from ..teachers.minilm import MiniLMTeacher, model_dir
 
             if isinstance(teacher, MiniLMTeacher):
-                model_dir()  # fails here, before any training, when the package is missing
+                model_dir(quiet=False)  # before any training: the package, or its files fetched once
             elif teacher.data.model_dump() != spec.data.model_dump():
                 raise InputError(f"distill: teacher {teacher.name} is trained on other data than {spec.name}. Fix: "
                                  f"give a teacher spec with the same data section.")

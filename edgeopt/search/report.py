@@ -5,7 +5,6 @@ with no script or network. The HTML around the plots is a few lines of markup; n
 from __future__ import annotations
 
 import csv
-import html as _html
 import io
 
 PICK_COLOR = "#d62728"  # the pick's star (tests look for it in a screenshot of the rendered page)
@@ -28,89 +27,110 @@ def csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _plot(rows: list[dict], x_key: str, x_label: str, pick_trial, preset_trial, log_x: bool) -> str:
-    import matplotlib
+def front_2d(points: list[tuple[float, float, int]]) -> list[int]:
+    """The trials on the 2-D Pareto front of (x to minimise, accuracy to maximise): none has another point at most
+    as costly and at least as accurate, better in one. ``points``: (x, accuracy, trial). Sorted by x."""
+    front, best = [], float("-inf")
+    for x, acc, t in sorted(points, key=lambda p: (p[0], -p[1])):
+        if acc > best:
+            front.append(t)
+            best = acc
+    return front
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    done = [r for r in rows if r["state"] == "complete" and r["duplicate_of"] is None and r[x_key] is not None]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+def _plot(rows: list[dict], x_key: str, x_label: str, pick_trial, preset_trial, fmt) -> str:
+    """Dev accuracy against one cost (``x_key``): every candidate, this plot's own 2-D front among the candidates
+    that meet the budgets drawn as a line, the pick and the preset marked; the legend outside the axes."""
+    from ..plots import pad_limits, pyplot, spans_decades, svg_of
+
+    plt = pyplot()
+    done = [r for r in rows if r["state"] == "complete" and r["duplicate_of"] is None and r[x_key] is not None
+            and r["accuracy"] is not None]
+    fig, ax = plt.subplots(figsize=(5.3, 4.4), dpi=100)
+    feas = [r for r in done if r["feasible"]]
+    on_front = front_2d([(r[x_key], r["accuracy"], r["trial"]) for r in feas])
+    front = sorted((r for r in feas if r["trial"] in on_front), key=lambda r: r[x_key])
     groups = [("misses a budget", [r for r in done if not r["feasible"]], INFEASIBLE_COLOR, "x", 36),
-              ("meets the budgets", [r for r in done if r["feasible"] and not r.get("pareto")], OTHER_COLOR, "o", 36),
-              ("Pareto front (accuracy, cost, size)", [r for r in done if r.get("pareto")], FRONT_COLOR, "o", 48)]
+              ("meets the budgets", [r for r in feas if r["trial"] not in on_front], OTHER_COLOR, "o", 36)]
     for label, rs, color, marker, size in groups:
         if rs:
             ax.scatter([r[x_key] for r in rs], [r["accuracy"] for r in rs], c=color, marker=marker, s=size,
                        label=label, zorder=2)
+    if front:
+        xs, ys = [r[x_key] for r in front], [r["accuracy"] for r in front]
+        ax.step(xs, ys, where="post", color=FRONT_COLOR, lw=1.5, zorder=2)
+        ax.scatter(xs, ys, c=FRONT_COLOR, s=48, label=f"front of this plot ({len(front)})", zorder=3)
     same = pick_trial is not None and pick_trial == preset_trial
     for trial, color, marker, size, label in ((preset_trial, PRESET_COLOR, "D", 90, "preset (the target's own)"),
                                               (pick_trial, PICK_COLOR, "*", 420,
                                                "pick (= the preset)" if same else "pick")):
         r = next((r for r in done if r["trial"] == trial), None)
         if r is not None:
-            ax.scatter([r[x_key]], [r["accuracy"]], c=color, marker=marker, s=size, label=label, zorder=3,
+            # under the candidates' own dots (zorder 1): a mark never hides the point it marks
+            ax.scatter([r[x_key]], [r["accuracy"]], c=color, marker=marker, s=size, label=label, zorder=1,
                        edgecolors="white", linewidths=0.8)
-    if log_x and done and min(r[x_key] for r in done) > 0:
-        ax.set_xscale("log")
+    if done:
+        xs = [r[x_key] for r in done]
+        if spans_decades(xs):
+            ax.set_xscale("log")
+            ax.set_xlim(min(xs) / 1.3, max(xs) * 1.3)
+        else:
+            pad = 0.08 * max(max(xs) - min(xs), min(xs) * 0.1)
+            ax.set_xlim(min(xs) - pad, max(xs) + pad)
+            ax.xaxis.set_major_locator(plt.MaxNLocator(5))
+        pad_limits(ax, [r["accuracy"] for r in done], "y", 0, 1.0)
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: fmt(v) if v > 0 else ""))
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.1f}%"))
     ax.set_xlabel(x_label)
     ax.set_ylabel("dev accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg"):]
+    return svg_of(fig)
 
 
 def html(summary: dict, rows: list[dict]) -> str:
-    e = _html.escape
+    """The tune's report.html: Markdown through the one writer (edgeopt/writer.py), two plots, the trials table."""
+    from .. import writer as w
+    from ..writer import esc
+
     pick, preset = summary.get("pick"), summary.get("preset")
     pick_t = pick["trial"] if pick else None
     preset_t = preset["trial"] if preset else None
     cost_label = summary.get("cost_label", "cost")
-    plots = [("Dev accuracy vs cost", _plot(rows, "cost", cost_label, pick_t, preset_t, True)),
-             ("Dev accuracy vs size", _plot(rows, "size_bytes", "deployed file size (bytes)", pick_t, preset_t,
-                                            True))]
-    out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-           f"<title>edgeopt tune: {e(summary['model'])} on {e(summary['target'])}</title>",
-           "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;"
-           "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}.plots{display:flex;"
-           "flex-wrap:wrap;gap:1em}.plot{flex:1 1 600px}tr.pick{background:#fde0e0}tr.preset{background:#eee}"
-           "</style></head><body>",
-           f"<h1>edgeopt tune: {e(summary['model'])} on {e(summary['target'])}</h1>",
-           f"<p><b>Pick:</b> {e(summary['why'])}.</p>",
-           f"<p>{e(summary['selection'][:1].upper() + summary['selection'][1:])}. Cost: {e(cost_label)}. Objective: {e(summary['objective'])}. "
-           f"{summary['evaluated']} candidates evaluated, {summary['feasible']} meet every budget; "
-           f"{len(summary['pareto'])} on the Pareto front. Reference (accuracy drops are measured against it): "
-           f"{e(summary['reference']['artifact'])}, dev accuracy {summary['reference']['accuracy']:.4f}.</p>"]
+    instructions = "instruction" in cost_label
+    cost_fmt = w.count if instructions else (lambda v: w.ms(v, 3))
+    title = f"edgeopt tune: {summary['model']} on {summary['target']}"
+    sel = summary["selection"]
+    md = [f"# {esc(title)}", "", f"**Pick:** {esc(summary['why'])}.", "",
+          f"{esc(sel[:1].upper() + sel[1:])}. Cost: {esc(cost_label)}. Objective: {esc(summary['objective'])}. "
+          f"{summary['evaluated']} candidates evaluated, {summary['feasible']} meet every budget; "
+          f"{len(summary['pareto'])} on the Pareto front over (accuracy, cost, size); each plot draws its own "
+          f"two-figure front. Reference (accuracy drops are measured against it): "
+          f"{w.code(summary['reference']['artifact'])}, dev accuracy {w.pct(summary['reference']['accuracy'])}."]
     pb = summary.get("pick_build")
     if pb:
-        out.append(f"<p><b>The pick's build</b> ({e(pb['out'])}, {e(pb['artifact'])}): test accuracy "
-                   f"{pb['test_accuracy']:.4f} (its float32 file {pb['test_accuracy_float32']:.4f}), "
-                   f"{pb['size_bytes']:,} bytes, budgets {'PASSED' if pb['budgets_passed'] else 'FAILED'}.</p>")
+        md += ["", f"**The pick's build** ({w.code(pb['out'])}, {w.code(pb['artifact'])}): test accuracy "
+                   f"{w.pct(pb['test_accuracy'])} (its float32 file {w.pct(pb['test_accuracy_float32'])}), "
+                   f"{w.size(pb['size_bytes'], exact=True)}, budgets {'PASSED' if pb['budgets_passed'] else 'FAILED'}."]
     if summary.get("closest"):
-        out.append("<p><b>No candidate meets every budget.</b> Closest: "
-                   + "; ".join(e(f"{c['label']} (misses {', '.join(c['misses'])})") for c in summary["closest"])
-                   + "</p>")
-    out.append("<div class='plots'>")
-    for title, svg in plots:
-        out.append(f"<div class='plot'><h2>{e(title)}</h2>{svg}</div>")
-    out.append("</div><h2>Trials</h2><table><tr>" + "".join(
-        f"<th>{h}</th>" for h in ("trial", "candidate", "state", "dev accuracy", "cost", "bytes", "host p90 ms",
-                                  "budgets", "note")) + "</tr>")
+        md += ["", "**No candidate meets every budget.** Closest: "
+               + "; ".join(esc(f"{c['label']} (misses {', '.join(c['misses'])})") for c in summary["closest"])]
+    trows = []
     for r in rows:
-        cls = "pick" if r["trial"] == pick_t else "preset" if r["trial"] == preset_t else ""
-        cell = lambda v, f="{}": "" if v is None else f.format(v)  # noqa: E731
-        note = r["outcome"] if r["outcome"] != "evaluated" else ""
-        out.append(f"<tr class='{cls}'><td>{r['trial']}</td><td>{e(r['label'])}"
-                   f"{' (preset)' if r['preset'] else ''}{' (pick)' if r['trial'] == pick_t else ''}</td>"
-                   f"<td>{r['state']}</td><td>{cell(r['accuracy'], '{:.4f}')}</td><td>{cell(r['cost'], '{:,.6g}')}</td>"
-                   f"<td>{cell(r['size_bytes'], '{:,}')}</td><td>{cell(r['host_p90_ms'], '{:.4f}')}</td>"
-                   f"<td>{'meets' if r['feasible'] else e('; '.join(r['failed_budgets'])) or '-'}</td>"
-                   f"<td>{e(note)}</td></tr>")
-    out += ["</table>", "<h2>Search space</h2><ul>"] + [f"<li>{e(s)}</li>" for s in summary["space"]]
-    out += ["</ul></body></html>"]
-    return "\n".join(out) + "\n"
+        mark = " **(pick)**" if r["trial"] == pick_t else ""
+        trows.append([r["trial"], esc(r["label"]) + (" (preset)" if r["preset"] else "") + mark, r["state"],
+                      w.pct(r["accuracy"]) if r["accuracy"] is not None else "",
+                      cost_fmt(r["cost"]) if r["cost"] is not None else "",
+                      w.size(r["size_bytes"]) if r["size_bytes"] is not None else "",
+                      f"{r['host_p90_ms']:.4f}" if r["host_p90_ms"] is not None else "",
+                      "meets" if r["feasible"] else esc("; ".join(r["failed_budgets"])) or "-",
+                      esc(r["outcome"]) if r["outcome"] != "evaluated" else ""])
+    md += ["", "## Trials", "", *w.table(["trial", "candidate", "state", "dev accuracy", "cost", "size",
+                                          "host p90 ms", "budgets", "note"], trows),
+           "", "## Search space", "", *[f"- {esc(x)}" for x in summary["space"]]]
+    figures = [("plot-cost", "Dev accuracy vs cost", _plot(rows, "cost", cost_label, pick_t, preset_t, cost_fmt)),
+               ("plot-size", "Dev accuracy vs size", _plot(rows, "size_bytes", "deployed file size", pick_t,
+                                                           preset_t, lambda v: w.size(int(v))))]
+    return w.to_html("\n".join(md), title, figures, figures_after="## Trials")

@@ -19,6 +19,7 @@ from typing import Optional
 
 from .. import urls
 from ..console import log
+from ..console import progress as progress_bar
 from ..errors import ConversionError, ConverterCrash, EdgeOptError, Hopeless, InputError, NoCost, OutputError
 from ..tasks import task_for
 from . import select as sel
@@ -218,27 +219,33 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
 
     deadline = None if timeout is None else time.monotonic() + timeout * 60
     progress["searching"] = True
-    while True:
-        intr.check()
-        # one trial at a time, each started only while the budget has room for it: finished trials and those
-        # running on other workers count (Optuna's own stopping callbacks overshoot by one trial per worker)
-        if len(study.get_trials(deepcopy=False)) >= 3 * n_total + 20:
-            log(quiet, "[edgeopt] tune: the sampler keeps proposing candidates already tried (the space is "
-                        "exhausted); picking from what finished")
-            break
-        if _no_room(study, n_total):
-            if not shared:
+    with progress_bar(n_total, "tune trials", quiet) as bar:
+        done = st.finished(study)
+        while True:
+            intr.check()
+            # one trial at a time, each started only while the budget has room for it: finished trials and those
+            # running on other workers count (Optuna's own stopping callbacks overshoot by one trial per worker)
+            if len(study.get_trials(deepcopy=False)) >= 3 * n_total + 20:
+                log(quiet, "[edgeopt] tune: the sampler keeps proposing candidates already tried (the space is "
+                            "exhausted); picking from what finished")
                 break
-            _wait_for_others(study, quiet, intr)  # a dead worker's trial goes stale and is re-queued: room again
             if _no_room(study, n_total):
+                if not shared:
+                    break
+                _wait_for_others(study, quiet, intr)  # a dead worker's trial goes stale and is re-queued: room again
+                if _no_room(study, n_total):
+                    break
+                continue
+            study.optimize(objective_fn, n_trials=1, catch=(ConversionError, ConverterCrash, NoCost),
+                           gc_after_trial=False)
+            now = st.finished(study)
+            bar.update(max(0, min(now, n_total) - min(done, n_total)))
+            done = now
+            intr.check()
+            if deadline is not None and time.monotonic() >= deadline:  # checked after a trial, as Optuna's timeout
+                log(quiet, f"[edgeopt] tune: --timeout reached; picking from the {st.finished(study)} finished "
+                           f"trials")
                 break
-            continue
-        study.optimize(objective_fn, n_trials=1, catch=(ConversionError, ConverterCrash, NoCost),
-                       gc_after_trial=False)
-        intr.check()
-        if deadline is not None and time.monotonic() >= deadline:  # checked after a trial, as Optuna's timeout
-            log(quiet, f"[edgeopt] tune: --timeout reached; picking from the {st.finished(study)} finished trials")
-            break
     if shared:
         _wait_for_others(study, quiet, intr)  # the pick is made over every worker's trials
     rows = _rows(study, space, prof)
@@ -424,12 +431,12 @@ def _finish(spec, prof, space, rows, out, tune_dir, url, name, objective, ev, re
     with intr.interruptible():  # the build's own clean-up leaves nothing half-written
         build = _build_pick(spec, prof, chosen, out, quiet, latency, on_device)
     result.build = build
-    m = build.manifest["metrics"]
+    m = build.record["metrics"]
     summary["pick_build"] = {"out": str(build.out_dir), "artifact": m["artifact"], "test_accuracy": m["accuracy"],
                              "test_accuracy_float32": m["baseline"]["accuracy"], "test_macro_f1": m["macro_f1"],
                              "size_bytes": m["size"]["size_bytes"], "budgets_passed": build.passed,
                              "failed_budgets": build.failures,
-                             "device_cost": (build.manifest.get("device_cost") or {}).get("instructions_per_inference")}
+                             "device_cost": (build.record.get("device_cost") or {}).get("instructions_per_inference")}
     summary["total_seconds"] = round(time.perf_counter() - t_start, 1)
     _write_outputs(tune_dir, summary, rows, front)
     return result

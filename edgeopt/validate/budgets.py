@@ -164,8 +164,9 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
                 c["passed"], "")
     for c in clients or []:  # a declared client that ran: same accuracy as edgeopt's, >= 99.9% agreement
         if c.get("ran"):
-            add("client_mediapipe", f"accuracy = edgeopt's, agreement >= {c['agreement_min']}",
-                f"accuracy {c['accuracy']} (edgeopt {c['edgeopt_accuracy']}), agreement {c['agreement']} "
+            add("client_mediapipe", f"accuracy = edgeopt's, agreement >= {100 * c['agreement_min']:.2f}%",
+                f"accuracy {100 * c['accuracy']:.2f}% (edgeopt {100 * c['edgeopt_accuracy']:.2f}%), agreement "
+                f"{100 * c['agreement']:.2f}% "
                 f"({c['disagreements']} of {c['examples']} differ, {c['ties_broken_differently']} ties broken "
                 f"another way)", c["passed"], "")
     return Verdict(passed=all(c.passed for c in checks), checks=tuple(checks))

@@ -3,7 +3,7 @@ the Vulkan driver's environment): the adapter, the partition, and the accuracy a
 fp16 and fp32 on a seeded sample of the split; or (``gpu="partition"``, the regression gate) the partition alone."""
 from __future__ import annotations
 
-from ..console import log
+from ..console import log, working
 from .base import MeasureRequest, memoized
 
 
@@ -33,7 +33,8 @@ class GpuValidator:
         t = req.target
         log(req.quiet, f"[edgeopt] {t.name}: running {req.label} through LiteRT's GPU accelerator on {len(idx)} "
                        f"{req.split.name} examples")
-        res = gpu_run.check(req.path, x[idx], logits[idx], y[idx])
+        with working(f"{t.name}: GPU pass ({len(idx):,} examples, fp16 and enforce_f32)", req.quiet):
+            res = gpu_run.check(req.path, x[idx], logits[idx], y[idx])
         if req.gpu_export is not None:
             res["export"] = dict(req.gpu_export)
         if res["available"]:

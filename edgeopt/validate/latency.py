@@ -1,9 +1,8 @@
 """Latency over a grid of runtime options (threads x XNNPACK on/off), after warm-up, with percentiles."""
 from __future__ import annotations
 
-import sys
-
 from .. import runtimes
+from ..console import detail
 from ..runtimes import RuntimeOptions
 
 
@@ -19,12 +18,10 @@ def measure(path, tokens, options_list, warmup: int = 20, iterations: int = 200,
     for opts in options_list:
         sess = runtimes.load(path, opts)
         st = sess.benchmark(tokens, warmup=warmup, iterations=iterations)
-        if not quiet:
-            print(f"  latency {path.name if hasattr(path, 'name') else path}: threads={opts.threads} "
-                  f"xnnpack={'on' if opts.xnnpack else 'off'} (applied: {st.delegate_applied}) "
-                  f"p50 {st.p50_ms:.4f} ms p90 {st.p90_ms:.4f} ms"
-                  + (f" [XNNPACK refused: {st.delegate_error[:80]}]" if st.delegate_error else ""),
-                  file=sys.stderr, flush=True)
+        detail(quiet, f"  latency {path.name if hasattr(path, 'name') else path}: threads={opts.threads} "
+                      f"xnnpack={'on' if opts.xnnpack else 'off'} (applied: {st.delegate_applied}) "
+                      f"p50 {st.p50_ms:.4f} ms p90 {st.p90_ms:.4f} ms"
+                      + (f" [XNNPACK refused: {st.delegate_error[:80]}]" if st.delegate_error else ""))
         out.append(st)
     return out
 

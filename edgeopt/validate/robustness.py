@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..console import log
+from ..console import log, working
 from .base import MeasureRequest
 
 _PUNCT = re.compile(r"[^\w\s]")
@@ -85,8 +85,10 @@ class RobustnessValidator:
         worst = max([(r["drop"], "edgeopt", r["transform"]) for r in rows]
                     + [(r["client_drop"], "client", r["transform"]) for r in rows if "client_drop" in r])
         out["worst"] = {"transform": worst[2], "drop": round(worst[0], 6), "measured_in": worst[1]}
-        log(req.quiet, f"[edgeopt] {req.target.name}: robustness of {Path(req.path).name}: worst {worst[2]} "
-                       f"{worst[0] * 100:+.2f} points ({worst[1]}) from {as_typed:.4f} as typed")
+        from ..writer import drop, pct
+
+        log(req.quiet, f"[edgeopt] {req.target.name}: robustness of {Path(req.path).name}: worst {worst[2]}, "
+                       f"{drop(worst[0])} ({worst[1]}) than {pct(as_typed)} as typed")
         return out
 
     @staticmethod
@@ -98,9 +100,9 @@ class RobustnessValidator:
             return None
         from ..clients import mediapipe as mp
 
-        log(req.quiet, f"[edgeopt] {req.target.name}: MediaPipe TextClassifier on {len(variants)} transforms of "
-                       f"the test split ({sum(len(v) for v in variants)} texts)")
-        res = mp.classify(Path(req.path), [t for v in variants for t in v], req.quiet)
+        with working(f"{req.target.name}: MediaPipe TextClassifier on {len(variants)} transforms of the test split "
+                     f"({sum(len(v) for v in variants):,} texts)", req.quiet):
+            res = mp.classify(Path(req.path), [t for v in variants for t in v], req.quiet)
         y, n = np.asarray(req.split.y), len(req.split.y)
         base = ran[0]["accuracy"]
         for k, r in enumerate(rows):

@@ -308,3 +308,26 @@ def test_tune_on_a_gpu_target_judges_candidates_on_the_gpu(tmp_path, gpu_dir, no
     assert s["pick"]["candidate"]["quantization"] != "float16"
     m = json.loads((out / "build" / "manifest.json").read_text())
     assert m["gpu"]["partition"]["fully_delegated"] and s["pick_build"]["budgets_passed"]
+
+
+@pytest.mark.slow
+def test_gpu_targets_snippet_runs_on_the_gpu_as_printed(gpu_builds):
+    """A GPU target's report tells the app to use the GPU (LiteRT's CompiledModel with the GPU accelerator, in
+    Kotlin and in Python), and its Python snippet, run as printed from the build directory on the software Vulkan
+    device, gives the label the CPU gives."""
+    from conftest import python_snippets, run_snippet
+    from edgeopt.gpu.env import child_env
+
+    out = gpu_builds["out"] / "pixel-7-gpu"
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "CompiledModel.Options(Accelerator.GPU)" in md and "litert-gpu" in md
+    snips = python_snippets(md)
+    assert len(snips) == 1 and "HardwareAccelerator.GPU" in snips[0]
+    both = "HardwareAccelerator.GPU | HardwareAccelerator.CPU"
+    # (LiteRT prints its own INFO lines to standard output, e.g. that it found no OpenCL: the result is the last)
+    on_gpu = run_snippet(snips[0], out, env=child_env(software=True)).splitlines()[-1]
+    gpu_only = run_snippet(snips[0].replace(both, "HardwareAccelerator.GPU"), out,
+                           env=child_env(software=True)).splitlines()[-1]  # fails unless the GPU runs the file
+    on_cpu = run_snippet(snips[0].replace(both, "HardwareAccelerator.CPU"), out).splitlines()[-1]
+    assert on_gpu.rsplit(" ", 1)[0] == gpu_only.rsplit(" ", 1)[0] == on_cpu.rsplit(" ", 1)[0]
+    assert abs(float(on_gpu.split()[-1]) - float(on_cpu.split()[-1])) < 0.02  # fp16 on the GPU

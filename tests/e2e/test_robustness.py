@@ -382,11 +382,11 @@ def _files_spec(tmp_path, train: str, test: str) -> Path:
 
 
 def test_quoted_newlines_stay_inside_the_field(tmp_path):
-    from edgeopt.data.datasets import _read_table
+    from edgeopt.data.datasets import read_table
 
     p = tmp_path / "a.csv"
     p.write_text('text,label\n"One\nof\nbest",pos\n"bad, sad",neg\n')
-    assert _read_table(p, None, "text", "label") == (["One\nof\nbest", "bad, sad"], ["pos", "neg"])
+    assert read_table(p, None, "text", "label") == (["One\nof\nbest", "bad, sad"], ["pos", "neg"])
 
 
 @pytest.mark.parametrize("train,want", [

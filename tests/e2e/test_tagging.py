@@ -357,9 +357,9 @@ def test_entity_f1_budgets_gate_the_build(tagged, tmp_path):
     checks = {c["name"]: c for c in m["budgets"]["checks"]}
     assert not checks["min_f1"]["passed"] and checks["min_f1"]["unit"] == "entity F1"
     assert checks["max_f1_drop"]["passed"]
-    met = m["metrics"]  # the summary line leads with entity F1, not the per-token figures
-    assert (f"FAILED entity F1 {met['entity_f1']:.4f} (float32 {met['baseline_entity_f1']:.4f}) token accuracy "
-            f"{met['accuracy']:.4f}") in r.stdout, r.stdout
+    met = m["metrics"]  # the summary table leads with entity F1, not the per-token figures
+    assert "FAILED" in r.stdout and "min_f1" in r.stdout, r.stdout
+    assert f"entity F1 {met['entity_f1']:.4f}" in r.stdout and "token accuracy" not in r.stdout, r.stdout
     assert "budget failed" in r.stderr and "min_f1" in r.stderr, r.stderr
 
 
@@ -486,3 +486,20 @@ def test_a_tagger_on_pretrained_word_vectors_keeps_them_frozen_in_the_file(tmp_p
     assert tr["outside_shift"] in [x / 4 for x in range(17)] and m["training"]["outside_shift"] == tr["outside_shift"]
     assert tr["dev_entity_f1_shifted"] >= tr["dev_entity_f1_unshifted"]
     assert m["metrics"]["entity_f1"] > 0.05  # 2 epochs of a tiny CNN on 300 test sentences: a loose floor
+
+
+def test_tagger_report_snippet_runs_and_its_page_draws_its_plots(tagged, tmp_path):
+    """The tagger's report: its Python snippet run as printed from the build directory; report.html in headless
+    Chromium with its training curve, per-entity-type F1 and accuracy-against-size plots drawn, no errors."""
+    from conftest import open_in_chromium, python_snippets, run_snippet
+
+    out = tagged["dir"] / "out" / "x86-tflite"
+    snips = python_snippets((out / "report.md").read_text(encoding="utf-8"))
+    assert len(snips) == 1 and "load_tokenizer" in snips[0]
+    pairs = run_snippet(snips[0], out)
+    assert pairs.startswith("[('Going', ") and "Paris" in pairs
+    probe, _ = open_in_chromium(out / "report.html", tmp_path)
+    assert probe["errors"] == []
+    ids = {f["id"] for f in probe["figures"]}
+    assert {"plot-training", "plot-per-class", "plot-artifacts", "plot-confusion"} <= ids
+    assert all(f["width"] > 200 and f["painted"] > 10 for f in probe["figures"]), probe

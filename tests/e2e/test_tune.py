@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY, assert_no_tensorflow, run_cli, write_spec
+from conftest import TINY, assert_no_tensorflow, open_in_chromium, run_cli, write_spec
 from edgeopt.errors import InputError
 
 TUNE_FAST = ["--latency-warmup", "5", "--latency-iterations", "30"]
@@ -255,6 +255,10 @@ def test_report_renders_its_plots_in_headless_chromium(tuned, tmp_path):
     dom = subprocess.run(args + ["--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<svg") == 2 and "Dev accuracy vs cost" in dom.stdout
+    probe, _ = open_in_chromium(report, tmp_path)
+    assert probe["errors"] == [] and [f["id"] for f in probe["figures"]] == ["plot-cost", "plot-size"]
+    assert all(f["width"] > 200 and f["painted"] > 10 for f in probe["figures"]), probe
+    assert "e+0" not in dom.stdout  # costs for people (k/M), never 5.03133e+06
     shot = tmp_path / "report.png"
     p = subprocess.run(args + ["--window-size=1400,1000", f"--screenshot={shot}", report.as_uri()],
                        capture_output=True, text=True, timeout=120)

