@@ -175,16 +175,16 @@ def summary_table(results) -> None:
     from .. import writer as w
 
     t = Table(title="edgeopt build", title_justify="left", show_lines=False, pad_edge=False, expand=False)
-    for col in ("target", "verdict", "quality (float32 file)", "size", "device cost", "host p50 (1 thread)",
-                "budgets"):
+    for col in ("target", "verdict", "test quality (float32 file)", "size", "device cost",
+                "build machine p50, 1 thread", "budgets"):
         t.add_column(col, overflow="fold")
     for r in results:
         m = r.record
         met, checks = m["metrics"], m["budgets"]["checks"]
         q = (f"entity F1 {met['entity_f1']:.4f} ({met['baseline_entity_f1']:.4f})" if "entity_f1" in met else
-             f"accuracy {w.pct(met['accuracy'])} ({w.pct(met['baseline']['accuracy'])})")
+             f"{w.pct(met['accuracy'])} ({w.pct(met['baseline']['accuracy'])})")
         dc = m.get("device_cost") or {}
-        cost = (f"{w.count(dc['instructions_per_inference'])} instr. ({dc.get('cpu')})"
+        cost = (f"{w.count(dc['instructions_per_inference'])} instructions ({dc.get('cpu')})"
                 if dc.get("instructions_per_inference") else "not counted")
         if dc.get("estimated_latency_ms") is not None:
             cost += f", est. {w.ms(dc['estimated_latency_ms'])}"
@@ -192,7 +192,7 @@ def summary_table(results) -> None:
                    next((x["p50_ms"] for x in met["latency"] if x["threads"] == 1), None))
         failed = [c["name"] for c in checks if not c["passed"]]
         t.add_row(m["target"], "PASSED" if r.passed else "FAILED", q, w.size(met["size"]["size_bytes"]), cost,
-                  w.ms(p50, 4) + " (build machine)" if p50 is not None else "-",
+                  w.ms(p50, 4) if p50 is not None else "-",
                   f"{len(checks) - len(failed)}/{len(checks)} pass" + (": failed " + ", ".join(failed) if failed
                                                                        else ""))
     console = Console(width=max(120, shutil.get_terminal_size((120, 24)).columns), soft_wrap=False)
