@@ -126,10 +126,11 @@ def per_class_f1(m: dict) -> Optional[Figure]:
     ax.set_yticklabels([str(names[i])[:40] for i in order], fontsize=7 if len(names) > 30 else 8)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(-0.6, len(order) - 0.4)
+    ax.invert_yaxis()  # the weakest at the top
     ax.set_xlabel("F1 on the test split")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right", framealpha=0.8)
-    ax.set_title(f"F1 per {what}, weakest first")
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, frameon=False)  # above, covering none
+    ax.set_title(f"F1 per {what}, weakest first", pad=18)
     fig.tight_layout()
     return ("plot-per-class", f"F1 of each {what} on the test split ({len(names)}), the deployed file as bars, the "
                               f"float32 file as ticks.", svg_of(fig))
