@@ -119,7 +119,9 @@ def per_class_f1(m: dict) -> Optional[Figure]:
     h = max(2.0, 0.16 * len(names) + 0.9)
     fig, ax = plt.subplots(figsize=(6.4, h), dpi=100)
     ys = range(len(order))
-    ax.barh(list(ys), [f1[i] for i in order], color=DEPLOYED, label="deployed file", height=0.7)
+    # one LineCollection, not a Rectangle per class: a 77-class chart draws in a third of the time
+    bar_pt = max(2.0, min(9.0, 0.7 * 72 * (h - 0.9) / max(len(order), 1)))
+    ax.hlines(list(ys), 0, [f1[i] for i in order], color=DEPLOYED, lw=bar_pt, label="deployed file")
     if base_f1:
         ax.plot([base_f1[i] for i in order], list(ys), "|", color=BASELINE, ms=9, mew=2, label="float32 file")
     ax.set_yticks(list(ys))
