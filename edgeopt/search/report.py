@@ -102,9 +102,9 @@ def html(summary: dict, rows: list[dict]) -> str:
     instructions = "instruction" in cost_label
     cost_fmt = w.count if instructions else (lambda v: w.ms(v, 3))
     title = f"edgeopt tune: {summary['model']} on {summary['target']}"
-    sel = summary["selection"]
+    sel = summary["selection"]  # edgeopt's own sentence, written in Markdown (it is not data: not escaped)
     md = [f"# {esc(title)}", "", f"**Pick:** {esc(summary['why'])}.", "",
-          f"{esc(sel[:1].upper() + sel[1:])}. Cost: {esc(cost_label)}. Objective: {esc(summary['objective'])}. "
+          f"{sel[:1].upper() + sel[1:]}. Cost: {esc(cost_label)}. Objective: {esc(summary['objective'])}. "
           f"{summary['evaluated']} candidates evaluated, {summary['feasible']} meet every budget; "
           f"{len(summary['pareto'])} on the Pareto front over (accuracy, cost, size); each plot draws its own "
           f"two-figure front. Reference (accuracy drops are measured against it): "
