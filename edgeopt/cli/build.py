@@ -175,8 +175,8 @@ def summary_table(results) -> None:
     from .. import writer as w
 
     t = Table(title="edgeopt build", title_justify="left", show_lines=False, pad_edge=False, expand=False)
-    for col in ("target", "verdict", "test quality (float32 file)", "size", "device cost",
-                "build machine p50, 1 thread", "budgets"):
+    for col in ("target", "verdict", "test quality (float32)", "size", "device cost", "host p50, 1 thread",
+                "budgets"):
         t.add_column(col, overflow="fold")
     for r in results:
         m = r.record
@@ -195,7 +195,8 @@ def summary_table(results) -> None:
                   w.ms(p50, 4) if p50 is not None else "-",
                   f"{len(checks) - len(failed)}/{len(checks)} pass" + (": failed " + ", ".join(failed) if failed
                                                                        else ""))
-    console = Console(width=max(120, shutil.get_terminal_size((120, 24)).columns), soft_wrap=False)
+    # a log or a pipe gets 140 columns (one row per target); a terminal its own width
+    console = Console(width=max(140, shutil.get_terminal_size((140, 24)).columns), soft_wrap=False)
     console.print(t)
     for r in results:
         console.print(f"{r.record['target']}: {r.out_dir / 'report.html'} (and report.md, manifest.json)",
