@@ -86,7 +86,8 @@ def is_model_file(ref: str) -> bool:
 
 
 def model_from_args(ref: str, data=None, vocab=None, hf_tokenizer=None, fit: bool = False,
-                    trust_model_code: bool = False, custom_module=None, labels=None) -> ModelSpec:
+                    trust_model_code: bool = False, custom_module=None, labels=None, pad_token=None,
+                    unk_token=None) -> ModelSpec:
     """The ModelSpec that ``edgeopt build MODEL`` means: a built-in name or spec YAML as is, or, for a Keras model
     file, a spec made from it and the flags (``--data`` required)."""
     from .errors import InputError
@@ -94,7 +95,8 @@ def model_from_args(ref: str, data=None, vocab=None, hf_tokenizer=None, fit: boo
 
     if not is_model_file(ref):
         given = [f for f, v in (("--data", data), ("--vocab", vocab), ("--hf-tokenizer", hf_tokenizer),
-                                ("--fit", fit), ("--labels", labels)) if v]
+                                ("--fit", fit), ("--labels", labels), ("--pad-token", pad_token),
+                                ("--unk-token", unk_token)) if v]
         if given:
             raise InputError(f"{given[0]} applies when MODEL is a model file (.keras, .h5, a SavedModel directory); "
                              f"{ref} is a spec. Fix: set it in the spec (data:, tokenizer:, training.fit, model.labels).")
@@ -124,8 +126,19 @@ def model_from_args(ref: str, data=None, vocab=None, hf_tokenizer=None, fit: boo
         ds = DataSpec(dataset=data)
     if vocab and hf_tokenizer:
         raise InputError("--vocab and --hf-tokenizer: give one (the tokenizer the model was trained with).")
+    if pad_token is not None and not (vocab or hf_tokenizer):
+        raise InputError("--pad-token applies with --vocab or --hf-tokenizer (edgeopt's own tokenizer pads with id 0). "
+                         "Fix: add the vocabulary the model was trained with, or drop --pad-token.")
+    if unk_token is not None and not vocab:
+        raise InputError("--unk-token applies with --vocab (a tokenizers file names its own unknown token). Fix: add "
+                         "--vocab FILE, or drop --unk-token.")
+    for flag, v in (("--pad-token", pad_token), ("--unk-token", unk_token)):
+        if v is not None and (not v.strip() or len(v) > 100):
+            raise InputError(f"{flag} {v[:40]!r}: not a token. Fix: give the token as it appears in the vocabulary, "
+                             f"e.g. [PAD].")
     tok = TokenizerSpec(**({"vocab_file": str(Path(vocab).resolve())} if vocab else {}),
-                        **({"huggingface": str(Path(hf_tokenizer).resolve())} if hf_tokenizer else {}))
+                        **({"huggingface": str(Path(hf_tokenizer).resolve())} if hf_tokenizer else {}),
+                        pad_token=pad_token, unk_token=unk_token)
     import re
 
     name = re.sub(r"[^A-Za-z0-9._-]", "-", path.resolve().name.rsplit(".", 1)[0] if path.is_file()

@@ -64,7 +64,7 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
 @latency_options
 @handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
-          qat, self_distill, teacher, no_cache, formats, emulate, count, on_device, fallback, data, vocab, hf_tokenizer, fit, trust_model_code,
+          qat, self_distill, teacher, no_cache, formats, emulate, count, on_device, fallback, data, vocab, hf_tokenizer, pad_token, unk_token, fit, trust_model_code,
           custom_module, labels, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name, force, dry_run, as_json, quiet, verbose, latency_warmup,
           latency_iterations):
     """Build MODEL for each --target. MODEL: a built-in name, a ModelSpec YAML, or a Keras model file (.keras,
@@ -100,7 +100,8 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
 
     spec = own_data_spec(model, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name) or \
         model_from_args(model or "banking77-cnn", data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
-                           trust_model_code=trust_model_code, custom_module=custom_module, labels=labels)
+                           trust_model_code=trust_model_code, custom_module=custom_module, labels=labels,
+                        pad_token=pad_token, unk_token=unk_token)
     p = plan(spec, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache,
              formats=formats, emulate=emulate, force=force, fallback=fallback, count=count,
              on_device=on_device)

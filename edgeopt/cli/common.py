@@ -35,6 +35,11 @@ model_file_options = options(
                  help="With MODEL a model file: the vocabulary it was trained with (one token a line)."),
     click.option("--hf-tokenizer", "hf_tokenizer", default=None, type=click.Path(),
                  help="With MODEL a model file: the Hugging Face tokenizers JSON it was trained with."),
+    click.option("--pad-token", default=None,
+                 help="With --vocab or --hf-tokenizer: the padding token the model was trained with (default <pad>; "
+                      "a tokenizers file: its own padding token), e.g. [PAD]."),
+    click.option("--unk-token", default=None,
+                 help="With --vocab: the unknown-word token the model was trained with (default <unk>), e.g. [UNK]."),
     click.option("--fit", is_flag=True, help="With MODEL a model file: train it on the data first (from its weights)."),
     click.option("--trust-model-code", is_flag=True,
                  help="Allow Lambda layers in a model file (their Python code runs when it is loaded)."),

@@ -49,7 +49,7 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
 @latency_options
 @handle_errors
 def tune(model, target, out, trials, timeout, objective, storage, study_name, resume, teachers, on_device, host_cost,
-         data, vocab, hf_tokenizer, fit, trust_model_code, custom_module, labels, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name, seed, no_cache, dry_run, as_json, quiet, verbose,
+         data, vocab, hf_tokenizer, pad_token, unk_token, fit, trust_model_code, custom_module, labels, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name, seed, no_cache, dry_run, as_json, quiet, verbose,
          latency_warmup, latency_iterations):
     """Search MODEL's compression and conversion space for the best artifact for --target under its budgets.
 
@@ -68,7 +68,8 @@ def tune(model, target, out, trials, timeout, objective, storage, study_name, re
 
     spec = own_data_spec(model, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name) or \
         model_from_args(model or "banking77-cnn", data=data, vocab=vocab, hf_tokenizer=hf_tokenizer, fit=fit,
-                           trust_model_code=trust_model_code, custom_module=custom_module, labels=labels)
+                           trust_model_code=trust_model_code, custom_module=custom_module, labels=labels,
+                        pad_token=pad_token, unk_token=unk_token)
     res = run_tune(spec, target, out=out, trials=trials, timeout=timeout, objective=objective, storage=storage,
                    study=study_name, resume=resume, dry_run=dry_run, quiet=quiet,
                    latency=LatencySettings(latency_warmup, latency_iterations), teachers=tuple(teachers),

@@ -102,7 +102,8 @@ class WordTokenizer:
         for field, tok in (("pad_token", pad), ("unk_token", unk)):
             if tok not in seen:
                 raise InputError(f"{path}: the {field} {tok!r} is not in the vocabulary. Fix: set tokenizer.{field} "
-                                 f"to the token your model was trained with for it.")
+                                 f"(on the command line --{field.replace('_', '-')}) to the token your model was "
+                                 f"trained with for it.")
         if seen[pad] == seen[unk]:
             raise InputError(f"{path}: pad_token and unk_token are the same token. Fix: name two tokens.")
         return cls(vocab, seq_len, lowercase, seen[pad], seen[unk], origin="vocab_file")

@@ -222,6 +222,17 @@ def test_dry_run_layer_table_says_what_each_pass_does(tmp_path, data_yaml):
     assert "layer_normalization (LayerNormalization)" in line and "prune cannot handle" in line
 
 
+@pytest.mark.parametrize("args, says", [
+    (["banking77-cnn", "--pad-token", "[PAD]"], "--pad-token applies when MODEL is a model file"),
+    (["m.h5", "--data", "banking77", "--unk-token", "[UNK]"], "--unk-token applies with --vocab"),
+    (["m.h5", "--data", "banking77", "--pad-token", "[PAD]"], "--pad-token applies with --vocab or --hf-tokenizer"),
+    (["m.h5", "--data", "banking77", "--vocab", "v.txt", "--pad-token", " "], "not a token"),
+])
+def test_special_token_flags_are_checked_before_any_work(args, says):
+    r = run_cli(["build", *args, "--dry-run"])
+    assert r.exit_code == 2 and says in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
 # ------------------------------------------------------------------------------ the real pipeline
 @pytest.mark.slow
 def test_pretrained_model_with_its_own_vocabulary_reaches_its_own_accuracy(tmp_path, data_yaml):
@@ -255,6 +266,15 @@ def test_pretrained_model_with_its_own_vocabulary_reaches_its_own_accuracy(tmp_p
     assert man["metrics"]["keras_accuracy"] == pytest.approx(own, abs=1e-6)
     assert abs(man["metrics"]["accuracy"] - own) <= 1 / 300 + 1e-9  # the float32 artifact: same ids, at most 1 flip
     assert man["tokenizer"]["pad_id"] == 599 and own >= 0.93  # the majority class is 0.893 of this slice
+    # the same from the command line, no spec file: --pad-token and --unk-token name the special tokens
+    args = ["build", str(tmp_path / "pre.h5"), "--data", str(data_yaml), "--vocab", str(tmp_path / "vocab.txt"),
+            "--target", "pixel-7", "--ptq", "float32", "--dry-run", "--json"]
+    r = run_cli([*args, "--pad-token", "[PAD]", "--unk-token", "[UNK]"])
+    assert r.exit_code == 0, r.output
+    assert {k: json.loads(r.stdout)["tokenizer"][k] for k in ("pad_token", "unk_token")} == {
+        "pad_token": "[PAD]", "unk_token": "[UNK]"}
+    bare = run_cli(args)  # <pad>/<unk> assumed: not in this vocabulary, and the message names the flag
+    assert bare.exit_code == 2 and "--pad-token" in bare.output and len(bare.output.strip().splitlines()) == 1
     # the same vocabulary as a Hugging Face tokenizers file
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
