@@ -30,7 +30,6 @@ CONVERTER = {
     "MultiHeadAttention": "decomposed (BATCH_MATMUL, SOFTMAX, FULLY_CONNECTED)",
     "Dropout": "removed (inference)",
     "SpatialDropout1D": "removed (inference)",
-    "InputLayer": "the int32 token ids [1, seq_len]",
 }
 
 
@@ -75,8 +74,21 @@ def _qat_cell(layer, step) -> str:
     return cell
 
 
+def _input_cell(layer) -> str:
+    """The model's real input, as the converter keeps it: its dtype and length (edgeopt feeds token ids in it)."""
+    out = getattr(layer, "output", None)
+    dt = getattr(out, "dtype", None) or getattr(layer, "dtype", None)
+    dt = str(getattr(dt, "name", dt))
+    shape = list(getattr(out, "shape", None) or [])
+    length = shape[1] if len(shape) > 1 and shape[1] is not None else "seq_len"
+    ids = "token ids" if dt.startswith("int") else f"token ids given as {dt} (the model's own input type)"
+    return f"the model's input: {dt} [1, {length}], {ids}"
+
+
 def _converter_cell(layer, ptq: str) -> str:
     base = _base(layer)
+    if "InputLayer" in base:
+        return _input_cell(layer)
     crash = sorted(base & INT8_CRASHES)
     note = "; ".join(CONVERTER[c] for c in sorted(base) if c in CONVERTER) or "converted as is"
     if crash and ptq == "int8":

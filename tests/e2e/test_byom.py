@@ -207,6 +207,8 @@ def test_dry_run_layer_table_says_what_each_pass_does(tmp_path, data_yaml):
     assert "Bidirectional(GRU)" in rows["bidirectional"] and "frozen so its structure survives" in rows["lstm"]
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in rows["lstm"] and "never annotated" in rows["embedding"]
     assert "annotated (TFMOT default 8-bit config)" in rows["dense"]
+    inp = next(ln for ln in rows.values() if "InputLayer" in ln)  # the model's real input, not a stock phrase
+    assert "the model's input: int32 [1, " in inp and "token ids" in inp
     assert "known to crash" in r.stdout and "--fallback dynamic" in r.stdout  # pixel-7 is int8, with no fallback
     r = run_cli(["build", str(tmp_path / "attn.h5"), "--data", str(data_yaml), "--dry-run", "--prune", "0.5",
                  "--qat", "--json"])
@@ -425,3 +427,15 @@ def test_tune_takes_a_users_model_file(tmp_path, data_yaml):
     man = json.loads((out / "build" / "manifest.json").read_text())
     assert man["model_source"]["kind"] == "file" and man["passes"][0]["step"] == "train"
     assert s["pick_build"]["budgets_passed"] and man["metrics"]["test_examples"] == 300
+
+
+def test_layer_table_names_a_float_input_as_it_is():
+    """A model whose input is float32 (ids fed as floats) is described as such, not as int32 token ids."""
+    from edgeopt.pipeline.layer_table import layer_rows
+
+    K = _K()
+    i = K.Input((12,), dtype="float32")
+    x = K.layers.Dense(4)(i)
+    rows = {r["type"]: r for r in layer_rows(K.Model(i, x), [], "int8")}
+    assert rows["InputLayer"]["converter"] == ("the model's input: float32 [1, 12], token ids given as float32 (the "
+                                               "model's own input type)")
