@@ -13,6 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import tree_size
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -24,21 +26,6 @@ class Entry:
     @property
     def exists(self) -> bool:
         return self.path.exists()
-
-
-def _size(p: Path) -> int:
-    if not p.exists():
-        return 0
-    if p.is_file():
-        return p.stat().st_size
-    total = 0
-    for f in p.rglob("*"):
-        try:
-            if f.is_file() and not f.is_symlink():
-                total += f.stat().st_size
-        except OSError:
-            pass
-    return total
 
 
 def entries() -> list[Entry]:
@@ -67,8 +54,8 @@ def entries() -> list[Entry]:
 
 
 def listing() -> list[dict]:
-    return [{"name": e.name, "what": e.what, "path": str(e.path), "exists": e.exists, "size_bytes": _size(e.path)}
-            for e in entries()]
+    return [{"name": e.name, "what": e.what, "path": str(e.path), "exists": e.exists,
+             "size_bytes": tree_size(e.path)} for e in entries()]
 
 
 def clean(names: tuple[str, ...]) -> list[dict]:
@@ -90,7 +77,7 @@ def clean(names: tuple[str, ...]) -> list[dict]:
         if not e.made_by_edgeopt:  # an environment directory without edgeopt's ready.json: not provably ours
             raise InputError(f"{e.path}: has no ready.json from an edgeopt setup, so edgeopt did not make it (or its "
                              f"setup never finished). Fix: remove it yourself if it is yours to remove.")
-        size = _size(e.path)
+        size = tree_size(e.path)
         if e.path.is_dir() and not e.path.is_symlink():
             shutil.rmtree(e.path)
         else:

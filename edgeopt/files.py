@@ -21,6 +21,24 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
+def tree_size(path) -> int:
+    """Bytes of the regular files under ``path`` (a file: its size; missing: 0); links are not followed, and a
+    file that vanishes while it is counted is skipped."""
+    p = Path(path)
+    if not p.exists():
+        return 0
+    if p.is_file():
+        return p.stat().st_size
+    total = 0
+    for f in p.rglob("*"):
+        try:
+            if f.is_file() and not f.is_symlink():
+                total += f.stat().st_size
+        except OSError:
+            pass
+    return total
+
+
 def regular_file(path, what: str, error=SpecError) -> Path:
     """``path`` if it is an existing regular file, else a one-line ``error`` (directories, devices, FIFOs)."""
     import stat

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from .errors import InputError
+from .errors import DataError, InputError
 
 ARCHS = {"text_cnn": "banking77-cnn", "bilstm": "banking77-bilstm", "transformer": "banking77-transformer"}
 SEQ_LEN_RANGE = (8, 256)
@@ -53,8 +53,6 @@ def spec_from_files(train, dev=None, test=None, text_column: str = "text", label
     paths = {k: Path(v) for k, v in (("train", train), ("dev", dev), ("test", test)) if v}
     fmt = "jsonl" if paths["train"].suffix.lower() in (".jsonl", ".json") else "csv"
     from .data.datasets import read_table
-
-    from .errors import DataError
 
     try:
         texts, labels = read_table(paths["train"], fmt, text_column, label_column)

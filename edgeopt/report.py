@@ -35,10 +35,9 @@ def _latency_rows(rows: list, label: str) -> list[list]:
              f"{r['p50_ms']:.4f}", f"{r['p90_ms']:.4f}", f"{r['p99_ms']:.4f}", f"{r['iterations']:,}"] for r in rows]
 
 
-def render(m: dict) -> str:
+def _head_md(m: dict) -> list[str]:
+    """The title, the verdict line, and what was deployed instead or from which model file."""
     met, bud = m["metrics"], m["budgets"]
-    mach = (met["latency"] or [{}])[0].get("machine", {})
-    rt = (met["latency"] or [{}])[0].get("runtime", "")
     deployed = next(a for a in m["artifacts"] if a.get("role") == "deployed")
     lines = [
         f"# edgeopt build: {esc(m['model'])} for {esc(m['target'])}",
@@ -68,11 +67,27 @@ def render(m: dict) -> str:
                   + (f"; Keras {src['keras3_rebuild']['keras_version']} file rebuilt in tf_keras (max abs difference "
                      f"{src['keras3_rebuild']['max_abs_difference']:.2g} on {src['keras3_rebuild']['compared_examples']}"
                      f" dev examples)" if src.get("keras3_rebuild") else "") + "."]
-    lines += ["", "## Budgets", ""]
-    lines += table(["budget", "limit", "measured", "result"],
-                   [[c["name"], w.budget_value(c["name"], c["limit"], c["unit"]),
-                     w.budget_value(c["name"], c["value"], c["unit"]), "pass" if c["passed"] else "**FAIL**"]
-                    for c in bud["checks"]] or [["(none)", "", "", ""]])
+    return lines
+
+
+def _budgets_md(m: dict) -> list[str]:
+    return table(["budget", "limit", "measured", "result"],
+                 [[c["name"], w.budget_value(c["name"], c["limit"], c["unit"]),
+                   w.budget_value(c["name"], c["value"], c["unit"]), "pass" if c["passed"] else "**FAIL**"]
+                  for c in m["budgets"]["checks"]] or [["(none)", "", "", ""]])
+
+
+def summary(m: dict) -> str:
+    """The verdict and the budgets: what a notebook shows of a build (BuildResult's display)."""
+    return "\n".join([*_head_md(m), "", "**Budgets**", "", *_budgets_md(m)]).strip() + "\n"
+
+
+def render(m: dict) -> str:
+    met = m["metrics"]
+    mach = (met["latency"] or [{}])[0].get("machine", {})
+    rt = (met["latency"] or [{}])[0].get("runtime", "")
+    src = m.get("model_source") or {}
+    lines = [*_head_md(m), "", "## Budgets", "", *_budgets_md(m)]
     layer_md = []
     if src.get("layers"):
         cols = ("layer", "type", "params", "prune", "cluster", "qat", "converter")
@@ -325,8 +340,9 @@ def _entities_md(met: dict) -> list[str]:
     tr = met.get("truncation", {})
     cut = tr.get("test", {})
     rows = []
-    for name, row in [("**micro**", dep["micro"])] + [(esc(k), v) for k, v in sorted(dep["per_type"].items())]:
-        b = base["micro"] if name == "**micro**" else base["per_type"].get(name.replace("\\", ""), {})
+    pairs = [("**micro**", dep["micro"], base["micro"])] + [
+        (esc(k), v, base["per_type"].get(k, {})) for k, v in sorted(dep["per_type"].items())]
+    for name, row, b in pairs:
         rows.append([name, f"{row['support']:,}", f"{row['precision']:.4f}", f"{row['recall']:.4f}",
                      f"{row['f1']:.4f}", f"{b.get('f1', 0):.4f}"])
     return ["", "## Entities (exact spans, strict BIO; each artifact run over the whole test split)", "",
@@ -531,16 +547,18 @@ def tagger_snippet(artifact: str, seq_len: int) -> list[str]:
                   "for i in scores.argmax(-1)[:len(words)]]", "print(list(zip(words, tags)))"])]
 
 
-def html(manifest: dict) -> str:
-    """report.html: report.md's Markdown rendered, with the plots (edgeopt/plots.py) before the budgets."""
+def html(manifest: dict, markdown: Optional[str] = None) -> str:
+    """report.html: report.md's Markdown (``markdown``, rendered here when not given) as HTML, with the plots
+    (edgeopt/plots.py) before the budgets."""
     from .plots import figures
 
-    return w.to_html(render(manifest), f"edgeopt build: {manifest['model']} for {manifest['target']}",
-                     figures(manifest))
+    return w.to_html(render(manifest) if markdown is None else markdown,
+                     f"edgeopt build: {manifest['model']} for {manifest['target']}", figures(manifest))
 
 
 def write_report(path: Path, manifest: dict) -> None:
-    """report.md at ``path`` and report.html beside it."""
+    """report.md at ``path`` and report.html beside it, from one rendering of the Markdown."""
     path = Path(path)
-    path.write_text(render(manifest), encoding="utf-8")
-    path.with_suffix(".html").write_text(html(manifest), encoding="utf-8")
+    md = render(manifest)
+    path.write_text(md, encoding="utf-8")
+    path.with_suffix(".html").write_text(html(manifest, md), encoding="utf-8")

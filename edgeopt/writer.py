@@ -152,6 +152,17 @@ CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;p
        "color:#444;max-width:620px}.plots{display:flex;flex-wrap:wrap;gap:1.5em}svg{max-width:100%;height:auto}")
 
 
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table")  # raw HTML off: data can never become markup
+
+
+def html_fragment(markdown: str) -> str:
+    """``markdown`` as HTML, the way report.html renders it (a notebook's display of a build)."""
+    return _markdown().render(markdown)
+
+
 def to_html(markdown: str, title: str, figures: Optional[list[tuple[str, str, str]]] = None,
             figures_after: str = "## Budgets") -> str:
     """report.html: ``markdown`` rendered by markdown-it-py (raw HTML off, so data can never become markup), with
@@ -159,9 +170,7 @@ def to_html(markdown: str, title: str, figures: Optional[list[tuple[str, str, st
     ``figures_after``. Self-contained: no script, no stylesheet or font from the network."""
     import html
 
-    from markdown_it import MarkdownIt
-
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    md = _markdown()
     plots = ""
     if figures:
         items = "".join(f"<figure id='{html.escape(fid, quote=True)}' class='plot'>{svg}<figcaption>"

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from ..errors import ClientError
+from ..files import tree_size
 from ..console import log, working
 
 HERE = Path(__file__).resolve().parent
@@ -99,10 +100,6 @@ def _run(cmd: list, what: str) -> None:
         raise ClientError(f"client setup: {what} failed (exit {p.returncode}): {tail}. {hint}")
 
 
-def _dir_size(d: Path) -> int:
-    return sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and not f.is_symlink())
-
-
 def setup_one(name: str, quiet: bool = False, force: bool = False) -> dict:
     """Set one environment up; processes doing it at once take turns (a lock in EDGEOPT_CLIENT_DIR), and the
     second finds it ready."""
@@ -155,7 +152,7 @@ def _build_env(name: str, quiet: bool) -> dict:
         if smoke.returncode != 0:
             raise ClientError(f"client setup: {name} cannot import MediaPipe: "
                               f"{' '.join(smoke.stderr.split())[-300:]}. Fix: rerun edgeopt client setup --force.")
-        info = {**_expected(name), "setup_seconds": round(time.perf_counter() - t0, 1), "size_bytes": _dir_size(d)}
+        info = {**_expected(name), "setup_seconds": round(time.perf_counter() - t0, 1), "size_bytes": tree_size(d)}
         (d / "ready.json").write_text(json.dumps(info, indent=1))
     except BaseException:
         if d.exists() and not (d / "ready.json").is_file():

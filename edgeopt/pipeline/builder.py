@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
@@ -31,35 +32,30 @@ class BuildResult:
     passed: bool
     failures: list = field(default_factory=list)
 
-    @property
+    @cached_property
     def manifest(self):
         """manifest.json as its schema type (edgeopt.manifest.Manifest)."""
         from ..manifest import Manifest
 
-        if getattr(self, "_typed", None) is None:
-            object.__setattr__(self, "_typed", Manifest.model_validate(self.record))
-        return self._typed
+        return Manifest.model_validate(self.record)
 
     @property
     def report(self) -> Path:
         return self.out_dir / "report.html"
 
     def summary_markdown(self) -> str:
-        """The verdict line and the budgets table of report.md."""
-        from ..report import render
+        """The verdict line and the budgets table of report.md, and where the report is."""
+        from ..report import summary
 
-        md = render(self.record)
-        head = md.split("\n## ", 1)[0]
-        budgets = md.split("\n## Budgets\n", 1)[1].split("\n## ", 1)[0] if "\n## Budgets\n" in md else ""
-        return f"{head.strip()}\n\n**Budgets**\n{budgets.rstrip()}\n\nReport: `{self.report}`\n"
+        return f"{summary(self.record)}\nReport: `{self.report}`\n"
 
     def _repr_markdown_(self) -> str:
         return self.summary_markdown()
 
     def _repr_html_(self) -> str:
-        from markdown_it import MarkdownIt
+        from ..writer import html_fragment
 
-        return MarkdownIt("commonmark", {"html": False}).enable("table").render(self.summary_markdown())
+        return html_fragment(self.summary_markdown())
 
     def __repr__(self) -> str:
         return (f"BuildResult({self.record['target']}: {'PASSED' if self.passed else 'FAILED'}, "

@@ -6,6 +6,7 @@ import math
 import platform
 
 from ..results import BudgetCheck, Verdict
+from ..writer import pct
 
 DEVICE_SIGNALS = ("max_instructions_per_inference (counted on device.qemu_cpu, emulated), max_estimated_latency_ms "
                   "(device.cost_model's estimate from that count) or max_device_latency_p90_ms (device.remote, a "
@@ -164,9 +165,9 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
                 c["passed"], "")
     for c in clients or []:  # a declared client that ran: same accuracy as edgeopt's, >= 99.9% agreement
         if c.get("ran"):
-            add("client_mediapipe", f"accuracy = edgeopt's, agreement >= {100 * c['agreement_min']:.2f}%",
-                f"accuracy {100 * c['accuracy']:.2f}% (edgeopt {100 * c['edgeopt_accuracy']:.2f}%), agreement "
-                f"{100 * c['agreement']:.2f}% "
+            add("client_mediapipe", f"accuracy = edgeopt's, agreement >= {pct(c['agreement_min'])}",
+                f"accuracy {pct(c['accuracy'])} (edgeopt {pct(c['edgeopt_accuracy'])}), agreement "
+                f"{pct(c['agreement'])} "
                 f"({c['disagreements']} of {c['examples']} differ, {c['ties_broken_differently']} ties broken "
                 f"another way)", c["passed"], "")
     return Verdict(passed=all(c.passed for c in checks), checks=tuple(checks))
