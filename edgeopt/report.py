@@ -42,7 +42,8 @@ def _head_md(m: dict) -> list[str]:
     lines = [
         f"# edgeopt build: {esc(m['model'])} for {esc(m['target'])}",
         "",
-        f"**Verdict: {'PASSED' if bud['passed'] else 'FAILED'}** — deployed {code(deployed['path'])} "
+        f"**Verdict: {'PASSED' if bud['passed'] else 'FAILED'}**{_skipped_note(bud)} — deployed "
+        f"{code(deployed['path'])} "
         f"({m['recipe']['convert']['quantization']}, {w.size(deployed['size_bytes'])}), "
         + (f"entity F1 {met['entity_f1']:.4f} (float32 file {met['baseline_entity_f1']:.4f}) on "
            f"{met['test_examples']:,} test sentences; token accuracy {_pct(met['accuracy'])}, "
@@ -58,6 +59,10 @@ def _head_md(m: dict) -> list[str]:
                                                                        f"{', '.join(code(t) for t in a['layer_types'])})"
                                                                        if 'error' in a else "")
                               for a in conv["attempts"]) + "."]
+        note = (m.get("target_profile") or {}).get("fallback_note")
+        if note:
+            lines += ["", f"Why {esc(' then '.join((m.get('target_profile') or {}).get('fallback') or []))}, in "
+                          f"that order: {esc(note)}"]
     src = m.get("model_source") or {}
     if src.get("kind") in ("file", "builder"):
         lines += ["", f"**Model:** {esc(src['description'])}; input {src.get('input_dtype')} [batch, "
@@ -66,14 +71,35 @@ def _head_md(m: dict) -> list[str]:
                   + (f"; sha256 {code(src['model_file_sha256'][:16])}" if src.get("model_file_sha256") else "")
                   + (f"; Keras {src['keras3_rebuild']['keras_version']} file rebuilt in tf_keras (max abs difference "
                      f"{src['keras3_rebuild']['max_abs_difference']:.2g} on {src['keras3_rebuild']['compared_examples']}"
-                     f" dev examples)" if src.get("keras3_rebuild") else "") + "."]
+                     f" dev examples)" if src.get("keras3_rebuild") else "")
+                  + (f"; {esc(src['used_as_is'])}" if src.get("used_as_is") else "") + "."]
+        if str(src.get("vocabulary_check", "")).startswith("not run"):
+            lines += ["", f"**Vocabulary check {esc(src['vocabulary_check'])}.**"]
+    tv = src.get("textvectorization")
+    if tv:
+        own = (f" The model as given, on the raw test strings: accuracy {_pct(tv['own_test_accuracy'])}; this "
+               f"file: {_pct(met['accuracy'])}." if tv.get("own_test_accuracy") is not None else "")
+        lines += ["", f"**Text in:** the file's TextVectorization {code(tv['layer'])} (standardize "
+                      f"{code(tv['standardize'] or 'none')}, split {code(tv['split'])}, {tv['vocabulary_size']:,} words, "
+                      + (f"output length {tv['output_sequence_length']}" if tv.get("output_sequence_length")
+                         else f"no output length: {tv['seq_len']} ids, a length edgeopt chose from the data")
+                      + f") is the build's tokenizer (`tokenizer.json`); the deployed file is the model after it, "
+                      f"taking ids. Its ids equal the layer's own on all {tv['texts_compared']:,} texts of the "
+                      f"data." + own]
     return lines
+
+
+def _skipped_note(bud: dict) -> str:
+    """" (not judged: ...)" when budgets were skipped (``--no-count``): a PASSED that did not judge them says so."""
+    names = [c["name"] for c in bud["checks"] if c.get("skipped")]
+    return f" (not judged: {', '.join(code(n) for n in names)}; see the budgets)" if names else ""
 
 
 def _budgets_md(m: dict) -> list[str]:
     return table(["budget", "limit", "measured", "result"],
                  [[c["name"], w.budget_value(c["name"], c["limit"], c["unit"]),
-                   w.budget_value(c["name"], c["value"], c["unit"]), "pass" if c["passed"] else "**FAIL**"]
+                   esc(c["skipped"]) if c.get("skipped") else w.budget_value(c["name"], c["value"], c["unit"]),
+                   "skipped" if c.get("skipped") else "pass" if c["passed"] else "**FAIL**"]
                   for c in m["budgets"]["checks"]] or [["(none)", "", "", ""]])
 
 
@@ -420,7 +446,8 @@ def _py(lines: list[str]) -> list[str]:
     return ["```python", *lines, "```"]
 
 
-def snippets(artifact: str, seq_len: int, client_ready: bool, gpu: bool = False) -> list[str]:
+def snippets(artifact: str, seq_len: int, client_ready: bool, gpu: bool = False,
+             gap: Optional[str] = None) -> list[str]:
     """How to load the artifact in an Android app and in Python. Every Python snippet runs as printed from the
     build directory (the tests run each one); a GPU target's snippets run the file on the GPU."""
     text = f"text = {EXAMPLE_TEXT!r}"
@@ -484,10 +511,14 @@ def snippets(artifact: str, seq_len: int, client_ready: bool, gpu: bool = False)
         return ["The file carries its tokenizer and labels: MediaPipe tokenizes the text itself.", "",
                 "Android (Kotlin, MediaPipe Tasks):", "", *kotlin, "", "Python (MediaPipe Tasks):", "", *mediapipe,
                 "", "Python without MediaPipe:", "", *litert]
-    return ["The model takes token ids from edgeopt's tokenizer, which MediaPipe's regex tokenizer does not "
-            "reproduce: tokenize in the app with the build's `tokenizer.json` (Hugging Face tokenizers; "
-            "swift-transformers and transformers.js read it too), or rebuild with `tokenizer: {kind: regex}` to "
-            "make the file MediaPipe-ready.", "", "Python:", "", *litert]
+    why = gap or ("its ids come from edgeopt's tokenizer, which MediaPipe's regex tokenizer does not reproduce; "
+                  "rebuild with `tokenizer: {kind: regex}` to make the file MediaPipe-ready")
+    return [f"**Not for MediaPipe's TextClassifier:** {esc(why)}. The app tokenizes the text itself and runs the "
+            f"file with LiteRT (Android: `com.google.ai.edge.litert:litert`, the Interpreter or CompiledModel): "
+            f"tokenize with the build's `tokenizer.json` (Hugging Face tokenizers in Python and Rust; "
+            f"swift-transformers and transformers.js read it too), or with a port of it that reproduces every row "
+            f"of `tokenizer_golden.json`, then feed the {seq_len} ids and read one score per label of `labels.txt`.",
+            "", "Python:", "", *litert]
 
 
 def _app_md(m: dict) -> list[str]:
@@ -510,7 +541,7 @@ def _app_md(m: dict) -> list[str]:
         return lines + ["", *tagger_snippet(m["metrics"]["artifact"], m["tokenizer"]["seq_len"])]
     gpu = "gpu" in ((m.get("target_profile") or {}).get("runtime", {}).get("delegates") or ())
     lines += [""] + snippets(m["metrics"]["artifact"], m["tokenizer"]["seq_len"], bool(md and md["client_ready"]),
-                             gpu=gpu)
+                             gpu=gpu, gap=(md or {}).get("client_gap"))
     return lines + scores_md(m["metrics"].get("scores"))
 
 

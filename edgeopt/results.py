@@ -56,13 +56,16 @@ class Conversion(Record):
 
 
 class BudgetCheck(Record):
-    """One budget judged: its limit, the measured value (or why there is none), the unit, pass/fail."""
+    """One budget judged: its limit, the measured value (or why there is none), the unit, pass/fail. ``skipped``:
+    why a budget the user asked not to measure (``--no-count``) was not judged; it then neither passes on a
+    value nor fails the build, and every report says so."""
 
     name: str
     limit: Any
     value: Any
     unit: str
     passed: bool
+    skipped: Optional[str] = None
 
 
 class Verdict(Record):

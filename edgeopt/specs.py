@@ -438,6 +438,8 @@ class TargetProfile(_Frozen):
     quantization: Quantization
     # tried in order when the converter fails or crashes for `quantization` (e.g. [dynamic, float32])
     fallback: tuple[Quantization, ...] = ()
+    # why this order (measured): the report prints it when a build falls back
+    fallback_note: Optional[str] = Field(default=None, max_length=2000)
     representative_samples: int = Field(default=200, ge=1, le=1_000_000)
     budgets: Budgets = Budgets()
     recipe: Optional[RecipeFile] = None  # default compression passes for this device (see edgeopt/recipe.py)

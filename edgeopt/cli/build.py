@@ -140,7 +140,7 @@ def _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations):
     if dry_run:
         from ..pipeline.prepare import open_inputs
 
-        open_inputs(p.spec)  # every file the build would read, read now: a bad one fails the plan, not the build
+        open_inputs(p.spec, p.source)  # every file the build would read, read now: a bad one fails the plan, not the build
         dump(p.to_dict()) if as_json else click.echo(p.describe())
         return
     results = run_build(p, quiet=quiet, latency=LatencySettings(latency_warmup, latency_iterations))
@@ -192,10 +192,12 @@ def summary_table(results) -> None:
         p50 = next((x["p50_ms"] for x in met["latency"] if x["threads"] == 1 and x["delegate_applied"]),
                    next((x["p50_ms"] for x in met["latency"] if x["threads"] == 1), None))
         failed = [c["name"] for c in checks if not c["passed"]]
+        skipped = [c["name"] for c in checks if c.get("skipped")]
+        judged = len(checks) - len(skipped)
         t.add_row(m["target"], "PASSED" if r.passed else "FAILED", q, w.size(met["size"]["size_bytes"]), cost,
                   w.ms(p50, 4) if p50 is not None else "-",
-                  f"{len(checks) - len(failed)}/{len(checks)} pass" + (": failed " + ", ".join(failed) if failed
-                                                                       else ""))
+                  f"{judged - len(failed)}/{judged} pass" + (": failed " + ", ".join(failed) if failed else "")
+                  + ("; not judged (--no-count): " + ", ".join(skipped) if skipped else ""))
     # a log or a pipe gets 140 columns (one row per target); a terminal its own width
     console = Console(width=max(140, shutil.get_terminal_size((140, 24)).columns), soft_wrap=False)
     console.print(t)

@@ -43,6 +43,28 @@ def client_compatible(tok) -> bool:
     return getattr(tok, "TYPE", None) == "regex"
 
 
+def client_gap(tok) -> str | None:
+    """Why MediaPipe's TextClassifier cannot give the model its ids (None when it can): what the app does instead
+    follows from it (report.py)."""
+    kind = getattr(tok, "TYPE", None)
+    if kind == "regex":
+        return None
+    if kind == "huggingface" and getattr(tok, "origin", "file") == "textvectorization":
+        return ("its ids come from the model's own TextVectorization rules (ASCII lower-casing, punctuation "
+                "stripped, split on whitespace, its vocabulary), which MediaPipe's tokenizers (a regex split, "
+                "WordPiece or SentencePiece for BERT-style three-input models) do not reproduce")
+    if kind == "huggingface":
+        return (f"its ids come from its Hugging Face tokenizer ({tok.config().get('model')}); MediaPipe's "
+                f"TextClassifier runs such tokenizers only for BERT-style models with three inputs (ids, mask, "
+                f"segment), and this file takes one")
+    if getattr(tok, "origin", "fitted") == "vocab_file":
+        return ("its ids come from its own vocabulary file split by edgeopt's word rules (NFKC, lower-case, "
+                "punctuation kept as tokens), which MediaPipe's regex tokenizer does not reproduce")
+    return ("its ids come from edgeopt's word tokenizer (NFKC, lower-case, punctuation kept as tokens), which "
+            "MediaPipe's regex tokenizer does not reproduce; rebuild with `tokenizer: {kind: regex}` (what "
+            "`--csv` uses) to make the file MediaPipe-ready")
+
+
 def wordpiece_vocab(tok) -> list[str] | None:
     """The vocabulary of a Hugging Face WordPiece tokenizer, by id (None for any other tokenizer)."""
     if getattr(tok, "TYPE", None) != "huggingface" or tok.config().get("model") != "WordPiece":
@@ -106,9 +128,8 @@ def check(path: Path, texts: list[str], labels: np.ndarray, edgeopt_logits: np.n
     base = {"client": "MediaPipe Tasks TextClassifier (Python)", "package": st["package"],
             "environment": st["path"], "artifact": Path(path).name}
     if not client_compatible(tok):
-        return {**base, "ran": False, "passed": None,
-                "reason": f"the model was trained on edgeopt's {tok.TYPE} tokenizer; MediaPipe's regex tokenizer "
-                          f"would feed it other ids. Set tokenizer.kind: regex to make the artifact client-ready."}
+        return {**base, "ran": False, "passed": None, "reason": client_gap(tok) + " (the report's 'In an app' says "
+                                                                              "what the app does instead)"}
     t0 = time.perf_counter()
     with working(f"MediaPipe TextClassifier on {Path(path).name} over {len(texts):,} test examples", quiet):
         res = classify(path, texts, quiet)

@@ -95,7 +95,11 @@ def save_for_conversion(model, directory: Path, seq_len: int | None = None, flat
     # The module tracks the model's variables only, not the model: tracking a Keras model makes saved_model.save
     # trace and serialize every layer's call as well (seconds, and QAT wrappers' traces can fail).
     mod = T.Module()
-    mod.variables_ = list(model.variables)
+    from ..tf import is_keras3_model
+
+    # a Keras 3 model (used as it is: sources.FileSource.native) holds keras.Variables: its tf.Variables are tracked,
+    # or the SavedModel captures them untracked and the converter cannot freeze them into the file
+    mod.variables_ = [v.value for v in model.variables] if is_keras3_model(model) else list(model.variables)
 
     @T.function(input_signature=[T.TensorSpec([1, seq_len], T.int32, name="tokens")])
     def serve(tokens):

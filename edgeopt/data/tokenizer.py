@@ -499,8 +499,9 @@ class HFTokenizer:
 
     TYPE = "huggingface"
 
-    def __init__(self, tok, seq_len: int, pad_id: int, digest: str):
-        self.tok, self.seq_len, self.pad_id, self.digest = tok, int(seq_len), int(pad_id), digest
+    def __init__(self, tok, seq_len: int, pad_id: int, digest: str, origin: str = "file"):
+        # origin: "file" (the user's tokenizer.json) or "textvectorization" (a model's own layer, sources/textvec.py)
+        self.tok, self.seq_len, self.pad_id, self.digest, self.origin = tok, int(seq_len), int(pad_id), digest, origin
         pad_token = tok.id_to_token(self.pad_id) or ""
         tok.enable_truncation(self.seq_len)
         tok.enable_padding(length=self.seq_len, pad_id=self.pad_id, pad_token=pad_token)
@@ -556,7 +557,8 @@ class HFTokenizer:
     def config(self) -> dict:
         return {"type": "huggingface", "format_version": FORMAT_VERSION, "model": type(self.tok.model).__name__,
                 "seq_len": self.seq_len, "pad_id": self.pad_id, "truncation": "keep_start", "padding": "end",
-                "vocab_size": self.vocab_size, "source_sha256": self.digest}
+                "vocab_size": self.vocab_size, "source_sha256": self.digest,
+                **({"origin": self.origin} if self.origin != "file" else {})}
 
     def fingerprint(self) -> str:
         import hashlib
@@ -582,7 +584,8 @@ class HFTokenizer:
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise ArtifactError(f"{d / CONFIG}: cannot load it ({e}). Fix: point at a build directory.") from None
         tok, digest = cls._read(d / "tokenizer.json", ArtifactError)
-        return cls(tok, seq_len, pad_id, cfg.get("source_sha256", digest))  # the file it was made from
+        origin = cfg.get("origin", "file") if cfg.get("origin") in ("file", "textvectorization") else "file"
+        return cls(tok, seq_len, pad_id, cfg.get("source_sha256", digest), origin)  # the file it was made from
 
 
 def load_tokenizer(directory):

@@ -90,7 +90,7 @@ class BuildSession:
         from ..sources import source_for
 
         self.source = p.source if p.source is not None else source_for(spec)
-        self.tok = make_tokenizer(spec, self.ds)
+        self.tok = make_tokenizer(spec, self.ds, self.source)
         log(quiet, f"[edgeopt] {self.ds.name} for {spec.name}: train {len(self.ds.train)} / dev {len(self.ds.dev)} / "
                     f"test {len(self.ds.test)}, {self.ds.num_classes} labels, vocab {self.tok.vocab_size}")
         self.task = task_for(self.ds.task)

@@ -19,11 +19,12 @@ QAT_CONFIG = {
 }
 # What TF 2.21's converter does with each layer (measured here: TOOLCHAIN §3 and this issue's runs).
 INT8_CRASHES = {"GRU", "SimpleRNN"}  # full-int8 conversion dies with SIGSEGV (exit 139), also inside Bidirectional
+MASKED_INT8_CRASHES = {"LSTM"}  # ... and an LSTM fed a padding mask (Embedding(mask_zero=True)): SIGSEGV too
 CONVERTER = {
     "Embedding": "GATHER; int8 keeps the int32 ids input",
     "Dense": "FULLY_CONNECTED",
     "Conv1D": "CONV_2D over an expanded axis (dilation kept)",
-    "LSTM": "UNIDIRECTIONAL_SEQUENCE_LSTM, static batch 1; int8 OK",
+    "LSTM": "UNIDIRECTIONAL_SEQUENCE_LSTM, static batch 1; int8 OK without a padding mask",
     "GRU": "unrolled while loop, static batch 1",
     "SimpleRNN": "unrolled while loop, static batch 1",
     "LayerNormalization": "decomposed (MEAN, SQUARED_DIFFERENCE, RSQRT)",
@@ -85,22 +86,44 @@ def _input_cell(layer) -> str:
     return f"the model's input: {dt} [1, {length}], {ids}"
 
 
-def _converter_cell(layer, ptq: str) -> str:
+def masked(model) -> bool:
+    """Whether the model makes a padding mask (an Embedding with mask_zero=True) its recurrent layers consume."""
+    from ..sources import iter_layers
+
+    return any(type(x).__name__ == "Embedding" and getattr(x, "mask_zero", False) for x in iter_layers(model))
+
+
+def _crash_of(base: set[str], is_masked: bool) -> list[str]:
+    return sorted(base & INT8_CRASHES) + [f"masked {c}" for c in sorted(base & MASKED_INT8_CRASHES) if is_masked]
+
+
+def int8_crashes(model) -> list[str]:
+    """The layer types TF 2.21's full-int8 conversion is known to crash on (SIGSEGV), in this model: GRU and
+    SimpleRNN always, an LSTM when a padding mask reaches it ("masked LSTM"); also inside Bidirectional."""
+    from ..sources import iter_layers
+
+    m = masked(model)
+    return sorted({c for layer in iter_layers(model) for c in _crash_of(_base(layer), m)})
+
+
+def _converter_cell(layer, ptq: str, is_masked: bool = False) -> str:
     base = _base(layer)
     if "InputLayer" in base:
         return _input_cell(layer)
-    crash = sorted(base & INT8_CRASHES)
+    crash = _crash_of(base, is_masked)
     note = "; ".join(CONVERTER[c] for c in sorted(base) if c in CONVERTER) or "converted as is"
     if crash and ptq == "int8":
         return f"full-int8 crashes TF 2.21's converter ({crash[0]}: SIGSEGV); dynamic/float32 convert"
     return note
 
 
-def layer_rows(model, steps, ptq: str, target=None) -> list[dict]:
+def layer_rows(model, steps, ptq: str, target=None, vectorizer=None) -> list[dict]:
+    """One row per layer; ``vectorizer``: the file's TextVectorization, split off (the input row says so)."""
     from ..sources import iter_layers
 
     cfg = {s.name: s for s in steps}
     qat = next((s for s in steps if s.name in QAT_STEPS), None)
+    is_masked = masked(model)
     rows = []
     for layer in iter_layers(model):
         rows.append({
@@ -108,7 +131,10 @@ def layer_rows(model, steps, ptq: str, target=None) -> list[dict]:
             "prune": _pass_cell(layer, cfg["prune"].config, PRUNABLE, "prune") if "prune" in cfg else "-",
             "cluster": _pass_cell(layer, cfg["cluster"].config, CLUSTERABLE, "cluster") if "cluster" in cfg else "-",
             "qat": _qat_cell(layer, qat) if qat else "-",
-            "converter": _converter_cell(layer, ptq)})
+            "converter": _converter_cell(layer, ptq, is_masked)})
+    if vectorizer is not None and rows and rows[0]["type"] == "InputLayer":
+        rows[0]["converter"] += (f", made by the file's TextVectorization {vectorizer.layer.name!r} (split off: "
+                                 f"it is the build's tokenizer.json, with the same ids)")
     return rows
 
 

@@ -17,7 +17,7 @@ from ..recipe import QAT_STEPS, QUANTIZATIONS, Step, load_recipe_file, merge, re
 from ..registry import load_model_spec, load_target
 from ..specs import ModelSpec, TargetProfile
 from ..tasks import task_for
-from ..validate.budgets import host_latency_problem
+from ..validate.budgets import host_latency_problem, skipped_by
 from ..validate.cost import count_cpu
 from .outdir import check_out_dir
 
@@ -42,6 +42,7 @@ class TargetPlan:
     force: bool = False  # replace out_dir even when it is not an edgeopt build (build --force)
     count: Optional[str] = None  # the CPU instructions per inference are counted on: a qemu model, or "x86"
     remote: Optional[object] = None  # remote.Remote: the board device latency is measured on (build --on-device)
+    skipped: tuple[tuple[str, str], ...] = ()  # (budget, why) not judged: what --no-count leaves unmeasured
 
     @property
     def counts_separately(self) -> bool:
@@ -99,6 +100,7 @@ class Plan:
                 "targets": [{"target": t.target.name, "out": str(t.out_dir), "passes": t.pass_names, "ptq": t.ptq,
                              "fallback": list(t.target.fallback), "steps": t.describe_steps(),
                              "emulate": list(t.emulate), "count_instructions_on": t.count,
+                             "budgets_skipped": dict(t.skipped),
                              "on_device": t.remote.url if t.remote else None} for t in self.targets]}
 
     def describe(self) -> str:
@@ -127,7 +129,10 @@ class Plan:
                          f"[batch, {f['seq_len'] or 'any'}], output {f['output']} over {f['num_classes']} classes"
                          + (f"; Keras 3 rebuilt in tf_keras, max abs difference {f['keras3_rebuild']['max_abs_difference']:.2g}"
                             f" on {f['keras3_rebuild']['compared_examples']} dev examples"
-                            if "keras3_rebuild" in f else ""))
+                            if "keras3_rebuild" in f else "")
+                         + (f"; {f['used_as_is']}" if f.get("used_as_is") else ""))
+            if str(f.get("vocabulary_check", "")).startswith("not run"):
+                lines.append(f"  vocabulary check: {f['vocabulary_check']}")
         if self.layers:
             from .layer_table import format_table
 
@@ -139,14 +144,15 @@ class Plan:
             lines += [f"    {i}. {step}" for i, step in enumerate(t.describe_steps(), 1)]
             if t.target.fallback:
                 lines.append(f"    if converting {t.ptq} fails or crashes: try {', then '.join(t.target.fallback)}")
-            elif t.ptq == "int8" and any("full-int8 crashes" in r["converter"] for r in self.layers):
-                lines.append("    note: TF 2.21's int8 converter is known to crash on this model's layers (see the "
-                             "table) and this target has no fallback, so the build would stop there (exit 2). Fix: "
-                             "add --fallback dynamic (or fallback: in the target).")
+                if t.ptq == "int8" and any("full-int8 crashes" in r["converter"] for r in self.layers):
+                    lines.append(f"    note: TF 2.21's int8 converter is known to crash on this model's layers (see "
+                                 f"the table): expect {t.target.fallback[0]} to be deployed")
             if t.emulate:
                 lines.append(f"    then: emulated validation on qemu {', '.join(t.emulate)}")
             if t.remote:
                 lines.append(f"    then: latency on the board {t.remote.url} (device latency, over SSH)")
+            for name, why in t.skipped:
+                lines.append(f"    budget {name}: {why}")
             if t.count:
                 lines.append("    then: instructions per inference on "
                              + ("x86 (valgrind's callgrind)" if t.count == "x86" else f"qemu -cpu {t.count}")
@@ -195,7 +201,8 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
         bad = [m for m in fallback if m not in QUANTIZATIONS]
         if bad:
             raise InputError(f"--fallback {bad[0]!r} is not a quantization; choose among {', '.join(QUANTIZATIONS)}.")
-        profiles = [p.model_copy(update={"fallback": tuple(dict.fromkeys(fallback))}) for p in profiles]
+        profiles = [p.model_copy(update={"fallback": tuple(dict.fromkeys(fallback)), "fallback_note": None})
+                    for p in profiles]
     names = [p.name for p in profiles]
     if len(set(names)) != len(names):
         raise InputError(f"target given twice: {names}. Fix: name each target once.")
@@ -210,6 +217,8 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
         sources = [(f"target {p.name} recipe", p.recipe), (str(recipe), recipe_file)]
         chain, chosen_ptq = merge(sources, passes or {}, ptq)
         where = f"recipe for {spec.name} on {p.name}"
+        if prep.source.kind == "file":  # before the recipe is resolved against layers it cannot reach
+            _check_native(prep.source, [start.name, *(n for n, _ in chain)], p, formats)
         steps, final_ptq = resolve(chain, chosen_ptq or p.quantization, layer_types, where, start)
         if prep.source.kind != "architecture":
             from .layer_table import check_named_layers
@@ -245,13 +254,15 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
                              f"only). Fix: drop --qat, or drop --format both.")
         _check_writable(d)
         check_out_dir(d, force)
+        _check_int8_crash(prep.source, p, final_ptq)
         emu = ()
         if emulate and p.device.arch == "arm64":
             from ..emulator.validate import cpus_for
 
             emu = tuple(cpus_for(p))
         plans.append(TargetPlan(p, tuple(steps), final_ptq, d, p.representative_samples, formats == "both", emu,
-                                force, count_cpu(p, count), board_for(p) if on_device else None))
+                                force, count_cpu(p, count), board_for(p) if on_device else None,
+                                tuple(skipped_by(p, count).items())))
     if any(t.emulate for t in plans):
         from ..emulator.validate import require_ready
 
@@ -266,8 +277,44 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
     if prep.source.kind != "architecture":
         from .layer_table import layer_rows
 
-        rows = tuple(layer_rows(prep.source.model, plans[0].steps, plans[0].ptq, plans[0].target))
+        rows = tuple(layer_rows(prep.source.model, plans[0].steps, plans[0].ptq, plans[0].target,
+                                getattr(prep.source, "vectorizer", None)))
     return Plan(spec, tuple(plans), use_cache, teacher, prep.source, prep.facts, rows)
+
+
+def _check_native(source, steps: list[str], target: TargetProfile, formats: str) -> None:
+    """A Keras 3 model used as it is (sources.FileSource.native) takes no pass that needs tf_keras, and goes to the
+    TFLite converter only (tf2onnx reads tf_keras models): refused in one line, before any work."""
+    why = getattr(source, "native", None)
+    if not why:
+        return
+    bad = [s for s in steps if s != "load"]
+    if bad:
+        raise InputError(f"{source.where}: {', '.join(bad)} need the model's layers in tf_keras (TFMOT, edgeopt's "
+                         f"training), and this model is used as it is: {why}. Fix: drop {', '.join(bad)} (the "
+                         f"build then converts its weights as given, with the target's post-training "
+                         f"quantization), or save a functional tf_keras model.")
+    from ..tf import is_keras3_model
+
+    if is_keras3_model(source.model) and (target.runtime.format != "tflite" or formats == "both"):
+        raise InputError(f"{source.where}: target {target.name} needs ONNX, and tf2onnx converts tf_keras models; "
+                         f"this Keras 3 model is used as it is ({why}). Fix: pick a LiteRT target (e.g. pixel-7), "
+                         f"or build the model with tf_keras.")
+
+
+def _check_int8_crash(source, target: TargetProfile, ptq: str) -> None:
+    """A model whose full-int8 conversion is known to crash (layer_table.int8_crashes) on a target with no
+    fallback would stop after training: refused here, before any."""
+    if ptq != "int8" or target.runtime.format != "tflite" or target.fallback or source.kind == "architecture":
+        return
+    from .layer_table import int8_crashes
+
+    crash = int8_crashes(source.model)
+    if crash:
+        raise InputError(f"{target.source or target.name}: TF 2.21's full-int8 converter crashes (SIGSEGV) on this "
+                         f"model's {', '.join(crash)} layers, and target {target.name} has no fallback, so the build "
+                         f"would stop after training. Fix: add --fallback dynamic (or fallback: [dynamic] in the "
+                         f"target), or --ptq dynamic.")
 
 
 def board_for(p: TargetProfile):
@@ -292,10 +339,12 @@ def validation_data(spec: ModelSpec, artifact: Path) -> tuple[np.ndarray, np.nda
     from .prepare import load_spec_data, make_tokenizer, resolve_spec
 
     build_of(Path(artifact))  # in a build directory: every file in it checked against its manifest
+    source = None
     if spec.model is not None and spec.model.path is not None:
-        spec = resolve_spec(spec, source_for(spec))  # the file decides seq_len / max_vocab when the spec does not
+        source = source_for(spec)
+        spec = resolve_spec(spec, source)  # the file decides seq_len / max_vocab when the spec does not
     ds = load_spec_data(spec)
-    tok = make_tokenizer(spec, ds)
+    tok = make_tokenizer(spec, ds, source)
     d = Path(artifact).parent
     fix = f"Fix: validate {Path(artifact).name} with the spec it was built from (see its manifest.json)."
     if (d / "labels.txt").is_file():

@@ -71,7 +71,7 @@ def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
         files, side_files = _write_files(b, tp, run, staging)
         base_ev, dep_ev = _measure(b, tp, run, files)
         artifacts, cross = _artifact_records(b, tp, run, files, base_ev, dep_ev, staging)
-        verdict = bud_v.check(tp.target.budgets, dep_ev)
+        verdict = bud_v.check(tp.target.budgets, dep_ev, skipped=dict(tp.skipped))
         manifest = _manifest(b, tp, run, files, base_ev, dep_ev, artifacts, cross, side_files, verdict)
         manifest = dump_manifest(staging / "manifest.json", manifest)
         write_report(staging / "report.md", manifest)
@@ -158,7 +158,7 @@ def _write_metadata(b: BuildSession, tp: TargetPlan, paths: list) -> dict:
             "associated_files": sorted({f["name"] for h in holders
                                         for f in (h.get("associated_files") or []) + (h.get("options", {}).get(
                                             "vocab_file") or [])}),
-            "client_ready": mp.client_compatible(b.tok)}
+            "client_ready": mp.client_compatible(b.tok), "client_gap": mp.client_gap(b.tok)}
 
 
 def _measure(b: BuildSession, tp: TargetPlan, run: _Run, files: dict):
@@ -309,7 +309,7 @@ def _entity_metrics(b: BuildSession, base_ev, dep_ev) -> dict:
 def _layer_rows(b: BuildSession, tp: TargetPlan, ptq: str) -> list[dict]:
     from .layer_table import layer_rows
 
-    return layer_rows(b.source.model, tp.steps, ptq, tp.target)
+    return layer_rows(b.source.model, tp.steps, ptq, tp.target, getattr(b.source, "vectorizer", None))
 
 
 def _cross_format(b: BuildSession, tp: TargetPlan, k: str, model, staging: Path, deployed_logits) -> dict:

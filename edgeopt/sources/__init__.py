@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import InputError
-from .modelfile import detect_format, load_file, tree_sha256
+from .modelfile import KERAS3, detect_format, load_file, tree_sha256
 
 
 class ModelSource:
@@ -102,6 +102,8 @@ class FileSource(_KerasSource):
         self.where = str(self.path)
         self._model = None
         self.keras3: Optional[dict] = None  # the Keras 3 rebuild's report
+        self._vectorizer = None  # a TextVectorization split off the file's model (textvec.Vectorizer)
+        self._native: Optional[str] = None  # why the model's structure is used as it is (see ``native``)
         self.format = detect_format(self.path)
         self._sha256: Optional[str] = None
 
@@ -117,12 +119,19 @@ class FileSource(_KerasSource):
     def model(self):
         if self._model is None:
             model = load_file(self.path, self.format, self.mspec)
-            if self.format == "keras3":
+            if self.format in KERAS3:
                 model, self.keras3 = model
-            if getattr(model, "inputs", None) is None:
-                raise InputError(f"{self.where}: a subclassed model (no input layer, so no input shape or graph "
-                                 f"edgeopt can read, convert or compress). Fix: write it as a functional or "
-                                 f"Sequential tf_keras model with an Input(shape=(seq_len,), dtype='int32').")
+                self._vectorizer = self.keras3.pop("vectorizer", None)
+                self._native = self.keras3.get("native")
+            else:
+                from ..tf import keras
+                from .textvec import split_off
+
+                if getattr(model, "inputs", None) is None:
+                    from .subclassed import SUBCLASSED, traced
+
+                    model, self._native = traced(model, keras(), self.where), SUBCLASSED
+                model, self._vectorizer = split_off(model, self.where, keras())
             bad = _non_finite_layer(model)
             if bad:
                 raise InputError(f"{self.where}: layer {bad!r} holds NaN or infinite weights, so nothing built from "
@@ -131,14 +140,36 @@ class FileSource(_KerasSource):
             self._model = model
         return self._model
 
+    @property
+    def native(self) -> Optional[str]:
+        """Why the model's structure is used as it is, or None: a Keras 3 model with a custom layer tf_keras has no
+        version of, or a subclassed model (traced through one token-id input). Such a model takes no pass that
+        needs its layers in tf_keras (TFMOT's prune, cluster and QAT; training); PTQ converts it directly."""
+        self.model
+        return self._native
+
+    @property
+    def vectorizer(self):
+        """The model's TextVectorization layer and settings (textvec.Vectorizer), None when it takes token ids."""
+        self.model
+        return self._vectorizer
+
     def initial(self, vocab_size, num_classes, seq_len, vocab=()):
         from ..passes.common import copy_model
 
+        if self.native:  # a Keras 3 model used as it is: cloned by Keras 3
+            m = self.rebuild(vocab_size, num_classes, seq_len)
+            m.set_weights(self.model.get_weights())
+            return m
         return copy_model(self.model)
 
     def rebuild(self, vocab_size, num_classes, seq_len):
         from ..tf import keras
 
+        if self.native:
+            import keras as k3
+
+            return k3.models.clone_model(self.model)
         return keras().models.clone_model(self.model)
 
 
@@ -267,8 +298,19 @@ def iter_layers(model):
 
 
 def first_embedding(model):
-    """The model's first Embedding layer (the one the token ids index), or None."""
-    return next((layer for layer in iter_layers(model) if type(layer).__name__ == "Embedding"), None)
+    """The Embedding the token ids index: the model's first Embedding layer; else, inside the first custom layer
+    holding Embeddings (keras.io's TokenAndPositionEmbedding), the one with the most rows (the token table, not
+    the position table); None when there is none."""
+    top = next((layer for layer in iter_layers(model) if type(layer).__name__ == "Embedding"), None)
+    if top is not None:
+        return top
+    for layer in iter_layers(model):
+        flat = getattr(layer, "_flatten_layers", None)
+        inner = [x for x in flat(include_self=False, recursive=True)
+                 if type(x).__name__ == "Embedding"] if callable(flat) else []
+        if inner:
+            return max(inner, key=lambda x: int(x.input_dim))
+    return None
 
 
 def output_kind(model) -> str:
@@ -292,7 +334,7 @@ def check_io(model, where: str, num_classes: int, seq_len: int, vocab_size: int,
         raise InputError(f"{where}: has {len(model.inputs)} inputs ({', '.join(names)}); {fix_in}. Fix: give a "
                          f"model with one token-id input.")
     shape = tuple(model.inputs[0].shape)
-    dtype = model.inputs[0].dtype.name
+    dtype = str(getattr(model.inputs[0].dtype, "name", model.inputs[0].dtype))  # tf_keras: a DType; Keras 3: a str
     if len(shape) != 2:
         raise InputError(f"{where}: its input has shape {list(shape)}; {fix_in}. Fix: give a model whose input is "
                          f"[batch, seq_len] token ids.")
@@ -325,5 +367,9 @@ def check_io(model, where: str, num_classes: int, seq_len: int, vocab_size: int,
         raise InputError(f"{where}: its Embedding {emb.name!r} has {emb.input_dim} rows, the tokenizer's "
                          f"vocabulary has {vocab_size} ids. Fix: set tokenizer.max_vocab: {emb.input_dim} (or give "
                          f"the vocabulary the model was trained with as tokenizer.vocab_file).")
+    check = (f"not run: edgeopt found no Embedding layer in the model (nor inside its custom layers), so it cannot "
+             f"check that the tokenizer's {vocab_size} ids fit the model's table; an id past it fails when the file "
+             f"runs" if emb is None else f"the tokenizer's {vocab_size} ids fit Embedding {emb.name!r} "
+                                          f"({int(emb.input_dim)} rows)")
     return {"input_dtype": dtype, "seq_len": shape[1], "num_classes": int(n_out), "output": output_kind(model),
-            "embedding_rows": int(emb.input_dim) if emb is not None else None}
+            "embedding_rows": int(emb.input_dim) if emb is not None else None, "vocabulary_check": check}

@@ -68,14 +68,22 @@ def translate(k3_config: dict) -> dict:
         "input_layers": io(cfg["input_layers"]), "output_layers": io(cfg["output_layers"])}}
 
 
+class NoEquivalent(InputError):
+    """A Keras 3 layer class tf_keras does not have (a custom layer, or a new built-in one)."""
+
+    def __init__(self, msg: str, cls: str):
+        super().__init__(msg)
+        self.cls = cls
+
+
 def _layer(l: dict, seq: bool = False) -> dict:
     from ..tf import keras
 
     K = keras()
     cls = l["class_name"]
     if not hasattr(K.layers, cls):
-        raise InputError(f"Keras 3 layer {l.get('name') or l['config'].get('name')!r} ({cls}) has no tf_keras "
-                         f"equivalent. Fix: replace it with a standard layer, or build the model with tf_keras.")
+        raise NoEquivalent(f"Keras 3 layer {l.get('name') or l['config'].get('name')!r} ({cls}) has no tf_keras "
+                         f"equivalent. Fix: replace it with a standard layer, or build the model with tf_keras.", cls)
     out = {"class_name": cls, "config": _fit_config(getattr(K.layers, cls), _clean(l["config"]), l)}
     if not seq:
         out["name"] = l.get("name") or l["config"]["name"]
@@ -153,15 +161,25 @@ def load_and_rebuild(path: Path, custom: dict, safe_mode: bool = True):
         msg = " ".join(str(e).split())[:240]
         raise ArtifactError(f"{path}: Keras 3 cannot load it ({type(e).__name__}: {msg}). Fix: give a Keras 3 "
                             f".keras file saved by model.save().") from None
-    import json
-    import zipfile
+    from .textvec import split_off
 
-    from ..errors import ArtifactError
-    from ..files import MAX_CONFIG_BYTES, read_member
+    if type(m3).__name__ not in ("Functional", "Sequential"):  # subclassed: traced, used as it is
+        from .subclassed import SUBCLASSED, traced
 
-    with zipfile.ZipFile(path) as z:
-        config = json.loads(read_member(z, "config.json", MAX_CONFIG_BYTES, str(path), ArtifactError))
-    tk_cfg = translate(config)
+        m3 = traced(m3, k3, str(path))
+        return m3, {"keras_version": k3.__version__, "layers": len(m3.layers), "vectorizer": None,
+                    "native": SUBCLASSED}
+    m3, vectorizer = split_off(m3, str(path), k3)
+    # the loaded model's config (what a .keras file's config.json holds; an .h5 file's, or the integer sub-model
+    # after a TextVectorization, in the same form)
+    try:
+        tk_cfg = translate(k3.saving.serialize_keras_object(m3))
+    except NoEquivalent as e:
+        if not any(getattr(c, "__name__", None) == e.cls.split(">")[-1] for c in custom.values()):
+            raise
+        # the user's own layer: no tf_keras twin, so the Keras 3 model itself goes to the converter (PTQ only)
+        return m3, {"keras_version": k3.__version__, "layers": len(m3.layers), "vectorizer": vectorizer,
+                    "native": f"its custom layer {e.cls} has no tf_keras version to rebuild it in"}
     try:
         with K.utils.custom_object_scope(custom):
             tk = (K.Sequential.from_config(tk_cfg["config"]) if tk_cfg["class_name"] == "Sequential"
@@ -186,7 +204,7 @@ def load_and_rebuild(path: Path, custom: dict, safe_mode: bool = True):
             raise InputError(f"{path}: Keras 3 layer {layer.name!r} ({type(src).__name__}) stores its weights "
                              f"differently from tf_keras ({' '.join(str(e).split())[:160]}). Fix: build the model "
                              f"with tf_keras.") from None
-    return tk, {"keras_version": k3.__version__, "layers": len(tk.layers), "_model": m3}
+    return tk, {"keras_version": k3.__version__, "layers": len(tk.layers), "_model": m3, "vectorizer": vectorizer}
 
 
 def compare(report: dict, tk_model, x, path: Path, tol: float = 1e-4) -> dict:

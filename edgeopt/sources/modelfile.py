@@ -17,7 +17,8 @@ from pathlib import Path
 from ..errors import ArtifactError, InputError
 from ..files import MAX_CONFIG_BYTES, check_archive, read_member
 
-FORMATS = "a tf_keras .keras or .h5 file, a SavedModel directory, or a Keras 3 .keras file"
+FORMATS = "a tf_keras .keras or .h5 file, a SavedModel directory, or a Keras 3 .keras or .h5 file"
+KERAS3 = ("keras3", "keras3-h5")
 # Layers made by Keras itself when a functional model calls TensorFlow ops (serialized by op name, not by code), and
 # the serialization's own markers.
 _SAFE_INTERNAL = {"Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpLambda", "InputLayer", "__tuple__",
@@ -39,7 +40,8 @@ def tree_sha256(path: Path) -> str:
 
 
 def detect_format(path: Path) -> str:
-    """``keras`` (tf_keras zip), ``keras3``, ``h5`` or ``savedmodel``; a one-line error otherwise."""
+    """``keras`` (tf_keras zip), ``keras3`` (zip), ``h5``, ``keras3-h5`` (HDF5 written by Keras 3) or
+    ``savedmodel``; a one-line error otherwise."""
     if not path.exists():
         raise InputError(f"{path}: model file not found. Fix: check model.path (relative to the spec file).")
     if path.is_dir():
@@ -52,7 +54,16 @@ def detect_format(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(8)
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        return "h5"
+        try:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                version = f.attrs.get("keras_version")
+        except Exception as e:  # noqa: BLE001 -- h5py's errors on a damaged file
+            raise ArtifactError(f"{path}: an HDF5 file h5py cannot open ({type(e).__name__}). Fix: give "
+                                f"{FORMATS}.") from None
+        version = version.decode() if isinstance(version, bytes) else str(version or "")
+        return "keras3-h5" if version.startswith("3") else "h5"
     if head.startswith(b"PK"):
         try:
             with zipfile.ZipFile(path) as z:
@@ -72,7 +83,7 @@ def _config_of(path: Path, fmt: str) -> list:
         if fmt in ("keras", "keras3"):
             with zipfile.ZipFile(path) as z:
                 return [json.loads(read_member(z, "config.json", MAX_CONFIG_BYTES, str(path), ArtifactError))]
-        if fmt == "h5":
+        if fmt in ("h5", "keras3-h5"):
             import h5py
 
             with h5py.File(path, "r") as f:
@@ -173,7 +184,7 @@ def check_safe(path: Path, fmt: str, mspec, extra_known: set[str]) -> None:
     found = []
     for cfg in _config_of(path, fmt):
         _class_names(cfg, found)
-    known = _known_classes(fmt == "keras3") | extra_known
+    known = _known_classes(fmt in KERAS3) | extra_known
     lam = sorted({n or "?" for c, n in found if c == "Lambda"})
     if lam and not mspec.trust_model_code:
         raise InputError(f"{path}: layer(s) {', '.join(lam)} are Lambda layers, whose Python code runs when the file "
@@ -191,7 +202,7 @@ def load_file(path: Path, fmt: str, mspec):
     """The tf_keras model in ``path`` (for a Keras 3 file: (model, rebuild report))."""
     objs = custom_objects(mspec)
     check_safe(path, fmt, mspec, set(objs))
-    if fmt == "keras3":
+    if fmt in KERAS3:
         from .keras3 import load_and_rebuild
 
         return load_and_rebuild(path, objs, safe_mode=not mspec.trust_model_code)

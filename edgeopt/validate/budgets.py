@@ -30,19 +30,34 @@ def host_latency_problem(target) -> str | None:
             f"latency. Fix: remove it and budget the device's own signal: {DEVICE_SIGNALS}.")
 
 
+NO_COUNT = ("skipped: --no-count was given, so nothing was counted and this budget is not judged (count it by "
+            "building without --no-count)")
+
+
 def _item(name, limit, value, ok, unit) -> BudgetCheck:
     return BudgetCheck(name=name, limit=limit, value=value, unit=unit, passed=bool(ok))
 
 
-def check(budgets, ev=None, **figures) -> Verdict:
+def skipped_by(target, count) -> dict:
+    """{budget: why it is not judged} for the budgets ``count`` (``--count``/``--no-count``) asked not to
+    measure: the instruction budgets of a build with --no-count."""
+    if count is not False:
+        return {}
+    b = target.budgets
+    return {n: NO_COUNT for n in ("max_instructions_per_inference", "max_estimated_latency_ms")
+            if getattr(b, n) is not None}
+
+
+def check(budgets, ev=None, skipped: dict | None = None, **figures) -> Verdict:
     """Every budget judged on one artifact's evidence (``validate.base.ArtifactEvidence``), with its limit, value
     and verdict; drops are measured against ``ev.against`` (the float32 file a build deploys next to; the float32
     reference a tune candidate is compared with). Not a budget but always checked: every output is finite (a
     diverged model outputs NaN, and argmax over NaN picks class 0, which can pass an accuracy budget).
 
-    Without evidence, the figures themselves (keyword arguments of :func:`judge`): the rules on their own."""
+    Without evidence, the figures themselves (keyword arguments of :func:`judge`): the rules on their own.
+    ``skipped`` ({budget: why}, :func:`skipped_by`): budgets not judged because the user asked not to measure them."""
     if ev is None:
-        return judge(budgets, **figures)
+        return judge(budgets, skipped=skipped, **figures)
     q, base = ev.quality, ev.against
     finite = {}
     refs = [e.quality.reference_finite for e in (ev, base) if e is not None and e.quality.reference_finite is not None]
@@ -68,7 +83,7 @@ def check(budgets, ev=None, **figures) -> Verdict:
                  entity_f1=q.entity_f1, entity_f1_drop=ev.drop("entity_f1"),
                  instructions=cost.get("instructions_per_inference"), instructions_cpu=cost.get("cpu", count.get("cpu")),
                  estimated_latency_ms=cost.get("estimated_latency_ms"), device_latency=ev.get("board"),
-                 gpu=ev.get("gpu"), chance=chance or None, robustness=ev.get("robustness"))
+                 gpu=ev.get("gpu"), chance=chance or None, robustness=ev.get("robustness"), skipped=skipped)
 
 
 def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
@@ -77,11 +92,16 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
           instructions: int | None = None, instructions_cpu: str | None = None,
           estimated_latency_ms: float | None = None, device_latency: dict | None = None,
           gpu: dict | None = None, entity_f1: float | None = None, entity_f1_drop: float | None = None,
-          chance: dict | None = None, robustness: dict | None = None) -> Verdict:
+          chance: dict | None = None, robustness: dict | None = None, skipped: dict | None = None) -> Verdict:
     """The budget rules on the figures they read (what :func:`check` takes from the evidence)."""
     checks = []
+    skipped = skipped or {}
 
     def add(name, limit, value, ok, unit):
+        if name in skipped and (value is None or isinstance(value, str) and value.startswith("not counted")):
+            checks.append(BudgetCheck(name=name, limit=limit, value=None, unit=unit, passed=True,
+                                      skipped=skipped[name]))
+            return
         checks.append(_item(name, limit, value, ok, unit))
 
     if finite is not None:

@@ -227,9 +227,12 @@ def test_a_subclassed_savedmodel_is_one_line(tmp_path, monkeypatch):
             f"m = mymodels.Net(); m(np.zeros((1, 16), np.int32)); m.save({str(tmp_path / 'sm')!r}, save_format='tf')")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     monkeypatch.syspath_prepend(str(tmp_path))
-    msg = one_line_error(run_cli(["build", str(tmp_path / "sm"), "--data", "banking77", "-t", "pixel-7",
-                                  "--custom-module", "mymodels", "--dry-run"]))
-    assert "subclassed model" in msg and "functional" in msg, msg
+    base = ["build", str(tmp_path / "sm"), "--data", "banking77", "-t", "pixel-7", "--custom-module", "mymodels",
+            "--dry-run"]
+    r = run_cli(base)  # traced through its saved input [batch, 16]: planned, PTQ only
+    assert r.exit_code == 0 and "a subclassed model" in r.output and "traced through one int32" in r.output, r.output
+    msg = one_line_error(run_cli([*base, "--qat"]))  # a pass that rebuilds it layer by layer: refused, never exit 1
+    assert "qat need the model's layers in tf_keras" in msg and "subclassed model" in msg, msg
 
 
 def test_predict_reads_standard_input_with_a_limit(tmp_path):

@@ -32,3 +32,26 @@ def test_broken_export_fails_even_when_the_drop_looks_fine():
     assert b.min_export_agreement == 0.99  # on by default for every target
     v = check(b, accuracy=0.5, accuracy_drop=0.0, size_bytes=1, latency_p90_ms=1.0, export_agreement=0.47)
     assert not v["passed"] and failures(v) == ["min_export_agreement: measured 0.47 fraction < limit 0.99"]
+
+
+def test_no_count_skips_the_instruction_budgets_with_the_reason_and_nothing_else():
+    from edgeopt.registry import load_target
+    from edgeopt.validate.budgets import NO_COUNT, skipped_by
+
+    pixel = load_target("pixel-7")
+    assert skipped_by(pixel, None) == {} and skipped_by(pixel, True) == {}
+    skip = skipped_by(pixel, False)
+    assert skip == {"max_instructions_per_inference": NO_COUNT}
+    b = Budgets(max_instructions_per_inference=5_000_000, max_size_bytes=1000)
+    v = check(b, accuracy=0.9, accuracy_drop=0.0, size_bytes=999, latency_p90_ms=None, skipped=skip)
+    ins = next(c for c in v["checks"] if c["name"] == "max_instructions_per_inference")
+    assert v["passed"] and ins["skipped"] == NO_COUNT and ins["value"] is None and failures(v) == []
+    # a skip never hides another budget's failure, nor a count that was made
+    v = check(b, accuracy=0.9, accuracy_drop=0.0, size_bytes=1001, latency_p90_ms=None, skipped=skip)
+    assert not v["passed"] and failures(v) == ["max_size_bytes: measured 1001 bytes > limit 1000"]
+    v = check(b, accuracy=0.9, accuracy_drop=0.0, size_bytes=999, latency_p90_ms=None, instructions=6_000_000,
+              instructions_cpu="cortex-a76", skipped=skip)
+    assert not v["passed"] and not any(c["skipped"] for c in v["checks"])
+    # without --no-count, a missing count still fails
+    v = check(b, accuracy=0.9, accuracy_drop=0.0, size_bytes=999, latency_p90_ms=None)
+    assert not v["passed"]
