@@ -96,6 +96,11 @@ def _skipped_note(bud: dict) -> str:
 
 
 def _budgets_md(m: dict) -> list[str]:
+    hints = [f"**{esc(c['name'])}:** {esc(c['hint'])}." for c in m["budgets"]["checks"] if c.get("hint")]
+    return _budget_rows(m) + [x for h in hints for x in ("", h)]
+
+
+def _budget_rows(m: dict) -> list[str]:
     return table(["budget", "limit", "measured", "result"],
                  [[c["name"], w.budget_value(c["name"], c["limit"], c["unit"]),
                    esc(c["skipped"]) if c.get("skipped") else w.budget_value(c["name"], c["value"], c["unit"]),

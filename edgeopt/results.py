@@ -66,6 +66,7 @@ class BudgetCheck(Record):
     unit: str
     passed: bool
     skipped: Optional[str] = None
+    hint: Optional[str] = None  # a failed budget's cause and knobs (the size budget: what drives the size)
 
 
 class Verdict(Record):

@@ -98,7 +98,8 @@ class Plan:
                 "model_source": self.facts or None, "layers": [dict(r) for r in self.layers] or None,
                 "tokenizer": s.tokenizer.model_dump(), "training": s.training.model_dump(), "cache": self.use_cache,
                 "targets": [{"target": t.target.name, "out": str(t.out_dir), "passes": t.pass_names, "ptq": t.ptq,
-                             "fallback": list(t.target.fallback), "steps": t.describe_steps(),
+                             "fallback": list(t.target.fallback), "fallback_note": t.target.fallback_note,
+                             "steps": t.describe_steps(),
                              "emulate": list(t.emulate), "count_instructions_on": t.count,
                              "budgets_skipped": dict(t.skipped),
                              "on_device": t.remote.url if t.remote else None} for t in self.targets]}

@@ -71,7 +71,7 @@ def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
         files, side_files = _write_files(b, tp, run, staging)
         base_ev, dep_ev = _measure(b, tp, run, files)
         artifacts, cross = _artifact_records(b, tp, run, files, base_ev, dep_ev, staging)
-        verdict = bud_v.check(tp.target.budgets, dep_ev, skipped=dict(tp.skipped))
+        verdict = bud_v.check(tp.target.budgets, dep_ev, skipped=dict(tp.skipped), size_hint=_size_hint(b, tp, run))
         manifest = _manifest(b, tp, run, files, base_ev, dep_ev, artifacts, cross, side_files, verdict)
         manifest = dump_manifest(staging / "manifest.json", manifest)
         write_report(staging / "report.md", manifest)
@@ -102,6 +102,16 @@ def _build_target(b: BuildSession, tp: TargetPlan) -> BuildResult:
 def _no_space(out: Path, needed: int, free: int) -> OutputError:
     return OutputError(f"{out.parent}: no space left for the build ({needed:,} bytes needed, {free:,} free); nothing "
                        f"was written. Fix: free space there, or choose another --out.")
+
+
+def _size_hint(b: BuildSession, tp: TargetPlan, run: _Run):
+    """What drives the deployed file's size, when it is over the size budget (None otherwise)."""
+    limit = tp.target.budgets.max_size_bytes
+    if limit is None or len(run.deployed_bytes) <= limit:
+        return None
+    from ..validate.size_drivers import describe
+
+    return describe(run.model, run.ptq, b.tok.vocab_size, b.source.kind)
 
 
 def _convert(b: BuildSession, tp: TargetPlan) -> _Run:

@@ -53,6 +53,20 @@ def _check_args(trials, timeout, objective, study_name):
         raise InputError("--study is empty. Fix: give a name, e.g. --study banking77-pixel7.")
 
 
+def _check_used_as_is(spec, trials: int, space) -> None:
+    """A model file used as it is (a Keras 3 custom layer, a subclassed model: ``FileSource.native``) takes no
+    training or compression pass, so only the conversion grid can be searched for it: refused before any trial."""
+    if spec.model is None or spec.model.path is None or not (trials or space.preset.trains):
+        return
+    from ..sources import source_for
+
+    why = source_for(spec).native
+    if why:
+        raise InputError(f"{spec.model.path}: tune's sampled trials train and compress the model, and this model is "
+                         f"used as it is ({why}). Fix: --trials 0 (the conversion grid only), or save a functional "
+                         f"tf_keras model.")
+
+
 def _prepare_dir(out: Path, tune_dir: Path, resume: bool, shared: bool) -> None:
     """``out`` holds the pick's build (``out/build``) and the study (``out/tune``). An existing ``out`` must be a
     tune directory edgeopt made; nothing else is ever touched."""
@@ -102,6 +116,7 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
         raise InputError(f"{spec.source or spec.name}: tune compares candidates by sentence accuracy; searching for a "
                          f"tagger (by entity F1) is not built yet. Fix: build the tagger with `edgeopt build`.")
     space = space_for(prof, tuple(teachers), on_device, host_cost)
+    _check_used_as_is(spec, trials, space)
     if prof.budgets.max_device_latency_p90_ms is not None and not on_device:
         raise InputError(f"{prof.source or prof.name}: budgets.max_device_latency_p90_ms is measured on the board. "
                          f"Fix: add --on-device (the board in device.remote measures every candidate).")

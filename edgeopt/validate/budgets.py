@@ -48,16 +48,17 @@ def skipped_by(target, count) -> dict:
             if getattr(b, n) is not None}
 
 
-def check(budgets, ev=None, skipped: dict | None = None, **figures) -> Verdict:
+def check(budgets, ev=None, skipped: dict | None = None, size_hint: str | None = None, **figures) -> Verdict:
     """Every budget judged on one artifact's evidence (``validate.base.ArtifactEvidence``), with its limit, value
     and verdict; drops are measured against ``ev.against`` (the float32 file a build deploys next to; the float32
     reference a tune candidate is compared with). Not a budget but always checked: every output is finite (a
     diverged model outputs NaN, and argmax over NaN picks class 0, which can pass an accuracy budget).
 
     Without evidence, the figures themselves (keyword arguments of :func:`judge`): the rules on their own.
-    ``skipped`` ({budget: why}, :func:`skipped_by`): budgets not judged because the user asked not to measure them."""
+    ``skipped`` ({budget: why}, :func:`skipped_by`): budgets not judged because the user asked not to measure them;
+    ``size_hint``: what drives the file's size (``size_drivers.describe``), said when the size budget fails."""
     if ev is None:
-        return judge(budgets, skipped=skipped, **figures)
+        return judge(budgets, skipped=skipped, size_hint=size_hint, **figures)
     q, base = ev.quality, ev.against
     finite = {}
     refs = [e.quality.reference_finite for e in (ev, base) if e is not None and e.quality.reference_finite is not None]
@@ -83,7 +84,8 @@ def check(budgets, ev=None, skipped: dict | None = None, **figures) -> Verdict:
                  entity_f1=q.entity_f1, entity_f1_drop=ev.drop("entity_f1"),
                  instructions=cost.get("instructions_per_inference"), instructions_cpu=cost.get("cpu", count.get("cpu")),
                  estimated_latency_ms=cost.get("estimated_latency_ms"), device_latency=ev.get("board"),
-                 gpu=ev.get("gpu"), chance=chance or None, robustness=ev.get("robustness"), skipped=skipped)
+                 gpu=ev.get("gpu"), chance=chance or None, robustness=ev.get("robustness"), skipped=skipped,
+                 size_hint=size_hint)
 
 
 def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, latency_p90_ms,
@@ -92,7 +94,8 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
           instructions: int | None = None, instructions_cpu: str | None = None,
           estimated_latency_ms: float | None = None, device_latency: dict | None = None,
           gpu: dict | None = None, entity_f1: float | None = None, entity_f1_drop: float | None = None,
-          chance: dict | None = None, robustness: dict | None = None, skipped: dict | None = None) -> Verdict:
+          chance: dict | None = None, robustness: dict | None = None, skipped: dict | None = None,
+          size_hint: str | None = None) -> Verdict:
     """The budget rules on the figures they read (what :func:`check` takes from the evidence)."""
     checks = []
     skipped = skipped or {}
@@ -136,7 +139,9 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
         add("min_export_agreement", budgets.min_export_agreement, round(export_agreement, 6) if compared else None,
             compared and export_agreement >= budgets.min_export_agreement, "fraction")
     if budgets.max_size_bytes is not None:
-        add("max_size_bytes", budgets.max_size_bytes, size_bytes, size_bytes <= budgets.max_size_bytes, "bytes")
+        ok = size_bytes <= budgets.max_size_bytes
+        checks.append(BudgetCheck(name="max_size_bytes", limit=budgets.max_size_bytes, value=size_bytes, unit="bytes",
+                                  passed=ok, hint=None if ok else size_hint))
     if budgets.max_latency_p90_ms is not None:
         ok = latency_p90_ms is not None and latency_p90_ms <= budgets.max_latency_p90_ms
         add("max_latency_p90_ms", budgets.max_latency_p90_ms, latency_p90_ms, ok, "ms (build machine)")
@@ -229,6 +234,7 @@ def failures(verdict: Verdict) -> list[str]:
             else f"{c['name']}: {c['value']}" if c["name"] == "better_than_chance" or isinstance(
                 c["value"], str) and c["value"].startswith(("not counted", "not measured"))
             else f"{c['name']}: nothing was compared (non-finite outputs)" if c["value"] is None
-            else f"{c['name']}: measured {c['value']} {c['unit']} > limit {c['limit']}" if c["name"].startswith("max")
+            else f"{c['name']}: measured {c['value']} {c['unit']} > limit {c['limit']}"
+            + (f"; {c['hint']}" if c.get("hint") else "") if c["name"].startswith("max")
             else f"{c['name']}: measured {c['value']} {c['unit']} < limit {c['limit']}"
             for c in verdict["checks"] if not c["passed"]]

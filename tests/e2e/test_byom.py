@@ -298,26 +298,6 @@ def test_pretrained_model_with_its_own_vocabulary_reaches_its_own_accuracy(tmp_p
 
 
 @pytest.mark.slow
-def test_gru_int8_crash_is_recorded_and_the_fallback_deployed(tmp_path, data_yaml):
-    """pixel-7 with no flag: its int8 conversion crashes on the GRU, and its measured fallback order deploys
-    dynamic; --fallback replaces the order (and the target's reason for it)."""
-    _model("gru").save(tmp_path / "gru.keras")
-    base = [str(tmp_path / "gru.keras"), "--data", str(data_yaml), "--target", "pixel-7", "--no-count"]
-    man = _build([*base, "--out", str(tmp_path / "fb")])
-    conv = man["conversion"]
-    assert conv["asked"] == "int8" and conv["deployed"] == "dynamic" and conv["fell_back"]
-    assert conv["attempts"][0]["outcome"] == "crashed" and "SIGSEGV" in conv["attempts"][0]["error"]
-    assert "GRU" in conv["attempts"][0]["layer_types"]
-    assert man["metrics"]["artifact"] == "model_dynamic.tflite"
-    assert (tmp_path / "fb" / "model_dynamic.tflite").is_file() and not (tmp_path / "fb" / "model_int8.tflite").exists()
-    report = (tmp_path / "fb" / "report.md").read_text()
-    assert "deployed dynamic" in report and "Why dynamic then float32, in that order: dynamic first:" in report
-    man = _build([*base, "--fallback", "float32", "--out", str(tmp_path / "f32")])
-    assert man["conversion"]["deployed"] == "float32" and "in that order" not in (tmp_path / "f32" / "report.md"
-                                                                                    ).read_text()
-
-
-@pytest.mark.slow
 def test_builder_model_trains_and_compresses(tmp_path):
     (tmp_path / "mybuilders.py").write_text(
         "import tf_keras as K\n"

@@ -169,9 +169,9 @@ def _recurrent(kind: str, mask: bool, bidirectional: bool = False):
     return K.Model(i, K.layers.Dense(2)(x))
 
 
-@pytest.mark.parametrize("kind, mask, bidirectional, crashes", [
+@pytest.mark.parametrize("kind, mask, bidirectional, crashes", [  # SimpleRNN, Bidirectional(GRU): test_byom's table
     ("lstm", True, False, "masked LSTM"), ("lstm", True, True, "masked LSTM"), ("lstm", False, False, None),
-    ("gru", False, False, "GRU"), ("gru", True, True, "GRU"), ("rnn", True, False, "SimpleRNN"),
+    ("gru", False, False, "GRU"),
 ])
 def test_dry_run_predicts_the_int8_crash_from_the_layers(tmp_path, kind, mask, bidirectional, crashes):
     """The crash is predicted from the layer types (a masked LSTM included); a target without a fallback refuses
@@ -203,7 +203,8 @@ def test_dry_run_predicts_the_int8_crash_from_the_layers(tmp_path, kind, mask, b
 @pytest.mark.slow
 def test_masked_lstm_deploys_on_pixel_7_with_no_flags(tmp_path):
     """keras.io's advice (Embedding(mask_zero=True)) on the default target: int8 crashes, the crash is recorded,
-    and the target's measured order deploys dynamic, whose accuracy is the model's own."""
+    and the target's measured order deploys dynamic, whose accuracy is the model's own; the report says why that
+    order. --fallback replaces the order and the target's reason for it."""
     from edgeopt.data.tokenizer import WordTokenizer
     from edgeopt.tf import keras
 
@@ -222,8 +223,17 @@ def test_masked_lstm_deploys_on_pixel_7_with_no_flags(tmp_path):
     man = json.loads(r.stdout)
     conv = man["conversion"]
     assert (conv["asked"], conv["deployed"], conv["fell_back"]) == ("int8", "dynamic", True)
-    assert conv["attempts"][0]["outcome"] == "crashed" and "LSTM" in conv["attempts"][0]["layer_types"]
+    assert conv["attempts"][0]["outcome"] == "crashed" and "SIGSEGV" in conv["attempts"][0]["error"]
+    assert "LSTM" in conv["attempts"][0]["layer_types"] and man["metrics"]["artifact"] == "model_dynamic.tflite"
+    assert not (tmp_path / "out" / "model_int8.tflite").exists()
     assert abs(man["metrics"]["accuracy"] - own) <= 2 / len(ds.test) + 1e-9
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "deployed dynamic" in report and "Why dynamic then float32, in that order: dynamic first:" in report
+    r = run_cli(["build", str(tmp_path / "lstm.keras"), "--data", str(tmp_path / "data.yaml"), "--target", "pixel-7",
+                 "--fallback", "float32", "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    t = json.loads(r.stdout)["targets"][0]
+    assert t["fallback"] == ["float32"] and t["fallback_note"] is None
 
 
 # ----------------------------------------------------------- custom layers, registered names, subclassed models
@@ -304,6 +314,13 @@ def test_registered_names_resolve_in_every_format(tmp_path, monkeypatch):
             facts = json.loads(r.stdout)["model_source"]
             # the token table inside the custom layer is found, so the vocabulary check runs
             assert facts["embedding_rows"] == 3000 and "fit Embedding" in facts["vocabulary_check"], facts
+        if keras3:  # no tf_keras twin: used as it is, so tune may search its conversions only
+            assert "its custom layer" in facts["used_as_is"]
+            tune = ["tune", str(tmp_path / f"{name}-m.keras"), "--data", str(tmp_path / "data.yaml"), "--target",
+                    "pixel-7", "--custom-module", name, "--dry-run"]
+            r = run_cli([*tune, "--trials", "2"])
+            assert r.exit_code == 2 and "--trials 0 (the conversion grid only)" in r.output, r.output
+            assert run_cli([*tune, "--trials", "0"]).exit_code == 0
 
 
 @pytest.mark.slow

@@ -55,3 +55,24 @@ def test_no_count_skips_the_instruction_budgets_with_the_reason_and_nothing_else
     # without --no-count, a missing count still fails
     v = check(b, accuracy=0.9, accuracy_drop=0.0, size_bytes=999, latency_p90_ms=None)
     assert not v["passed"]
+
+
+def test_a_failed_size_budget_names_what_drives_the_size_and_the_knobs():
+    from edgeopt.tf import keras
+    from edgeopt.validate.size_drivers import describe
+
+    K = keras()
+    i = K.Input((24,), dtype="int32")
+    x = K.layers.GlobalMaxPooling1D()(K.layers.Embedding(20000, 128, name="embedding")(i))
+    m = K.Model(i, K.layers.Dense(77)(x))
+    hint = describe(m, "int8", 2311, "file")
+    assert "the vocabulary 20,000 x embedding width 128 = 2,560,000 weights in Embedding 'embedding', 100% of" in hint
+    assert "the tokenizer uses 2,311 of its 20,000 rows" in hint and "input_dim" in hint
+    assert "tokenizer.max_vocab" in describe(m, "float32", 20000, "architecture") and "uses" not in describe(
+        m, "float32", 20000, "architecture")
+    b = Budgets(max_size_bytes=1_000_000)
+    v = check(b, accuracy=0.9, accuracy_drop=0.0, size_bytes=2_600_000, latency_p90_ms=None, size_hint=hint)
+    assert failures(v) == [f"max_size_bytes: measured 2600000 bytes > limit 1000000; {hint}"]
+    # a passing size budget carries no hint
+    v = check(b, accuracy=0.9, accuracy_drop=0.0, size_bytes=999, latency_p90_ms=None, size_hint=hint)
+    assert v["passed"] and v["checks"][0]["hint"] is None
