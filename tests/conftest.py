@@ -51,7 +51,8 @@ SLOW_FIXTURES = {"csv_build", "multi_build", "mp_builds", "x86_build", "emulator
 
 
 # The full suite runs on two xdist workers (`-n 2 --dist loadgroup`): the tests sharing one expensive build fixture
-# are one group, run by one worker, so each fixture is built once.
+# are one group, run by one worker, so each fixture is built once. Each is session-scoped: a worker may run other
+# modules' tests between a group's tests, and a module-scoped fixture would be torn down and built again there.
 SHARED_BUILDS = ("csv_build", "multi_build", "mp_builds", "x86_build", "gpu_builds", "tagged", "tuned", "tiny_build", "swapped")
 
 

@@ -171,7 +171,7 @@ def _spec(path, name, **extra):
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # its xdist group's worker builds it once, even when other modules' tests interleave
 def mp_builds(tmp_path_factory):
     d = tmp_path_factory.mktemp("mp")
     spec = _spec(d / "tiny-mp.yaml", "tiny-mp")

@@ -8,7 +8,7 @@ import pytest
 from conftest import FAST_LATENCY, TINY, loosen_latency, run_cli, write_spec
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # its xdist group's worker builds it once, even when other modules' tests interleave
 def x86_build(tmp_path_factory):
     d = tmp_path_factory.mktemp("x86")
     spec = write_spec(d / "s.yaml", "tiny", "text_cnn", TINY["text_cnn"], epochs=1,

@@ -116,7 +116,7 @@ def _variant(tmp_path, name, **update) -> Path:
     return p
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # its xdist group's worker builds it once, even when other modules' tests interleave
 def gpu_builds(tmp_path_factory, gpu_dir):
     """A tiny CNN built for pixel-7-gpu (1-D lookups) and for the same profile exporting the lookup as it is."""
     import json as _json

@@ -15,7 +15,7 @@ DATA = {"dataset": "smsspam", "limit": {"train": 800, "dev": 200, "test": 300}}
 SEQ = 24
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # its xdist group's worker builds it once, even when other modules' tests interleave
 def swapped(tmp_path_factory):
     """A CNN trained on SMS spam with its outputs in the other order (output 0 = spam), its vocabulary, a data
     YAML and a target without a host-latency budget (nothing here depends on the machine's speed)."""

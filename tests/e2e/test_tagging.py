@@ -204,7 +204,7 @@ def test_pretrained_word_vectors_give_unseen_words_a_meaning(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------- end to end
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # its xdist group's worker builds it once, even when other modules' tests interleave
 def tagged(tmp_path_factory):
     """A tiny dilated-CNN tagger on a slice of WNUT-17, built into int8 TFLite (x86, XNNPACK) and int8 ONNX."""
     d = tmp_path_factory.mktemp("tagger")

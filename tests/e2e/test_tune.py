@@ -152,7 +152,7 @@ def test_bad_tune_input_is_one_line_exit_2(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- a whole tune
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # its xdist group's worker builds it once, even when other modules' tests interleave
 def tuned(tmp_path_factory):
     """A tiny CNN tuned for pixel-7 (the whole conversion-only grid, then two sampled training candidates)."""
     d = tmp_path_factory.mktemp("tune")
@@ -165,7 +165,7 @@ def tuned(tmp_path_factory):
         r = run_cli(["tune", str(spec), "--target", "pixel-7", "--out", str(out), "--trials", "2", "--json",
                      "--quiet", *TUNE_FAST])
         seconds = time.perf_counter() - t0
-        yield {"out": out, "result": r, "spec": spec, "seconds": seconds, "cache": d / "cache"}
+    return {"out": out, "result": r, "spec": spec, "seconds": seconds, "cache": d / "cache"}
 
 
 @pytest.mark.slow

@@ -65,7 +65,7 @@ def sshd(tmp_path_factory):
     proc.wait(10)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # its xdist group's worker builds it once, even when other modules' tests interleave
 def tiny_build(tmp_path_factory):
     d = tmp_path_factory.mktemp("remote-build")
     spec = write_spec(d / "s.yaml", "tiny", "text_cnn", TINY["text_cnn"])  # better than chance, or no build passes
