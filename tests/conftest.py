@@ -56,6 +56,7 @@ SLOW_FIXTURES = {"csv_build", "multi_build", "mp_builds", "x86_build", "emulator
 SHARED_BUILDS = ("csv_build", "multi_build", "mp_builds", "x86_build", "gpu_builds", "tagged", "tuned", "tiny_build", "swapped")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group markers set here
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(item.get_closest_marker(m) for m in SLOW_MARKERS) or SLOW_FIXTURES & set(item.fixturenames):
@@ -63,6 +64,18 @@ def pytest_collection_modifyitems(config, items):
         shared = next((f for f in SHARED_BUILDS if f in item.fixturenames), None)
         if shared is not None:
             item.add_marker(pytest.mark.xdist_group(shared))
+            _group_id(config, item, shared)
+
+
+def _group_id(config, item, group: str) -> None:
+    """xdist's loadgroup sends the tests whose ids end in ``@group`` to one worker. pytest-xdist 3.8 writes that
+    suffix into ``item._nodeid``, which pytest 9 no longer reads (a node's id is ``item._id``), so with this lock's
+    pytest 9.2 no group ever formed: each worker built the shared fixtures it needed (measured: the tuned fixture
+    twice in one CI run). The suffix is written where pytest 9 reads it, on the workers of a loadgroup run."""
+    if not getattr(config.option, "loadgroup", False) or not hasattr(item, "_id"):
+        return
+    if not item.nodeid.endswith(f"@{group}"):
+        item._id = type(item._id).parse(f"{item.nodeid}@{group}")
 
 
 def _start_prewarm() -> None:
