@@ -64,6 +64,16 @@ def _head_md(m: dict) -> list[str]:
             lines += ["", f"Why {esc(' then '.join((m.get('target_profile') or {}).get('fallback') or []))}, in "
                           f"that order: {esc(note)}"]
     src = m.get("model_source") or {}
+    z = src.get("fit_size")
+    if z:
+        c = z["chosen"]
+        lines += ["", f"**Sized to the budget (--fit-size):** vocabulary {c['vocab_size']:,} (max_vocab "
+                      f"{c['max_vocab']:,}, was {z['was']['max_vocab']:,}) x embedding width {c['embed_dim']} (was "
+                      f"{z['was']['embed_dim']}), {c['weights']:,} weights: the largest of {z['candidates']} "
+                      f"configurations whose untrained file, converted as this target converts, fit "
+                      f"{w.size(z['limits'][m['target']], exact=True)} (predicted "
+                      f"{w.size(c['predicted_bytes'][m['target']], exact=True)}; this file "
+                      f"{w.size(deployed['size_bytes'], exact=True)})."]
     if src.get("kind") in ("file", "builder"):
         lines += ["", f"**Model:** {esc(src['description'])}; input {src.get('input_dtype')} [batch, "
                       f"{src.get('seq_len') or 'any'}], output {esc(src.get('output'))}"

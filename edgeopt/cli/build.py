@@ -52,6 +52,10 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
 @click.option("--fallback", "fallback", multiple=True, type=click.Choice(["float32", "dynamic", "int8", "float16", "int16x8"]),
               help="Quantization to deploy instead when the converter fails or crashes (repeatable, tried in order; "
                    "replaces the target's fallback list).")
+@click.option("--fit-size", is_flag=True,
+              help="Size a built-in architecture to the targets' max_size_bytes before training: the largest "
+                   "vocabulary cap and embedding width whose file (the untrained model converted as the target "
+                   "converts) fits; the size budget checks the trained file after.")
 @model_file_options
 @own_data_options
 @click.option("--force", is_flag=True,
@@ -64,7 +68,7 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
 @latency_options
 @handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
-          qat, self_distill, teacher, no_cache, formats, emulate, count, on_device, fallback, data, vocab, hf_tokenizer, pad_token, unk_token, fit, trust_model_code,
+          qat, self_distill, teacher, no_cache, formats, emulate, count, on_device, fallback, fit_size, data, vocab, hf_tokenizer, pad_token, unk_token, fit, trust_model_code,
           custom_module, labels, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name, force, dry_run, as_json, quiet, verbose, latency_warmup,
           latency_iterations):
     """Build MODEL for each --target. MODEL: a built-in name, a ModelSpec YAML, or a Keras model file (.keras,
@@ -104,7 +108,7 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
                         pad_token=pad_token, unk_token=unk_token)
     p = plan(spec, list(targets), out=out, ptq=ptq, recipe=recipe, passes=passes, use_cache=not no_cache,
              formats=formats, emulate=emulate, force=force, fallback=fallback, count=count,
-             on_device=on_device)
+             on_device=on_device, fit_size=fit_size)
     _run_build(p, dry_run, as_json, quiet, latency_warmup, latency_iterations)
 
 

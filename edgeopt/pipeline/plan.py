@@ -124,7 +124,15 @@ class Plan:
                          + f" (columns {f.text_column!r} -> {f.label_column!r})"
                          + "".join(f"; {c}" for c in carved if c) + (f" (split_seed {s.data.split_seed})"
                                                                     if any(carved) else ""))
-        if self.facts:
+        if self.facts.get("fit_size"):
+            z = self.facts["fit_size"]
+            c = z["chosen"]
+            lines.append(f"  fit to size: vocabulary {c['vocab_size']:,} (max_vocab {c['max_vocab']:,}, was "
+                         f"{z['was']['max_vocab']:,}) x embedding {c['embed_dim']} (was {z['was']['embed_dim']}), "
+                         f"{c['weights']:,} weights; predicted " + ", ".join(
+                             f"{c['predicted_bytes'][t]:,} B for {t} (limit {lim:,})" for t, lim in z["limits"].items())
+                         + f"; {len(z['tried'])} of {z['candidates']} candidates converted")
+        if "kind" in self.facts:
             f = self.facts
             lines.append(f"  model: {f['kind']} ({f.get('format', f.get('builder', ''))}), input {f['input_dtype']} "
                          f"[batch, {f['seq_len'] or 'any'}], output {f['output']} over {f['num_classes']} classes"
@@ -181,7 +189,7 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
          ptq: Optional[str] = None, recipe: Optional[str] = None, passes: Optional[dict] = None,
          use_cache: bool = True, formats: str = "target", emulate: bool = False, force: bool = False,
          fallback: Optional[tuple[str, ...]] = None, count: Optional[bool] = None,
-         on_device: bool = False) -> Plan:
+         on_device: bool = False, fit_size: bool = False) -> Plan:
     if out is not None and not str(out).strip():
         raise InputError("--out is empty. Fix: give a directory, e.g. --out build/my-model.")
     from ..cache import check_cache_dir
@@ -204,6 +212,13 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
             raise InputError(f"--fallback {bad[0]!r} is not a quantization; choose among {', '.join(QUANTIZATIONS)}.")
         profiles = [p.model_copy(update={"fallback": tuple(dict.fromkeys(fallback)), "fallback_note": None})
                     for p in profiles]
+    if fit_size:  # the architecture sized to the tightest size budget, before anything else is planned
+        from .fitsize import fit
+        from .prepare import load_spec_data
+
+        spec, sized = fit(spec, profiles, lambda t: ptq or t.quantization, load_spec_data(spec))
+        prep = prepare(spec)
+        prep.facts["fit_size"] = sized
     names = [p.name for p in profiles]
     if len(set(names)) != len(names):
         raise InputError(f"target given twice: {names}. Fix: name each target once.")

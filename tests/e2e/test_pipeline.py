@@ -116,6 +116,29 @@ def test_budget_failure_exits_3_and_names_the_budget(tmp_path):
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert m["budgets"]["passed"] is False
     assert [c["name"] for c in m["budgets"]["checks"] if not c["passed"]] == ["max_size_bytes"]
+    # the failure says what drives the size, and the knobs
+    vocab = m["tokenizer"]["vocab_size"]
+    assert f"what drives the size: the vocabulary {vocab:,} x embedding width 32" in r.stderr, r.stderr
+    assert "tokenizer.max_vocab" in r.stderr and "architecture.params.embed_dim" in r.stderr
+    size = m["metrics"]["size"]["size_bytes"]
+    # --fit-size: nothing fits 1,000 bytes (one line, before any training); 85% of the file does, chosen before
+    # training, and the trained file meets it
+    r = run_cli(["build", str(spec), "-t", str(tmp_path / "impossible.yaml"), "--fit-size", "--dry-run"])
+    assert r.exit_code == 2 and "no configuration fits impossible (1,000 B)" in r.output, r.output
+    t["budgets"]["max_size_bytes"] = int(0.85 * size)
+    (tmp_path / "tight.yaml").write_text(yaml.safe_dump({**t, "name": "tight"}))
+    r = run_cli(["build", str(spec), "-t", str(tmp_path / "tight.yaml"), "--fit-size", "--out", str(tmp_path / "f"),
+                 "-q", "--json", *FAST_LATENCY])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)
+    z = m["model_source"]["fit_size"]
+    assert z["was"] == {"max_vocab": 3000, "embed_dim": 32} and z["limits"] == {"tight": int(0.85 * size)}
+    c = z["chosen"]
+    assert (c["embed_dim"], c["max_vocab"]) != (32, 3000) and c["predicted_bytes"]["tight"] <= 0.98 * 0.85 * size
+    assert m["metrics"]["size"]["size_bytes"] <= int(0.85 * size)
+    assert m["tokenizer"]["vocab_size"] == c["vocab_size"]
+    assert m["spec"]["architecture"]["params"]["embed_dim"] == c["embed_dim"]
+    assert "Sized to the budget (--fit-size)" in (tmp_path / "f" / "report.md").read_text()
 
 
 def test_failed_build_leaves_nothing_half_written(tmp_path, monkeypatch):
