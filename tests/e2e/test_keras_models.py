@@ -164,6 +164,9 @@ def _recurrent(kind: str, mask: bool, bidirectional: bool = False):
     K.utils.set_random_seed(3)
     i = K.Input((24,), dtype="int32")
     x = K.layers.Embedding(3000, 16, mask_zero=mask)(i)
+    if kind == "rnn+gru":  # a SimpleRNN feeding a GRU
+        x = K.layers.SimpleRNN(8, return_sequences=True)(x)
+        kind = "gru"
     layer = {"lstm": K.layers.LSTM, "gru": K.layers.GRU, "rnn": K.layers.SimpleRNN}[kind](8)
     x = K.layers.Bidirectional(layer)(x) if bidirectional else layer(x)
     return K.Model(i, K.layers.Dense(2)(x))
@@ -204,7 +207,8 @@ def test_dry_run_predicts_the_int8_crash_from_the_layers(tmp_path, kind, mask, b
 def test_masked_lstm_deploys_on_pixel_7_with_no_flags(tmp_path):
     """keras.io's advice (Embedding(mask_zero=True)) on the default target: int8 crashes, the crash is recorded,
     and the target's measured order deploys dynamic, whose accuracy is the model's own; the report says why that
-    order. --fallback replaces the order and the target's reason for it."""
+    order. --fallback replaces the order and the target's reason for it. A SimpleRNN feeding a GRU deploys the same
+    way with no flag."""
     from edgeopt.data.tokenizer import WordTokenizer
     from edgeopt.tf import keras
 
@@ -234,6 +238,14 @@ def test_masked_lstm_deploys_on_pixel_7_with_no_flags(tmp_path):
     assert r.exit_code == 0, r.output
     t = json.loads(r.stdout)["targets"][0]
     assert t["fallback"] == ["float32"] and t["fallback_note"] is None
+    # a masked SimpleRNN feeding a GRU, untrained (its verdict may fail on chance; its conversion is the point)
+    _recurrent("rnn+gru", True).save(tmp_path / "rnn_gru.keras")
+    r = run_cli(["build", str(tmp_path / "rnn_gru.keras"), "--data", str(tmp_path / "data.yaml"), "--target",
+                 "pixel-7", "--out", str(tmp_path / "out2"), "--quiet", "--json", "--no-count", *FAST_LATENCY])
+    assert r.exit_code in (0, 3), r.output
+    conv = json.loads(r.stdout)["conversion"]
+    assert (conv["asked"], conv["deployed"], conv["attempts"][0]["outcome"]) == ("int8", "dynamic", "crashed")
+    assert {"GRU", "SimpleRNN"} <= set(conv["attempts"][0]["layer_types"])
 
 
 # ----------------------------------------------------------- custom layers, registered names, subclassed models
