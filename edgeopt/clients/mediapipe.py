@@ -75,6 +75,15 @@ def wordpiece_vocab(tok) -> list[str] | None:
     return [by_id[i] for i in range(len(by_id))]
 
 
+def metadata_vocab(tok) -> str | None:
+    """The vocabulary file the model metadata carries: MediaPipe's regex tokenizer's, or a WordPiece vocabulary;
+    None for a tokenizer whose ids the metadata only describes."""
+    if client_compatible(tok):
+        return tok.client_vocab()
+    wordpiece = wordpiece_vocab(tok)
+    return None if wordpiece is None else "".join(t + "\n" for t in wordpiece)
+
+
 def write_metadata(paths: list[Path], tok, labels: list[str], *, name: str, version: str, description: str,
                    quiet: bool = False) -> dict:
     """Populate each ``.tflite`` in ``paths`` (in place) with model metadata: name, version, description, the
@@ -82,12 +91,12 @@ def write_metadata(paths: list[Path], tok, labels: list[str], *, name: str, vers
     output's labels. Returns the metadata JSON (the same for every path)."""
     with tempfile.TemporaryDirectory(prefix="edgeopt-md-") as td:
         vocab = Path(td) / "vocab.txt"  # the associated file's name inside the model
-        wordpiece = wordpiece_vocab(tok)
+        text = metadata_vocab(tok)
+        if text is not None:
+            vocab.write_text(text, encoding="utf-8")
         if client_compatible(tok):
-            vocab.write_text(tok.client_vocab(), encoding="utf-8")
             inp = {"kind": "regex", "pattern": tok.DELIM, "vocab": str(vocab)}
-        elif wordpiece is not None:
-            vocab.write_text("".join(t + "\n" for t in wordpiece), encoding="utf-8")
+        elif text is not None:
             inp = {"kind": "wordpiece", "vocab": str(vocab),
                    "description": f"int32 WordPiece ids [1, {tok.seq_len}] (BERT tokenizer, vocab.txt); "
                                   f"tokenizer.json beside the model has the normalizer and truncation. MediaPipe's "

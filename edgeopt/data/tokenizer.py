@@ -584,7 +584,7 @@ class HFTokenizer:
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise ArtifactError(f"{d / CONFIG}: cannot load it ({e}). Fix: point at a build directory.") from None
         tok, digest = cls._read(d / "tokenizer.json", ArtifactError)
-        origin = cfg.get("origin", "file") if cfg.get("origin") in ("file", "textvectorization") else "file"
+        origin = cfg.get("origin") if cfg.get("origin") in ("file", "textvectorization") else "file"
         return cls(tok, seq_len, pad_id, cfg.get("source_sha256", digest), origin)  # the file it was made from
 
 

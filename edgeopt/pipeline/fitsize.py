@@ -12,10 +12,10 @@ sizes a model to a file budget, hence this module.
 from __future__ import annotations
 
 from ..errors import InputError
+from ..validate.size_drivers import BYTES_PER_WEIGHT
 
 VOCABS = (20000, 16000, 12000, 8000, 6000, 4000, 3000, 2000, 1000)
 WIDTHS = (256, 192, 128, 96, 64, 48, 32, 16)
-BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "dynamic": 1, "int8": 1, "int16x8": 1}
 MARGIN = 0.98  # of the budget: converter versions move a file by a few hundred bytes
 MAX_CONVERSIONS = 6
 
@@ -51,7 +51,7 @@ def fit(spec, profiles, ptq_of, ds):
             continue
         if len(tried) >= MAX_CONVERSIONS:
             break
-        measured = _converted_sizes(spec, cfg, ds, v, w, budgets, ptq_of)
+        measured = _converted_sizes(spec, cfg, ds, sizes[v][1], w, budgets, ptq_of)
         tried.append({"max_vocab": v, "vocab_size": n_vocab, "embed_dim": w, "weights": weights,
                       "predicted_bytes": measured})
         if all(measured[p.name] <= limit * MARGIN for p, limit in budgets):
@@ -79,6 +79,7 @@ def fit(spec, profiles, ptq_of, ds):
 
 
 def _vocab_sizes(spec, ds, caps) -> dict:
+    """{cap: (the vocabulary size the tokenizer fitted at that cap has, that tokenizer)}."""
     from .prepare import make_tokenizer
 
     out = {}
@@ -109,28 +110,22 @@ def _ranked(spec, cfg, ds, sizes, widths) -> list:
 
 
 def metadata_bytes(tok, labels) -> int:
-    """What the build's model metadata adds to a .tflite: the files it carries (MediaPipe's vocabulary for the regex
-    tokenizer, a WordPiece vocabulary, the labels) and about 4 KB of metadata (clients/mediapipe.write_metadata)."""
-    from ..clients.mediapipe import client_compatible, wordpiece_vocab
+    """What the build's model metadata adds to a .tflite: the files it carries (the vocabulary, the labels) and
+    about 4 KB of metadata (clients/mediapipe.write_metadata)."""
+    from ..clients.mediapipe import metadata_vocab
 
-    vocab = b""
-    if client_compatible(tok):
-        vocab = tok.client_vocab().encode()
-    elif wordpiece_vocab(tok) is not None:
-        vocab = "".join(t + "\n" for t in wordpiece_vocab(tok)).encode()
-    return len(vocab) + len("".join(f"{x}\n" for x in labels).encode()) + 4096
+    vocab = metadata_vocab(tok) or ""
+    return len(vocab.encode()) + len("".join(f"{x}\n" for x in labels).encode()) + 4096
 
 
-def _converted_sizes(spec, cfg, ds, v, w, budgets, ptq_of) -> dict:
-    """{target: bytes of the untrained model converted as the target converts, plus the metadata files}."""
+def _converted_sizes(spec, cfg, ds, tok, w, budgets, ptq_of) -> dict:
+    """{target: bytes of the untrained model (``tok``'s vocabulary, width ``w``) converted as the target converts,
+    plus the metadata files}."""
     import numpy as np
 
     from ..architectures import build_model
     from ..convert.tflite import convert
-    from .prepare import make_tokenizer
 
-    tok = make_tokenizer(spec.model_copy(update={"tokenizer": spec.tokenizer.model_copy(update={"max_vocab": v})}),
-                         ds)
     model = build_model(spec.architecture.name, cfg.model_copy(update={"embed_dim": w}), vocab_size=tok.vocab_size,
                         num_classes=ds.num_classes, seq_len=tok.seq_len)
     rep = np.asarray(tok.encode_batch(list(ds.train.texts)[:64]), np.int32)

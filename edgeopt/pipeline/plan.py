@@ -299,8 +299,9 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
 
 
 def _check_native(source, steps: list[str], target: TargetProfile, formats: str) -> None:
-    """A Keras 3 model used as it is (sources.FileSource.native) takes no pass that needs tf_keras, and goes to the
-    TFLite converter only (tf2onnx reads tf_keras models): refused in one line, before any work."""
+    """A model used as it is (sources.FileSource.native: a Keras 3 custom layer, a subclassed model) takes no pass
+    that needs its layers in tf_keras, and a Keras 3 one goes to the TFLite converter only (tf2onnx reads tf_keras
+    models): refused in one line, before any work."""
     why = getattr(source, "native", None)
     if not why:
         return

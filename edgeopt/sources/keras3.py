@@ -83,7 +83,8 @@ def _layer(l: dict, seq: bool = False) -> dict:
     cls = l["class_name"]
     if not hasattr(K.layers, cls):
         raise NoEquivalent(f"Keras 3 layer {l.get('name') or l['config'].get('name')!r} ({cls}) has no tf_keras "
-                         f"equivalent. Fix: replace it with a standard layer, or build the model with tf_keras.", cls)
+                           f"equivalent. Fix: replace it with a standard layer, or build the model with tf_keras.",
+                           cls)
     out = {"class_name": cls, "config": _fit_config(getattr(K.layers, cls), _clean(l["config"]), l)}
     if not seq:
         out["name"] = l.get("name") or l["config"]["name"]

@@ -34,8 +34,9 @@ NO_COUNT = ("skipped: --no-count was given, so nothing was counted and this budg
             "building without --no-count)")
 
 
-def _item(name, limit, value, ok, unit) -> BudgetCheck:
-    return BudgetCheck(name=name, limit=limit, value=value, unit=unit, passed=bool(ok))
+def _item(name, limit, value, ok, unit, hint: str | None = None) -> BudgetCheck:
+    """A judged budget; ``hint`` (what to change) is kept only when it failed."""
+    return BudgetCheck(name=name, limit=limit, value=value, unit=unit, passed=bool(ok), hint=None if ok else hint)
 
 
 def skipped_by(target, count) -> dict:
@@ -100,12 +101,12 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
     checks = []
     skipped = skipped or {}
 
-    def add(name, limit, value, ok, unit):
+    def add(name, limit, value, ok, unit, hint=None):
         if name in skipped and (value is None or isinstance(value, str) and value.startswith("not counted")):
             checks.append(BudgetCheck(name=name, limit=limit, value=None, unit=unit, passed=True,
                                       skipped=skipped[name]))
             return
-        checks.append(_item(name, limit, value, ok, unit))
+        checks.append(_item(name, limit, value, ok, unit, hint))
 
     if finite is not None:
         bad = [k for k, ok in finite.items() if not ok]
@@ -139,9 +140,8 @@ def judge(budgets, *, accuracy: float, accuracy_drop: float, size_bytes: int, la
         add("min_export_agreement", budgets.min_export_agreement, round(export_agreement, 6) if compared else None,
             compared and export_agreement >= budgets.min_export_agreement, "fraction")
     if budgets.max_size_bytes is not None:
-        ok = size_bytes <= budgets.max_size_bytes
-        checks.append(BudgetCheck(name="max_size_bytes", limit=budgets.max_size_bytes, value=size_bytes, unit="bytes",
-                                  passed=ok, hint=None if ok else size_hint))
+        add("max_size_bytes", budgets.max_size_bytes, size_bytes, size_bytes <= budgets.max_size_bytes, "bytes",
+            size_hint)
     if budgets.max_latency_p90_ms is not None:
         ok = latency_p90_ms is not None and latency_p90_ms <= budgets.max_latency_p90_ms
         add("max_latency_p90_ms", budgets.max_latency_p90_ms, latency_p90_ms, ok, "ms (build machine)")
