@@ -35,6 +35,9 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
               help="A distillation teacher to include in the space (repeatable): a ModelSpec or all-MiniLM-L6-v2.")
 @click.option("--on-device", is_flag=True,
               help="Cost every candidate by its latency on the target's board (device.remote, over SSH).")
+@click.option("--sizes", is_flag=True,
+              help="Also search the model's size: the vocabulary cap, the embedding width and the layer width "
+                   "(a built-in architecture's; the spec's own, smaller and, for the layer, larger).")
 @click.option("--host-cost", is_flag=True,
               help="An x86 target: cost candidates by the build machine's p90 latency instead of callgrind's "
                    "instructions per inference (refused for a device of another architecture).")
@@ -48,7 +51,8 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
 @click.option("--verbose", "-v", is_flag=True, help="More detail: every latency configuration, native log lines.")
 @latency_options
 @handle_errors
-def tune(model, target, out, trials, timeout, objective, storage, study_name, resume, teachers, on_device, host_cost,
+def tune(model, target, out, trials, timeout, objective, storage, study_name, resume, teachers, on_device, sizes,
+         host_cost,
          data, vocab, hf_tokenizer, pad_token, unk_token, fit, trust_model_code, custom_module, labels, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name, seed, no_cache, dry_run, as_json, quiet, verbose,
          latency_warmup, latency_iterations):
     """Search MODEL's compression and conversion space for the best artifact for --target under its budgets.
@@ -73,7 +77,7 @@ def tune(model, target, out, trials, timeout, objective, storage, study_name, re
     res = run_tune(spec, target, out=out, trials=trials, timeout=timeout, objective=objective, storage=storage,
                    study=study_name, resume=resume, dry_run=dry_run, quiet=quiet,
                    latency=LatencySettings(latency_warmup, latency_iterations), teachers=tuple(teachers),
-                   on_device=on_device, use_cache=not no_cache, seed=seed, host_cost=host_cost)
+                   on_device=on_device, use_cache=not no_cache, seed=seed, host_cost=host_cost, sizes=sizes)
     if dry_run:
         if as_json:
             return dump(res)

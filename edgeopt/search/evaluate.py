@@ -29,20 +29,24 @@ class Evaluator:
     """Measures candidates of ``model`` on ``target`` (names, paths or loaded objects)."""
 
     def __init__(self, model, target, *, quiet: bool = False, use_cache: bool = True, latency=None,
-                 on_device: bool = False, teachers: tuple[str, ...] = (), host_cost: bool = False):
+                 on_device: bool = False, teachers: tuple[str, ...] = (), host_cost: bool = False,
+                 sizes: bool = False):
         from ..pipeline import LatencySettings, BuildSession
         from ..pipeline import plan as _plan
         from ..registry import load_target
+        from .space import sizes_for
 
         self.target = target if isinstance(target, TargetProfile) else load_target(target)
         self.quiet, self.on_device = quiet, on_device
-        self.space: Space = space_for(self.target, teachers, on_device, host_cost)
         self._tmp = tempfile.TemporaryDirectory(prefix="edgeopt-evaluate-")
         self._plan_out = Path(self._tmp.name) / "plan"  # plans are checked against an out dir; nothing is built there
         p0 = _plan(model, [self.target], out=str(self._plan_out), count=False, use_cache=use_cache)
         self.spec = p0.spec
+        self.space: Space = space_for(self.target, teachers, on_device, host_cost,
+                                      sizes_for(self.spec) if sizes else None)
         self.model_arg = model
         self.builder = BuildSession(p0, quiet, latency or LatencySettings())
+        self._builders: dict = {}  # a sized candidate's spec -> its session (its own vocabulary and splits)
         self._plans: dict = {}
         # (validator, artifact sha256, split) -> its record: counts (XNNPACK on and off) and GPU runs, once per file
         self._memo: dict[tuple, dict] = {}
@@ -68,13 +72,27 @@ class Evaluator:
         """The checked plan of ``c`` (the same checks `build` makes: recipe order, layers, format)."""
         from ..pipeline import plan as _plan
 
-        key = (c.runtime, c.quantization, c.xnnpack, c.threads, tuple(sorted(
+        key = (c.runtime, c.quantization, c.xnnpack, c.threads, c.max_vocab, c.embed_dim, c.width, tuple(sorted(
             (k, v.model_dump_json()) for k, v in c.passes().items())))
         if key not in self._plans:
-            self._plans[key] = _plan(self.spec, [c.profile(self.target)], out=str(self._plan_out),
+            self._plans[key] = _plan(c.spec_for(self.spec), [c.profile(self.target)], out=str(self._plan_out),
                                      passes=c.passes(), ptq=c.quantization, count=False,
                                      use_cache=self.builder.p.use_cache)
         return self._plans[key]
+
+    def builder_for(self, c: Candidate):
+        """The build session whose data and tokenizer candidate ``c`` trains and is measured with: the reference
+        model's, or (a candidate of another vocabulary cap or width) one of its own, sharing the data and caches."""
+        from ..pipeline import BuildSession
+
+        spec = c.spec_for(self.spec)
+        if spec == self.spec:
+            return self.builder
+        key = spec.model_dump_json()
+        if key not in self._builders:
+            self._builders[key] = BuildSession(self.target_plan(c), self.quiet, self.builder.latency,
+                                               parent=self.builder)
+        return self._builders[key]
 
     def data(self, split: str):
         """(token ids, labels) of the ``dev`` or ``test`` split."""
@@ -88,13 +106,13 @@ class Evaluator:
         p = self.target_plan(c)
         tp = p.targets[0]
         # its own plan (teacher, facts); the data, tokenizer and caches stay the session's
-        model, records, k, _ = self.builder.run_steps(tp.steps, plan=p, on_epoch=on_epoch)
+        model, records, k, _ = self.builder_for(c).run_steps(tp.steps, plan=p, on_epoch=on_epoch)
         return model, records, k, tp
 
     def artifact(self, c: Candidate, on_epoch: Optional[Callable] = None) -> tuple[bytes, str, list]:
         """(file bytes, deployed quantization, pass records) of candidate ``c``, converted (memoized)."""
         model, records, k, tp = self._passes(c, on_epoch)
-        return self.builder.convert(k, model, tp.ptq, tp.representative_samples, tp.target), tp.ptq, records
+        return self.builder_for(c).convert(k, model, tp.ptq, tp.representative_samples, tp.target), tp.ptq, records
 
     def keras_model(self, c: Candidate):
         """The tf_keras model candidate ``c``'s passes produce (trained or fetched from the cache)."""
@@ -105,21 +123,23 @@ class Evaluator:
         what every candidate's accuracy drop is measured against."""
         return self._reference_evidence()[1]
 
-    def _split(self, split: str):
+    def _split(self, split: str, b=None):
         from ..validate.base import Split
 
-        b = self.builder
+        b = b or self.builder
         if split == "test":
             return b.test_split
         if split != "dev":
             raise ValueError(f"split must be 'dev' or 'test', not {split!r}")
         return Split("dev", b.ctx.x_dev, b.ctx.y_dev, texts=tuple(b.ds.dev.texts), gold=b.ds.dev.labels)
 
-    def _request(self, path: Path, split: str, **kw):
+    def _request(self, path: Path, split: str, builder=None, **kw):
+        """What the validators measure ``path`` with: the split as ``builder``'s tokenizer encodes it (a sized
+        candidate's own; default the reference model's)."""
         from ..validate.base import MeasureRequest
 
-        b = self.builder
-        return MeasureRequest(path, self.target, b.task, self._split(split), tuple(b.ds.label_names),
+        b = builder or self.builder
+        return MeasureRequest(path, self.target, b.task, self._split(split, b), tuple(b.ds.label_names),
                               b.p.spec.training.seed, quiet=True, memo=self._memo, tokenizer=b.tok, **kw)
 
     def _reference_evidence(self):
@@ -157,7 +177,7 @@ class Evaluator:
         at = RuntimeOptions(threads=c.threads, xnnpack=c.xnnpack)
         with _as_file(data, c.format) as path:  # written once: every validator reads the same file
             ev = measure_artifact(self._request(
-                path, split, name="artifact", run=RuntimeOptions(threads=1, xnnpack=c.xnnpack),
+                path, split, self.builder_for(c), name="artifact", run=RuntimeOptions(threads=1, xnnpack=c.xnnpack),
                 judged_at=(c.threads, c.xnnpack), against=ref_ev, robustness=True,
                 latency=LatencyPlan((at,), lat.warmup, lat.iterations, LATENCY_INPUTS),
                 count=cost.counted_on(self.target) if self.space.signal == "instructions" else None,

@@ -102,7 +102,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = None, objective: str = "cost",
          storage: Optional[str] = None, study: Optional[str] = None, resume: bool = False, dry_run: bool = False,
          quiet: bool = False, latency=None, teachers: tuple = (), on_device: bool = False, use_cache: bool = True,
-         seed: int = 0, host_cost: bool = False):
+         seed: int = 0, host_cost: bool = False, sizes: bool = False):
     """Search ``target``'s space for ``model``; see the module docstring. Returns a :class:`TuneResult` (a dict
     describing the space and the trial budget with ``dry_run``)."""
     from ..registry import load_model_spec, load_target
@@ -115,7 +115,9 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
     if not task_for(spec.task).tunable:
         raise InputError(f"{spec.source or spec.name}: tune compares candidates by sentence accuracy; searching for a "
                          f"tagger (by entity F1) is not built yet. Fix: build the tagger with `edgeopt build`.")
-    space = space_for(prof, tuple(teachers), on_device, host_cost)
+    from .space import sizes_for
+
+    space = space_for(prof, tuple(teachers), on_device, host_cost, sizes_for(spec) if sizes else None)
     _check_used_as_is(spec, trials, space)
     if prof.budgets.max_device_latency_p90_ms is not None and not on_device:
         raise InputError(f"{prof.source or prof.name}: budgets.max_device_latency_p90_ms is measured on the board. "
@@ -145,7 +147,7 @@ def tune(model, target, out=None, trials: int = 8, timeout: Optional[float] = No
     old_term, old_int = signal.signal(signal.SIGTERM, intr.handler), signal.signal(signal.SIGINT, intr.handler)
     try:
         return _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, timeout, resume, shared,
-                    quiet, latency, teachers, on_device, use_cache, seed, progress, intr, host_cost)
+                    quiet, latency, teachers, on_device, use_cache, seed, progress, intr, host_cost, sizes)
     except KeyboardInterrupt:
         if progress["searching"]:
             log(False, f"[edgeopt] tune interrupted; finished trials are kept in {tune_dir}. Continue with the "
@@ -200,7 +202,7 @@ class Interrupts:
 
 
 def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, timeout, resume, shared, quiet,
-         latency, teachers, on_device, use_cache, seed, progress, intr, host_cost=False):
+         latency, teachers, on_device, use_cache, seed, progress, intr, host_cost=False, sizes=False):
     import optuna
 
     from .evaluate import Evaluator, hopeless_floor
@@ -208,7 +210,7 @@ def _run(spec, prof, space, grid, n_total, out, tune_dir, url, name, objective, 
     t_start = time.perf_counter()
     storage = st.open_storage(url)  # before anything else: a study that cannot be reached stops the tune here
     ev = Evaluator(spec, prof, quiet=quiet, use_cache=use_cache, latency=latency, on_device=on_device,
-                   teachers=tuple(teachers), host_cost=host_cost)
+                   teachers=tuple(teachers), host_cost=host_cost, sizes=sizes)
     log(quiet, f"[edgeopt] tune {spec.name} on {prof.name}: {len(grid)} conversion-only candidates, then "
                 f"{n_total - len(grid)} sampled with training; cost: {space.signal}; study {name} in "
                 f"{urls.mask(url)}")
@@ -494,7 +496,8 @@ def _build_pick(spec, prof, chosen, out, quiet, latency, on_device):
     c = Candidate.from_dict(chosen["candidate"])
     log(quiet, f"[edgeopt] tune: building the pick ({c.label()}) into {out / 'build'}; the test split is used "
                 f"here, once")
-    p = pipeline.plan(spec, [c.profile(prof)], out=str(out / "build"), passes=c.passes(), ptq=c.quantization,
+    p = pipeline.plan(c.spec_for(spec), [c.profile(prof)], out=str(out / "build"), passes=c.passes(),
+                      ptq=c.quantization,
                       on_device=on_device)
     return pipeline.build(p, quiet=quiet, latency=latency or pipeline.LatencySettings())[0]
 

@@ -40,15 +40,38 @@ class Candidate:
     clusters: Optional[int] = None
     qat: bool = False
     teacher: Optional[str] = None
+    # the model's size (``tune --sizes``): the tokenizer's vocabulary cap, the embedding width, the layer width
+    # (filters or units); None: the spec's own
+    max_vocab: Optional[int] = None
+    embed_dim: Optional[int] = None
+    width: Optional[int] = None
 
     @property
     def format(self) -> str:
         return FORMATS[self.runtime]
 
     @property
+    def sized(self) -> bool:
+        return any(v is not None for v in (self.max_vocab, self.embed_dim, self.width))
+
+    @property
     def trains(self) -> bool:
         """Needs training beyond the reference model (the expensive part of the space)."""
-        return self.compression != "none" or self.qat or self.teacher is not None
+        return self.compression != "none" or self.qat or self.teacher is not None or self.sized
+
+    def spec_for(self, spec):
+        """``spec`` with this candidate's model size (itself when the candidate keeps the spec's)."""
+        if not self.sized:
+            return spec
+        params = dict(spec.architecture.params)
+        if self.embed_dim is not None:
+            params["embed_dim"] = self.embed_dim
+        if self.width is not None:
+            params[WIDTH_PARAM[spec.architecture.name]] = self.width
+        tok = spec.tokenizer if self.max_vocab is None else spec.tokenizer.model_copy(
+            update={"max_vocab": self.max_vocab})
+        return spec.model_copy(update={"tokenizer": tok,
+                                       "architecture": spec.architecture.model_copy(update={"params": params})})
 
     def passes(self) -> dict:
         """The pass configs, keyed by pass name, as `edgeopt.plan(passes=...)` takes them."""
@@ -83,7 +106,12 @@ class Candidate:
             comp.append(f"cluster {self.clusters}")
         if self.qat:
             comp.append("QAT")
-        return ", ".join(parts) + (" + " + " + ".join(comp) if comp else "")
+        size = ""
+        if self.sized:
+            size = " [" + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in (
+                ("vocabulary", self.max_vocab), ("embedding", self.embed_dim), ("width", self.width))
+                if v is not None) + "]"
+        return ", ".join(parts) + (" + " + " + ".join(comp) if comp else "") + size
 
     def to_params(self, space: "Space") -> dict:
         """The Optuna parameters that define this candidate in ``space`` (the names `Space.suggest` uses)."""
@@ -97,7 +125,9 @@ class Candidate:
             p["qat"] = self.qat
         if space.teachers:
             p["teacher"] = self.teacher or "none"
-        p[_compression_param(self.qat or self.teacher is not None)] = self.compression
+        for k, v in space.sizes.items():
+            p[k] = getattr(self, k) if getattr(self, k) is not None else v[0]
+        p[_compression_param(self.qat or self.teacher is not None or space.resized(self))] = self.compression
         if self.compression in ("prune", "prune_cluster"):
             p["sparsity"], p["schedule"] = self.sparsity, self.schedule
         if self.compression in ("cluster", "prune_cluster"):
@@ -113,7 +143,8 @@ class Candidate:
         return {"runtime": self.runtime, "format": self.format, "quantization": self.quantization,
                 "xnnpack": self.xnnpack, "threads": self.threads, "compression": self.compression,
                 "sparsity": self.sparsity, "schedule": self.schedule, "clusters": self.clusters, "qat": self.qat,
-                "teacher": self.teacher, "label": self.label()}
+                "teacher": self.teacher, "max_vocab": self.max_vocab, "embed_dim": self.embed_dim,
+                "width": self.width, "label": self.label()}
 
     def profile(self, target: TargetProfile) -> TargetProfile:
         """``target`` running this candidate: its runtime, format, quantization, XNNPACK setting and threads, no
@@ -153,6 +184,12 @@ class Space:
     preset: Candidate
     signal: str  # "instructions" | "host_latency" | "device_latency"
     notes: list = field(default_factory=list)
+    # ``tune --sizes``: choices for Candidate.max_vocab / embed_dim / width (the spec's own value first)
+    sizes: dict = field(default_factory=dict)
+
+    def resized(self, c: Candidate) -> bool:
+        """``c``'s size differs from the spec's own (so it trains even without a compression pass)."""
+        return any(getattr(c, k) is not None and getattr(c, k) != v[0] for k, v in self.sizes.items())
 
     # ------------------------------------------------------------------ enumerating and sampling
     def conversion_grid(self) -> list[Candidate]:
@@ -184,7 +221,9 @@ class Space:
         qat = (trial.suggest_categorical("qat", [False, True]) if self.offers_qat(Candidate(rt, q, x, t))
                else False)
         teacher = trial.suggest_categorical("teacher", ["none", *self.teachers]) if self.teachers else "none"
-        some = qat or teacher != "none"  # something trains already: compression may be none
+        size = {k: trial.suggest_categorical(k, list(v)) for k, v in self.sizes.items()}
+        resized = self.resized(Candidate(rt, q, x, t, **size))
+        some = qat or teacher != "none" or resized  # something trains already: compression may be none
         comp = trial.suggest_categorical(_compression_param(some), [c for c in self.compressions
                                                                     if some or c != "none"])
         sp = sch = cl = None
@@ -194,7 +233,7 @@ class Space:
             sch = trial.suggest_categorical("schedule", list(SCHEDULES))
         if comp in ("cluster", "prune_cluster"):
             cl = trial.suggest_categorical("clusters", list(CLUSTERS))
-        return Candidate(rt, q, x, t, comp, sp, sch, cl, qat, None if teacher == "none" else teacher)
+        return Candidate(rt, q, x, t, comp, sp, sch, cl, qat, None if teacher == "none" else teacher, **size)
 
     def describe(self) -> list[str]:
         grid = self.conversion_grid()
@@ -211,13 +250,46 @@ class Space:
                      f"{SPARSITY[2]}, schedule {'/'.join(SCHEDULES)}, 2:4; clusters {'/'.join(map(str, CLUSTERS))}"
                      + ("; QAT (TFLite int8)" if self.qat else ""))
         lines.append(f"distillation teachers: {', '.join(self.teachers) or 'none (give --teacher or tune.teachers)'}")
+        if self.sizes:
+            lines.append("model size: " + "; ".join(f"{SIZE_LABELS[k]} {'/'.join(map(str, v))}"
+                                                    for k, v in self.sizes.items()) + " (the spec's own first)")
         lines.append(f"preset (the target's own choice): {self.preset.label()}")
         lines.append(f"conversion-only grid: {len(grid)} candidates, evaluated first")
         return lines + self.notes
 
 
+WIDTH_PARAM = {"text_cnn": "filters", "bilstm": "units", "transformer": "ff_dim", "cnn_tagger": "filters",
+               "bilstm_tagger": "units"}
+SIZE_LABELS = {"max_vocab": "vocabulary cap", "embed_dim": "embedding width", "width": "layer width"}
+
+
+def sizes_for(spec) -> dict:
+    """``tune --sizes``: for a built-in architecture with a fitted vocabulary, the vocabulary cap (the spec's, a half,
+    a quarter; at least 1,000), the embedding width (the spec's, three quarters, a half) and the layer width (the
+    spec's, a half, double): each a categorical choice, the spec's own first."""
+    from ..errors import InputError
+
+    where = spec.source or spec.name
+    cfg = spec.architecture.config() if spec.architecture is not None else None
+    if cfg is None or not hasattr(cfg, "embed_dim") or getattr(cfg, "pretrained", False) \
+            or spec.tokenizer.mode != "fitted":
+        raise InputError(f"{where}: tune --sizes chooses a built-in architecture's vocabulary and widths, and this "
+                         f"model's are fixed (a model file, a builder, a pretrained table or a given vocabulary). "
+                         f"Fix: drop --sizes.")
+    heads = getattr(cfg, "num_heads", 1) or 1
+
+    def uniq(vals):
+        return tuple(dict.fromkeys(v for v in vals if v >= 1))
+
+    v0, e0 = spec.tokenizer.max_vocab, cfg.embed_dim
+    w0 = getattr(cfg, WIDTH_PARAM[spec.architecture.name])
+    return {"max_vocab": uniq([v0] + [v for v in (v0 // 2, v0 // 4) if v >= 1000]),
+            "embed_dim": uniq([e0] + [d for d in (e0 * 3 // 4, e0 // 2) if d >= 8 and d % heads == 0]),
+            "width": uniq([w0, max(1, w0 // 2), min(4096, w0 * 2)])}
+
+
 def space_for(target: TargetProfile, teachers: tuple[str, ...] = (), on_device: bool = False,
-              host_cost: bool = False) -> Space:
+              host_cost: bool = False, sizes: Optional[dict] = None) -> Space:
     """The space a target allows: its own runtime plus ``tune.runtimes``; ``tune.quantizations`` (default every
     mode the format has); XNNPACK on/off where LiteRT runs with it; threads searched only where the cost is a
     latency (instruction counts are per inference on one thread)."""
@@ -263,4 +335,4 @@ def space_for(target: TargetProfile, teachers: tuple[str, ...] = (), on_device: 
         if not is_minilm(name):
             load_model_spec(name)
     return Space(runtimes, quants, xnn, threads, COMPRESSIONS, teachers, "litert" in runtimes
-                 and "int8" in quants["tflite"], preset, signal, notes)
+                 and "int8" in quants["tflite"], preset, signal, notes, dict(sizes or {}))

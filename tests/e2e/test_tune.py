@@ -569,3 +569,46 @@ def test_an_x86_tune_costs_candidates_by_callgrind_instructions(tmp_path):
     m = t.user_attrs["metrics"]
     assert m["cost"] == m["instructions"]["per_inference"] and m["instructions"]["cpu"] == "x86"
     assert m["host_latency"]["unit"] == "ms (build machine)"
+
+
+def test_a_smaller_model_is_a_candidate_with_its_own_vocabulary(tmp_path):
+    """tune --sizes: the vocabulary cap, the embedding width and the layer width are dimensions of the space; a
+    candidate of another size trains with its own tokenizer and is measured on the dev split as that tokenizer
+    encodes it; its file is smaller than the reference's; the pick's spec carries the size."""
+    import optuna
+
+    import edgeopt
+    from edgeopt.registry import load_model_spec
+
+    data = {"dataset": "smsspam", "limit": {"train": 800, "dev": 200, "test": 300}}
+    spec = write_spec(tmp_path / "s.yaml", "s", "text_cnn", {"embed_dim": 32, "filters": 16, "kernel_sizes": [3]},
+                      dataset="smsspam", limit=data["limit"], learning_rate=0.01)
+    dry = run_cli(["tune", str(spec), "--target", "x86-avx2-server", "--host-cost", "--sizes", "--dry-run"])
+    assert dry.exit_code == 0 and "model size: vocabulary cap 3000/1500; embedding width 32/24/16; layer width " \
+                                  "16/8/32" in dry.output, dry.output
+    ev = edgeopt.Evaluator(str(spec), "x86-avx2-server", quiet=True, sizes=True,
+                           latency=edgeopt.LatencySettings(5, 30), host_cost=True)
+    try:
+        c = edgeopt.Candidate("onnxruntime", "float32", False, 1, max_vocab=1500, embed_dim=16, width=8)
+        assert c.trains and ev.space.suggest(optuna.trial.FixedTrial(c.to_params(ev.space)), training=True) == c
+        small = ev.evaluate(c)
+        ref = ev.evaluate(edgeopt.Candidate("onnxruntime", "float32", False, 1))
+        b = ev.builder_for(c)
+        assert b is not ev.builder and b.tok.vocab_size <= 1500 < ev.builder.tok.vocab_size
+        assert small["examples"] == ref["examples"] == 200 and small["size_bytes"] < ref["size_bytes"] / 2
+        assert small["accuracy"] >= 0.87  # spam vs ham: above the majority class (about 0.87)
+        sized = c.spec_for(load_model_spec(str(spec)))
+        assert sized.tokenizer.max_vocab == 1500 and sized.architecture.params["embed_dim"] == 16
+        assert sized.architecture.params["filters"] == 8 and "vocabulary 1500" in c.label()
+        assert edgeopt.Candidate.from_dict(c.to_dict()) == c
+    finally:
+        ev.close()
+    bad = run_cli(["tune", "banking77-transformer", "--target", "pixel-7", "--sizes", "--dry-run"])
+    assert bad.exit_code == 0  # a built-in architecture: its sizes are choices
+    own = tmp_path / "own.yaml"
+    own.write_text(yaml.safe_dump({"name": "own", "data": data | {"dataset": "smsspam"},
+                                   "tokenizer": {"vocab_file": "v.txt", "seq_len": 16},
+                                   "architecture": {"name": "text_cnn"}}))
+    (tmp_path / "v.txt").write_text("<pad>\n<unk>\nfree\nwin\n")
+    r = run_cli(["tune", str(own), "--target", "x86-avx2-server", "--sizes", "--dry-run"])
+    assert r.exit_code == 2 and "tune --sizes" in r.stderr and "Fix: drop --sizes" in r.stderr
