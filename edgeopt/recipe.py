@@ -92,11 +92,55 @@ class QATConfig(FineTune):
     learning_rate: float = Field(default=1e-4, gt=0, le=10)
 
 
+class TransferConfig(_Frozen):
+    """The transfer set (passes/transfer.py): what the student learns from the teacher's outputs besides the
+    training texts. ``copies`` augmented copies of each training text (Tang et al. 2019): each word masked with
+    probability ``mask``, else replaced by one of its ``neighbours`` nearest words with probability ``replace``;
+    then, with probability ``ngram``, the copy cut to a window of 1 to ``ngram_max`` words. ``unlabeled``: a text
+    file, one in-domain text a line (no labels: the teacher labels them)."""
+
+    copies: int = Field(default=4, ge=0, le=100)
+    mask: float = Field(default=0.1, ge=0, le=1)
+    replace: float = Field(default=0.1, ge=0, le=1)
+    ngram: float = Field(default=0.25, ge=0, le=1)
+    ngram_max: int = Field(default=5, ge=1, le=64)
+    neighbours: int = Field(default=8, ge=1, le=100)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    unlabeled: Optional[str] = None
+    max_unlabeled: int = Field(default=200_000, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.mask + self.replace > 1:
+            raise ValueError("mask + replace must be at most 1 (each word is masked, replaced or kept)")
+        if self.copies == 0 and self.unlabeled is None:
+            raise ValueError("an empty transfer set: set copies above 0 or give unlabeled: FILE")
+        return self
+
+
+class TeacherFineTune(_Frozen):
+    """all-MiniLM-L6-v2 fine-tuned end to end (encoder and head) on the task before it teaches: the head starts
+    from the frozen encoder's trained linear head; Adam with a linear decay to zero; the epoch with the best dev
+    accuracy is kept."""
+
+    epochs: int = Field(default=3, ge=1, le=100)
+    learning_rate: float = Field(default=5e-5, gt=0, le=1)
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    max_len: int = Field(default=64, ge=8, le=512)  # word pieces per text, [CLS] and [SEP] included
+    seed: int = Field(default=7, ge=0, le=2**31 - 1)
+
+
 class DistillConfig(_Frozen):
-    teacher: str  # a ModelSpec name/path (trained first, cached), or all-MiniLM-L6-v2
+    teacher: str  # a ModelSpec name/path (trained first, cached), all-MiniLM-L6-v2, or an ONNX classifier file
     temperature: float = Field(default=4.0, gt=0, le=1000)
     alpha: float = Field(default=0.5, ge=0, le=1)  # weight of the soft (teacher) loss; 1 - alpha on the labels
     epochs: Optional[int] = Field(default=None, ge=1, le=10_000)  # default: the student spec's training epochs
+    transfer: Optional[TransferConfig] = None  # augmented copies and unlabeled texts the teacher labels
+    fine_tune_teacher: Optional[TeacherFineTune] = None  # all-MiniLM-L6-v2 only: fine-tuned end to end first
+    # an ONNX teacher: its label names in output order (a list, or a file with one a line); default: the
+    # id2label of a config.json beside the .onnx file
+    teacher_labels: Optional[typing.Union[tuple[str, ...], str]] = None
+    teacher_tokenizer: Optional[str] = None  # an ONNX teacher's tokenizer.json (default: beside the .onnx file)
 
     @field_validator("teacher")
     @classmethod
@@ -104,6 +148,19 @@ class DistillConfig(_Frozen):
         from .teachers.minilm import NAME, is_minilm
 
         return NAME if is_minilm(v) else v
+
+    @model_validator(mode="after")
+    def _teacher_options(self):
+        from .teachers.minilm import NAME
+
+        if self.fine_tune_teacher is not None and self.teacher != NAME:
+            raise ValueError(f"fine_tune_teacher is for teacher {NAME}; a spec teacher trains on the task already "
+                             f"and an ONNX teacher is used as it is")
+        onnx = self.teacher.lower().endswith(".onnx")
+        for name in ("teacher_labels", "teacher_tokenizer"):
+            if getattr(self, name) is not None and not onnx:
+                raise ValueError(f"{name} is for an ONNX teacher (teacher: path/to/model.onnx)")
+        return self
 
 
 PASS_CONFIGS: dict[str, type[BaseModel]] = {"distill": DistillConfig, "prune": PruneConfig, "cluster": ClusterConfig,
@@ -135,8 +192,34 @@ class RecipeFile(_Frozen):
         return out
 
 
+    def relative_to(self, base) -> "RecipeFile":
+        """The same recipe with the files its distill pass names (``unlabeled``, an ONNX teacher, its tokenizer and
+        labels file) taken relative to ``base``, the folder of the YAML naming them."""
+        from pathlib import Path
+
+        def rel(v):
+            return v if not isinstance(v, str) or Path(v).is_absolute() else str(Path(base) / v)
+
+        out = []
+        for item in self.passes:
+            if isinstance(item, dict) and isinstance(item.get("distill"), dict):
+                d = dict(item["distill"])
+                if isinstance(d.get("teacher"), str) and d["teacher"].lower().endswith(".onnx"):
+                    d["teacher"] = rel(d["teacher"])
+                for k in ("teacher_tokenizer", "teacher_labels"):
+                    if k in d:
+                        d[k] = rel(d[k])
+                if isinstance(d.get("transfer"), dict) and "unlabeled" in d["transfer"]:
+                    d["transfer"] = {**d["transfer"], "unlabeled": rel(d["transfer"]["unlabeled"])}
+                item = {"distill": d}
+            out.append(item)
+        return self.model_copy(update={"passes": tuple(out)})
+
+
 def load_recipe_file(path) -> "RecipeFile":
-    rf = parse_file(path, RecipeFile)
+    from pathlib import Path
+
+    rf = parse_file(path, RecipeFile).relative_to(Path(path).resolve().parent)
     try:
         rf.parsed()
     except ValueError as e:

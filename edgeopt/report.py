@@ -312,13 +312,21 @@ def _teacher_lines(m: dict) -> list[str]:
     if rec is None:
         return []
     t = rec["teacher"]
-    acc = next(((k, t[k]) for k in ("accuracy_float32_tflite", "accuracy_keras", "entity_f1_float32_tflite")
-                if t.get(k) is not None), None)
+    acc = next(((k, t[k]) for k in ("accuracy_float32_tflite", "accuracy_keras", "accuracy_onnxruntime",
+                                     "entity_f1_float32_tflite") if t.get(k) is not None), None)
     what = {"accuracy_float32_tflite": "test accuracy of its float32 .tflite",
-            "accuracy_keras": "test accuracy of the Keras teacher (frozen encoder + its fitted head)",
+            "accuracy_keras": "test accuracy of the Keras teacher",
+            "accuracy_onnxruntime": "test accuracy of the ONNX teacher in ONNX Runtime",
             "entity_f1_float32_tflite": "test entity F1 of its float32 .tflite"}
-    return [f"- distilled from {esc(t['name'])} ({esc(t.get('architecture'))}; temperature {rec.get('temperature')}, "
-            f"alpha {rec.get('alpha')})" + (f": {what[acc[0]]} {_pct(acc[1])}" if acc else "")]
+    lines = [f"- distilled from {esc(t['name'])} ({esc(t.get('architecture'))}; temperature {rec.get('temperature')}, "
+             f"alpha {rec.get('alpha')})" + (f": {what[acc[0]]} {_pct(acc[1])}" if acc else "")]
+    tr = rec.get("transfer")
+    if tr:
+        lines.append(f"- transfer set: {tr['augmented']:,} augmented copies of the {tr['training_texts']:,} training "
+                     f"texts ({tr['words_masked']:,} words masked, {tr['words_replaced']:,} replaced by a near word, "
+                     f"{tr['ngram_cuts']:,} cut to n-grams) and {tr['unlabeled']:,} unlabeled texts, learned from the "
+                     f"teacher's outputs alone")
+    return lines
 
 
 def gpu_partition_line(g: dict) -> str:

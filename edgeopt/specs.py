@@ -213,6 +213,9 @@ class ModelSpec(_Frozen):
     architecture: Optional[ArchitectureSpec] = None
     model: Optional[ModelFileSpec] = None
     training: TrainingSpec = TrainingSpec()
+    # the model's own compression passes (a distilled reference spec's distill pass), on every target, before the
+    # target's recipe, a --recipe file and the flags (each later one overrides a pass of the same name)
+    recipe: Optional[RecipeFile] = None
     source: Optional[str] = Field(default=None, exclude=True)  # the file it was read from
 
     @model_validator(mode="after")
@@ -229,6 +232,8 @@ class ModelSpec(_Frozen):
                              f"files (data.files.format: conll) or the built-in wnut17; text_classification reads "
                              f"the other datasets and CSV/JSONL files. Fix: set 'task' to match the data")
         task_for(self.task).check_spec(self)
+        if self.recipe is not None:
+            self.recipe.parsed()  # a bad pass is a ValueError naming recipe.passes[i]
         if self.training.fit is False and (self.architecture is not None or self.model.builder is not None):
             raise ValueError("training.fit false applies to a model file (architectures and builders start "
                              "untrained)")
@@ -557,6 +562,8 @@ def load_model_spec_file(path) -> ModelSpec:
     if tk.vocab_file or tk.huggingface:
         spec = spec.model_copy(update={"tokenizer": tk.model_copy(update={
             "vocab_file": _rel(base, tk.vocab_file), "huggingface": _rel(base, tk.huggingface)})})
+    if spec.recipe is not None:
+        spec = spec.model_copy(update={"recipe": spec.recipe.relative_to(base)})
     return spec.model_copy(update={"data": data_relative_to(spec.data, base)})
 
 

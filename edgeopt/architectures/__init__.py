@@ -18,6 +18,7 @@ from ..schema import Frozen
 MAX_WIDTH = 4096
 MAX_LAYERS = 48
 Width = Annotated[StrictInt, Field(ge=1, le=MAX_WIDTH)]
+PRETRAINED_DIM = 384  # all-MiniLM-L6-v2's hidden size (config.json), checked against the file when read
 
 
 class _Cfg(Frozen):
@@ -25,7 +26,13 @@ class _Cfg(Frozen):
 
 
 class TextCNNConfig(_Cfg):
+    """``embeddings_init``: ``random`` (Keras's uniform), or ``all-MiniLM-L6-v2``: the Embedding starts from that
+    model's input word vectors for the tokenizer's words (a word's vector the mean of its word pieces', projected on
+    ``embed_dim`` principal components when narrower than 384) and trains on from there: the student knows which
+    words mean alike before it sees a label."""
+
     embed_dim: Annotated[StrictInt, Field(ge=2, le=MAX_WIDTH)] = 128
+    embeddings_init: Literal["random", "all-MiniLM-L6-v2"] = "random"
     filters: Width = 128
     kernel_sizes: Annotated[tuple[Annotated[StrictInt, Field(ge=1, le=64)], ...], Field(min_length=1, max_length=8)] \
         = (2, 3, 4)
@@ -36,6 +43,9 @@ class TextCNNConfig(_Cfg):
     def _distinct(self):
         if len(set(self.kernel_sizes)) != len(self.kernel_sizes):
             raise ValueError(f"kernel_sizes {list(self.kernel_sizes)} repeats a size (each names one Conv1D branch)")
+        if self.embeddings_init != "random" and self.embed_dim > PRETRAINED_DIM:
+            raise ValueError(f"embeddings_init {self.embeddings_init} gives {PRETRAINED_DIM}-wide vectors; set "
+                             f"embed_dim to {PRETRAINED_DIM} or less, not {self.embed_dim}")
         return self
 
 
@@ -61,17 +71,18 @@ class TransformerConfig(_Cfg):
         return self
 
 
-PRETRAINED_DIM = 384  # all-MiniLM-L6-v2's hidden size (config.json), checked against the file when read
-
-
 class _TaggerCfg(_Cfg):
     """``embeddings``: ``trained`` (learned from the training sentences alone), or ``all-MiniLM-L6-v2``: the
     Embedding holds that model's input word vectors (teachers/minilm.word_vectors), frozen, and the vocabulary adds
-    its whole words to the training tokens, so a word the training split never saw still has a meaning; the width
-    is then the model's (384), and ``embed_dim`` may not be given."""
+    its whole words to the training tokens (``pretrained_words: all``), so a word the training split never saw still
+    has a meaning. The width is the model's (384), or a smaller ``embed_dim``: the vectors projected on their
+    ``embed_dim`` principal components (fitted on the table's words). ``pretrained_words: training`` cuts the table
+    to the training split's tokens: the two knobs that take the table (95% of the model) from 9 MB to a few
+    hundred KB."""
 
     embed_dim: Annotated[StrictInt, Field(ge=2, le=MAX_WIDTH)] = 100
     embeddings: Literal["trained", "all-MiniLM-L6-v2"] = "trained"
+    pretrained_words: Literal["all", "training"] = "all"
     # case: the tokenizer gives 4 x word id + the token's case class (lower, Capitalized, ALL CAPS, no letter); the
     # model splits them (FloorDiv, FloorMod) and concatenates a learned 8-wide case vector to the word's
     case: bool = False
@@ -80,10 +91,14 @@ class _TaggerCfg(_Cfg):
     @classmethod
     def _pretrained_width(cls, data):
         if isinstance(data, dict) and data.get("embeddings", "trained") != "trained":
-            if "embed_dim" in data and data["embed_dim"] != PRETRAINED_DIM:
-                raise ValueError(f"embeddings {data['embeddings']} are {PRETRAINED_DIM} wide; remove embed_dim "
-                                 f"({data['embed_dim']}) or set it to {PRETRAINED_DIM}")
-            data = {**data, "embed_dim": PRETRAINED_DIM}
+            dim = data.get("embed_dim", PRETRAINED_DIM)
+            if isinstance(dim, int) and not isinstance(dim, bool) and dim > PRETRAINED_DIM:
+                raise ValueError(f"embeddings {data['embeddings']} are {PRETRAINED_DIM} wide; set embed_dim to "
+                                 f"{PRETRAINED_DIM} or less (fewer: projected on their principal components), "
+                                 f"not {dim}")
+            data = {**data, "embed_dim": dim}
+        elif isinstance(data, dict) and data.get("pretrained_words", "all") != "all":
+            raise ValueError("pretrained_words applies to pretrained embeddings (embeddings: all-MiniLM-L6-v2)")
         return data
 
     @property

@@ -33,7 +33,14 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
 @click.option("--self-distill", is_flag=True,
               help="Fine-tune each of --prune/--cluster/--qat against its input model's outputs as well as the labels "
                    "(alpha 0.9, temperature 2; a recipe file sets them per pass).")
-@click.option("--distill", "teacher", default=None, help="Train the student against this teacher: a ModelSpec (name or YAML) or all-MiniLM-L6-v2 (frozen encoder + linear head).")
+@click.option("--distill", "teacher", default=None, help="Train the student against this teacher: a ModelSpec (name or YAML), all-MiniLM-L6-v2 (frozen encoder + linear head), or an ONNX text classifier (FILE.onnx, its tokenizer.json and config.json beside it).")
+@click.option("--augment", "augment", type=click.IntRange(0, 100), default=None,
+              help="With --distill: a transfer set of N augmented copies of each training text (masking, nearest-word "
+                   "replacement, n-gram cuts; Tang et al. 2019) that the student learns from the teacher's outputs.")
+@click.option("--unlabeled", "unlabeled", type=click.Path(dir_okay=False), default=None,
+              help="With --distill: unlabeled in-domain texts (UTF-8, one a line) the teacher labels for the student.")
+@click.option("--fine-tune-teacher", is_flag=True,
+              help="With --distill all-MiniLM-L6-v2: fine-tune the encoder end to end on the task first (cached).")
 @click.option("--no-cache", is_flag=True, help="Recompute every pass instead of reusing cached outputs.")
 @click.option("--format", "formats", type=click.Choice(["target", "both"]), default="target", show_default=True,
               help="'both': also export the other format (TFLite/ONNX) from the same weights and report their "
@@ -68,7 +75,7 @@ from .common import dump, handle_errors, latency_options, main, model_file_optio
 @latency_options
 @handle_errors
 def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init,
-          qat, self_distill, teacher, no_cache, formats, emulate, count, on_device, fallback, fit_size, data, vocab, hf_tokenizer, pad_token, unk_token, fit, trust_model_code,
+          qat, self_distill, teacher, augment, unlabeled, fine_tune_teacher, no_cache, formats, emulate, count, on_device, fallback, fit_size, data, vocab, hf_tokenizer, pad_token, unk_token, fit, trust_model_code,
           custom_module, labels, csv_train, csv_dev, csv_test, text_column, label_column, arch, spec_name, force, dry_run, as_json, quiet, verbose, latency_warmup,
           latency_iterations):
     """Build MODEL for each --target. MODEL: a built-in name, a ModelSpec YAML, or a Keras model file (.keras,
@@ -95,7 +102,7 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
         raise InputError("--cluster-init needs --cluster N. Fix: add --cluster 16.")
     try:
         passes = _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init, qat,
-                              self_distill)
+                              self_distill, augment, unlabeled, fine_tune_teacher)
     except ValidationError as e:
         err = e.errors()[0]
         raise InputError(f"command-line pass setting '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}. Fix: "
@@ -113,9 +120,16 @@ def build(model, targets, out, ptq, recipe, prune_sparsity, prune_schedule, prun
 
 
 def _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clusters, cluster_init, qat,
-                 self_distill=False) -> dict:
+                 self_distill=False, augment=None, unlabeled=None, fine_tune_teacher=False) -> dict:
     from ..errors import InputError
-    from ..recipe import ClusterConfig, DistillConfig, PruneConfig, QATConfig, SelfDistill
+    from ..recipe import (ClusterConfig, DistillConfig, PruneConfig, QATConfig, SelfDistill, TeacherFineTune,
+                          TransferConfig)
+
+    given = [f for f, v in (("--augment", augment is not None), ("--unlabeled", unlabeled),
+                            ("--fine-tune-teacher", fine_tune_teacher)) if v]
+    if given and not teacher:
+        raise InputError(f"{given[0]} needs --distill TEACHER. Fix: add --distill all-MiniLM-L6-v2 (or a teacher "
+                         f"spec).")
 
     if self_distill and prune_sparsity is None and not prune_structure and clusters is None and not qat:
         raise InputError("--self-distill needs a fine-tuning pass. Fix: add --prune, --cluster or --qat (or set "
@@ -123,7 +137,12 @@ def _flag_passes(teacher, prune_sparsity, prune_schedule, prune_structure, clust
     sd = {"self_distill": SelfDistill()} if self_distill else {}
     passes = {}
     if teacher:
-        passes["distill"] = DistillConfig(teacher=teacher)
+        kw = {}
+        if augment is not None or unlabeled:
+            kw["transfer"] = TransferConfig(copies=augment if augment is not None else 0, unlabeled=unlabeled)
+        if fine_tune_teacher:
+            kw["fine_tune_teacher"] = TeacherFineTune()
+        passes["distill"] = DistillConfig(teacher=teacher, **kw)
     if prune_sparsity is not None or prune_structure:
         kw = {"sparsity": prune_sparsity or 0.5, "schedule": prune_schedule or "polynomial"}
         if prune_structure:

@@ -30,6 +30,11 @@ class PassContext:
     # token classification: the BIO tag names; y_* are (sentences, seq_len) tag ids with PAD_TAG past each
     # sentence's end, which neither the loss nor any metric sees
     tags: tuple = ()
+    # the training split's texts and the tokenizer's encode (a distillation's transfer set is tokenized with it),
+    # and the string the tokenizer reads as its unknown token (a masked word of the transfer set; None: left out)
+    train_texts: tuple = ()
+    encode: Callable = None
+    mask_text: str | None = None
 
     def start(self):
         return (self.initial or self.rebuild)()
@@ -168,21 +173,26 @@ def select_layers(model, select, supported: set[str]) -> set[str]:
 
 
 # ------------------------------------------------------------------------------ distillation targets
+UNLABELLED = -2  # a transfer-set text's label: the teacher's outputs only (the hard term leaves it out)
+
+
 def kd_loss(ctx: PassContext, temperature: float, alpha: float):
     """The distillation loss on y_true = [label id, teacher logits...] in the last axis (see the module doc); a
-    tagger's padding (tag -1) is in neither term, and its loss is the mean over a sentence's real tokens."""
+    tagger's padding (tag -1) is in neither term, and its loss is the mean over a sentence's real tokens; a
+    transfer-set text (label :data:`UNLABELLED`) is in the soft term only."""
     K, T_ = keras(), tf()
     temp, alpha = float(temperature), float(alpha)
 
     def loss(y_true, y_pred):
         labels = T_.cast(y_true[..., 0], T_.int32)
-        real = T_.cast(labels >= 0, y_pred.dtype)  # a tagger's padding (tag -1) is in neither term
+        labelled = T_.cast(labels >= 0, y_pred.dtype)  # a tagger's padding (tag -1) is in neither term
+        real = T_.cast(T_.logical_or(labels >= 0, T_.equal(labels, UNLABELLED)), y_pred.dtype)
         labels = T_.maximum(labels, 0)
         hard = K.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=ctx.from_logits)
         if not ctx.from_logits:  # a softmax output: its log is a logit vector (up to a constant per row)
             y_pred = T_.math.log(y_pred + 1e-7)
         soft = K.losses.kl_divergence(T_.nn.softmax(y_true[..., 1:] / temp), T_.nn.softmax(y_pred / temp))
-        per = (alpha * temp * temp * soft + (1.0 - alpha) * hard) * real
+        per = alpha * temp * temp * soft * real + (1.0 - alpha) * hard * labelled
         if not ctx.tagging:
             return per
         return T_.reduce_sum(per, -1) / T_.maximum(T_.reduce_sum(real, -1), 1.0)  # mean over a sentence's tokens

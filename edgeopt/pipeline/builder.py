@@ -84,8 +84,9 @@ class BuildSession:
             self.converted: dict[tuple, bytes] = {}
             self.exports: dict[tuple, Path] = {}  # (pass key, flat lookup) -> SavedModel for the converter process
             self.tmp = tempfile.TemporaryDirectory(prefix="edgeopt-build-")
+            self._teachers: dict = {}  # id(plan's teacher) -> teachers.Teacher, made once per build
         else:
-            for name in ("t_start", "ds", "versions", "cache", "memo", "converted", "exports", "tmp"):
+            for name in ("t_start", "ds", "versions", "cache", "memo", "converted", "exports", "tmp", "_teachers"):
                 setattr(self, name, getattr(parent, name))
         from ..sources import source_for
 
@@ -122,13 +123,17 @@ class BuildSession:
             from ..sources import output_kind
 
             from_logits = output_kind(src.model) == "logits"
+        from ..passes.transfer import unknown_text
+
         return PassContext(
             x_train=tok.encode_batch(self.ds.train.texts), y_train=self.labels(self.ds.train),
             x_dev=tok.encode_batch(self.ds.dev.texts), y_dev=self.labels(self.ds.dev),
             rebuild=lambda: src.rebuild(*dims),
             initial=lambda: src.initial(*dims, vocab=tuple(getattr(tok, "vocab", ()))),
             seed=spec.training.seed, quiet=self.quiet, from_logits=from_logits,
-            tags=tuple(self.ds.label_names) if self.tagging else ())
+            tags=tuple(self.ds.label_names) if self.tagging else (),
+            train_texts=tuple(self.ds.train.texts), encode=tok.encode_batch,
+            mask_text=None if self.tagging else unknown_text(tok))
 
     def _root_key(self, spec, tok) -> str:
         import hashlib
@@ -136,7 +141,7 @@ class BuildSession:
         from ..cache import canonical
 
         prov = {k: v for k, v in self.ds.provenance.items() if k != "folder"}
-        blob = {"spec": spec.model_dump(mode="json", exclude={"name", "description"}), "data": prov,
+        blob = {"spec": spec.model_dump(mode="json", exclude={"name", "description", "recipe"}), "data": prov,
                 "vocab": (hashlib.sha256("\n".join(tok.vocab).encode()).hexdigest()
                           if getattr(tok, "origin", None) == "fitted" else tok.fingerprint())}
         fp = self.source.fingerprint()
@@ -167,7 +172,9 @@ class BuildSession:
                 records.append({"step": st.name, "note": st.note})
                 continue
             cfg = st.config.model_dump(mode="json") if st.config is not None else {}
-            k = cache_key(k, st.name, cfg, self.versions)
+            facts = ps.key_facts(st.config) if hasattr(ps, "key_facts") and st.config is not None else {}
+            # file contents the settings only name are in the key too (the record keeps the settings as given)
+            k = cache_key(k, st.name, {**cfg, "_facts": facts} if facts else cfg, self.versions)
             if k in self.memo:
                 model, meta = self.memo[k]
                 cached = "memory"
@@ -193,32 +200,50 @@ class BuildSession:
             records.append({"step": st.name, "note": st.note, "config": cfg, "cached": cached, "key": k, **meta})
         return model, records, k, base_key
 
-    def _teacher(self, p: Plan) -> tuple:
-        """(the distillation teacher's logits over the training split, its record): all-MiniLM-L6-v2's head fitted
-        on its frozen embeddings, or a spec teacher trained on the same data (each once, then cached)."""
+    def _teacher(self, p: Plan):
+        """The distillation teacher as a teachers.Teacher (its logits over the training split and over any texts,
+        its record): all-MiniLM-L6-v2 (a head on the frozen encoder, or fine-tuned end to end), an ONNX
+        classifier, or a spec teacher trained on the same data (each once, then cached)."""
         from ..passes.common import train_logits
+        from ..passes.transfer import unknown_text
+        from ..teachers import Teacher
 
         teacher = p.teacher
+        if id(teacher) in self._teachers:
+            return self._teachers[id(teacher)]
         log(self.quiet, f"[edgeopt] distill: teacher {teacher.name}")
-        if not hasattr(teacher, "data"):  # all-MiniLM-L6-v2: frozen encoder + linear head, on the raw texts
-            from ..teachers.minilm import teacher_logits
+        root = self.cache.root.parent
+        if getattr(teacher, "onnx", False):  # any ONNX text classifier, run by ONNX Runtime
+            from ..teachers.onnx import onnx_teacher
 
-            logits, t_meta = teacher_logits(self.ds, self.cache.root.parent, p.use_cache, teacher.head,
-                                            quiet=self.quiet)
-            return logits, {"name": teacher.name, "architecture": teacher.architecture.name,
-                            "accuracy_keras": t_meta["accuracy_test"], **t_meta}
-        # the teacher: same data, its own spec, tokenizer and cache keys (trained once, then cached)
-        from .prepare import first_step, prepare
+            t = onnx_teacher(teacher, self.ds, root, p.use_cache, self.quiet)
+        elif not hasattr(teacher, "data"):  # all-MiniLM-L6-v2, on the raw texts
+            from ..teachers.minilm import fine_tuned_teacher, frozen_teacher
 
-        tp = prepare(teacher)  # a teacher may be a model file or a builder too
-        sub = BuildSession(Plan(tp.spec, (), p.use_cache, source=tp.source, facts=tp.facts), self.quiet,
-                           self.latency, parent=self)
-        t_model, records, _, _ = sub.run_steps([first_step(tp.spec, tp.source)])
-        return train_logits(t_model, sub.ctx), {
-            "name": teacher.name, "architecture": tp.spec.model_label,
-            "accuracy_float32_tflite": records[0].get("accuracy"),
-            **({"entity_f1_float32_tflite": records[0]["entity_f1"]} if "entity_f1" in records[0] else {}),
-            "size_bytes_float32": records[0].get("size_bytes")}
+            t = (frozen_teacher(self.ds, root, p.use_cache, teacher.head, quiet=self.quiet)
+                 if teacher.fine_tune is None else
+                 fine_tuned_teacher(self.ds, root, p.use_cache, teacher.fine_tune, teacher.head, quiet=self.quiet))
+        else:
+            # the teacher: same data, its own spec, tokenizer and cache keys (trained once, then cached)
+            from .prepare import first_step, prepare
+
+            tp = prepare(teacher)  # a teacher may be a model file or a builder too
+            sub = BuildSession(Plan(tp.spec, (), p.use_cache, source=tp.source, facts=tp.facts), self.quiet,
+                               self.latency, parent=self)
+            t_model, records, t_key, _ = sub.run_steps([first_step(tp.spec, tp.source)])
+
+            def run(texts, model=t_model, session=sub):
+                out = model.predict(session.tok.encode_batch(list(texts)), batch_size=256, verbose=0)
+                return out if session.ctx.from_logits else np.log(np.maximum(out, 1e-7))
+
+            t = Teacher(train_logits(t_model, sub.ctx), {
+                "name": teacher.name, "architecture": tp.spec.model_label,
+                "accuracy_float32_tflite": records[0].get("accuracy"),
+                **({"entity_f1_float32_tflite": records[0]["entity_f1"]} if "entity_f1" in records[0] else {}),
+                "size_bytes_float32": records[0].get("size_bytes")}, "spec-" + t_key, run, unknown_text(sub.tok),
+                root, p.use_cache, self.quiet)
+        self._teachers[id(teacher)] = t
+        return t
 
     # ------------------------------------------------------------------------------------ measuring
     def representative(self, n: int) -> np.ndarray:

@@ -230,7 +230,8 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
     for p in profiles:
         if problem := host_latency_problem(p):  # a budget on the build machine's clock for another device
             raise InputError(problem)
-        sources = [(f"target {p.name} recipe", p.recipe), (str(recipe), recipe_file)]
+        sources = [(f"model {spec.name} recipe", spec.recipe), (f"target {p.name} recipe", p.recipe),
+                   (str(recipe), recipe_file)]
         chain, chosen_ptq = merge(sources, passes or {}, ptq)
         where = f"recipe for {spec.name} on {p.name}"
         if prep.source.kind == "file":  # before the recipe is resolved against layers it cannot reach
@@ -246,17 +247,20 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
             require_onnx_stack()
         converter_for(p.runtime.format).check(steps, final_ptq, where, p)  # what the converter refuses
         if steps[0].name == "distill" and teacher is None:
-            from ..teachers.minilm import MiniLMTeacher, is_minilm
-
-            teacher = MiniLMTeacher() if is_minilm(steps[0].config.teacher) else load_model_spec(
-                steps[0].config.teacher)
+            teacher = _teacher_of(steps[0].config)
         task_for(spec.task).check_plan(spec, steps, p, where, teacher)  # what the task's path does not do yet
         if steps[0].name == "distill":
             from ..teachers.minilm import MiniLMTeacher, model_dir
 
-            if isinstance(teacher, MiniLMTeacher):
+            dcfg = steps[0].config
+            if isinstance(teacher, MiniLMTeacher) or (dcfg.transfer is not None and dcfg.transfer.copies
+                                                      and dcfg.transfer.replace > 0):
                 model_dir(quiet=False)  # before any training: the package, or its files fetched once
-            elif teacher.data.model_dump() != spec.data.model_dump():
+            if dcfg.transfer is not None and dcfg.transfer.unlabeled:
+                from ..passes.transfer import read_unlabeled
+
+                read_unlabeled(dcfg.transfer.unlabeled, 1)  # exists, UTF-8, not empty: before any training
+            if hasattr(teacher, "data") and teacher.data.model_dump() != spec.data.model_dump():
                 raise InputError(f"distill: teacher {teacher.name} is trained on other data than {spec.name}. Fix: "
                                  f"give a teacher spec with the same data section.")
         if out is None:
@@ -296,6 +300,24 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
         rows = tuple(layer_rows(prep.source.model, plans[0].steps, plans[0].ptq, plans[0].target,
                                 getattr(prep.source, "vectorizer", None)))
     return Plan(spec, tuple(plans), use_cache, teacher, prep.source, prep.facts, rows)
+
+
+def _teacher_of(cfg):
+    """The plan's record of a distill pass's teacher: all-MiniLM-L6-v2 (frozen or fine-tuned), an ONNX classifier
+    (its files and label names checked now), or a ModelSpec."""
+    from ..teachers.minilm import MiniLMTeacher, is_minilm
+
+    if is_minilm(cfg.teacher):
+        return MiniLMTeacher(fine_tune=cfg.fine_tune_teacher)
+    if cfg.teacher.lower().endswith(".onnx"):
+        from ..runtimes import require_onnx_stack
+        from ..teachers.onnx import OnnxClassifier, resolve
+
+        require_onnx_stack(("onnxruntime",))
+        ref = resolve(cfg)
+        OnnxClassifier(ref)  # loads, and its inputs and outputs are what a teacher needs: before any training
+        return ref
+    return load_model_spec(cfg.teacher)
 
 
 def _check_native(source, steps: list[str], target: TargetProfile, formats: str) -> None:

@@ -73,7 +73,7 @@ def make_tokenizer(spec: ModelSpec, ds, source: ModelSource | None = None):
     cls = TokenTokenizer if tagging else RegexTokenizer if tk.kind == "regex" else WordTokenizer
     extra = {}
     arch = spec.architecture.config() if tagging and spec.architecture is not None else None
-    if getattr(arch, "pretrained", False):
+    if getattr(arch, "pretrained", False) and arch.pretrained_words == "all":
         from ..teachers.minilm import whole_words
 
         extra["extra_words"] = whole_words()  # a word the training split lacks still has its pretrained vector

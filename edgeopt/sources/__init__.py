@@ -68,6 +68,15 @@ class BuiltinSource(ModelSource):
         """A tagger with pretrained embeddings starts with their vectors for the tokenizer's words (frozen)."""
         model = self.rebuild(vocab_size, num_classes, seq_len)
         cfg = self.arch.config()
+        if getattr(cfg, "embeddings_init", "random") != "random":  # a classifier's table starts pretrained
+            from ..teachers.minilm import project, word_vectors
+
+            if len(vocab) != vocab_size:
+                raise ValueError(f"pretrained embeddings need the {vocab_size} vocabulary words, got {len(vocab)}")
+            vec = word_vectors(list(vocab), 2)  # <PAD>/<UNKNOWN> (pad/unk) get fixed rows, padding zero
+            if cfg.embed_dim < vec.shape[1]:
+                vec = project(vec, cfg.embed_dim, 2)
+            model.get_layer("embedding").set_weights([vec])
         if getattr(cfg, "pretrained", False):
             from ..data.tokenizer import TokenTokenizer
             from ..teachers.minilm import word_vectors
@@ -75,7 +84,12 @@ class BuiltinSource(ModelSource):
             if len(vocab) != vocab_size:
                 raise ValueError(f"pretrained embeddings need the {vocab_size} vocabulary words, got {len(vocab)}")
             skip = len(TokenTokenizer.SPECIALS) + len(TokenTokenizer.SHAPES)
-            model.get_layer("embedding").set_weights([word_vectors(list(vocab), skip)])
+            vec = word_vectors(list(vocab), skip)
+            if cfg.embed_dim < vec.shape[1]:
+                from ..teachers.minilm import project
+
+                vec = project(vec, cfg.embed_dim, skip)
+            model.get_layer("embedding").set_weights([vec])
         return model
 
 

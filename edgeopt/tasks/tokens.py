@@ -86,10 +86,14 @@ class TokenClassification:
         from ..errors import InputError
 
         if steps[0].name == "distill":
-            if getattr(teacher, "task", None) is None:  # all-MiniLM-L6-v2: no spec, one logit row per text
-                raise InputError(f"{where}: all-MiniLM-L6-v2 teaches sentence classifiers (one logit row per "
+            if getattr(teacher, "task", None) is None:  # all-MiniLM-L6-v2, an ONNX classifier: a row per text
+                raise InputError(f"{where}: {teacher.name} teaches sentence classifiers (one logit row per "
                                  f"text); a tagger needs a tagger teacher. Fix: give a token_classification spec "
                                  f"as the teacher.")
+            if steps[0].config.transfer is not None:
+                raise InputError(f"{where}: a transfer set (distill.transfer) is built for sentence classifiers; "
+                                 f"a tagger's augmented copies would need their tags moved with their words. Fix: "
+                                 f"drop distill.transfer for this tagger.")
             if teacher.task != self.name or teacher.tokenizer.seq_len != spec.tokenizer.seq_len:
                 raise InputError(f"{where}: teacher {teacher.name} must be a tagger with the student's seq_len "
                                  f"({spec.tokenizer.seq_len}): its logits are matched token by token. Fix: give a "

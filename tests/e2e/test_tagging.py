@@ -196,11 +196,22 @@ def test_pretrained_word_vectors_give_unseen_words_a_meaning(tmp_path):
     assert cos(i["london"], i["paris"]) > cos(i["london"], i["the"]) + 0.1  # cities near each other
     assert cos(i["berlin"], i["madrid"]) > cos(i["berlin"], i["the"]) + 0.1
     assert CNNTaggerConfig(embeddings="all-MiniLM-L6-v2").embed_dim == WORD_DIM
-    bad = tagger_spec(tmp_path / "w.yaml", architecture={"params": {**TAG_TINY["cnn_tagger"],
+    bad = tagger_spec(tmp_path / "w.yaml", architecture={"params": {**TAG_TINY["cnn_tagger"], "embed_dim": 512,
                                                                     "embeddings": "all-MiniLM-L6-v2"}})
     r = run_cli(["build", str(bad), "--dry-run"])
-    assert r.exit_code == 2 and "all-MiniLM-L6-v2 are 384 wide; remove embed_dim (24)" in r.stderr
+    assert r.exit_code == 2 and "all-MiniLM-L6-v2 are 384 wide; set embed_dim to 384 or less" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    # a smaller width: the vectors on their principal components, still near for near words, padding zero
+    from edgeopt.teachers.minilm import project
+
+    small = project(vec, 48, skip)
+    assert small.shape == (len(vocab), 48) and not small[0].any()
+    assert abs(float(small[skip:].std()) - 0.3) < 1e-3
+
+    def cos2(a, b):
+        return float(small[a] @ small[b] / np.linalg.norm(small[a]) / np.linalg.norm(small[b]))
+
+    assert cos2(i["london"], i["paris"]) > cos2(i["london"], i["the"]) + 0.1
 
 
 # ----------------------------------------------------------------------------------------- end to end
@@ -486,6 +497,38 @@ def test_a_tagger_on_pretrained_word_vectors_keeps_them_frozen_in_the_file(tmp_p
     assert tr["outside_shift"] in [x / 4 for x in range(17)] and m["training"]["outside_shift"] == tr["outside_shift"]
     assert tr["dev_entity_f1_shifted"] >= tr["dev_entity_f1_unshifted"]
     assert m["metrics"]["entity_f1"] > 0.05  # 2 epochs of a tiny CNN on 300 test sentences: a loose floor
+
+
+@pytest.mark.slow
+def test_a_taggers_pretrained_table_cut_to_its_words_and_projected(tmp_path):
+    """pretrained_words: training and embed_dim 32: the vocabulary is the training tokens alone (no whole words
+    added), and the file's frozen table is their vectors on the 32 principal components, a tenth of the width."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgeopt.data.tokenizer import TokenTokenizer, load_tokenizer
+    from edgeopt.teachers.minilm import project, word_vectors
+
+    params = {**TAG_TINY["cnn_tagger"], "embed_dim": 32, "embeddings": "all-MiniLM-L6-v2",
+              "pretrained_words": "training"}
+    spec = tagger_spec(tmp_path / "cut.yaml", epochs=2, limit={"train": 3394, "dev": 300, "test": 300},
+                       architecture={"params": params}, tokenizer={"max_vocab": 40000, "min_freq": 1})
+    r = run_cli(["build", str(spec), "-t", "x86-avx2-server", "--out", str(tmp_path / "o"), "--json", "--quiet",
+                 *FAST_LATENCY])
+    assert r.exit_code in (0, 3), r.output
+    m = json.loads(r.stdout)
+    out = tmp_path / "o"
+    tok = load_tokenizer(out)
+    assert 5000 < tok.vocab_size < 20000  # the training tokens only (with the whole words: over 31,000)
+    base = onnx.load(str(out / m["metrics"]["baseline"]["artifact"]))
+    table = next(numpy_helper.to_array(t) for t in base.graph.initializer if tuple(t.dims) == (tok.vocab_size, 32))
+    skip = len(TokenTokenizer.SPECIALS) + len(TokenTokenizer.SHAPES)
+    np.testing.assert_allclose(table, project(word_vectors(tok.vocab, skip), 32, skip), atol=1e-5)  # frozen
+    assert m["metrics"]["entity_f1"] > 0.05
+    bad = tagger_spec(tmp_path / "bad.yaml", architecture={"params": {**TAG_TINY["cnn_tagger"],
+                                                                     "pretrained_words": "training"}})
+    r = run_cli(["build", str(bad), "--dry-run"])
+    assert r.exit_code == 2 and "pretrained_words applies to pretrained embeddings" in r.stderr
 
 
 def test_tagger_report_snippet_runs_and_its_page_draws_its_plots(tagged, tmp_path):

@@ -88,6 +88,27 @@ def test_teacher_logits_are_computed_once_then_cached(tmp_path):
     assert len(built) == 2
 
 
+def test_fine_tuned_teacher_keeps_its_best_epoch_and_is_cached(tmp_path):
+    from edgeopt.recipe import TeacherFineTune
+    from edgeopt.teachers.minilm import HeadSettings, fine_tuned_teacher
+
+    ds = _tiny_banking(train=300, dev=100, test=150)
+    ft = TeacherFineTune(epochs=1, batch_size=32, max_len=32)
+    head = HeadSettings(max_epochs=60)
+    t = fine_tuned_teacher(ds, tmp_path, True, ft, head, quiet=True)
+    r = t.record
+    assert t.train_logits.shape == (len(ds.train), ds.num_classes) and r["cached"] is False
+    assert len(r["history"]) == 1 and "fine-tuned end to end" in r["architecture"]
+    # the kept weights are the best of (the frozen head's start, each epoch) on dev
+    assert r["accuracy_dev"] == max(r["dev_accuracy_frozen_head"], r["history"][0]["dev_accuracy"])
+    assert r["accuracy_test"] > 0.3
+    again = fine_tuned_teacher(ds, tmp_path, True, ft, head, quiet=True)
+    assert again.record["cached"] == "disk"
+    np.testing.assert_array_equal(t.train_logits, again.train_logits)
+    # the cached weights, loaded, give the same outputs on the training texts
+    np.testing.assert_allclose(again.logits(list(ds.train.texts[:40])), t.train_logits[:40], atol=1e-3)
+
+
 def test_distill_from_minilm_through_the_cli(tmp_path):
     limit = {"train": 1500, "dev": 150, "test": 300}
     student = write_spec(tmp_path / "student.yaml", "student", "text_cnn", TINY["text_cnn"], epochs=4, limit=limit,
