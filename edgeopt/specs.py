@@ -218,6 +218,13 @@ class ModelSpec(_Frozen):
     recipe: Optional[RecipeFile] = None
     source: Optional[str] = Field(default=None, exclude=True)  # the file it was read from
 
+    @field_validator("recipe")
+    @classmethod
+    def _recipe_passes_parse(cls, v):
+        if v is not None:
+            v.parsed()  # a bad pass is a ValueError naming passes[i]
+        return v
+
     @model_validator(mode="after")
     def _one_model(self):
         if (self.architecture is None) == (self.model is None):
@@ -232,8 +239,6 @@ class ModelSpec(_Frozen):
                              f"files (data.files.format: conll) or the built-in wnut17; text_classification reads "
                              f"the other datasets and CSV/JSONL files. Fix: set 'task' to match the data")
         task_for(self.task).check_spec(self)
-        if self.recipe is not None:
-            self.recipe.parsed()  # a bad pass is a ValueError naming recipe.passes[i]
         if self.training.fit is False and (self.architecture is not None or self.model.builder is not None):
             raise ValueError("training.fit false applies to a model file (architectures and builders start "
                              "untrained)")

@@ -134,3 +134,19 @@ def test_onnx_teacher_labels_are_mapped_by_name():
     assert list(label_map(teacher, ["card_arrival", "lost_card", "refund"], "t")) == [1, 0, 2]
     with pytest.raises(InputError, match="the teacher has no label 'top_up'.*1 of 2 missing"):
         label_map(teacher, ["refund", "top_up"], "t")
+
+
+def test_a_model_specs_own_recipe_is_checked_and_its_paths_are_relative(tmp_path):
+    from edgeopt.errors import SpecError
+    from edgeopt.specs import load_model_spec_file
+
+    f = tmp_path / "s.yaml"
+    base = "name: s\ndata: {dataset: banking77}\narchitecture: {name: text_cnn}\nrecipe:\n  passes:\n"
+    f.write_text(base + "    - distill: {teacher: minilm, transfer: {copies: 0}}\n")
+    with pytest.raises(SpecError) as e:
+        load_model_spec_file(f)
+    assert str(f) in str(e.value) and "field 'recipe': passes[0].distill.transfer" in str(e.value)
+    assert "empty transfer set" in str(e.value)
+    f.write_text(base + "    - distill: {teacher: minilm, transfer: {copies: 1, unlabeled: u.txt}}\n")
+    (_, cfg), = load_model_spec_file(f).recipe.parsed()
+    assert cfg.teacher == "all-MiniLM-L6-v2" and cfg.transfer.unlabeled == str(tmp_path / "u.txt")
