@@ -103,9 +103,10 @@ def transfer(ctx: PassContext, cfg, teacher, quiet: bool) -> tuple[tuple[np.ndar
     build_s = time.perf_counter() - t0
     log(quiet, f"[edgeopt] distill: transfer set of {len(tset)} texts ({tset.record['augmented']} augmented copies, "
                f"{tset.record['unlabeled']} unlabeled) in {build_s:.1f} s")
-    logits, t_meta = teacher.transfer_logits(tset)
-    x = ctx.encode(tset.texts(ctx.mask_text))
     rec = {**tset.record, "build_seconds": round(build_s, 1), "student_mask": "unknown token" if ctx.mask_text
-           else "word left out", "teacher_mask": teacher.mask, "teacher_outputs": t_meta,
-           "examples": tset.texts(teacher.mask)[:5]}
-    return (np.asarray(x), logits), rec
+           else "word left out", "teacher_mask": teacher.mask, "examples": tset.texts(teacher.mask)[:5]}
+    if not len(tset):  # every copy equalled a training text (and no unlabeled file): nothing to add
+        return None, rec
+    logits, rec["teacher_outputs"] = teacher.transfer_logits(tset)
+    x = np.asarray(ctx.encode(tset.texts(ctx.mask_text))).reshape(len(tset), -1)
+    return (x, logits), rec
