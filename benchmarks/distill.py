@@ -158,8 +158,9 @@ def main() -> None:
                         row = {"dataset": ds, "size": size, "variant": var, "seed": seed,
                                **run(spec_for(ds, size, seed, extra), flags, Path(tmp))}
                         print(json.dumps(row), flush=True)
-                        same = (ds, size, var, seed)  # a rerun replaces its earlier row
-                        rows = [r for r in rows if (r["dataset"], r["size"], r["variant"], r["seed"]) != same]
+                        same = (ds, size, var, seed, row["copies"])  # a rerun replaces its earlier row
+                        rows = [r for r in rows if (r["dataset"], r["size"], r["variant"], r["seed"],
+                                                    r.get("copies", 0)) != same]
                         rows.append(row)
                         write_results(a.out, "distill", rows, table(rows))
 
