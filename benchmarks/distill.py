@@ -11,7 +11,7 @@ any pass output (EDGEOPT_CACHE_DIR), so a variant's teacher is trained once per 
 benchmarks/results/distill.{json,md}: per row accuracy, macro-F1, size, instructions per inference on the
 emulated Cortex-A76, the teacher's test accuracy; the table gives the mean and spread over the seeds run.
 
-    python benchmarks/distill.py                      # the full grid: 2 data sets x 5 sizes x 7 variants x 3 seeds
+    python benchmarks/distill.py                      # the full grid: 2 data sets x 6 sizes x 8 variants x 3 seeds
     python benchmarks/distill.py --datasets banking77 --sizes reference --variants plain init+distill --seeds 42 43
     python benchmarks/distill.py ... --append         # add rows to the results file
 """
@@ -41,6 +41,7 @@ SIZES = {
     "small": ({}, {"embed_dim": 64, "filters": 64}),
     "reference": ({}, {}),
     "large": ({}, {"filters": 256}),
+    "narrow": ({}, {"embed_dim": 48}),
 }
 SST2_SIZES = {  # SST-2's reference (14k words x 128) does not fit 1 MB: its sizes are cut in the vocabulary
     "micro": ({"max_vocab": 4000}, {"embed_dim": 16, "filters": 32}),
@@ -48,6 +49,7 @@ SST2_SIZES = {  # SST-2's reference (14k words x 128) does not fit 1 MB: its siz
     "small": ({"max_vocab": 4000}, {"embed_dim": 64, "filters": 64}),
     "reference": ({"max_vocab": 6000}, {"embed_dim": 96}),
     "large": ({"max_vocab": 6000}, {"embed_dim": 96, "filters": 256}),
+    "narrow": ({"max_vocab": 12000}, {"embed_dim": 48}),  # every word seen twice (7,201) at half the width: 693 KB
 }
 MINILM = ["--distill", "all-MiniLM-L6-v2"]
 INIT = {"embeddings_init": "all-MiniLM-L6-v2"}
