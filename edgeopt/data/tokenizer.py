@@ -492,6 +492,14 @@ def _onig_pattern() -> str:
     return f"[{w}]+|[^{ws}]"
 
 
+def named_pad_id(tok) -> int | None:
+    """A ``tokenizers.Tokenizer``'s padding id: its padding settings', else the id of ``[PAD]``, ``<pad>`` or
+    ``<PAD>`` in its vocabulary, else None."""
+    if tok.padding is not None:
+        return int(tok.padding["pad_id"])
+    return next((tok.token_to_id(t) for t in ("[PAD]", "<pad>", "<PAD>") if tok.token_to_id(t) is not None), None)
+
+
 class HFTokenizer:
     """A Hugging Face ``tokenizers`` JSON file, used as it is, truncated and padded to ``seq_len``. A build
     directory carries it as ``tokenizer.json`` (the standard file, with truncation and padding set, so
@@ -534,11 +542,8 @@ class HFTokenizer:
             if pad_id is None:
                 raise error(f"{path}: the pad_token {pad_token!r} is not in its vocabulary. Fix: set "
                             f"tokenizer.pad_token to the padding token your model was trained with.")
-        elif tok.padding is not None:
-            pad_id = tok.padding["pad_id"]
         else:
-            pad_id = next((tok.token_to_id(t) for t in ("[PAD]", "<pad>", "<PAD>") if tok.token_to_id(t) is not None),
-                          None)
+            pad_id = named_pad_id(tok)
             if pad_id is None:
                 raise error(f"{path}: names no padding token. Fix: set tokenizer.pad_token.")
         return cls(tok, seq_len, pad_id, digest)

