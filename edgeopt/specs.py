@@ -249,6 +249,24 @@ class ModelSpec(_Frozen):
         return "architecture" if self.architecture is not None else "file" if self.model.path else "builder"
 
     @property
+    def resizable(self) -> bool:
+        """A built-in architecture whose vocabulary and widths are free to choose (``build --fit-size``, ``tune
+        --sizes``): an Embedding of its own width, no pretrained table fixing it, a vocabulary fitted to the data."""
+        cfg = self.architecture.config() if self.architecture is not None else None
+        return (cfg is not None and hasattr(cfg, "embed_dim") and not getattr(cfg, "pretrained", False)
+                and self.tokenizer.mode == "fitted")
+
+    def resized(self, max_vocab: Optional[int] = None, **params) -> "ModelSpec":
+        """This spec with another vocabulary cap and/or other architecture params (``embed_dim``, ``filters``...)."""
+        update = {}
+        if max_vocab is not None:
+            update["tokenizer"] = self.tokenizer.model_copy(update={"max_vocab": max_vocab})
+        if params:
+            update["architecture"] = self.architecture.model_copy(
+                update={"params": {**self.architecture.params, **params}})
+        return self.model_copy(update=update)
+
+    @property
     def model_label(self) -> str:
         if self.architecture is not None:
             return self.architecture.name

@@ -28,7 +28,7 @@ def fit(spec, profiles, ptq_of, ds):
         raise InputError(f"{where}: --fit-size sizes a built-in architecture (its vocabulary and embedding width); "
                          f"this spec's model is a file or a builder, whose size is its own. Fix: drop --fit-size.")
     cfg = spec.architecture.config()
-    if not hasattr(cfg, "embed_dim") or getattr(cfg, "pretrained", False) or spec.tokenizer.mode != "fitted":
+    if not spec.resizable:
         raise InputError(f"{where}: --fit-size chooses the vocabulary and embedding width, and this model's are "
                          f"fixed (a pretrained table or a given vocabulary). Fix: drop --fit-size.")
     budgets = [(p, p.budgets.max_size_bytes) for p in profiles if p.budgets.max_size_bytes is not None]
@@ -56,11 +56,7 @@ def fit(spec, profiles, ptq_of, ds):
                       "predicted_bytes": measured})
         if all(measured[p.name] <= limit * MARGIN for p, limit in budgets):
             chosen = tried[-1]
-            params = {**spec.architecture.params, "embed_dim": w}
-            new = spec.model_copy(update={
-                "tokenizer": spec.tokenizer.model_copy(update={"max_vocab": v}),
-                "architecture": spec.architecture.model_copy(update={"params": params})})
-            return new, {"limits": {p.name: limit for p, limit in budgets}, "margin": MARGIN,
+            return spec.resized(v, embed_dim=w), {"limits": {p.name: limit for p, limit in budgets}, "margin": MARGIN,
                          "was": {"max_vocab": spec.tokenizer.max_vocab, "embed_dim": cfg.embed_dim},
                          "chosen": chosen, "tried": tried, "candidates": len(cands),
                          "how": "the largest weight count whose untrained file, converted as the target converts, "
@@ -84,8 +80,7 @@ def _vocab_sizes(spec, ds, caps) -> dict:
 
     out = {}
     for v in caps:
-        tok = make_tokenizer(spec.model_copy(update={"tokenizer": spec.tokenizer.model_copy(
-            update={"max_vocab": v})}), ds)
+        tok = make_tokenizer(spec.resized(v), ds)
         out[v] = (tok.vocab_size, tok)
     return out
 

@@ -63,15 +63,9 @@ class Candidate:
         """``spec`` with this candidate's model size (itself when the candidate keeps the spec's)."""
         if not self.sized:
             return spec
-        params = dict(spec.architecture.params)
-        if self.embed_dim is not None:
-            params["embed_dim"] = self.embed_dim
-        if self.width is not None:
-            params[WIDTH_PARAM[spec.architecture.name]] = self.width
-        tok = spec.tokenizer if self.max_vocab is None else spec.tokenizer.model_copy(
-            update={"max_vocab": self.max_vocab})
-        return spec.model_copy(update={"tokenizer": tok,
-                                       "architecture": spec.architecture.model_copy(update={"params": params})})
+        params = {k: v for k, v in (("embed_dim", self.embed_dim),
+                                    (WIDTH_PARAM[spec.architecture.name], self.width)) if v is not None}
+        return spec.resized(self.max_vocab, **params)
 
     def passes(self) -> dict:
         """The pass configs, keyed by pass name, as `edgeopt.plan(passes=...)` takes them."""
@@ -270,12 +264,11 @@ def sizes_for(spec) -> dict:
     from ..errors import InputError
 
     where = spec.source or spec.name
-    cfg = spec.architecture.config() if spec.architecture is not None else None
-    if cfg is None or not hasattr(cfg, "embed_dim") or getattr(cfg, "pretrained", False) \
-            or spec.tokenizer.mode != "fitted":
+    if not spec.resizable:
         raise InputError(f"{where}: tune --sizes chooses a built-in architecture's vocabulary and widths, and this "
                          f"model's are fixed (a model file, a builder, a pretrained table or a given vocabulary). "
                          f"Fix: drop --sizes.")
+    cfg = spec.architecture.config()
     heads = getattr(cfg, "num_heads", 1) or 1
 
     def uniq(vals):

@@ -65,29 +65,21 @@ class BuiltinSource(ModelSource):
                            seq_len=seq_len)
 
     def initial(self, vocab_size, num_classes, seq_len, vocab=()):
-        """A tagger with pretrained embeddings starts with their vectors for the tokenizer's words (frozen)."""
+        """A tagger with pretrained embeddings starts with their vectors for the tokenizer's words (frozen); a
+        text CNN with ``embeddings_init`` starts from them too (trainable)."""
         model = self.rebuild(vocab_size, num_classes, seq_len)
         cfg = self.arch.config()
-        if getattr(cfg, "embeddings_init", "random") != "random":  # a classifier's table starts pretrained
+        tagger = getattr(cfg, "pretrained", False)  # a tagger's frozen table, or a classifier's trainable start
+        if tagger or getattr(cfg, "embeddings_init", "random") != "random":
+            from ..data.tokenizer import TokenTokenizer
             from ..teachers.minilm import project, word_vectors
 
             if len(vocab) != vocab_size:
                 raise ValueError(f"pretrained embeddings need the {vocab_size} vocabulary words, got {len(vocab)}")
-            vec = word_vectors(list(vocab), 2)  # <PAD>/<UNKNOWN> (pad/unk) get fixed rows, padding zero
-            if cfg.embed_dim < vec.shape[1]:
-                vec = project(vec, cfg.embed_dim, 2)
-            model.get_layer("embedding").set_weights([vec])
-        if getattr(cfg, "pretrained", False):
-            from ..data.tokenizer import TokenTokenizer
-            from ..teachers.minilm import word_vectors
-
-            if len(vocab) != vocab_size:
-                raise ValueError(f"pretrained embeddings need the {vocab_size} vocabulary words, got {len(vocab)}")
-            skip = len(TokenTokenizer.SPECIALS) + len(TokenTokenizer.SHAPES)
+            # the rows before the words (padding, unknown, a tagger's shape tokens) get fixed rows, padding zero
+            skip = len(TokenTokenizer.SPECIALS) + (len(TokenTokenizer.SHAPES) if tagger else 0)
             vec = word_vectors(list(vocab), skip)
             if cfg.embed_dim < vec.shape[1]:
-                from ..teachers.minilm import project
-
                 vec = project(vec, cfg.embed_dim, skip)
             model.get_layer("embedding").set_weights([vec])
         return model
