@@ -97,6 +97,10 @@ MINILM = "all-MiniLM-L6-v2"
 MINILM_ALIASES = frozenset({"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2"})
 
 
+def is_minilm(name: str) -> bool:
+    return name.strip().lower() in MINILM_ALIASES
+
+
 class TransferConfig(_Frozen):
     """The transfer set (passes/transfer.py): what the student learns from the teacher's outputs besides the
     training texts. ``copies`` augmented copies of each training text (Tang et al. 2019): each word masked with
@@ -150,7 +154,7 @@ class DistillConfig(_Frozen):
     @field_validator("teacher")
     @classmethod
     def _canonical_teacher(cls, v: str) -> str:
-        return MINILM if v.strip().lower() in MINILM_ALIASES else v
+        return MINILM if is_minilm(v) else v
 
     @model_validator(mode="after")
     def _teacher_options(self):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..convert import converter_for
 from ..errors import InputError, OutputError
-from ..recipe import QAT_STEPS, QUANTIZATIONS, Step, load_recipe_file, merge, resolve
+from ..recipe import QAT_STEPS, QUANTIZATIONS, Step, is_minilm, load_recipe_file, merge, resolve
 from ..registry import load_model_spec, load_target
 from ..specs import ModelSpec, TargetProfile
 from ..tasks import task_for
@@ -305,7 +305,7 @@ def plan(model: str | ModelSpec, targets: list[str | TargetProfile], out: Option
 def _teacher_of(cfg):
     """The plan's record of a distill pass's teacher: all-MiniLM-L6-v2 (frozen or fine-tuned), an ONNX classifier
     (its files and label names checked now), or a ModelSpec."""
-    from ..teachers.minilm import MiniLMTeacher, is_minilm
+    from ..teachers.minilm import MiniLMTeacher
 
     if is_minilm(cfg.teacher):
         return MiniLMTeacher(fine_tune=cfg.fine_tune_teacher)

