@@ -169,10 +169,10 @@ class OnnxClassifier:
         self.fixed = fixed if isinstance(fixed, int) else None
         trunc = self.tk.truncation["max_length"] if self.tk.truncation else None
         self.max_len = self.fixed or trunc or DEFAULT_MAX_LEN
+        pad = named_pad_id(self.tk)  # before no_padding(): the file's own padding settings name it first
+        self.pad_id = 0 if pad is None else pad
         self.tk.no_padding()
         self.tk.enable_truncation(self.max_len)
-        pad = named_pad_id(self.tk)
-        self.pad_id = 0 if pad is None else pad
         self.types = {n: (np.int64 if "int64" in i.type else np.int32) for n, i in self.inputs.items()}
         self.mask = mask_token(self.tk)
 

@@ -136,6 +136,37 @@ def test_onnx_teacher_labels_are_mapped_by_name():
         label_map(teacher, ["refund", "top_up"], "t")
 
 
+def test_an_onnx_teacher_pads_with_its_tokenizers_own_padding_id(tmp_path):
+    """A tokenizer.json whose padding settings name the id (9 here, no [PAD] token in its vocabulary): short texts
+    are padded with 9, not with 0 (the graph returns each row's largest and smallest input id)."""
+    import onnx
+    from onnx import TensorProto, helper
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    from edgeopt.teachers.onnx import OnnxClassifier, OnnxTeacherRef
+
+    tk = Tokenizer(WordLevel({"[UNK]": 0, "a": 1, "b": 2, "c": 3, "<p>": 9}, unk_token="[UNK]"))
+    tk.pre_tokenizer = Whitespace()
+    tk.enable_padding(pad_id=9, pad_token="<p>")
+    tk.save(str(tmp_path / "tokenizer.json"))
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])
+    nodes = [helper.make_node("ReduceMax", ["input_ids"], ["mx"], axes=[1], keepdims=1),
+             helper.make_node("ReduceMin", ["input_ids"], ["mn"], axes=[1], keepdims=1),
+             helper.make_node("Concat", ["mx", "mn"], ["both"], axis=1),
+             helper.make_node("Cast", ["both"], ["logits"], to=TensorProto.FLOAT)]
+    graph = helper.make_graph(nodes, "pad", [ids], [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what this ONNX Runtime reads (onnx's default is newer)
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    ref = OnnxTeacherRef(str(tmp_path / "m.onnx"), str(tmp_path / "tokenizer.json"), ("x", "y"), "test")
+    clf = OnnxClassifier(ref)
+    assert clf.pad_id == 9
+    np.testing.assert_array_equal(clf.logits(["a b c", "b"]), [[3, 1], [9, 2]])
+
+
 def test_a_model_specs_own_recipe_is_checked_and_its_paths_are_relative(tmp_path):
     from edgeopt.errors import SpecError
     from edgeopt.specs import load_model_spec_file
