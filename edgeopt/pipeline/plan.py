@@ -311,11 +311,11 @@ def _teacher_of(cfg):
         return MiniLMTeacher(fine_tune=cfg.fine_tune_teacher)
     if cfg.teacher.lower().endswith(".onnx"):
         from ..runtimes import require_onnx_stack
-        from ..teachers.onnx import OnnxClassifier, resolve
+        from ..teachers.onnx import classifier, resolve
 
         require_onnx_stack(("onnxruntime",))
         ref = resolve(cfg)
-        OnnxClassifier(ref)  # loads, and its inputs and outputs are what a teacher needs: before any training
+        classifier(ref)  # loads, and its inputs and outputs are what a teacher needs: before any training
         return ref
     return load_model_spec(cfg.teacher)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +192,21 @@ class OnnxClassifier:
         return out if out is not None else np.zeros((0, 0), np.float32)
 
 
+_LOADED: dict = {}
+
+
+def classifier(ref: OnnxTeacherRef) -> OnnxClassifier:
+    """The loaded classifier, once per process for the same files (the plan checks it before training; the build
+    then runs it): keyed by the graph's and the tokenizer's path, size and modification time, so an edited file
+    loads again. Only the last one loaded is kept (a teacher's session holds the whole graph)."""
+    key = (ref, *((p, st.st_size, st.st_mtime_ns) for p in (ref.path, ref.tokenizer) for st in [os.stat(p)]))
+    if key not in _LOADED:
+        clf = OnnxClassifier(ref)
+        _LOADED.clear()
+        _LOADED[key] = clf
+    return _LOADED[key]
+
+
 def onnx_teacher(ref: OnnxTeacherRef, ds, cache_root: Path, use_cache: bool, quiet: bool = False):
     """The ONNX classifier as a teachers.Teacher: its logits over the three splits (cached), reordered into the
     data's label order, and its accuracy on the dev and test splits."""
@@ -205,15 +221,8 @@ def onnx_teacher(ref: OnnxTeacherRef, ds, cache_root: Path, use_cache: bool, qui
     texts_key = hashlib.sha256(json.dumps({n: list(s.texts) for n, s in splits.items()}).encode()).hexdigest()[:24]
     k = f"onnx-{fp}-{texts_key}"
     root = Path(cache_root) / "teachers"
-    clf: list = []
-
-    def model():
-        if not clf:
-            clf.append(OnnxClassifier(ref))
-        return clf[0]
-
     def run(texts):
-        return model().logits(texts)[:, order]
+        return classifier(ref).logits(texts)[:, order]
 
     got = load_entry(root, k) if use_cache else None
     if got is not None:
@@ -221,7 +230,7 @@ def onnx_teacher(ref: OnnxTeacherRef, ds, cache_root: Path, use_cache: bool, qui
         logits, meta = got[0]["train"], {**got[1], "cached": "disk"}
     else:
         t0 = time.perf_counter()
-        m = model()
+        m = classifier(ref)
         log(quiet, f"[edgeopt] distill: ONNX teacher {ref.name}: scoring {sum(len(s) for s in splits.values())} texts "
                    f"with ONNX Runtime")
         out = {n: run(s.texts) for n, s in splits.items()}

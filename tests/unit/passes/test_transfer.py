@@ -3,6 +3,8 @@ replacement, n-gram cuts), unlabeled texts, the mask each tokenizer reads, the O
 No TensorFlow: the fast tier."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -145,7 +147,7 @@ def test_an_onnx_teacher_pads_with_its_tokenizers_own_padding_id(tmp_path):
     from tokenizers.models import WordLevel
     from tokenizers.pre_tokenizers import Whitespace
 
-    from edgeopt.teachers.onnx import OnnxClassifier, OnnxTeacherRef
+    from edgeopt.teachers.onnx import OnnxTeacherRef, classifier
 
     tk = Tokenizer(WordLevel({"[UNK]": 0, "a": 1, "b": 2, "c": 3, "<p>": 9}, unk_token="[UNK]"))
     tk.pre_tokenizer = Whitespace()
@@ -162,9 +164,14 @@ def test_an_onnx_teacher_pads_with_its_tokenizers_own_padding_id(tmp_path):
     model.ir_version = 8  # what this ONNX Runtime reads (onnx's default is newer)
     onnx.save(model, str(tmp_path / "m.onnx"))
     ref = OnnxTeacherRef(str(tmp_path / "m.onnx"), str(tmp_path / "tokenizer.json"), ("x", "y"), "test")
-    clf = OnnxClassifier(ref)
+    clf = classifier(ref)
     assert clf.pad_id == 9
     np.testing.assert_array_equal(clf.logits(["a b c", "b"]), [[3, 1], [9, 2]])
+    assert classifier(ref) is clf  # loaded once per process: the plan's check and the build share it
+    tk.enable_padding(pad_id=8, pad_token="<q>")
+    tk.save(str(tmp_path / "tokenizer.json"))
+    os.utime(tmp_path / "tokenizer.json", ns=(1, 1))  # another modification time, even within the clock's tick
+    assert classifier(ref) is not clf and classifier(ref).pad_id == 8
 
 
 def test_a_model_specs_own_recipe_is_checked_and_its_paths_are_relative(tmp_path):
