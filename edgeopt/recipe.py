@@ -137,6 +137,7 @@ class TeacherFineTune(_Frozen):
     batch_size: int = Field(default=32, ge=1, le=4096)
     max_len: int = Field(default=64, ge=8, le=512)  # word pieces per text, [CLS] and [SEP] included
     seed: int = Field(default=7, ge=0, le=2**31 - 1)
+    dropout: float = Field(default=0.0, ge=0, lt=1)  # BERT's dropout while fine-tuning (it was trained with 0.1)
 
 
 class DistillConfig(_Frozen):

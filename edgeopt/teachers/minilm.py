@@ -225,9 +225,10 @@ class WordPieceTokenizer:
 
 
 # ------------------------------------------------------------------------------------------------ encoder
-def build_encoder(folder: Path):
+def build_encoder(folder: Path, dropout: float = 0.0):
     """A tf_keras model: (token ids [B, L] int32, attention mask [B, L] int32) -> L2-normalised mean-pooled
-    sentence embeddings [B, hidden], with the packaged weights loaded."""
+    sentence embeddings [B, hidden], with the packaged weights loaded. ``dropout`` (training only): BERT's, on the
+    embeddings, the attention probabilities and each block's two residual branches."""
     from ..tf import keras, tf
 
     K, T = keras(), tf()
@@ -244,15 +245,17 @@ def build_encoder(folder: Path):
     class Block(K.layers.Layer):
         def __init__(self, **kw):
             super().__init__(**kw)
-            self.attention = K.layers.MultiHeadAttention(heads, head_dim, name="attention")
+            self.attention = K.layers.MultiHeadAttention(heads, head_dim, dropout=dropout, name="attention")
+            self.drop = K.layers.Dropout(dropout)
             self.ln_attention = K.layers.LayerNormalization(epsilon=eps, name="ln_attention")
             self.intermediate = K.layers.Dense(cfg["intermediate_size"], activation=gelu, name="intermediate")
             self.output_dense = K.layers.Dense(hidden, name="output")
             self.ln_output = K.layers.LayerNormalization(epsilon=eps, name="ln_output")
 
-        def call(self, x, mask):
-            x = self.ln_attention(x + self.attention(x, x, attention_mask=mask))
-            return self.ln_output(x + self.output_dense(self.intermediate(x)))
+        def call(self, x, mask, training=None):
+            a = self.attention(x, x, attention_mask=mask, training=training)
+            x = self.ln_attention(x + self.drop(a, training=training))
+            return self.ln_output(x + self.drop(self.output_dense(self.intermediate(x)), training=training))
 
     class Encoder(K.Model):
         def __init__(self):
@@ -261,16 +264,17 @@ def build_encoder(folder: Path):
             self.position = K.layers.Embedding(cfg["max_position_embeddings"], hidden, name="position_embeddings")
             self.token_type = K.layers.Embedding(cfg["type_vocab_size"], hidden, name="token_type_embeddings")
             self.ln = K.layers.LayerNormalization(epsilon=eps, name="ln_embeddings")
+            self.drop = K.layers.Dropout(dropout)
             self.blocks = [Block(name=f"layer_{i}") for i in range(cfg["num_hidden_layers"])]
 
-        def call(self, inputs):
+        def call(self, inputs, training=None):
             ids, mask = inputs
             positions = T.range(T.shape(ids)[1])
             x = self.word(ids) + self.position(positions)[None] + self.token_type(T.zeros_like(ids))
-            x = self.ln(x)
+            x = self.drop(self.ln(x), training=training)
             attn_mask = T.cast(mask[:, None, :], T.bool)  # [B, 1, L]: every query sees the real tokens only
             for b in self.blocks:
-                x = b(x, attn_mask)
+                x = b(x, attn_mask, training=training)
             m = T.cast(mask, x.dtype)[:, :, None]
             pooled = T.reduce_sum(x * m, axis=1) / T.maximum(T.reduce_sum(m, axis=1), 1e-9)
             return T.math.l2_normalize(pooled, axis=1, epsilon=1e-12)
@@ -458,12 +462,12 @@ def frozen_teacher(ds, cache_root: Path, use_cache: bool, head: HeadSettings = H
                    "minilm-head-" + head_key, run, MASK_TOKEN, Path(cache_root), use_cache, quiet)
 
 
-def _classifier(folder: Path, num_classes: int):
+def _classifier(folder: Path, num_classes: int, dropout: float = 0.0):
     """The encoder (trainable) and a Dense head on its sentence embeddings: (ids, mask) -> logits."""
     from ..tf import keras
 
     K = keras()
-    enc = build_encoder(folder)
+    enc = build_encoder(folder, dropout)
     enc.trainable = True
     head = K.layers.Dense(num_classes, name="head")
     head.build((None, enc.blocks[0].output_dense.units))
@@ -490,7 +494,9 @@ def fine_tuned_teacher(ds, cache_root: Path, use_cache: bool, ft, head: HeadSett
 
     _, _, (kernel, bias, head_key) = _frozen_head(ds, cache_root, use_cache, head, quiet)
     folder = model_dir()
-    ft_key = hashlib.sha256(json.dumps({"head": head_key, "fine_tune": ft.model_dump(mode="json"),
+    # no dropout is the computation before the setting existed: its fine-tunes keep their cache entries
+    settings = ft.model_dump(mode="json", exclude=set() if ft.dropout else {"dropout"})
+    ft_key = hashlib.sha256(json.dumps({"head": head_key, "fine_tune": settings,
                                         "edgeopt": __version__, "versions": versions()},
                                        sort_keys=True).encode()).hexdigest()[:24]
     root = Path(cache_root) / "teachers"
@@ -503,7 +509,7 @@ def fine_tuned_teacher(ds, cache_root: Path, use_cache: bool, ft, head: HeadSett
 
     def model_fn(weights=None):
         if "fn" not in state:
-            enc, hd = _classifier(folder, ds.num_classes)
+            enc, hd = _classifier(folder, ds.num_classes, ft.dropout)
             state["vars"] = enc.weights + hd.weights
             state["enc"], state["head"] = enc, hd
             state["fn"] = T.function(lambda i, m: hd(enc((i, m), training=False)),

@@ -88,6 +88,16 @@ def test_teacher_logits_are_computed_once_then_cached(tmp_path):
     assert len(built) == 2
 
 
+def test_encoder_dropout_acts_in_training_only():
+    from edgeopt.teachers.minilm import build_encoder, model_dir
+
+    ids, mask = np.asarray([[101, 2129, 2003, 102]], np.int32), np.ones((1, 4), np.int32)
+    plain = build_encoder(model_dir())((ids, mask)).numpy()
+    enc = build_encoder(model_dir(), dropout=0.3)
+    np.testing.assert_allclose(enc((ids, mask), training=False).numpy(), plain, atol=1e-6)
+    assert np.abs(enc((ids, mask), training=True).numpy() - plain).max() > 1e-3
+
+
 def test_fine_tuned_teacher_keeps_its_best_epoch_and_is_cached(tmp_path):
     from edgeopt.recipe import TeacherFineTune
     from edgeopt.teachers.minilm import HeadSettings, fine_tuned_teacher
@@ -107,6 +117,9 @@ def test_fine_tuned_teacher_keeps_its_best_epoch_and_is_cached(tmp_path):
     np.testing.assert_array_equal(t.train_logits, again.train_logits)
     # the cached weights, loaded, give the same outputs on the training texts
     np.testing.assert_allclose(again.logits(list(ds.train.texts[:40])), t.train_logits[:40], atol=1e-3)
+    # dropout is another fine-tune, with its own cache entry
+    dropped = fine_tuned_teacher(ds, tmp_path, True, ft.model_copy(update={"dropout": 0.1}), head, quiet=True)
+    assert dropped.record["cached"] is False and dropped.key != t.key
 
 
 def test_distill_from_minilm_through_the_cli(tmp_path):
