@@ -39,17 +39,17 @@ SIZES = {
     "micro": ({}, {"embed_dim": 16, "filters": 32}),
     "tiny": ({}, {"embed_dim": 32, "filters": 64}),
     "small": ({}, {"embed_dim": 64, "filters": 64}),
+    "narrow": ({}, {"embed_dim": 48}),
     "reference": ({}, {}),
     "large": ({}, {"filters": 256}),
-    "narrow": ({}, {"embed_dim": 48}),
 }
 SST2_SIZES = {  # SST-2's reference (14k words x 128) does not fit 1 MB: its sizes are cut in the vocabulary
     "micro": ({"max_vocab": 4000}, {"embed_dim": 16, "filters": 32}),
     "tiny": ({"max_vocab": 4000}, {"embed_dim": 32, "filters": 64}),
     "small": ({"max_vocab": 4000}, {"embed_dim": 64, "filters": 64}),
+    "narrow": ({"max_vocab": 12000}, {"embed_dim": 48}),  # every word seen twice (7,201) at half the width: 693 KB
     "reference": ({"max_vocab": 6000}, {"embed_dim": 96}),
     "large": ({"max_vocab": 6000}, {"embed_dim": 96, "filters": 256}),
-    "narrow": ({"max_vocab": 12000}, {"embed_dim": 48}),  # every word seen twice (7,201) at half the width: 693 KB
 }
 MINILM = ["--distill", "all-MiniLM-L6-v2"]
 INIT = {"embeddings_init": "all-MiniLM-L6-v2"}
@@ -122,6 +122,11 @@ def table(rows: list[dict]) -> str:
         s = fmt.format(statistics.mean(vals))
         return s + (" ± " + fmt.format(statistics.stdev(vals)) if len(vals) > 1 else "")
 
+    sizes, variants = list(SIZES), list(VARIANTS)
+    groups = dict(sorted(groups.items(), key=lambda kv: (  # data set, size (smallest first), variant, copies
+        kv[0][0], sizes.index(kv[0][1]) if kv[0][1] in sizes else len(sizes),
+        variants.index(kv[1][0]["variant"]) if kv[1][0]["variant"] in variants else len(variants),
+        kv[1][0].get("copies", 0))))
     lines = ["| data set | size | variant | seeds | accuracy | macro-F1 | dev accuracy | size (KB) | instructions (A76) "
              "| teacher |", "|---|---|---|---|---|---|---|---|---|---|"]
     for (ds, size, var), rs in groups.items():
