@@ -1,6 +1,6 @@
 """The distillation transfer set (passes/transfer.py) and its settings: augmentation (masking, nearest-word
-replacement, n-gram cuts), unlabeled texts, the mask each tokenizer reads, the ONNX teacher's label mapping.
-No TensorFlow: the fast tier."""
+replacement, n-gram cuts), unlabeled texts, the mask each tokenizer reads, the ONNX teacher's label mapping and
+padding, the distill benchmark's grid and table. No TensorFlow: the fast tier."""
 from __future__ import annotations
 
 import os
@@ -188,3 +188,38 @@ def test_a_model_specs_own_recipe_is_checked_and_its_paths_are_relative(tmp_path
     f.write_text(base + "    - distill: {teacher: minilm, transfer: {copies: 1, unlabeled: u.txt}}\n")
     (_, cfg), = load_model_spec_file(f).recipe.parsed()
     assert cfg.teacher == "all-MiniLM-L6-v2" and cfg.transfer.unlabeled == str(tmp_path / "u.txt")
+
+
+def test_the_distill_benchmarks_grid_names_its_sizes_and_variants_and_its_table_is_ordered():
+    """benchmarks/distill.py: the grid's sizes and variants exist, and the table groups seeds and sorts by data set,
+    size (smallest first) and variant, whatever order the rows ran in."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[3] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("distill_bench", bench / "distill.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    for ds, (sizes, copies) in mod.GRID.items():
+        assert ds in mod.REFERENCE and len(sizes) == 3 and copies >= 1
+        assert set(sizes) <= set(mod.SST2_SIZES if ds == "sst2" else mod.SIZES)
+    assert set(mod.GRID_VARIANTS) <= set(mod.VARIANTS) and len(mod.GRID_VARIANTS) == 4
+
+    def row(ds, size, var, seed, acc, copies=0):
+        return {"dataset": ds, "size": size, "variant": var, "seed": seed, "copies": copies, "accuracy": acc,
+                "macro_f1": acc, "dev_accuracy": None, "size_bytes": 1000, "instructions_a76": 10,
+                "teacher_accuracy": None}
+
+    md = mod.table([row("sst2", "tiny", "plain", 42, 0.8), row("banking77", "reference", "plain", 42, 0.9),
+                    row("banking77", "tiny", "init+augment", 42, 0.7, copies=1),
+                    row("banking77", "tiny", "plain", 43, 0.6), row("banking77", "tiny", "plain", 42, 0.8)])
+    body = [ln for ln in md.splitlines() if ln.startswith("| banking77") or ln.startswith("| sst2")]
+    assert [ln.split(" | ")[:4] for ln in body] == [
+        ["| banking77", "tiny", "plain", "2"], ["| banking77", "tiny", "init+augment (1 copy)", "1"],
+        ["| banking77", "reference", "plain", "1"], ["| sst2", "tiny", "plain", "1"]]
+    assert "0.7000 ± 0.1414" in body[0]  # the mean and standard deviation over the seeds run
