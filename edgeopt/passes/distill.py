@@ -73,11 +73,11 @@ class Distill(KeyedPass):
     def key_facts(self, cfg) -> dict:
         """What the pass's output depends on beyond its settings: the unlabeled file's and an ONNX teacher's
         contents (their paths alone are in the settings)."""
-        from .transfer import file_sha256
+        from ..files import sha256_file
 
         out = {}
         if cfg.transfer is not None and cfg.transfer.unlabeled:
-            out["unlabeled_sha256"] = file_sha256(cfg.transfer.unlabeled)
+            out["unlabeled_sha256"] = sha256_file(cfg.transfer.unlabeled)
         if cfg.teacher.lower().endswith(".onnx"):
             from ..teachers.onnx import teacher_fingerprint
 

@@ -130,12 +130,6 @@ def read_unlabeled(path: str, limit: int) -> list[str]:
     return texts[:limit]
 
 
-def file_sha256(path: str) -> str:
-    from ..data.datasets import sha256_file
-
-    return sha256_file(Path(path))
-
-
 def build(train_texts: Sequence[str], cfg, neighbours: dict[str, tuple[str, ...]]) -> TransferSet:
     """The transfer set of ``cfg`` (a recipe.TransferConfig) over ``train_texts``."""
     rng = np.random.default_rng(cfg.seed)

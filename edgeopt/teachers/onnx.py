@@ -175,7 +175,6 @@ class OnnxClassifier:
         self.tk.no_padding()
         self.tk.enable_truncation(self.max_len)
         self.types = {n: (np.int64 if "int64" in i.type else np.int32) for n, i in self.inputs.items()}
-        self.mask = mask_token(self.tk)
 
     def logits(self, texts, batch_size: int = 64) -> np.ndarray:
         from . import padded_batches
